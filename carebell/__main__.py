@@ -1,0 +1,3 @@
+from carebell.cli import main
+
+main()

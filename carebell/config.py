@@ -1,0 +1,127 @@
+"""Typed access to carebell's environment variables.
+
+Settings are read once at start-up. A value that cannot be understood stops the
+process with one line saying which variable and why, rather than a traceback or,
+worse, a silent fallback to something unsafe.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+from pathlib import Path
+
+PREFIX = "CAREBELL_"
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed. The message names the variable."""
+
+
+def env_str(name: str, default: str = "") -> str:
+    return os.environ.get(PREFIX + name, default).strip()
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    raw = env_str(name)
+    if not raw:
+        return default
+    lowered = raw.lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{PREFIX}{name} must be true or false, not {raw!r}")
+
+
+def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
+    raw = env_str(name)
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{PREFIX}{name} must be a whole number, not {raw!r}") from None
+    if minimum is not None and value < minimum:
+        raise ConfigError(f"{PREFIX}{name} must be at least {minimum}, not {value}")
+    return value
+
+
+def env_float(name: str, default: float) -> float:
+    raw = env_str(name)
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ConfigError(f"{PREFIX}{name} must be a number, not {raw!r}") from None
+
+
+def env_list(name: str, default: list[str]) -> list[str]:
+    raw = env_str(name)
+    if not raw:
+        return default
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def env_choice(name: str, choices: tuple[str, ...], default: str) -> str:
+    raw = env_str(name, default).lower()
+    if raw not in choices:
+        raise ConfigError(f"{PREFIX}{name} must be one of {', '.join(choices)}, not {raw!r}")
+    return raw
+
+
+def data_dir() -> Path:
+    path = Path(env_str("DATA_DIR", "var")).resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def database_config(default_sqlite: Path) -> dict:
+    """Django's DATABASES['default'] from CAREBELL_DATABASE_URL (SQLite by default)."""
+    import dj_database_url
+
+    url = env_str("DATABASE_URL") or f"sqlite:///{default_sqlite}"
+    if "://" not in url:
+        raise ConfigError(f"{PREFIX}DATABASE_URL is not a URL (expected e.g. postgres://…)")
+    try:
+        config = dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True)
+    except Exception as exc:  # dj-database-url raises bare ValueErrors and KeyErrors
+        raise ConfigError(f"{PREFIX}DATABASE_URL cannot be used: {exc}") from None
+    engine = config.get("ENGINE", "")
+    if engine.endswith("sqlite3"):
+        config["CONN_MAX_AGE"] = 0
+        # WAL lets the web process read while the worker writes; the busy timeout
+        # makes a writer wait for the lock instead of failing at once.
+        config["OPTIONS"] = {
+            "timeout": 20,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
+    elif "postgresql" not in engine:
+        raise ConfigError(f"{PREFIX}DATABASE_URL must be sqlite:// or postgres://, not {engine}")
+    return config
+
+
+def secret_key(debug: bool, directory: Path) -> str:
+    """The signing key. Required in production; generated once into the data dir for
+    development and the demo, so links stay valid across restarts."""
+    key = env_str("SECRET_KEY")
+    if key:
+        if not debug and len(key) < 50:
+            raise ConfigError(f"{PREFIX}SECRET_KEY must be at least 50 characters")
+        return key
+    if not debug:
+        raise ConfigError(f"{PREFIX}SECRET_KEY is required when {PREFIX}DEBUG is off")
+    path = directory / "secret_key"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(64))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def fail(error: ConfigError) -> None:
+    """Stop start-up with one line on stderr and exit status 2."""
+    sys.stderr.write(f"carebell: configuration error: {error}\n")
+    raise SystemExit(2)

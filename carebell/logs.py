@@ -1,0 +1,30 @@
+"""Structured log lines: `event key=value …`, carrying ids and never patient data.
+
+Callers pass identifiers as `extra={"ids": {...}}`; the formatter writes only those
+and the message, which by convention is a fixed event name (`outbox.sent`), never a
+sentence built from names, numbers or message bodies.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+
+class StructuredFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        fields = {
+            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "event": record.getMessage(),
+        }
+        ids = getattr(record, "ids", None)
+        if isinstance(ids, dict):
+            fields.update({k: v for k, v in ids.items() if v is not None})
+        if record.exc_info:
+            # The exception's type and where it happened, not its message: messages
+            # of database and provider errors can quote patient data.
+            exc_type = record.exc_info[0]
+            fields["error"] = exc_type.__name__ if exc_type else "unknown"
+        return json.dumps(fields, default=str, separators=(",", ":"))

@@ -1,0 +1,157 @@
+"""Django settings, all from the environment (see carebell.config and the README)."""
+
+from __future__ import annotations
+
+from carebell import config
+from carebell.config import ConfigError, env_bool, env_choice, env_int, env_list, env_str
+
+try:
+    DEBUG = env_bool("DEBUG", default=False)
+    DATA_DIR = config.data_dir()
+    SECRET_KEY = config.secret_key(DEBUG, DATA_DIR)
+    DATABASES = {"default": config.database_config(DATA_DIR / "carebell.sqlite3")}
+    ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost"] if DEBUG else [])
+    BASE_URL = env_str("BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+    SESSION_IDLE_SECONDS = env_int("SESSION_IDLE_SECONDS", 30 * 60, minimum=60)
+
+    # Providers. Without configuration nothing real is ever contacted: the defaults
+    # log (console) or go to the simulated phone and mailbox.
+    SMS_PROVIDER = env_choice("SMS_PROVIDER", ("twilio", "sim", "console"), "console")
+    VOICE_PROVIDER = env_choice("VOICE_PROVIDER", ("twilio", "sim", "console"), "console")
+    EMAIL_PROVIDER = env_choice("EMAIL_PROVIDER", ("smtp", "anymail", "sim", "console"), "console")
+    SIM_URL = env_str("SIM_URL", "http://127.0.0.1:8025")
+    TWILIO_ACCOUNT_SID = env_str("TWILIO_ACCOUNT_SID")
+    TWILIO_AUTH_TOKEN = env_str("TWILIO_AUTH_TOKEN")
+    TWILIO_FROM = env_str("TWILIO_FROM")
+    TWILIO_MESSAGING_SERVICE_SID = env_str("TWILIO_MESSAGING_SERVICE_SID")
+    TWILIO_BASE_URL = env_str("TWILIO_BASE_URL", "https://api.twilio.com").rstrip("/")
+    TWILIO_MESSAGES_PER_SECOND = config.env_float("TWILIO_MESSAGES_PER_SECOND", 1.0)
+    EMAIL_HOST = env_str("SMTP_HOST", "127.0.0.1")
+    EMAIL_PORT = env_int("SMTP_PORT", 25, minimum=1)
+    EMAIL_HOST_USER = env_str("SMTP_USER")
+    EMAIL_HOST_PASSWORD = env_str("SMTP_PASSWORD")
+    EMAIL_USE_TLS = env_bool("SMTP_STARTTLS", default=False)
+    EMAIL_USE_SSL = env_bool("SMTP_SSL", default=False)
+    EMAIL_TIMEOUT = env_int("SMTP_TIMEOUT", 20, minimum=1)
+    DEFAULT_FROM_EMAIL = env_str("EMAIL_FROM", "carebell@localhost")
+    ANYMAIL_ESP = env_str("ANYMAIL_ESP")
+    ANYMAIL = {
+        "WEBHOOK_SECRET": env_str("ANYMAIL_WEBHOOK_SECRET") or None,
+        "POSTMARK_SERVER_TOKEN": env_str("POSTMARK_SERVER_TOKEN") or None,
+        "SENDGRID_API_KEY": env_str("SENDGRID_API_KEY") or None,
+        "MAILGUN_API_KEY": env_str("MAILGUN_API_KEY") or None,
+        "MAILGUN_SENDER_DOMAIN": env_str("MAILGUN_SENDER_DOMAIN") or None,
+        "AMAZON_SES_CLIENT_PARAMS": {},
+    }
+    LOG_LEVEL = env_choice("LOG_LEVEL", ("debug", "info", "warning", "error"), "info").upper()
+except ConfigError as error:
+    config.fail(error)
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "carebell.sites",
+    "carebell.people",
+    "carebell.appointments",
+    "carebell.pharmacy",
+    "carebell.messaging",
+    "carebell.inbox",
+    "carebell.audit",
+    "carebell.formats",
+    "carebell.providers",
+    "carebell.demo",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "carebell.sites.middleware.IdleSessionTimeoutMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "carebell.urls"
+WSGI_APPLICATION = "carebell.wsgi.application"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en"
+LANGUAGES = [("en", "English"), ("es", "Español")]
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = DATA_DIR / "static"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        if DEBUG
+        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+    },
+}
+WHITENOISE_USE_FINDERS = DEBUG
+
+EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+
+# Sessions end after idle time (SPEC §10): the cookie is refreshed on every request
+# and expires SESSION_IDLE_SECONDS after the last one.
+SESSION_COOKIE_AGE = SESSION_IDLE_SECONDS
+SESSION_SAVE_EVERY_REQUEST = True
+SESSION_COOKIE_HTTPONLY = True
+CSRF_COOKIE_HTTPONLY = True
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+
+if not DEBUG:
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_SSL_REDIRECT = env_bool("SSL_REDIRECT", default=True)
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_HSTS_SECONDS = 31536000
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+    CSRF_TRUSTED_ORIGINS = [BASE_URL] if BASE_URL.startswith("https://") else []
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"structured": {"()": "carebell.logs.StructuredFormatter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "structured"}},
+    "root": {"handlers": ["console"], "level": "WARNING"},
+    "loggers": {
+        "carebell": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
+        "django.request": {"handlers": ["console"], "level": "ERROR", "propagate": False},
+    },
+}
