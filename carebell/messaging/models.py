@@ -1,0 +1,299 @@
+"""Message formats, automated-message rules, the outbox and what came back.
+
+Outbox rows are written only through carebell.messaging.actions (the one writer).
+"""
+
+from __future__ import annotations
+
+from django.db import models
+
+from carebell.core.vocab import BlockReason, Channel, Kind, OutboxStatus
+from carebell.fields import TimeStamped, choices, in_enum
+from carebell.people.models import LANGUAGES, Contact, ContactPoint, Patient
+from carebell.sites.models import Site
+
+PENDING = [OutboxStatus.SCHEDULED.value, OutboxStatus.QUEUED.value]
+
+
+class MessageTemplate(TimeStamped):
+    """A message format: what one kind of message says over one channel in one language."""
+
+    site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="templates")
+    channel = models.CharField(max_length=8, choices=choices(Channel))
+    kind = models.CharField(max_length=32, choices=choices(Kind))
+    language = models.CharField(max_length=8, choices=LANGUAGES, default="en")
+    name = models.CharField(max_length=200, help_text="Subject for email; a label otherwise.")
+    subject = models.CharField(max_length=200, blank=True)
+    body = models.TextField(help_text="Plain text (email text part, SMS, or call script).")
+    html_body = models.TextField(blank=True)
+    is_group = models.BooleanField(default=False)
+    in_use = models.BooleanField(
+        default=True, help_text="The format the automated messages use for this kind."
+    )
+    is_default = models.BooleanField(default=False, help_text="Unchanged from carebell's default.")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["site", "kind", "channel", "language"],
+                condition=models.Q(in_use=True),
+                name="one_template_in_use",
+            ),
+            models.CheckConstraint(
+                condition=in_enum("channel", Channel), name="template_channel_valid"
+            ),
+            models.CheckConstraint(condition=in_enum("kind", Kind), name="template_kind_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} / {self.channel} / {self.language}: {self.name}"
+
+
+class AutomatedMessage(TimeStamped):
+    """A rule: which kind of message goes when, over which channels (SPEC §5)."""
+
+    site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="automated_messages")
+    kind = models.CharField(max_length=32, choices=choices(Kind))
+    name = models.CharField(max_length=200)
+    enabled = models.BooleanField(default=False)
+    offsets = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='Timing, e.g. [{"days": 3}] or [{"days": 1}, {"hours": 2}] before the event.',
+    )
+    channels = models.JSONField(default=list, blank=True, help_text="Empty = the site's settings.")
+    filters = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="appointment_types, providers, locations, drug classes; empty = all.",
+    )
+    settings_override = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=in_enum("kind", Kind), name="rule_kind_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class OutboxMessage(models.Model):
+    """One message to one contact point: planned, sent, or ended with a reason."""
+
+    site = models.ForeignKey(Site, on_delete=models.PROTECT, related_name="+")
+    patient = models.ForeignKey(
+        Patient, null=True, blank=True, on_delete=models.PROTECT, related_name="outbox"
+    )
+    contact = models.ForeignKey(
+        Contact, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    contact_point = models.ForeignKey(
+        ContactPoint, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    to_address = models.CharField(max_length=254)
+    channel = models.CharField(max_length=8, choices=choices(Channel))
+    kind = models.CharField(max_length=32, choices=choices(Kind))
+    priority = models.SmallIntegerField(default=5, help_text="Lower goes first.")
+    rule = models.ForeignKey(
+        AutomatedMessage, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    template = models.ForeignKey(
+        MessageTemplate, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    language = models.CharField(max_length=8, default="en")
+    entity_type = models.CharField(max_length=24, blank=True)
+    entity_id = models.BigIntegerField(null=True, blank=True)
+    entity_name = models.CharField(max_length=200, blank=True)
+    entity_ids = models.JSONField(
+        default=list, blank=True, help_text="All entities of a combined message."
+    )
+    event_at = models.DateTimeField(null=True, blank=True, help_text="When the subject happens.")
+    dedupe_key = models.CharField(max_length=200, null=True, blank=True, unique=True)
+    planned_at = models.DateTimeField(help_text="Not before this instant.")
+    due_at = models.DateTimeField(help_text="When the dispatcher may next take it.")
+    status = models.CharField(
+        max_length=12, choices=choices(OutboxStatus), default=OutboxStatus.SCHEDULED
+    )
+    block_reason = models.CharField(max_length=20, choices=choices(BlockReason), blank=True)
+    reasons = models.JSONField(default=list, blank=True, help_text="Why: reason codes and details.")
+    subject = models.CharField(max_length=300, blank=True)
+    body = models.TextField(blank=True)
+    html_body = models.TextField(blank=True)
+    segments = models.PositiveSmallIntegerField(default=0)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    provider = models.CharField(max_length=32, blank=True)
+    provider_message_id = models.CharField(max_length=100, blank=True)
+    error_code = models.CharField(max_length=32, blank=True)
+    error_message = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+    sent_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=in_enum("status", OutboxStatus), name="outbox_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=in_enum("channel", Channel), name="outbox_channel_valid"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(block_reason="") | models.Q(status=OutboxStatus.BLOCKED.value),
+                name="block_reason_only_when_blocked",
+            ),
+        ]
+        indexes = [
+            # The dispatcher's claim scans only rows still to send, by due time.
+            models.Index(
+                fields=["due_at"],
+                condition=models.Q(status__in=[*PENDING, OutboxStatus.SENDING.value]),
+                name="outbox_due",
+            ),
+            models.Index(fields=["site", "planned_at"]),
+            models.Index(fields=["entity_type", "entity_id"]),
+            models.Index(fields=["patient", "planned_at"]),
+            models.Index(fields=["provider_message_id"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.channel} #{self.pk}"
+
+
+class DeliveryAttempt(models.Model):
+    """One hand-over to a provider. Saved before the call so its id can go in the
+    status-callback URL and reconcile a crash between the call and the commit."""
+
+    message = models.ForeignKey(
+        OutboxMessage, on_delete=models.PROTECT, related_name="delivery_attempts"
+    )
+    number = models.PositiveSmallIntegerField()
+    provider = models.CharField(max_length=32)
+    idempotency_key = models.CharField(max_length=64, unique=True)
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    provider_message_id = models.CharField(max_length=100, blank=True)
+    status = models.CharField(max_length=16, default="started")
+    error_code = models.CharField(max_length=32, blank=True)
+    error_message = models.CharField(max_length=300, blank=True)
+    permanent = models.BooleanField(default=False)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["message", "number"], name="attempt_number_unique")
+        ]
+        indexes = [models.Index(fields=["provider_message_id"])]
+
+    def __str__(self) -> str:
+        return f"attempt {self.number} of {self.message_id}"
+
+
+class MessageEvent(models.Model):
+    """The history of an outbox row: each status it took and why."""
+
+    message = models.ForeignKey(OutboxMessage, on_delete=models.CASCADE, related_name="events")
+    at = models.DateTimeField()
+    status = models.CharField(max_length=12, choices=choices(OutboxStatus))
+    reasons = models.JSONField(default=list, blank=True)
+    note = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.status} at {self.at:%Y-%m-%d %H:%M}"
+
+
+class ProviderEvent(models.Model):
+    """A provider's status callback, kept once per (provider, message id, status)."""
+
+    provider = models.CharField(max_length=32)
+    provider_message_id = models.CharField(max_length=100)
+    status = models.CharField(max_length=16)
+    attempt = models.ForeignKey(
+        DeliveryAttempt, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    error_code = models.CharField(max_length=32, blank=True)
+    received_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["provider", "provider_message_id", "status"], name="provider_event_once"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.provider} {self.status}"
+
+
+class InboundMessage(models.Model):
+    """An SMS, email or keypress from a contact, stored raw and classified."""
+
+    class Intent(models.TextChoices):
+        OPT_OUT = "opt_out"
+        OPT_IN = "opt_in"
+        HELP = "help"
+        CONFIRM = "confirm"
+        CANCEL = "cancel"
+        POSSIBLE_OPT_OUT = "possible_opt_out"
+        CHOICE = "choice"
+        FREE_TEXT = "free_text"
+
+    site = models.ForeignKey(Site, null=True, on_delete=models.PROTECT, related_name="+")
+    channel = models.CharField(max_length=8, choices=choices(Channel))
+    provider = models.CharField(max_length=32)
+    provider_message_id = models.CharField(max_length=100)
+    from_address = models.CharField(max_length=254)
+    to_address = models.CharField(max_length=254)
+    body = models.TextField(blank=True)
+    raw = models.JSONField(default=dict)
+    intent = models.CharField(max_length=20, choices=Intent.choices, default=Intent.FREE_TEXT)
+    received_at = models.DateTimeField()
+    conversation = models.ForeignKey(
+        "inbox.Conversation",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="inbound",
+    )
+    needs_review = models.BooleanField(default=False)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["provider", "provider_message_id"], name="inbound_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"inbound {self.channel} #{self.pk}"
+
+
+class OutboundEvent(models.Model):
+    """An event for the source system's signed webhook feed (SPEC §9)."""
+
+    site = models.ForeignKey(Site, on_delete=models.PROTECT, related_name="+")
+    event_type = models.CharField(max_length=48)
+    payload = models.JSONField()
+    created_at = models.DateTimeField()
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        indexes = [models.Index(fields=["delivered_at", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} #{self.pk}"
+
+
+class PlannerLease(models.Model):
+    """Who runs the planner, where no advisory lock exists (SQLite): one row per task."""
+
+    name = models.CharField(max_length=32, unique=True)
+    holder = models.CharField(max_length=100)
+    expires_at = models.DateTimeField()
+    last_daily_run = models.JSONField(default=dict, blank=True, help_text="site id → local date")
+
+    def __str__(self) -> str:
+        return self.name
