@@ -1,0 +1,334 @@
+"""The one interface every delivery provider implements.
+
+A provider *declares* what it can do (`Limits`: channels, body length, segments,
+rate, idempotency) and fills in hooks; the base class runs the template method
+(`send_batch`), applies the declared limits once, and turns every failure into a
+`SendResult` so a message is never lost between "claimed" and "recorded".
+
+Shape borrowed from django-anymail (base backend + hooks, "unsupported" is an error)
+and Apprise (limits as data); one exception type with a `permanent` flag as in
+healthchecks' transports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from typing import Any, ClassVar
+
+import aiohttp
+from django.utils import timezone
+
+from carebell.core.vocab import Channel
+
+log = logging.getLogger("carebell.providers")
+
+#: Words a SendResult may carry (the provider's view right after the send call).
+SEND_STATUSES = ("queued", "sent", "delivered", "failed")
+#: Words a StatusUpdate carries: carebell's outbox statuses a provider can report.
+UPDATE_STATUSES = ("sent", "delivered", "undelivered", "failed")
+
+
+@dataclass
+class OutgoingMessage:
+    """One attempt to deliver one message, as the dispatcher hands it over.
+
+    `attempt_id` is the id of the attempt row saved *before* the call; it travels in
+    the status-callback URL and is the provider-side idempotency key's basis, so a
+    crash between "provider accepted" and "we committed" can be reconciled.
+    """
+
+    attempt_id: int
+    channel: Channel | str
+    to: str
+    sender: str
+    body: str
+    subject: str = ""
+    html: str = ""
+    language: str = "en"
+    status_callback_url: str = ""
+    idempotency_key: str = ""
+    headers: dict[str, str] = field(default_factory=dict)
+    site_id: int = 0
+    kind: str = ""
+
+
+@dataclass
+class SendResult:
+    """What became of one `OutgoingMessage`.
+
+    `accepted` means the provider took responsibility for the message (a
+    `provider_message_id` is then set). When not accepted, `permanent` says whether
+    retrying can ever help and `retry_after` (seconds) how long to wait first;
+    `opt_out` asks carebell to opt the recipient out (e.g. Twilio 21610).
+    """
+
+    attempt_id: int
+    accepted: bool
+    provider_message_id: str = ""
+    status: str = "queued"
+    error_code: str = ""
+    error_message: str = ""
+    permanent: bool = False
+    retry_after: float | None = None
+    opt_out: bool = False
+
+    @classmethod
+    def from_error(cls, attempt_id: int, error: ProviderError) -> SendResult:
+        """The result for an attempt that failed with `error`."""
+        return cls(
+            attempt_id=attempt_id,
+            accepted=False,
+            status="failed",
+            error_code=error.code,
+            error_message=error.message,
+            permanent=error.permanent,
+            retry_after=error.retry_after,
+            opt_out=error.opt_out,
+        )
+
+
+@dataclass
+class StatusUpdate:
+    """A delivery report from a provider, in carebell's words.
+
+    `status` is one of UPDATE_STATUSES. `event_id` identifies the report itself so a
+    retried or duplicated callback can be recognised and ignored; `attempt_id` is
+    known when the callback URL carried it.
+    """
+
+    provider_message_id: str
+    status: str
+    attempt_id: int | None = None
+    error_code: str = ""
+    permanent: bool = False
+    opt_out: bool = False
+    event_id: str = ""
+    provider_status: str = ""
+
+
+class ProviderError(Exception):
+    """The one failure type of the provider layer.
+
+    `permanent` failures are never retried (invalid number, unsubscribed recipient);
+    transient ones are retried with backoff, not before `retry_after` seconds when
+    the provider said so (HTTP 429/503 Retry-After).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        permanent: bool,
+        code: str = "",
+        retry_after: float | None = None,
+        opt_out: bool = False,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.permanent = permanent
+        self.code = code
+        self.retry_after = retry_after
+        self.opt_out = opt_out
+
+
+class Unsupported(ProviderError):
+    """The provider cannot do what was asked (a channel, a lookup, an attachment).
+
+    Raised rather than silently dropping the feature; always permanent.
+    """
+
+    def __init__(self, feature: str) -> None:
+        super().__init__(f"unsupported: {feature}", permanent=True, code="unsupported")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What a provider can do, declared as data and applied once by the base class."""
+
+    channels: frozenset[Channel]
+    max_body_chars: int | None = None
+    max_segments: int | None = None
+    #: Per sender; enforced by the dispatcher across all workers, not here.
+    messages_per_second: float | None = None
+    supports_idempotency: bool = False
+    supports_lookup: bool = False
+    #: Requests in flight at once within one `send_batch`.
+    max_concurrency: int = 32
+
+
+class Provider:
+    """Base class: declare `name` and `limits`, then fill in the hooks.
+
+    Hooks: `send_one` (required), `parse_status`, `verify_signature`, `lookup`.
+    Every hook a provider does not implement raises `Unsupported`.
+    """
+
+    name: ClassVar[str] = "base"
+    limits: ClassVar[Limits] = Limits(channels=frozenset())
+
+    async def send_batch(
+        self, session: aiohttp.ClientSession | None, messages: list[OutgoingMessage]
+    ) -> list[SendResult]:
+        """Send `messages` concurrently (at most `limits.max_concurrency` at once).
+
+        Returns one SendResult per message, in the same order. Never raises for a
+        single message's failure: every exception becomes a failed SendResult.
+        """
+        if not messages:
+            return []
+        gate = asyncio.Semaphore(self.limits.max_concurrency)
+
+        async def guarded(message: OutgoingMessage) -> SendResult:
+            async with gate:
+                return await self._send_safely(active, message)
+
+        async with self.client_session(session) as active:
+            return list(await asyncio.gather(*(guarded(m) for m in messages)))
+
+    async def send_one(
+        self, session: aiohttp.ClientSession, message: OutgoingMessage
+    ) -> SendResult:
+        """Hook: send one message; raise ProviderError on failure."""
+        raise Unsupported(f"{self.name} sending")
+
+    def parse_status(
+        self, data: Mapping[str, Any], attempt_id: int | None = None
+    ) -> StatusUpdate | None:
+        """Hook: a provider's delivery report as a StatusUpdate, or None when the
+        report carries nothing carebell records (e.g. an intermediate 'sending')."""
+        raise Unsupported(f"{self.name} status reports")
+
+    def verify_signature(self, url: str, params: Any, headers: Mapping[str, str]) -> bool:
+        """Hook: True only when the webhook request really comes from the provider.
+
+        `url` is the full URL as the provider called it, `params` the form fields
+        (a dict, a QueryDict/MultiDict, or a list of pairs) or the raw body text.
+        """
+        raise Unsupported(f"{self.name} webhook signatures")
+
+    async def lookup(
+        self,
+        session: aiohttp.ClientSession | None,
+        *,
+        provider_message_id: str = "",
+        idempotency_key: str = "",
+    ) -> SendResult | None:
+        """Hook: what the provider knows of an earlier attempt, or None if nothing.
+
+        Used to reconcile after a crash: an attempt is resent only when the provider
+        has no record of it.
+        """
+        raise Unsupported(f"{self.name} lookup")
+
+    def check_limits(self, message: OutgoingMessage) -> None:
+        """Raise a permanent ProviderError when `message` exceeds the declared limits."""
+        if Channel(message.channel) not in self.limits.channels:
+            raise Unsupported(f"{self.name} channel {message.channel}")
+        limit = self.limits.max_body_chars
+        if limit is not None and len(message.body) > limit:
+            raise ProviderError(
+                f"body longer than {limit} characters", permanent=True, code="body_too_long"
+            )
+        if self.limits.max_segments is not None:
+            self._check_segments(message.body, self.limits.max_segments)
+
+    @staticmethod
+    def _check_segments(body: str, limit: int) -> None:
+        segments = count_sms_segments(body)
+        if segments > limit:
+            raise ProviderError(
+                f"body needs {segments} segments, limit {limit}",
+                permanent=True,
+                code="too_many_segments",
+            )
+
+    @contextlib.asynccontextmanager
+    async def client_session(
+        self, session: aiohttp.ClientSession | None
+    ) -> AsyncIterator[aiohttp.ClientSession]:
+        """The caller's session (kept open, for keep-alive across batches) or a
+        short-lived one for this call."""
+        if session is not None:
+            yield session
+            return
+        async with aiohttp.ClientSession(timeout=DEFAULT_TIMEOUT) as own:
+            yield own
+
+    async def _send_safely(
+        self, session: aiohttp.ClientSession, message: OutgoingMessage
+    ) -> SendResult:
+        try:
+            self.check_limits(message)
+            return await self.send_one(session, message)
+        except ProviderError as error:
+            return SendResult.from_error(message.attempt_id, error)
+        except (aiohttp.ClientError, TimeoutError) as error:
+            # The request may have reached the provider: transient, and the
+            # dispatcher reconciles (lookup / idempotency key) before resending.
+            return SendResult.from_error(message.attempt_id, network_error(error))
+        except Exception as error:
+            log.exception(
+                "provider.unexpected_error",
+                extra={"ids": {"provider": self.name, "attempt_id": message.attempt_id}},
+            )
+            return SendResult.from_error(
+                message.attempt_id,
+                ProviderError(type(error).__name__, permanent=False, code="internal"),
+            )
+
+
+DEFAULT_TIMEOUT = aiohttp.ClientTimeout(total=30, connect=10)
+
+
+def network_error(error: BaseException) -> ProviderError:
+    """A transport failure (connection refused, reset, timeout): always transient."""
+    return ProviderError(type(error).__name__, permanent=False, code="network")
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds to wait from an HTTP Retry-After header (delta-seconds or HTTP-date,
+    RFC 9110 §10.2.3); None when absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (when - timezone.now()).total_seconds())
+
+
+def count_sms_segments(body: str) -> int:
+    """SMS segments of `body`, by carebell's segment counter (SPEC §6.3) when it is
+    installed, else a close estimate (ASCII as GSM-7 153-septet parts, anything else
+    as UCS-2 67-unit parts) so a provider's declared limit still holds."""
+    try:
+        from carebell.core.segments import count_segments  # type: ignore[attr-defined]
+    except ImportError:
+        return _estimate_segments(body)
+    counted = count_segments(body)
+    return int(getattr(counted, "segments", counted))
+
+
+def _estimate_segments(body: str) -> int:
+    if body.isascii():
+        return 1 if len(body) <= 160 else math.ceil(len(body) / 153)
+    units = len(body.encode("utf-16-le")) // 2
+    return 1 if units <= 70 else math.ceil(units / 67)
+
+
+def header(headers: Mapping[str, str], name: str) -> str:
+    """A header by case-insensitive name from any mapping ('' when absent)."""
+    wanted = name.lower()
+    for key, value in headers.items():
+        if key.lower() == wanted:
+            return value
+    return ""
