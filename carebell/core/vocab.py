@@ -335,3 +335,17 @@ class Preference(StrEnum):
             return ()
         parts = self.value.replace("|", "+").split("+")
         return tuple(sorted((Channel(p) for p in parts), key=lambda c: c.cost_rank))
+
+
+class OffsetUnit(StrEnum):
+    """How an appointment message's timing is counted back from the start (SPEC §5.1)."""
+
+    DAYS = "days"
+    HOURS = "hours"
+
+
+class PatientEvent(StrEnum):
+    """When a pharmacy applies patient defaults and sends the welcome (SPEC §3.4, §5.5)."""
+
+    ADDED = "added"
+    CONSENTED = "consented"
