@@ -1,0 +1,243 @@
+"""Who receives a message and over which channel (SPEC §3.2–§3.3, §3.5).
+
+`choose_channels` answers for one contact and one kind: the deliveries (channel and
+contact point) to make, or the reasons there are none. `plan_recipients` does it for
+all the contacts of a patient and makes sure one contact point never gets two copies
+of the same message. Both are on the nightly planner's hot path: they allocate little
+and never raise for a data problem — every problem is a reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date
+
+from carebell.core.reasons import Code, Reason, reason
+from carebell.core.vocab import (
+    KIND_CATEGORY,
+    PHONE_CHANNELS,
+    Authority,
+    Category,
+    Channel,
+    Kind,
+    Preference,
+)
+from carebell.core.windows import DeliverySettings
+
+ALL_CHANNELS = frozenset(Channel)
+
+
+@dataclass(frozen=True, slots=True)
+class ContactPointFacts:
+    """One phone number or email address of a contact, as stored.
+
+    `value` is E.164 or a normalised address ("" when missing); `parses` is False when
+    the stored text could not be read as one; `opted_out` and `consented` hold the
+    channels for which the point is opted out / has recorded consent.
+    """
+
+    value: str
+    parses: bool = True
+    verified: bool = False
+    opted_out: frozenset[Channel] = frozenset()
+    consented: frozenset[Channel] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class ContactFacts:
+    """A contact of a patient with what eligibility needs (SPEC §3.1)."""
+
+    contact_id: object
+    patient_id: object = None
+    position: int = 1
+    authority: Authority = Authority.BLANK
+    end_date: date | None = None
+    preferences: Mapping[Category, Preference] = field(default_factory=dict)
+    mobile: ContactPointFacts | None = None
+    home: ContactPointFacts | None = None
+    email: ContactPointFacts | None = None
+    zone: str | None = None  # the contact's IANA zone when known (quiet hours)
+
+    def points_for(self, channel: Channel) -> tuple[ContactPointFacts | None, ...]:
+        """The contact points that can carry `channel`, in the order they are tried.
+        Calls go to the home phone first (a landline is what a voice call is for)."""
+        if channel is Channel.EMAIL:
+            return (self.email,)
+        if channel is Channel.SMS:
+            return (self.mobile,)
+        return (self.home, self.mobile)
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """Send one copy over `channel` to `address`, for `contact_id`."""
+
+    contact_id: object
+    channel: Channel
+    address: str
+
+
+@dataclass(frozen=True, slots=True)
+class ContactChoice:
+    """The decision for one contact: deliveries to make and the reasons behind them.
+    Reasons explain exclusions (of the contact or of single channels) and detours."""
+
+    contact_id: object
+    deliveries: tuple[Delivery, ...]
+    reasons: tuple[Reason, ...] = ()
+
+    @property
+    def eligible(self) -> bool:
+        return bool(self.deliveries)
+
+
+# Preference properties parse their value; the hot path reads these tables instead.
+_PREF_CHANNELS = {p: p.channels for p in Preference}
+_PREF_LADDER = {p: p.is_ladder for p in Preference}
+_OPTED_OUT = {
+    Channel.EMAIL: Code.OPTED_OUT_EMAIL,
+    Channel.SMS: Code.OPTED_OUT_SMS,
+    Channel.CALL: Code.OPTED_OUT_CALL,
+}
+_CHANNEL_REASONS: dict[tuple[Code, Channel], Reason] = {}
+
+
+def _channel_reason(code: Code, channel: Channel) -> Reason:
+    found = _CHANNEL_REASONS.get((code, channel))
+    if found is None:
+        found = _CHANNEL_REASONS[(code, channel)] = reason(code, channel=channel)
+    return found
+
+
+def point_problem(
+    point: ContactPointFacts | None, channel: Channel, settings: DeliverySettings
+) -> Reason | None:
+    """None when `point` may carry `channel` under the site's settings, else why not:
+    no_contact_point, contact_point_unparseable, opted_out_*, not_verified, no_consent."""
+    if point is None or not point.value:
+        return _channel_reason(Code.NO_CONTACT_POINT, channel)
+    if not point.parses:
+        return _channel_reason(Code.CONTACT_POINT_UNPARSEABLE, channel)
+    if channel in point.opted_out:
+        return _channel_reason(_OPTED_OUT[channel], channel)
+    if settings.only_verified and not point.verified:
+        return _channel_reason(Code.NOT_VERIFIED, channel)
+    if settings.require_opt_in and channel in PHONE_CHANNELS and channel not in point.consented:
+        return _channel_reason(Code.NO_CONSENT, channel)
+    return None
+
+
+def usable_point(
+    contact: ContactFacts, channel: Channel, settings: DeliverySettings
+) -> tuple[ContactPointFacts | None, Reason | None]:
+    """The first contact point that may carry `channel`, else (None, the first problem)."""
+    first: Reason | None = None
+    for point in contact.points_for(channel):
+        problem = point_problem(point, channel, settings)
+        if problem is None:
+            return point, None
+        if first is None or first.code is Code.NO_CONTACT_POINT:
+            first = problem
+    return None, first
+
+
+def contact_problem(contact: ContactFacts, category: Category, today: date) -> Reason | None:
+    """None when the contact may receive `category` messages at all (authority, end
+    date, preference set and not "no contact"), else the reason."""
+    if contact.authority == Authority.NONE:
+        return reason(Code.CONTACT_AUTHORITY_NONE)
+    if contact.end_date is not None and contact.end_date <= today:
+        return reason(Code.CONTACT_END_DATED, end_date=contact.end_date)
+    pref = contact.preferences.get(category, Preference.BLANK)
+    if pref == Preference.BLANK:
+        return reason(Code.NO_PREFERENCE, category=category)
+    if pref == Preference.NONE:
+        return reason(Code.PREFERENCE_NONE, category=category)
+    return None
+
+
+def choose_channels(
+    contact: ContactFacts, kind: Kind, settings: DeliverySettings, today: date
+) -> ContactChoice:
+    """The deliveries for `contact` of a `kind` message on the site's date `today`.
+
+    Channels are the contact's preference for the kind's category intersected with the
+    channels the site enables for the kind; a ladder uses only its first usable
+    channel, cheapest first. Raises ValueError for a kind without a category
+    (verification codes and replies are addressed directly, not chosen here).
+    """
+    category = KIND_CATEGORY.get(kind)
+    if category is None:
+        raise ValueError(f"{kind} is not governed by preferences")
+    problem = contact_problem(contact, category, today)
+    if problem is not None:
+        return ContactChoice(contact.contact_id, (), (problem,))
+    enabled = settings.kind_channels.get(kind, ALL_CHANNELS)
+    if not enabled:
+        return ContactChoice(contact.contact_id, (), (reason(Code.KIND_DISABLED, kind=kind),))
+    pref = contact.preferences[category]
+    if _PREF_LADDER[pref]:
+        return _climb(contact, kind, _PREF_CHANNELS[pref], enabled, settings)
+    return _each(contact, kind, _PREF_CHANNELS[pref], enabled, settings)
+
+
+def _each(contact, kind, channels, enabled, settings) -> ContactChoice:
+    deliveries, reasons = [], []
+    for channel in channels:
+        if channel not in enabled:
+            reasons.append(reason(Code.CHANNEL_DISABLED_FOR_KIND, kind=kind, channel=channel))
+            continue
+        point, problem = usable_point(contact, channel, settings)
+        if point is None:
+            reasons.append(problem)
+        else:
+            deliveries.append(Delivery(contact.contact_id, channel, point.value))
+    return ContactChoice(contact.contact_id, tuple(deliveries), tuple(reasons))
+
+
+def _climb(contact, kind, channels, enabled, settings) -> ContactChoice:
+    # A ladder ("email or text") uses the first rung, cheapest first, that can carry it.
+    skipped = []
+    for channel in channels:
+        if channel not in enabled:
+            skipped.append(reason(Code.CHANNEL_DISABLED_FOR_KIND, kind=kind, channel=channel))
+            continue
+        point, problem = usable_point(contact, channel, settings)
+        if point is not None:
+            used = (_channel_reason(Code.LADDER_STEP_USED, channel),) if skipped else ()
+            delivery = Delivery(contact.contact_id, channel, point.value)
+            return ContactChoice(contact.contact_id, (delivery,), (*skipped, *used))
+        skipped.append(problem)
+    return ContactChoice(contact.contact_id, (), tuple(skipped))
+
+
+def dedupe(choices: Iterable[ContactChoice]) -> tuple[ContactChoice, ...]:
+    """Drop every delivery to a (channel, address) already used by an earlier choice,
+    with reason duplicate_contact_point, so one contact point gets one copy."""
+    seen: set[tuple[Channel, str]] = set()
+    out = []
+    for choice in choices:
+        kept, dropped = [], []
+        for d in choice.deliveries:
+            key = (d.channel, d.address)
+            if key in seen:
+                dropped.append(reason(Code.DUPLICATE_CONTACT_POINT, channel=d.channel, address=d.address))
+            else:
+                seen.add(key)
+                kept.append(d)
+        out.append(choice if not dropped else _replace(choice, kept, dropped))
+    return tuple(out)
+
+
+def _replace(choice: ContactChoice, kept: list, dropped: list) -> ContactChoice:
+    return ContactChoice(choice.contact_id, tuple(kept), (*choice.reasons, *dropped))
+
+
+def plan_recipients(
+    contacts: Iterable[ContactFacts], kind: Kind, settings: DeliverySettings, today: date
+) -> tuple[ContactChoice, ...]:
+    """`choose_channels` for every contact of a patient (in position order), then
+    `dedupe`: every eligible contact is told, each contact point once."""
+    ordered = sorted(contacts, key=lambda c: c.position)
+    return dedupe(choose_channels(c, kind, settings, today) for c in ordered)

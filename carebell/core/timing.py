@@ -1,0 +1,148 @@
+"""When appointment messages go out (SPEC §5.1).
+
+Day offsets ("3 days before") go at the first allowed instant of the target day;
+hour offsets ("2 hours before") at the exact instant if it is allowed. When that is not
+possible the message moves to the latest allowed instant *before* the target — never
+after the appointment, never before the planning time `now` — and is skipped, with a
+reason, when no such instant remains.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from carebell.core.reasons import Code, Reason, reason
+from carebell.core.vocab import AppointmentStatus, Channel, OffsetUnit
+from carebell.core.windows import DeliveryPolicy
+
+_TICK = timedelta(microseconds=1)
+_MIDNIGHT = time(0)
+
+
+@dataclass(frozen=True, slots=True)
+class AppointmentFacts:
+    """An appointment as planning needs it; `start` is an aware datetime."""
+
+    appointment_id: object
+    patient_id: object
+    site_id: object
+    start: datetime
+    status: AppointmentStatus = AppointmentStatus.BOOKED
+
+
+@dataclass(frozen=True, slots=True)
+class Offset:
+    """How long before the appointment a message is due: `amount` days or hours."""
+
+    amount: int
+    unit: OffsetUnit = OffsetUnit.DAYS
+
+    def __post_init__(self) -> None:
+        if self.amount < 0:
+            raise ValueError("an offset counts back from the appointment; it cannot be negative")
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """A planned instant (UTC) or None when skipped; `target` is the instant the rule
+    aimed at (the last instant of the target day, for day offsets)."""
+
+    at: datetime | None
+    target: datetime | None
+    reasons: tuple[Reason, ...] = ()
+
+    @property
+    def planned(self) -> bool:
+        return self.at is not None
+
+
+def skip(code: Code, target: datetime | None = None, **params: object) -> Plan:
+    """A Plan that sends nothing, for `code`."""
+    return Plan(None, target, (reason(code, **params),))
+
+
+def plan_appointment_message(
+    policy: DeliveryPolicy,
+    channel: Channel,
+    appointment: AppointmentFacts,
+    offset: Offset,
+    now: datetime,
+    recipient_zone: ZoneInfo | None = None,
+) -> Plan:
+    """When to send a message `offset` before `appointment` over `channel`, planning
+    at `now`. Skips cancelled, closed and already-started appointments."""
+    status = appointment.status
+    if status in (AppointmentStatus.CANCELLED, AppointmentStatus.DELETED):
+        return skip(Code.APPOINTMENT_CANCELLED)
+    if not status.is_open:
+        return skip(Code.APPOINTMENT_NOT_OPEN, status=status)
+    if appointment.start <= now:
+        return skip(Code.APPOINTMENT_PASSED, start=appointment.start)
+    if offset.unit is OffsetUnit.HOURS:
+        return plan_hour_offset(policy, channel, appointment.start, offset.amount, now, recipient_zone)
+    return plan_day_offset(policy, channel, appointment.start, offset.amount, now, recipient_zone)
+
+
+def plan_day_offset(
+    policy: DeliveryPolicy,
+    channel: Channel,
+    start: datetime,
+    days: int,
+    now: datetime,
+    recipient_zone: ZoneInfo | None = None,
+) -> Plan:
+    """The first allowed instant on the site's date `days` before `start`, at or after
+    `now` and before `start`; else the latest allowed instant before that day (moved
+    earlier); else a skip (target_passed or no_allowed_time)."""
+    day = policy.local_date(start) - timedelta(days=days)
+    day_start = policy.local_instant(day, _MIDNIGHT)
+    target = min(policy.local_instant(day + timedelta(1), _MIDNIGHT), start) - _TICK
+    if target < now:
+        return skip(Code.TARGET_PASSED, target, target=target)
+    at = policy.earliest_allowed(channel, max(now, day_start), target, recipient_zone)
+    if at is not None:
+        return Plan(at, target)
+    return _move_earlier(policy, channel, target, day_start - _TICK, now, recipient_zone)
+
+
+def plan_hour_offset(
+    policy: DeliveryPolicy,
+    channel: Channel,
+    start: datetime,
+    hours: int,
+    now: datetime,
+    recipient_zone: ZoneInfo | None = None,
+) -> Plan:
+    """Exactly `hours` before `start` when allowed and not before `now`; else the latest
+    allowed instant before it (moved earlier); else a skip."""
+    target = min(start - timedelta(hours=hours), start - _TICK)
+    if target < now:
+        return skip(Code.TARGET_PASSED, target, target=target)
+    if policy.is_allowed(channel, target, recipient_zone):
+        return Plan(target, target)
+    return _move_earlier(policy, channel, target, target, now, recipient_zone)
+
+
+def _move_earlier(policy, channel, target, before, now, recipient_zone) -> Plan:
+    at = policy.latest_allowed(channel, before, now, recipient_zone) if before >= now else None
+    if at is None:
+        return skip(Code.NO_ALLOWED_TIME, target, not_before=now, target=target)
+    return Plan(at, target, (reason(Code.OUTSIDE_WINDOW_MOVED_EARLIER, target=target, at=at),))
+
+
+def change_reason(before: AppointmentFacts, after: AppointmentFacts) -> Reason | None:
+    """Why the pending messages of an appointment must be cancelled and replanned
+    after it changed from `before` to `after`, or None if they still stand."""
+    if after.status in (AppointmentStatus.CANCELLED, AppointmentStatus.DELETED):
+        return reason(Code.APPOINTMENT_CANCELLED)
+    if (before.start, before.site_id, before.patient_id) != (
+        after.start,
+        after.site_id,
+        after.patient_id,
+    ):
+        return reason(Code.APPOINTMENT_MOVED)
+    if before.status != after.status and not after.status.is_open:
+        return reason(Code.APPOINTMENT_NOT_OPEN, status=after.status)
+    return None

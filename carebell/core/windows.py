@@ -1,0 +1,320 @@
+"""Delivery windows, delivery days, quiet hours and time zones (SPEC §4).
+
+An instant is *allowed* for a channel when, on the site's wall clock, its weekday is a
+delivery day and its time of day lies inside the channel's window (both ends
+included); for SMS and calls it must also lie inside quiet hours (08:00–21:00) on the
+recipient's wall clock. Defining "allowed" on the wall clock, instant by instant, is
+what makes DST come out right in every zone: a window that opens inside a spring-
+forward gap opens when the clocks jump (nonexistent times move forward), and an
+instant is a single point in UTC, so an ambiguous wall time in a fold is planned once.
+
+Build one `DeliveryPolicy` per site and reuse it: it caches the zone and, per local
+day, the allowed intervals in UTC, so the nightly planner pays for a day once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
+from zoneinfo import ZoneInfo
+
+from carebell.core.reasons import Code, Reason, reason
+from carebell.core.vocab import PHONE_CHANNELS, CancellationMode, Channel, Kind, Weekday
+
+#: Recipient-protective quiet hours for SMS and calls, whatever a site configures
+#: (TCPA-style calling hours: not before 8 a.m. nor after 9 p.m. recipient local time).
+QUIET_START = time(8)
+QUIET_END = time(21)
+
+ALL_DAYS = frozenset(Weekday)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+_DAY = 86_400
+_TICK = timedelta(microseconds=1)
+_ONE_DAY = timedelta(days=1)
+#: How far a search for an allowed time may look before giving up (a year covers
+#: every weekly and seasonal pattern; only impossible settings get that far).
+MAX_SEARCH_DAYS = 370
+_SEARCH = timedelta(days=MAX_SEARCH_DAYS)
+
+Interval = tuple[datetime, datetime]  # closed, UTC
+
+
+@dataclass(frozen=True, slots=True)
+class TimeWindow:
+    """Local times of day between which messages may go out, both ends included."""
+
+    start: time
+    end: time
+
+    def __post_init__(self) -> None:
+        if self.start > self.end:
+            raise ValueError(f"window start {self.start} is after its end {self.end}")
+
+
+@dataclass(frozen=True)
+class DeliverySettings:
+    """A site's delivery settings (SPEC §4), as the Django layer reads them from rows.
+
+    `kind_channels` maps a kind to the channels the site enables for it; a kind that
+    is absent is enabled on every channel, one mapped to an empty set is disabled.
+    """
+
+    zone: str = "UTC"
+    email_sms_window: TimeWindow = TimeWindow(time(8), time(20))
+    call_window: TimeWindow = TimeWindow(time(9), time(19))
+    delivery_days: frozenset[Weekday] = ALL_DAYS
+    daily_process_start: time = time(8)
+    only_verified: bool = False
+    require_opt_in: bool = False
+    combine_siblings: bool = True
+    cancellation_mode: CancellationMode = CancellationMode.BY_REQUEST
+    cancellation_deadline_hours: int = 1
+    track_cancellations: bool = True
+    kind_channels: Mapping[Kind, frozenset[Channel]] = field(default_factory=dict)
+
+
+@lru_cache(maxsize=None)
+def zone_for(key: str) -> ZoneInfo:
+    """The ZoneInfo for an IANA key, built once per process."""
+    return ZoneInfo(key)
+
+
+def _seconds(t: time) -> int:
+    return t.hour * 3600 + t.minute * 60 + t.second
+
+
+def _at(seconds: int) -> datetime:
+    return EPOCH + timedelta(seconds=seconds)
+
+
+class DeliveryPolicy:
+    """A site's delivery settings compiled for fast, repeated questions.
+
+    Every method takes aware datetimes and returns aware UTC datetimes. A
+    `recipient_zone` of None means the recipient lives in the site's zone.
+    """
+
+    __slots__ = ("_cache", "_days", "_windows", "settings", "zone")
+
+    def __init__(self, settings: DeliverySettings) -> None:
+        self.settings = settings
+        self.zone = zone_for(settings.zone)
+        self._days = tuple(any(d.iso == i for d in settings.delivery_days) for i in range(8))
+        self._windows = {c: self._effective_window(c) for c in Channel}
+        self._cache: dict[tuple, tuple[Interval, ...]] = {}
+
+    def _effective_window(self, channel: Channel) -> tuple[int, int] | None:
+        # Quiet hours clip a wider configured window; an empty result disables the channel.
+        w = self.settings.call_window if channel is Channel.CALL else self.settings.email_sms_window
+        start, end = _seconds(w.start), _seconds(w.end)
+        if channel in PHONE_CHANNELS:
+            start, end = max(start, _seconds(QUIET_START)), min(end, _seconds(QUIET_END))
+        return (start, end) if start <= end else None
+
+    def local_date(self, at: datetime) -> date:
+        """The site's calendar date at instant `at`."""
+        return at.astimezone(self.zone).date()
+
+    def local_instant(self, day: date, wall: time, zone: ZoneInfo | None = None) -> datetime:
+        """The first instant at or after wall time `wall` on `day` (in `zone`, default the
+        site's): a nonexistent time moves forward to the end of the gap, an ambiguous one
+        is its first occurrence."""
+        z = zone or self.zone
+        naive = datetime.combine(day, wall)
+        first = naive.replace(tzinfo=z).astimezone(UTC)  # fold=0: the first occurrence
+        if first.astimezone(z).replace(tzinfo=None) == naive:
+            return first
+        found = _wall_intervals(z, day, _seconds(wall), _DAY - 1)
+        return found[0][0] if found else first
+
+    def is_allowed(
+        self, channel: Channel, at: datetime, recipient_zone: ZoneInfo | None = None
+    ) -> bool:
+        """True when `channel` may deliver at instant `at` (see the module docstring)."""
+        return self.why_not(channel, at, recipient_zone) is None
+
+    def why_not(
+        self, channel: Channel, at: datetime, recipient_zone: ZoneInfo | None = None
+    ) -> Reason | None:
+        """None when `at` is allowed for `channel`, else the first reason it is not:
+        not_delivery_day, quiet_hours or outside_window."""
+        wall = at.astimezone(self.zone)
+        if not self._days[wall.isoweekday()]:
+            return reason(Code.NOT_DELIVERY_DAY, day=wall.date())
+        window, tod = self._windows[channel], _time_of_day(wall)
+        if window is None or not window[0] <= tod <= window[1]:
+            return self._outside(channel, tod, at)
+        if channel in PHONE_CHANNELS and _other(recipient_zone, self.zone):
+            if not _in_quiet_hours_window(_time_of_day(at.astimezone(recipient_zone))):
+                return reason(Code.QUIET_HOURS, at=at)
+        return None
+
+    def _outside(self, channel: Channel, tod: float, at: datetime) -> Reason:
+        w = self.settings.call_window if channel is Channel.CALL else self.settings.email_sms_window
+        configured = _seconds(w.start) <= tod <= _seconds(w.end)
+        if configured and channel in PHONE_CHANNELS:
+            return reason(Code.QUIET_HOURS, at=at)
+        return reason(Code.OUTSIDE_WINDOW, at=at, channel=channel)
+
+    def allowed_intervals(
+        self, channel: Channel, day: date, recipient_zone: ZoneInfo | None = None
+    ) -> tuple[Interval, ...]:
+        """The allowed instants of the site's local `day` as closed UTC intervals, sorted."""
+        other = channel in PHONE_CHANNELS and _other(recipient_zone, self.zone)
+        key = (channel, day.toordinal(), recipient_zone.key if other else None)
+        found = self._cache.get(key)
+        if found is None:
+            found = self._compute(channel, day, recipient_zone if other else None)
+            self._cache[key] = found
+        return found
+
+    def _compute(self, channel: Channel, day: date, other: ZoneInfo | None) -> tuple[Interval, ...]:
+        window = self._windows[channel]
+        if window is None or not self._days[day.isoweekday()]:
+            return ()
+        own = _wall_intervals(self.zone, day, *window)
+        if other is None:
+            return own
+        quiet = (_seconds(QUIET_START), _seconds(QUIET_END))
+        near = [iv for d in range(-2, 3) for iv in _wall_intervals(other, day + timedelta(d), *quiet)]
+        return _intersect(own, near)
+
+    def latest_allowed(
+        self,
+        channel: Channel,
+        target: datetime,
+        not_before: datetime,
+        recipient_zone: ZoneInfo | None = None,
+    ) -> datetime | None:
+        """The latest allowed instant in [not_before, target], or None if there is none."""
+        if not_before > target:
+            return None
+        day = self.local_date(target) + _ONE_DAY
+        last = max(self.local_date(not_before), day - _SEARCH) - _ONE_DAY
+        best: datetime | None = None
+        while day >= last:
+            found = _latest_in(self.allowed_intervals(channel, day, recipient_zone), target)
+            if found is not None and (best is None or found > best):
+                # A fold at midnight can put the previous wall date later in UTC: look
+                # at one more day, then stop.
+                last = max(last, day - _ONE_DAY) if best is None else last
+                best = found
+            day -= _ONE_DAY
+        return best if best is not None and best >= not_before else None
+
+    def earliest_allowed(
+        self,
+        channel: Channel,
+        at: datetime,
+        not_after: datetime | None = None,
+        recipient_zone: ZoneInfo | None = None,
+    ) -> datetime | None:
+        """The earliest allowed instant in [at, not_after] (unbounded above if None,
+        within MAX_SEARCH_DAYS), or None if there is none."""
+        day = self.local_date(at) - _ONE_DAY
+        last = day + _SEARCH
+        if not_after is not None:
+            last = min(last, self.local_date(not_after) + _ONE_DAY)
+        best: datetime | None = None
+        while day <= last:
+            found = _earliest_in(self.allowed_intervals(channel, day, recipient_zone), at)
+            if found is not None and (best is None or found < best):
+                last = min(last, day + _ONE_DAY) if best is None else last
+                best = found
+            day += _ONE_DAY
+        if best is None or (not_after is not None and best > not_after):
+            return None
+        return best
+
+
+def _other(recipient_zone: ZoneInfo | None, zone: ZoneInfo) -> bool:
+    return recipient_zone is not None and recipient_zone.key != zone.key
+
+
+def _time_of_day(wall: datetime) -> float:
+    return wall.hour * 3600 + wall.minute * 60 + wall.second + wall.microsecond / 1e6
+
+
+def _in_quiet_hours_window(tod: float) -> bool:
+    return _seconds(QUIET_START) <= tod <= _seconds(QUIET_END)
+
+
+def _latest_in(intervals: tuple[Interval, ...], target: datetime) -> datetime | None:
+    for lo, hi in reversed(intervals):
+        if lo <= target:
+            return hi if hi < target else target
+    return None
+
+
+def _earliest_in(intervals: tuple[Interval, ...], at: datetime) -> datetime | None:
+    for lo, hi in intervals:
+        if hi >= at:
+            return lo if lo > at else at
+    return None
+
+
+def _intersect(a: tuple[Interval, ...], b: list[Interval]) -> tuple[Interval, ...]:
+    out = []
+    for lo1, hi1 in a:
+        for lo2, hi2 in b:
+            lo, hi = max(lo1, lo2), min(hi1, hi2)
+            if lo <= hi:
+                out.append((lo, hi))
+    return tuple(sorted(out))
+
+
+@lru_cache(maxsize=65_536)
+def _wall_intervals(zone: ZoneInfo, day: date, start: int, end: int) -> tuple[Interval, ...]:
+    """The UTC instants whose wall clock in `zone` reads `day` at a time of day within
+    [start, end] seconds, as closed intervals. Exact across any DST transition."""
+    base = (day.toordinal() - _EPOCH_ORDINAL) * _DAY
+    out: list[Interval] = []
+    for a, b, offset in _segments(zone, base):
+        lo, hi = max(a, base + start - offset), base + end - offset
+        hi_dt = _at(hi) if hi < b else _at(b) - _TICK
+        if _at(lo) <= hi_dt:
+            out.append((_at(lo), hi_dt))
+    return tuple(_merge(out))
+
+
+def _merge(intervals: list[Interval]) -> list[Interval]:
+    merged: list[Interval] = []
+    for lo, hi in intervals:
+        if merged and lo <= merged[-1][1] + _TICK:
+            merged[-1] = (merged[-1][0], max(hi, merged[-1][1]))
+        else:
+            merged.append((lo, hi))
+    return merged
+
+
+def _offset(zone: ZoneInfo, seconds: int) -> int:
+    return int(datetime.fromtimestamp(seconds, zone).utcoffset().total_seconds())
+
+
+def _segments(zone: ZoneInfo, base: int) -> list[tuple[int, int, int]]:
+    """Pieces [a, b) of constant UTC offset covering every instant whose wall date could
+    be the day starting at wall second `base` (offsets lie within −12 h … +14 h)."""
+    lo, hi = base - 15 * 3600, base + _DAY + 13 * 3600
+    pieces, a, off = [], lo, _offset(zone, lo)
+    for probe in range(lo + 3600, hi + 1, 3600):
+        nxt = _offset(zone, probe)
+        if nxt != off:
+            t = _transition(zone, probe - 3600, probe, off)
+            pieces.append((a, t, off))
+            a, off = t, nxt
+    pieces.append((a, hi, off))
+    return pieces
+
+
+def _transition(zone: ZoneInfo, before: int, after: int, offset: int) -> int:
+    # Binary search for the first second whose offset differs from `offset`.
+    while after - before > 1:
+        mid = (before + after) // 2
+        if _offset(zone, mid) == offset:
+            before = mid
+        else:
+            after = mid
+    return after
