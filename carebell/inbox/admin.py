@@ -1,0 +1,49 @@
+"""Admin for conversations, quick responses and staff notifications."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+
+from carebell.inbox.models import Conversation, QuickResponse, StaffNotification
+from carebell.sites.admin_scoping import SITE_FILTER, ScopedAdmin
+
+_INBOX = "sites.work_inbox"
+
+
+class InboxAdmin(ScopedAdmin):
+    staff_view_permission = _INBOX
+    staff_change_permission = _INBOX
+
+
+@admin.register(Conversation)
+class ConversationAdmin(InboxAdmin):
+    list_display = (
+        "address",
+        "channel",
+        "site",
+        "unread_count",
+        "last_message_at",
+        "assigned_to",
+        "assigned_department",
+    )
+    list_filter = ("channel", SITE_FILTER)
+    search_fields = ("address",)
+    list_select_related = ("site", "assigned_to", "assigned_department")
+    readonly_fields = ("unread_count", "last_message_at")
+
+
+@admin.register(QuickResponse)
+class QuickResponseAdmin(InboxAdmin):
+    list_display = ("name", "site", "updated_at")
+    list_filter = (SITE_FILTER,)
+    search_fields = ("name", "body")
+    list_select_related = ("site",)
+
+
+@admin.register(StaffNotification)
+class StaffNotificationAdmin(InboxAdmin):
+    list_display = ("created_at", "kind", "department", "site", "read_at", "emailed_at")
+    list_filter = ("kind", SITE_FILTER)
+    search_fields = ("kind", "text")
+    list_select_related = ("site", "department")
+    date_hierarchy = "created_at"

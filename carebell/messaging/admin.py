@@ -1,0 +1,152 @@
+"""Admin for message formats, automated-message rules, the outbox and its history.
+
+Outbox rows are written only through carebell.messaging.actions, so the queue and
+everything that records what happened to a message are read-only here.
+"""
+
+from __future__ import annotations
+
+from django.contrib import admin
+
+from carebell.messaging.models import (
+    AutomatedMessage,
+    DeliveryAttempt,
+    InboundMessage,
+    MessageEvent,
+    MessageTemplate,
+    OutboundEvent,
+    OutboxMessage,
+    PlannerLease,
+    ProviderEvent,
+)
+from carebell.sites.admin_scoping import (
+    SITE_FILTER,
+    AppendOnlyAdmin,
+    AppendOnlyTabularInline,
+    ScopedAdmin,
+)
+
+_QUEUE = "sites.view_queue"
+
+
+@admin.register(MessageTemplate)
+class MessageTemplateAdmin(ScopedAdmin):
+    list_display = ("name", "kind", "channel", "language", "site", "in_use", "is_default")
+    list_filter = ("kind", "channel", "language", "in_use", "is_default", SITE_FILTER)
+    search_fields = ("name", "subject", "body")
+    list_select_related = ("site",)
+    staff_view_permission = "sites.manage_templates"
+    staff_change_permission = "sites.manage_templates"
+
+
+@admin.register(AutomatedMessage)
+class AutomatedMessageAdmin(ScopedAdmin):
+    list_display = ("name", "kind", "enabled", "offsets", "channels", "site")
+    list_filter = ("enabled", "kind", SITE_FILTER)
+    search_fields = ("name", "kind")
+    list_select_related = ("site",)
+    staff_view_permission = "sites.view_automated_messages"
+    staff_change_permission = "sites.edit_automated_messages"
+
+
+class DeliveryAttemptInline(AppendOnlyTabularInline):
+    model = DeliveryAttempt
+    site_path = "message__site"
+    fields = (
+        "number",
+        "provider",
+        "status",
+        "started_at",
+        "finished_at",
+        "provider_message_id",
+        "error_code",
+        "permanent",
+    )
+    readonly_fields = fields
+    show_change_link = False
+    staff_view_permission = _QUEUE
+
+
+class MessageEventInline(AppendOnlyTabularInline):
+    model = MessageEvent
+    site_path = "message__site"
+    fields = ("at", "status", "reasons", "note")
+    readonly_fields = fields
+    show_change_link = False
+    staff_view_permission = _QUEUE
+
+
+@admin.register(OutboxMessage)
+class OutboxMessageAdmin(AppendOnlyAdmin):
+    list_display = (
+        "planned_at",
+        "channel",
+        "kind",
+        "priority",
+        "entity_type",
+        "entity_name",
+        "status",
+        "attempts",
+        "site",
+    )
+    list_filter = ("status", "channel", "kind", "block_reason", SITE_FILTER)
+    search_fields = ("entity_name", "to_address", "provider_message_id", "dedupe_key")
+    list_select_related = ("site",)
+    date_hierarchy = "planned_at"
+    inlines = (DeliveryAttemptInline, MessageEventInline)
+    staff_view_permission = _QUEUE
+
+
+@admin.register(DeliveryAttempt)
+class DeliveryAttemptAdmin(AppendOnlyAdmin):
+    site_path = "message__site"
+    list_display = ("message", "number", "provider", "status", "started_at", "error_code")
+    list_filter = ("status", "provider", "permanent")
+    search_fields = ("provider_message_id", "idempotency_key")
+    list_select_related = ("message",)
+    staff_view_permission = _QUEUE
+
+
+@admin.register(MessageEvent)
+class MessageEventAdmin(AppendOnlyAdmin):
+    site_path = "message__site"
+    list_display = ("message", "at", "status", "note")
+    list_filter = ("status",)
+    search_fields = ("note",)
+    list_select_related = ("message",)
+    staff_view_permission = _QUEUE
+
+
+@admin.register(ProviderEvent)
+class ProviderEventAdmin(AppendOnlyAdmin):
+    site_path = "attempt__message__site"
+    list_display = ("received_at", "provider", "provider_message_id", "status", "error_code")
+    list_filter = ("provider", "status")
+    search_fields = ("provider_message_id",)
+    staff_view_permission = _QUEUE
+
+
+@admin.register(InboundMessage)
+class InboundMessageAdmin(AppendOnlyAdmin):
+    list_display = ("received_at", "channel", "from_address", "intent", "needs_review", "site")
+    list_filter = ("intent", "needs_review", "channel", SITE_FILTER)
+    search_fields = ("from_address", "to_address", "body", "provider_message_id")
+    list_select_related = ("site",)
+    date_hierarchy = "received_at"
+    staff_view_permission = "sites.work_inbox"
+
+
+@admin.register(OutboundEvent)
+class OutboundEventAdmin(AppendOnlyAdmin):
+    list_display = ("created_at", "event_type", "site", "delivered_at", "attempts")
+    list_filter = ("event_type", SITE_FILTER)
+    search_fields = ("event_type",)
+    list_select_related = ("site",)
+    staff_view_permission = _QUEUE
+
+
+@admin.register(PlannerLease)
+class PlannerLeaseAdmin(AppendOnlyAdmin):
+    site_path = None
+    list_display = ("name", "holder", "expires_at")
+    search_fields = ("name", "holder")

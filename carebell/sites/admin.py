@@ -1,0 +1,113 @@
+"""Admin for organizations, sites and their settings, departments and staff access."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+
+from carebell.sites.admin_scoping import (
+    SITE_FILTER,
+    SITE_ITSELF,
+    ScopedAdmin,
+    ScopedStackedInline,
+    ScopedTabularInline,
+    related_only,
+)
+from carebell.sites.models import (
+    DeliverySettings,
+    Department,
+    Organization,
+    ReviewLink,
+    Site,
+    StaffMembership,
+)
+
+_VIEW = "sites.view_patients"
+_SETTINGS = "sites.edit_delivery_settings"
+
+
+class DeliverySettingsInline(ScopedStackedInline):
+    model = DeliverySettings
+    can_delete = False
+    staff_view_permission = "sites.view_automated_messages"
+    staff_change_permission = _SETTINGS
+
+
+class DepartmentInline(ScopedTabularInline):
+    model = Department
+    fields = ("name", "email")
+    staff_view_permission = _VIEW
+    staff_change_permission = _SETTINGS
+
+
+class ReviewLinkInline(ScopedTabularInline):
+    model = ReviewLink
+    fields = ("label", "url", "is_default")
+    staff_view_permission = _VIEW
+    staff_change_permission = _SETTINGS
+
+
+@admin.register(Organization)
+class OrganizationAdmin(ScopedAdmin):
+    site_path = "sites"
+    list_display = ("name", "slug", "created_at")
+    search_fields = ("name", "slug")
+    prepopulated_fields = {"slug": ("name",)}
+    staff_view_permission = _VIEW
+
+
+@admin.register(Site)
+class SiteAdmin(ScopedAdmin):
+    site_path = SITE_ITSELF
+    list_display = ("name", "organization", "kind", "time_zone", "phone")
+    list_filter = ("kind", related_only("organization"))
+    search_fields = ("name", "organization__name", "phone")
+    list_select_related = ("organization",)
+    inlines = (DeliverySettingsInline, DepartmentInline, ReviewLinkInline)
+    staff_view_permission = _VIEW
+    staff_change_permission = _SETTINGS
+
+
+@admin.register(DeliverySettings)
+class DeliverySettingsAdmin(ScopedAdmin):
+    list_display = (
+        "site",
+        "email_sms_window_start",
+        "email_sms_window_end",
+        "cancellation_mode",
+        "combine_siblings",
+        "require_opt_in",
+    )
+    list_filter = ("cancellation_mode", "combine_siblings", "require_opt_in", "only_verified")
+    search_fields = ("site__name",)
+    list_select_related = ("site",)
+    staff_view_permission = "sites.view_automated_messages"
+    staff_change_permission = _SETTINGS
+
+
+@admin.register(Department)
+class DepartmentAdmin(ScopedAdmin):
+    list_display = ("name", "site", "email")
+    list_filter = (SITE_FILTER,)
+    search_fields = ("name", "site__name", "email")
+    list_select_related = ("site",)
+    filter_horizontal = ("members",)
+    staff_view_permission = _VIEW
+    staff_change_permission = _SETTINGS
+
+
+@admin.register(StaffMembership)
+class StaffMembershipAdmin(ScopedAdmin):
+    list_display = ("user", "site", "created_at")
+    list_filter = (SITE_FILTER,)
+    search_fields = ("user__username", "site__name")
+    list_select_related = ("user", "site")
+
+
+@admin.register(ReviewLink)
+class ReviewLinkAdmin(ScopedAdmin):
+    list_display = ("label", "site", "url", "is_default")
+    list_filter = ("is_default", SITE_FILTER)
+    search_fields = ("label", "url", "site__name")
+    list_select_related = ("site",)
+    staff_view_permission = _VIEW
+    staff_change_permission = _SETTINGS

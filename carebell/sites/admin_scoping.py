@@ -1,0 +1,175 @@
+"""Tenancy in the Django admin: staff see and choose only rows of the sites granted
+to them through StaffMembership; superusers see everything.
+
+Each admin names the path from its model to a Site (`site_path`, e.g. "site",
+"patient__site", "message__site"); the same path limits every foreign-key choice
+that points at another scoped model, so a staff member can neither list nor link to
+another organization's rows.
+
+Django's model permissions are for administrators. Staff hold carebell's role
+permissions (sites.view_patients, sites.view_queue, …, SPEC §10), so each admin also
+names which of those lets a staff member view it and which lets them change it.
+"""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.db.models import Model, QuerySet
+from django.http import HttpRequest
+
+from carebell.sites.models import Organization, Site, StaffMembership
+
+#: A site path of "" means the model is Site itself.
+SITE_ITSELF = ""
+
+
+def granted_site_ids(user) -> QuerySet:
+    """The ids of the sites `user` was granted, as a subquery."""
+    return StaffMembership.objects.filter(user_id=user.pk).values("site_id")
+
+
+def scope_to_user(queryset: QuerySet, user, site_path: str | None) -> QuerySet:
+    """Rows of `queryset` the user may see: all for superusers, none when the model
+    has no site (`site_path` None), else those whose site at `site_path` is granted."""
+    if user.is_superuser:
+        return queryset
+    if site_path is None:
+        return queryset.none()
+    lookup = f"{site_path}__in" if site_path else "pk__in"
+    scoped = queryset.filter(**{lookup: granted_site_ids(user)})
+    return scoped.distinct() if site_path and _crosses_many(queryset, site_path) else scoped
+
+
+def _crosses_many(queryset: QuerySet, site_path: str) -> bool:
+    """True when the path walks a reverse or many-to-many relation (so rows repeat)."""
+    model = queryset.model
+    for name in site_path.split("__"):
+        field = model._meta.get_field(name)
+        if field.one_to_many or field.many_to_many:
+            return True
+        if field.related_model is None:
+            return False
+        model = field.related_model
+    return False
+
+
+#: Where the site lies for models that are not registered with a scoped admin.
+_UNREGISTERED_PATHS: dict[type[Model], str] = {
+    Site: SITE_ITSELF,
+    Organization: "sites",
+}
+
+
+class SiteScopedMixin:
+    """Mix into ModelAdmin or InlineModelAdmin. Set `site_path`, and the carebell
+    permissions that grant staff viewing (`staff_view_permission`) and changing
+    (`staff_change_permission`); None leaves the model to Django's permissions."""
+
+    site_path: str | None = "site"
+    staff_view_permission: str | None = None
+    staff_change_permission: str | None = None
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return scope_to_user(super().get_queryset(request), request.user, self.site_path)
+
+    def formfield_for_foreignkey(self, db_field, request: HttpRequest, **kwargs):
+        if "queryset" not in kwargs:
+            related = db_field.remote_field.model
+            kwargs["queryset"] = self._choices_for(related, request)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def formfield_for_manytomany(self, db_field, request: HttpRequest, **kwargs):
+        if "queryset" not in kwargs:
+            kwargs["queryset"] = self._choices_for(db_field.remote_field.model, request)
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
+
+    def _choices_for(self, related: type[Model], request: HttpRequest) -> QuerySet:
+        queryset = related._default_manager.all()
+        user = request.user
+        if user.is_superuser:
+            return queryset
+        if related is get_user_model():
+            colleagues = StaffMembership.objects.filter(site_id__in=granted_site_ids(user))
+            return queryset.filter(pk__in=colleagues.values("user_id"))
+        return scope_to_user(queryset, user, self._site_path_of(related))
+
+    def _site_path_of(self, model: type[Model]) -> str | None:
+        registered = self.admin_site._registry.get(model)
+        if isinstance(registered, SiteScopedMixin):
+            return registered.site_path
+        return _UNREGISTERED_PATHS.get(model)
+
+    def _has_staff_permission(self, request: HttpRequest, permission: str | None) -> bool:
+        return bool(permission) and request.user.has_perm(permission)
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return super().has_module_permission(request) or self._has_staff_permission(
+            request, self.staff_view_permission
+        )
+
+    def has_view_permission(self, request: HttpRequest, obj=None) -> bool:
+        return (
+            super().has_view_permission(request, obj)
+            or self._has_staff_permission(request, self.staff_view_permission)
+            or self._has_staff_permission(request, self.staff_change_permission)
+        )
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return super().has_change_permission(request, obj) or self._has_staff_permission(
+            request, self.staff_change_permission
+        )
+
+    def has_add_permission(self, request: HttpRequest, *args) -> bool:
+        return super().has_add_permission(request, *args) or self._has_staff_permission(
+            request, self.staff_change_permission
+        )
+
+
+class ScopedAdmin(SiteScopedMixin, admin.ModelAdmin):
+    """A ModelAdmin scoped to the staff member's sites."""
+
+    list_per_page = 50
+    # Counting every row of a million-patient table on each page is wasted work.
+    show_full_result_count = False
+
+
+class ScopedTabularInline(SiteScopedMixin, admin.TabularInline):
+    extra = 0
+    show_change_link = True
+
+
+class ScopedStackedInline(SiteScopedMixin, admin.StackedInline):
+    extra = 0
+    show_change_link = True
+
+
+class AppendOnlyMixin:
+    """History that must never be rewritten (consent, opt-outs, audit, the outbox's
+    trail): visible, never added, changed or deleted through the admin."""
+
+    def has_add_permission(self, request: HttpRequest, *args) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+class AppendOnlyAdmin(AppendOnlyMixin, ScopedAdmin):
+    pass
+
+
+class AppendOnlyTabularInline(AppendOnlyMixin, ScopedTabularInline):
+    pass
+
+
+def related_only(path: str) -> tuple[str, type[admin.RelatedOnlyFieldListFilter]]:
+    """A list filter offering only related rows present in the (scoped) changelist, so
+    the filter sidebar never names another organization's sites."""
+    return (path, admin.RelatedOnlyFieldListFilter)
+
+
+SITE_FILTER = related_only("site")
