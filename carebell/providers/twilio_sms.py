@@ -97,6 +97,9 @@ PERMANENT_CODES = frozenset(
         30007,  # carrier filtering
         30008,  # unknown error at the carrier
         30034,  # unregistered 10DLC sender
+        21214,  # calls: 'To' cannot be reached
+        21215,  # calls: geo permissions do not allow this destination
+        21217,  # calls: 'To' does not appear to be a valid number
     }
 )
 
@@ -182,6 +185,30 @@ def parse_inbound(data: Mapping[str, Any]) -> InboundSms:
     )
 
 
+def parse_message_status(
+    data: Mapping[str, Any], attempt_id: int | None = None
+) -> StatusUpdate | None:
+    """A Messages status callback as a StatusUpdate (None for intermediate states)."""
+    raw = data.get("MessageStatus", "")
+    status = CALLBACK_STATUS.get(raw)
+    sid = data.get("MessageSid") or data.get("SmsSid") or ""
+    if status is None or not sid:
+        return None
+    code = _int(data.get("ErrorCode"), 0)
+    failed = status in ("undelivered", "failed")
+    error = classify(400, code, "") if code else None
+    return StatusUpdate(
+        provider_message_id=sid,
+        status=status,
+        attempt_id=attempt_id,
+        error_code=str(code or ""),
+        permanent=failed and (error is None or error.permanent),
+        opt_out=bool(error and error.opt_out),
+        event_id=f"{sid}:{raw}",
+        provider_status=raw,
+    )
+
+
 def verify_twilio_signature(
     auth_token: str, url: str, params: Any, headers: Mapping[str, str]
 ) -> bool:
@@ -212,6 +239,10 @@ class TwilioSmsProvider(Provider):
         supports_lookup=True,
     )
 
+    #: The REST resource created per message, and how its status reads in carebell.
+    resource_name = "Messages"
+    resource_status = RESOURCE_STATUS
+
     def __init__(self, config: TwilioConfig | None = None) -> None:
         self.config = config or TwilioConfig.from_settings()
         self.limits = dataclasses.replace(
@@ -225,14 +256,14 @@ class TwilioSmsProvider(Provider):
     async def send_one(
         self, session: aiohttp.ClientSession, message: OutgoingMessage
     ) -> SendResult:
-        url = f"{self.config.account_url}/Messages.json"
+        url = f"{self.config.account_url}/{self.resource_name}.json"
         headers = dict(self.auth_headers)
         if message.idempotency_key:
             headers[IDEMPOTENCY_HEADER] = message.idempotency_key
         form = self.message_form(message)
         async with session.post(url, data=form, headers=headers) as response:
             resource = await self._read(response)
-        log.info("twilio.sent", extra={"ids": self._log_ids(message, resource)})
+        log.info("provider.accepted", extra={"ids": self._log_ids(message, resource)})
         return self.result_from_resource(message.attempt_id, resource)
 
     def message_form(self, message: OutgoingMessage) -> dict[str, str]:
@@ -247,9 +278,9 @@ class TwilioSmsProvider(Provider):
             form["StatusCallback"] = message.status_callback_url
         return form
 
-    @staticmethod
-    def result_from_resource(attempt_id: int, resource: Mapping[str, Any]) -> SendResult:
-        status = RESOURCE_STATUS.get(str(resource.get("status", "")), "queued")
+    def result_from_resource(self, attempt_id: int, resource: Mapping[str, Any]) -> SendResult:
+        """A SendResult from the resource Twilio returned (on create or lookup)."""
+        status = self.resource_status.get(str(resource.get("status", "")), "queued")
         code = resource.get("error_code")
         error = classify(400, int(code), resource.get("error_message") or "") if code else None
         return SendResult(
@@ -273,7 +304,7 @@ class TwilioSmsProvider(Provider):
         if not provider_message_id:
             # Twilio's Messages list filters by To/From/DateSent only.
             raise Unsupported("twilio lookup by idempotency key")
-        url = f"{self.config.account_url}/Messages/{provider_message_id}.json"
+        url = f"{self.config.account_url}/{self.resource_name}/{provider_message_id}.json"
         async with (
             self.client_session(session) as active,
             active.get(url, headers=self.auth_headers) as response,
@@ -286,24 +317,7 @@ class TwilioSmsProvider(Provider):
     def parse_status(
         self, data: Mapping[str, Any], attempt_id: int | None = None
     ) -> StatusUpdate | None:
-        raw = data.get("MessageStatus", "")
-        status = CALLBACK_STATUS.get(raw)
-        sid = data.get("MessageSid") or data.get("SmsSid") or ""
-        if status is None or not sid:
-            return None
-        code = _int(data.get("ErrorCode"), 0)
-        failed = status in ("undelivered", "failed")
-        error = classify(400, code, "") if code else None
-        return StatusUpdate(
-            provider_message_id=sid,
-            status=status,
-            attempt_id=attempt_id,
-            error_code=str(code or ""),
-            permanent=failed and (error is None or error.permanent),
-            opt_out=bool(error and error.opt_out),
-            event_id=f"{sid}:{raw}",
-            provider_status=raw,
-        )
+        return parse_message_status(data, attempt_id)
 
     def verify_signature(self, url: str, params: Any, headers: Mapping[str, str]) -> bool:
         return verify_twilio_signature(self.config.auth_token, url, params, headers)
