@@ -222,7 +222,9 @@ def dedupe(choices: Iterable[ContactChoice]) -> tuple[ContactChoice, ...]:
         for d in choice.deliveries:
             key = (d.channel, d.address)
             if key in seen:
-                dropped.append(reason(Code.DUPLICATE_CONTACT_POINT, channel=d.channel, address=d.address))
+                dropped.append(
+                    reason(Code.DUPLICATE_CONTACT_POINT, channel=d.channel, address=d.address)
+                )
             else:
                 seen.add(key)
                 kept.append(d)

@@ -57,6 +57,7 @@ class Code(StrEnum):
     CAP_WEEKLY = "cap_weekly"
     CAP_COMBINED = "cap_combined"
     CAP_EXEMPT = "cap_exempt"
+    CAP_NO_ROOM = "cap_no_room"
     # Grouping (SPEC §5.2, §5.4)
     COMBINED_SIBLINGS = "combined_siblings"
     COMBINED_SAME_DAY = "combined_same_day"
@@ -131,9 +132,7 @@ CATALOGUE: dict[Code, Entry] = {
     Code.OUTSIDE_WINDOW_MOVED_EARLIER: Entry(
         _M, "The target time {target} was not allowed, so it moved earlier to {at}."
     ),
-    Code.MOVED_LATER_TO_WINDOW: Entry(
-        _M, "The message waits for the next allowed time, {at}."
-    ),
+    Code.MOVED_LATER_TO_WINDOW: Entry(_M, "The message waits for the next allowed time, {at}."),
     Code.NO_ALLOWED_TIME: Entry(
         _S, "No allowed delivery time remains between {not_before} and {target}."
     ),
@@ -145,16 +144,23 @@ CATALOGUE: dict[Code, Entry] = {
     Code.CAP_DAILY: Entry(
         _M, "The patient already has an automated text on {day}; deferred to {at}."
     ),
-    Code.CAP_WEEKLY: Entry(_M, "The patient already had 3 automated texts this week; deferred to {at}."),
+    Code.CAP_WEEKLY: Entry(
+        _M, "The patient already had 3 automated texts this week; deferred to {at}."
+    ),
     Code.CAP_COMBINED: Entry(
         _M, "Combined with another text to the patient the same day, to respect the daily cap."
+    ),
+    Code.CAP_NO_ROOM: Entry(
+        _S, "The frequency caps leave no day to send before {deadline}; the message is blocked."
     ),
     Code.CAP_EXEMPT: Entry(_I, "{kind} messages are exempt from the frequency caps."),
     Code.COMBINED_SIBLINGS: Entry(
         _I, "Combined with the same-day appointments of {count} patients into one message."
     ),
     Code.COMBINED_SAME_DAY: Entry(_I, "Combined {count} items of the same day into one message."),
-    Code.CANCEL_ACCEPTED: Entry(_I, "The cancellation came in time and the appointment was cancelled."),
+    Code.CANCEL_ACCEPTED: Entry(
+        _I, "The cancellation came in time and the appointment was cancelled."
+    ),
     Code.CANCEL_REQUEST_RECORDED: Entry(
         _I, "The cancellation came in time and was recorded for staff to act on."
     ),

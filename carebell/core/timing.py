@@ -81,7 +81,9 @@ def plan_appointment_message(
     if appointment.start <= now:
         return skip(Code.APPOINTMENT_PASSED, start=appointment.start)
     if offset.unit is OffsetUnit.HOURS:
-        return plan_hour_offset(policy, channel, appointment.start, offset.amount, now, recipient_zone)
+        return plan_hour_offset(
+            policy, channel, appointment.start, offset.amount, now, recipient_zone
+        )
     return plan_day_offset(policy, channel, appointment.start, offset.amount, now, recipient_zone)
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from functools import lru_cache
+from functools import cache, lru_cache
 from zoneinfo import ZoneInfo
 
 from carebell.core.reasons import Code, Reason, reason
@@ -76,7 +76,7 @@ class DeliverySettings:
     kind_channels: Mapping[Kind, frozenset[Channel]] = field(default_factory=dict)
 
 
-@lru_cache(maxsize=None)
+@cache
 def zone_for(key: str) -> ZoneInfo:
     """The ZoneInfo for an IANA key, built once per process."""
     return ZoneInfo(key)
@@ -148,9 +148,12 @@ class DeliveryPolicy:
         if window is None or not window[0] <= tod <= window[1]:
             return self._outside(channel, tod, at)
         if channel in PHONE_CHANNELS and _other(recipient_zone, self.zone):
-            if not _in_quiet_hours_window(_time_of_day(at.astimezone(recipient_zone))):
-                return reason(Code.QUIET_HOURS, at=at)
+            return self._recipient_quiet(at, recipient_zone)
         return None
+
+    def _recipient_quiet(self, at: datetime, recipient_zone: ZoneInfo) -> Reason | None:
+        tod = _time_of_day(at.astimezone(recipient_zone))
+        return None if _in_quiet_hours_window(tod) else reason(Code.QUIET_HOURS, at=at)
 
     def _outside(self, channel: Channel, tod: float, at: datetime) -> Reason:
         w = self.settings.call_window if channel is Channel.CALL else self.settings.email_sms_window
@@ -179,7 +182,9 @@ class DeliveryPolicy:
         if other is None:
             return own
         quiet = (_seconds(QUIET_START), _seconds(QUIET_END))
-        near = [iv for d in range(-2, 3) for iv in _wall_intervals(other, day + timedelta(d), *quiet)]
+        near = [
+            iv for d in range(-2, 3) for iv in _wall_intervals(other, day + timedelta(d), *quiet)
+        ]
         return _intersect(own, near)
 
     def latest_allowed(
