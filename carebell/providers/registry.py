@@ -1,0 +1,93 @@
+"""Which provider serves a channel: globally from settings (CAREBELL_SMS_PROVIDER,
+CAREBELL_VOICE_PROVIDER, CAREBELL_EMAIL_PROVIDER), optionally overridden per site.
+
+Defaults are `console`: without configuration nothing real is ever contacted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from django.conf import settings
+
+from carebell.core.vocab import Channel
+from carebell.providers.base import Provider, Unsupported
+
+
+def _twilio_sms() -> Provider:
+    from carebell.providers.twilio_sms import TwilioSmsProvider
+
+    return TwilioSmsProvider()
+
+
+def _twilio_voice() -> Provider:
+    from carebell.providers.twilio_voice import TwilioVoiceProvider
+
+    return TwilioVoiceProvider()
+
+
+def _sim(kind: str) -> Callable[[], Provider]:
+    def build() -> Provider:
+        from carebell.providers import sim
+
+        return {"sms": sim.SimSmsProvider, "call": sim.SimVoiceProvider}.get(
+            kind, sim.SimEmailProvider
+        )()
+
+    return build
+
+
+def _smtp() -> Provider:
+    from carebell.providers.smtp import SmtpProvider
+
+    return SmtpProvider()
+
+
+def _anymail() -> Provider:
+    from carebell.providers.anymail_email import AnymailEmailProvider
+
+    return AnymailEmailProvider()
+
+
+def _console() -> Provider:
+    from carebell.providers.console import ConsoleProvider
+
+    return ConsoleProvider()
+
+
+#: channel → (setting name, {provider name: factory}). Imports are lazy so choosing
+#: the console never loads an HTTP or SMTP client.
+CHOICES: dict[Channel, tuple[str, dict[str, Callable[[], Provider]]]] = {
+    Channel.SMS: ("SMS_PROVIDER", {"twilio": _twilio_sms, "sim": _sim("sms"), "console": _console}),
+    Channel.CALL: (
+        "VOICE_PROVIDER",
+        {"twilio": _twilio_voice, "sim": _sim("call"), "console": _console},
+    ),
+    Channel.EMAIL: (
+        "EMAIL_PROVIDER",
+        {"smtp": _smtp, "anymail": _anymail, "sim": _sim("email"), "console": _console},
+    ),
+}
+
+
+def provider_name(channel: Channel | str, site_overrides: Mapping[str, str] | None = None) -> str:
+    """The provider name for `channel`: the site's override, else the setting."""
+    channel = Channel(channel)
+    setting, _ = CHOICES[channel]
+    override = (site_overrides or {}).get(channel.value, "")
+    return override or getattr(settings, setting, "console") or "console"
+
+
+def get_provider(
+    channel: Channel | str, site_overrides: Mapping[str, str] | None = None
+) -> Provider:
+    """A provider instance for `channel` (and a site's `{"sms": "sim", …}` overrides).
+
+    An unknown name raises Unsupported rather than falling back to something else.
+    """
+    channel = Channel(channel)
+    name = provider_name(channel, site_overrides)
+    factory = CHOICES[channel][1].get(name)
+    if factory is None:
+        raise Unsupported(f"{name} provider for {channel.value}")
+    return factory()

@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+
+import pytest
+
+from carebell.logs import StructuredFormatter
+from carebell.providers.anymail_email import AnymailEmailProvider
+from carebell.providers.base import OutgoingMessage, Unsupported
+from carebell.providers.console import ConsoleProvider
+from carebell.providers.registry import get_provider, provider_name
+from carebell.providers.sim import SimEmailProvider, SimSmsProvider, SimVoiceProvider
+from carebell.providers.smtp import SmtpProvider
+from carebell.providers.twilio_sms import TwilioSmsProvider
+from carebell.providers.twilio_voice import TwilioVoiceProvider
+
+
+@pytest.fixture
+def unconfigured(settings):
+    for name in ("SMS_PROVIDER", "VOICE_PROVIDER", "EMAIL_PROVIDER"):
+        setattr(settings, name, "console")
+    return settings
+
+
+@pytest.mark.parametrize("channel", ["sms", "call", "email"])
+def test_without_configuration_every_channel_goes_to_the_console(unconfigured, channel):
+    assert isinstance(get_provider(channel), ConsoleProvider)
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "channel", "expected"),
+    [
+        ("SMS_PROVIDER", "twilio", "sms", TwilioSmsProvider),
+        ("SMS_PROVIDER", "sim", "sms", SimSmsProvider),
+        ("VOICE_PROVIDER", "twilio", "call", TwilioVoiceProvider),
+        ("VOICE_PROVIDER", "sim", "call", SimVoiceProvider),
+        ("EMAIL_PROVIDER", "smtp", "email", SmtpProvider),
+        ("EMAIL_PROVIDER", "sim", "email", SimEmailProvider),
+    ],
+)
+def test_the_setting_chooses_the_provider(unconfigured, setting, value, channel, expected):
+    setattr(unconfigured, setting, value)
+    assert type(get_provider(channel)) is expected
+
+
+def test_anymail_is_chosen_with_its_service_name(unconfigured):
+    unconfigured.EMAIL_PROVIDER, unconfigured.ANYMAIL_ESP = "anymail", "postmark"
+    provider = get_provider("email")
+    assert isinstance(provider, AnymailEmailProvider) and provider.esp == "postmark"
+
+
+def test_a_site_override_wins_over_the_global_setting(unconfigured):
+    unconfigured.SMS_PROVIDER = "twilio"
+    assert provider_name("sms", {"sms": "sim"}) == "sim"
+    assert provider_name("email", {"sms": "sim"}) == "console"
+    assert isinstance(get_provider("sms", {"sms": "sim"}), SimSmsProvider)
+
+
+def test_an_unknown_provider_name_is_refused_not_replaced(unconfigured):
+    with pytest.raises(Unsupported):
+        get_provider("sms", {"sms": "smtp"})
+
+
+def test_the_console_accepts_everything_and_logs_ids_only(caplog):
+    message = OutgoingMessage(
+        attempt_id=5,
+        channel="sms",
+        to="+15558675310",
+        sender="+15005550006",
+        body="Hello Ana, your visit is tomorrow",
+        site_id=2,
+        kind="appt_reminder",
+    )
+    with caplog.at_level(logging.INFO, logger="carebell.providers.console"):
+        (result,) = asyncio.run(ConsoleProvider().send_batch(None, [message]))
+    assert (result.accepted, result.provider_message_id, result.status) == (
+        True,
+        "console-5",
+        "sent",
+    )
+    (record,) = caplog.records
+    line = json.loads(StructuredFormatter().format(record))
+    assert line["attempt_id"] == 5 and line["site_id"] == 2 and line["kind"] == "appt_reminder"
+    text = json.dumps(line)
+    assert "8675310" not in text and "Ana" not in text and "tomorrow" not in text
+
+
+def test_the_console_never_trusts_a_webhook():
+    assert not ConsoleProvider().verify_signature("https://x", {}, {"X-Twilio-Signature": "x"})
