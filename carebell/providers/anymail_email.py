@@ -170,7 +170,7 @@ class AnymailEmailProvider(Provider):
         if word is None:
             raise ProviderError(f"recipient {recipient.status}", permanent=True, code="rejected")
         ids = {"provider": self.name, "attempt_id": message.attempt_id, "site_id": message.site_id}
-        log.info("provider.accepted", extra={"ids": ids})
+        log.debug("provider.accepted", extra={"ids": ids})
         message_id = "" if status.message_id is None else str(status.message_id)
         return SendResult(message.attempt_id, True, message_id, word)
 

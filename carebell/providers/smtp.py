@@ -85,5 +85,5 @@ class SmtpProvider(Provider):
         connection.send_messages([email])
         message_id = email.extra_headers["Message-ID"]
         ids = {"provider": self.name, "attempt_id": message.attempt_id, "site_id": message.site_id}
-        log.info("provider.accepted", extra={"ids": ids})
+        log.debug("provider.accepted", extra={"ids": ids})
         return SendResult(message.attempt_id, True, message_id, "sent")

@@ -263,7 +263,7 @@ class TwilioSmsProvider(Provider):
         form = self.message_form(message)
         async with session.post(url, data=form, headers=headers) as response:
             resource = await self._read(response)
-        log.info("provider.accepted", extra={"ids": self._log_ids(message, resource)})
+        log.debug("provider.accepted", extra={"ids": self._log_ids(message, resource)})
         return self.result_from_resource(message.attempt_id, resource)
 
     def message_form(self, message: OutgoingMessage) -> dict[str, str]:
