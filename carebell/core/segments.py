@@ -283,3 +283,8 @@ def smart_encode(text: str) -> str:
     if _REPLACEABLE.search(text) is None:
         return text
     return text.translate(_REPLACE_TABLE)
+
+
+def count_segments(text: str) -> int:
+    """Only the number of segments `text` takes (see `count`)."""
+    return count(text).segments
