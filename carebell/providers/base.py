@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
@@ -24,6 +23,7 @@ from typing import Any, ClassVar
 import aiohttp
 from django.utils import timezone
 
+from carebell.core.segments import count_segments
 from carebell.core.vocab import Channel
 
 log = logging.getLogger("carebell.providers")
@@ -307,22 +307,8 @@ def parse_retry_after(value: str | None) -> float | None:
 
 
 def count_sms_segments(body: str) -> int:
-    """SMS segments of `body`, by carebell's segment counter (SPEC §6.3) when it is
-    installed, else a close estimate (ASCII as GSM-7 153-septet parts, anything else
-    as UCS-2 67-unit parts) so a provider's declared limit still holds."""
-    try:
-        from carebell.core.segments import count_segments  # type: ignore[attr-defined]
-    except ImportError:
-        return _estimate_segments(body)
-    counted = count_segments(body)
-    return int(getattr(counted, "segments", counted))
-
-
-def _estimate_segments(body: str) -> int:
-    if body.isascii():
-        return 1 if len(body) <= 160 else math.ceil(len(body) / 153)
-    units = len(body.encode("utf-16-le")) // 2
-    return 1 if units <= 70 else math.ceil(units / 67)
+    """SMS segments of `body`, by carebell's one segment counter (SPEC §6.3)."""
+    return count_segments(body)
 
 
 def header(headers: Mapping[str, str], name: str) -> str:
