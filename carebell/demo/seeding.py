@@ -1,0 +1,161 @@
+"""Seed a demo organization: a clinic and a pharmacy full of fictional patients.
+
+Sites, settings and rules go through the ORM; patients and everything under them are
+generated in chunks and bulk-inserted (COPY on PostgreSQL), all in one transaction,
+so a failure leaves nothing half-written.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from django.db import transaction
+
+from carebell.core.vocab import SiteKind
+from carebell.demo import data
+from carebell.demo.bulk import IdAllocator, Table, writer_for_connection
+from carebell.demo.generate import COLUMNS, WRITE_ORDER, DemoGenerator, SiteContext
+from carebell.messaging.rules_defaults import default_rules
+from carebell.people.models import Patient
+from carebell.sites.models import DeliverySettings, Department, Organization, ReviewLink, Site
+
+CHUNK_PATIENTS = 5_000
+FRONT_DESK = "Front Desk"
+
+
+class DatabaseNotEmpty(Exception):
+    """The database already holds patients and the caller did not force seeding."""
+
+
+@dataclass
+class SeedReport:
+    organization: Organization
+    clinic: Site
+    pharmacy: Site
+    rows: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def total_rows(self) -> int:
+        return sum(self.rows.values())
+
+
+def seed_demo(
+    patients: int,
+    seed: int,
+    now: dt.datetime,
+    force: bool = False,
+    on_progress: Callable[[int], None] | None = None,
+) -> SeedReport:
+    """Create the demo organization with `patients` patients (half at the clinic,
+    half at the pharmacy). Refuses a database that has patients unless `force`."""
+    started = time.monotonic()
+    with transaction.atomic():
+        existing = Patient.objects.count() if not force else 0
+        if existing:
+            raise DatabaseNotEmpty(existing)
+        organization, clinic, pharmacy = create_sites(now)
+        report = SeedReport(organization, clinic, pharmacy)
+        enable_default_rules([clinic, pharmacy])
+        _generate(report, patients, seed, now, on_progress or (lambda n: None))
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def create_sites(now: dt.datetime) -> tuple[Organization, Site, Site]:
+    suffix = _free_suffix()
+    organization = Organization.objects.create(
+        name=data.ORGANIZATION_NAME + (f" {suffix}" if suffix else ""),
+        slug=data.ORGANIZATION_SLUG + (f"-{suffix}" if suffix else ""),
+    )
+    clinic = _site(organization, data.CLINIC_NAME, SiteKind.CLINIC, data.CLINIC_PHONE)
+    pharmacy = _site(organization, data.PHARMACY_NAME, SiteKind.PHARMACY, data.PHARMACY_PHONE)
+    return organization, clinic, pharmacy
+
+
+def _free_suffix() -> int:
+    suffix = 0
+    while Organization.objects.filter(
+        slug=data.ORGANIZATION_SLUG + (f"-{suffix}" if suffix else "")
+    ).exists():
+        suffix += 1
+    return suffix
+
+
+def _site(organization: Organization, name: str, kind: SiteKind, phone: str) -> Site:
+    handle = name.lower().replace(" ", "-")
+    site = Site.objects.create(
+        organization=organization,
+        name=name,
+        kind=kind,
+        time_zone=data.TIME_ZONE,
+        phone_region="US",
+        phone=phone,
+        address="100 Maple Avenue, Springfield",
+        sms_from=phone,
+        email_from=f"{kind.value}@example.org",
+        caller_id=phone,
+    )
+    front_desk = Department.objects.create(
+        site=site, name=FRONT_DESK, email=f"frontdesk.{kind.value}@example.org"
+    )
+    delivery = DeliverySettings.defaults_for(site)
+    delivery.cancellation_department = front_desk
+    delivery.save()
+    ReviewLink.objects.create(
+        site=site,
+        label="Our review page",
+        url=f"https://example.org/reviews/{handle}",
+        is_default=True,
+    )
+    ReviewLink.objects.create(
+        site=site, label="Community board", url=f"https://example.com/places/{handle}"
+    )
+    return site
+
+
+def enable_default_rules(sites: list[Site]) -> None:
+    for site in sites:
+        for rule in default_rules(site):
+            rule.enabled = True
+            rule.save()
+
+
+def _generate(report, patients, seed, now, on_progress) -> None:
+    writer = writer_for_connection()
+    tables = {model: Table(model, columns, now) for model, columns in COLUMNS.items()}
+    generator = DemoGenerator(random.Random(seed), IdAllocator(writer.reserve), tables, now)
+    clinic, pharmacy = (_context(s, now) for s in (report.clinic, report.pharmacy))
+    wording = data.CONSENT_WORDING.format(site=report.pharmacy.name)
+
+    def flush(count: int) -> None:
+        for model in WRITE_ORDER:
+            rows = generator.rows[model]
+            writer.write(tables[model], rows)
+            report.rows[model._meta.label] = report.rows.get(model._meta.label, 0) + len(rows)
+            rows.clear()
+        on_progress(count)
+
+    clinic_target = patients // 2
+    pending = done = 0
+    while done < clinic_target:
+        made = generator.clinic_family(clinic, clinic_target - done)
+        done, pending = done + made, pending + made
+        if pending >= CHUNK_PATIENTS:
+            flush(pending)
+            pending = 0
+    for _ in range(patients - clinic_target):
+        generator.pharmacy_patient(pharmacy, wording)
+        pending += 1
+        if pending >= CHUNK_PATIENTS:
+            flush(pending)
+            pending = 0
+    flush(pending)
+
+
+def _context(site: Site, now: dt.datetime) -> SiteContext:
+    return SiteContext(site.id, site.name, site.zone, now.astimezone(site.zone).date())
