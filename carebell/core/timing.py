@@ -58,9 +58,9 @@ class Plan:
         return self.at is not None
 
 
-def skip(code: Code, target: datetime | None = None, **params: object) -> Plan:
-    """A Plan that sends nothing, for `code`."""
-    return Plan(None, target, (reason(code, **params),))
+def skip(code: Code, aimed_at: datetime | None = None, /, **params: object) -> Plan:
+    """A Plan that sends nothing, for `code` (`aimed_at` is the target it missed)."""
+    return Plan(None, aimed_at, (reason(code, **params),))
 
 
 def plan_appointment_message(

@@ -1,0 +1,160 @@
+from datetime import UTC, datetime, time, timedelta
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from carebell.core.reasons import Code
+from carebell.core.timing import (
+    AppointmentFacts,
+    Offset,
+    change_reason,
+    plan_appointment_message,
+)
+from carebell.core.vocab import PHONE_CHANNELS, AppointmentStatus, Channel, OffsetUnit, Weekday
+from carebell.core.windows import QUIET_END, QUIET_START, DeliveryPolicy, DeliverySettings
+from tests.core import strategies as S
+
+NY = "America/New_York"
+NOW = datetime(2024, 6, 1, tzinfo=UTC)
+MON_9AM = datetime(2024, 6, 10, 13, 0, tzinfo=UTC)  # Monday 09:00 EDT
+NO_SUNDAY = frozenset(Weekday) - {Weekday.SUN}
+
+
+def utc(*args):
+    return datetime(*args, tzinfo=UTC)
+
+
+def appt(start=MON_9AM, status=AppointmentStatus.BOOKED):
+    return AppointmentFacts(1, 10, 100, start, status)
+
+
+def plan(offset, start=MON_9AM, now=NOW, channel=Channel.SMS, **kw):
+    p = DeliveryPolicy(DeliverySettings(zone=NY, **kw))
+    return plan_appointment_message(p, channel, appt(start), offset, now)
+
+
+@pytest.mark.parametrize(
+    ("offset", "days", "at", "code"),
+    [
+        (Offset(3), None, utc(2024, 6, 7, 12), None),  # Friday 08:00 EDT
+        (Offset(1), None, utc(2024, 6, 9, 12), None),  # Sunday 08:00
+        (Offset(1), NO_SUNDAY, utc(2024, 6, 9, 0), Code.OUTSIDE_WINDOW_MOVED_EARLIER),  # Sat 20:00
+        (Offset(0), None, utc(2024, 6, 10, 12), None),  # same day, before the 09:00 start
+        (Offset(2, OffsetUnit.HOURS), None, utc(2024, 6, 10, 0), Code.OUTSIDE_WINDOW_MOVED_EARLIER),
+        (Offset(20, OffsetUnit.HOURS), None, utc(2024, 6, 9, 17), None),  # Sunday 13:00 exactly
+    ],
+)
+def test_appointment_offsets_plan_inside_the_window(offset, days, at, code):
+    result = plan(offset, delivery_days=days or frozenset(Weekday))
+    assert result.at == at
+    assert [r.code for r in result.reasons] == ([code] if code else [])
+
+
+def test_a_same_day_reminder_before_the_window_opens_moves_to_the_day_before():
+    result = plan(Offset(0), start=utc(2024, 6, 10, 11, 30))  # 07:30 EDT
+    assert result.at == utc(2024, 6, 10, 0)  # Sunday 20:00 EDT
+    assert result.reasons[0].code is Code.OUTSIDE_WINDOW_MOVED_EARLIER
+
+
+def test_a_reminder_whose_day_has_passed_is_skipped_with_a_reason():
+    result = plan(Offset(3), now=utc(2024, 6, 9, 12))
+    assert result.at is None
+    assert result.reasons[0].code is Code.TARGET_PASSED
+
+
+def test_a_reminder_after_the_days_window_closed_is_skipped_not_sent_late():
+    result = plan(Offset(1), now=utc(2024, 6, 10, 1))  # Sunday 21:00 EDT
+    assert result.at is None
+    assert result.reasons[0].code is Code.NO_ALLOWED_TIME
+
+
+@pytest.mark.parametrize(
+    ("status", "code"),
+    [
+        (AppointmentStatus.CANCELLED, Code.APPOINTMENT_CANCELLED),
+        (AppointmentStatus.DELETED, Code.APPOINTMENT_CANCELLED),
+        (AppointmentStatus.NO_SHOW, Code.APPOINTMENT_NOT_OPEN),
+        (AppointmentStatus.COMPLETED, Code.APPOINTMENT_NOT_OPEN),
+    ],
+)
+def test_closed_appointments_get_no_reminder(status, code):
+    p = DeliveryPolicy(DeliverySettings(zone=NY))
+    result = plan_appointment_message(p, Channel.SMS, appt(status=status), Offset(1), NOW)
+    assert result.at is None and result.reasons[0].code is code
+
+
+def test_a_started_appointment_gets_no_reminder():
+    result = plan(Offset(0), now=MON_9AM)
+    assert result.reasons[0].code is Code.APPOINTMENT_PASSED
+
+
+@pytest.mark.parametrize(
+    ("after", "code"),
+    [
+        (appt(), None),
+        (appt(status=AppointmentStatus.CONFIRMED), None),
+        (appt(start=MON_9AM + timedelta(hours=1)), Code.APPOINTMENT_MOVED),
+        (appt(status=AppointmentStatus.CANCELLED), Code.APPOINTMENT_CANCELLED),
+        (appt(status=AppointmentStatus.NO_SHOW), Code.APPOINTMENT_NOT_OPEN),
+    ],
+)
+def test_a_changed_appointment_says_why_its_messages_are_replanned(after, code):
+    found = change_reason(appt(), after)
+    assert (found.code if found else None) == code
+
+
+def test_the_reason_for_moving_earlier_reads_as_a_sentence():
+    result = plan(Offset(1), delivery_days=NO_SUNDAY)
+    assert "moved earlier to 2024-06-09T00:00:00+00:00" in result.reasons[0].message
+
+
+# Properties over every zone, 2020–2040 ------------------------------------------------
+
+
+@st.composite
+def plans(draw):
+    key = draw(S.zones)
+    p = DeliveryPolicy(draw(S.settings(key)))
+    recipient = draw(st.one_of(st.none(), S.zones.map(S.ZoneInfo)))
+    start = draw(S.instants(key))
+    now = start - timedelta(seconds=draw(st.integers(0, 20 * 86_400)))
+    unit = draw(st.sampled_from(list(OffsetUnit)))
+    offset = Offset(
+        draw(st.integers(0, 10) if unit is OffsetUnit.DAYS else st.integers(1, 72)), unit
+    )
+    channel = draw(S.channels)
+    return p, channel, AppointmentFacts(1, 1, 1, start), offset, now, recipient
+
+
+@settings(max_examples=150, deadline=None)
+@given(plans())
+def test_a_planned_message_is_allowed_before_its_target_and_the_appointment(case):
+    p, channel, appointment, offset, now, recipient = case
+    result = plan_appointment_message(p, channel, appointment, offset, now, recipient)
+    if result.at is None:
+        assert result.reasons and result.reasons[0].effect.value == "skip"
+        return
+    assert now <= result.at <= result.target < appointment.start
+    wall = result.at.astimezone(p.zone)
+    window = p.settings.call_window if channel is Channel.CALL else p.settings.email_sms_window
+    assert any(d.iso == wall.isoweekday() for d in p.settings.delivery_days)
+    assert window.start <= wall.time() <= window.end
+    if channel in PHONE_CHANNELS:
+        there = result.at.astimezone(recipient or p.zone).time()
+        assert QUIET_START <= wall.time() <= QUIET_END and QUIET_START <= there <= QUIET_END
+    again = plan_appointment_message(
+        DeliveryPolicy(p.settings), channel, appointment, offset, now, recipient
+    )
+    assert again == result
+
+
+def test_a_window_opening_at_a_skipped_midnight_still_plans_day_offsets():
+    # America/Santiago springs forward at 24:00: 2024-09-08 00:00 does not exist.
+    p = DeliveryPolicy(DeliverySettings(zone="America/Santiago"))
+    start = datetime(2024, 9, 9, 14, 0, tzinfo=UTC)
+    result = plan_appointment_message(
+        p, Channel.EMAIL, AppointmentFacts(1, 1, 1, start), Offset(1), NOW
+    )
+    assert result.at is not None
+    assert result.at.astimezone(p.zone).time() == time(8)
