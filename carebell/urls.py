@@ -1,10 +1,14 @@
 from django.contrib import admin
 from django.urls import path
 
+from carebell.messaging import hooks, metrics
+
 admin.site.site_header = "carebell"
 admin.site.site_title = "carebell"
 admin.site.index_title = "Patient messaging"
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("hooks/<str:provider>/status/<int:attempt_id>", hooks.status_callback, name="status-hook"),
+    path("metrics", metrics.metrics_view, name="metrics"),
 ]

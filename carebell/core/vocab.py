@@ -206,14 +206,13 @@ def can_move(current: OutboxStatus, new: OutboxStatus) -> bool:
     """True when an outbox row in `current` may move to `new`.
 
     Status only moves forward: a late "sent" callback never undoes "delivered", and a
-    message that was handed to a provider can no longer be cancelled or blocked.
+    message a provider accepted (`sent`) can no longer be cancelled or blocked. A
+    `sending` message may still be: between attempts nothing is in flight, and the
+    dispatcher re-checks it before every try.
     """
     if current.is_final:
         return False
-    if current in (OutboxStatus.SENDING, OutboxStatus.SENT) and new in (
-        OutboxStatus.CANCELLED,
-        OutboxStatus.BLOCKED,
-    ):
+    if current is OutboxStatus.SENT and new in (OutboxStatus.CANCELLED, OutboxStatus.BLOCKED):
         return False
     return _STATUS_RANK[new] > _STATUS_RANK[current]
 

@@ -297,3 +297,29 @@ class PlannerLease(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class SenderPace(models.Model):
+    """The next free sending slot of one sender (an SMS number or service), shared by
+    every worker so the sender stays under its messages-per-second limit."""
+
+    sender = models.CharField(max_length=100, unique=True)
+    next_free_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return self.sender
+
+
+class OutboxSubject(models.Model):
+    """Every entity a combined message is about (siblings' appointments, a patient's
+    ready fills), so a change to any one of them finds the message by index."""
+
+    message = models.ForeignKey(OutboxMessage, on_delete=models.CASCADE, related_name="subjects")
+    entity_type = models.CharField(max_length=24)
+    entity_id = models.BigIntegerField()
+
+    class Meta:
+        indexes = [models.Index(fields=["entity_type", "entity_id"])]
+
+    def __str__(self) -> str:
+        return f"{self.entity_type} {self.entity_id}"

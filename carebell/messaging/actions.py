@@ -1,0 +1,303 @@
+"""The one writer of the outbox.
+
+Every change to an outbox row — planned, cancelled, blocked, claimed, sent, retried,
+delivered — goes through a function here, inside a transaction, and leaves a
+MessageEvent saying why. Views, webhooks, the planner and the dispatcher call these
+and never save outbox rows themselves.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterable, Sequence
+
+from django.db import transaction
+from django.db.models import Q
+
+from carebell.core.reasons import Code, Reason, reason
+from carebell.core.vocab import AppointmentStatus, BlockReason, Channel, OutboxStatus, can_move
+from carebell.messaging.models import (
+    PENDING,
+    DeliveryAttempt,
+    MessageEvent,
+    OutboxMessage,
+    ProviderEvent,
+)
+from carebell.people.models import ContactPoint, OptOutEvent
+
+log = logging.getLogger("carebell.messaging")
+
+_OPT_OUT_FLAG = {
+    Channel.SMS: "opted_out_sms",
+    Channel.CALL: "opted_out_call",
+    Channel.EMAIL: "opted_out_email",
+}
+
+
+def reasons_json(reasons: Iterable[Reason]) -> list[dict]:
+    """Reasons as stored on outbox rows and events: code plus parameters."""
+    return [{"code": r.code.value, **dict(r.params)} for r in reasons]
+
+
+def add_planned(messages: Sequence[OutboxMessage]) -> int:
+    """Insert planned messages; a dedupe key already present is left alone, so
+    re-planning creates nothing new. Returns how many rows were offered."""
+    OutboxMessage.objects.bulk_create(messages, batch_size=1000, ignore_conflicts=True)
+    return len(messages)
+
+
+def _close_pending(
+    rows: Q, status: OutboxStatus, reasons: Sequence[Reason], now: dt.datetime, **extra
+) -> int:
+    """Move every still-pending row matching `rows` to `status`, with events."""
+    with transaction.atomic():
+        ids = sorted(
+            set(
+                OutboxMessage.objects.select_for_update(of=("self",))
+                .filter(rows, status__in=PENDING)
+                .values_list("id", flat=True)
+            )
+        )
+        if not ids:
+            return 0
+        stored = reasons_json(reasons)
+        OutboxMessage.objects.filter(id__in=ids).update(
+            status=status, reasons=stored, updated_at=now, finished_at=now, **extra
+        )
+        MessageEvent.objects.bulk_create(
+            [MessageEvent(message_id=i, at=now, status=status, reasons=stored) for i in ids],
+            batch_size=1000,
+        )
+    return len(ids)
+
+
+def cancel_pending_for(
+    entity_type: str, entity_ids: Iterable[int], reasons: Sequence[Reason], now: dt.datetime
+) -> int:
+    """Cancel pending messages about these entities (e.g. an appointment that moved),
+    including combined messages that list one of them. Returns the count."""
+    ids = list(entity_ids)
+    about = Q(entity_type=entity_type, entity_id__in=ids) | Q(
+        subjects__entity_type=entity_type, subjects__entity_id__in=ids
+    )
+    return _close_pending(about, OutboxStatus.CANCELLED, reasons, now)
+
+
+def cancel_messages(message_ids: Iterable[int], reasons: Sequence[Reason], now: dt.datetime) -> int:
+    """Cancel (staff's "delete") pending messages by id; sent ones are never touched."""
+    return _close_pending(Q(id__in=list(message_ids)), OutboxStatus.CANCELLED, reasons, now)
+
+
+def block_messages(
+    message_ids: Iterable[int], block: BlockReason, reasons: Sequence[Reason], now: dt.datetime
+) -> int:
+    return _close_pending(
+        Q(id__in=list(message_ids)), OutboxStatus.BLOCKED, reasons, now, block_reason=block
+    )
+
+
+def opt_out_address(
+    site_id: int, address: str, channel: Channel, *, source: str, now: dt.datetime, detail: str = ""
+) -> int:
+    """Opt `address` out of `channel` at one site, at once (SPEC §3.5): every contact
+    point with that value there is flagged, the event is kept, and pending messages
+    to it are blocked. Returns how many pending messages were blocked."""
+    with transaction.atomic():
+        ContactPoint.objects.filter(value=address, contact__patient__site_id=site_id).update(
+            **{_OPT_OUT_FLAG[channel]: True}
+        )
+        OptOutEvent.objects.create(
+            site_id=site_id,
+            address=address,
+            channel=channel,
+            opted_out=True,
+            source=source,
+            detail=detail,
+            recorded_at=now,
+        )
+        code = {Channel.SMS: Code.OPTED_OUT_SMS, Channel.CALL: Code.OPTED_OUT_CALL}.get(
+            channel, Code.OPTED_OUT_EMAIL
+        )
+        rows = Q(site_id=site_id, to_address=address, channel=channel)
+        return _close_pending(
+            rows, OutboxStatus.BLOCKED, [reason(code)], now, block_reason=BlockReason.OPTED_OUT
+        )
+
+
+def opt_in_address(
+    site_id: int, address: str, channel: Channel, *, source: str, now: dt.datetime
+) -> None:
+    """Undo an opt-out (START, UNSTOP): the number may receive that channel again."""
+    with transaction.atomic():
+        ContactPoint.objects.filter(value=address, contact__patient__site_id=site_id).update(
+            **{_OPT_OUT_FLAG[channel]: False}
+        )
+        OptOutEvent.objects.create(
+            site_id=site_id,
+            address=address,
+            channel=channel,
+            opted_out=False,
+            source=source,
+            recorded_at=now,
+        )
+
+
+def record_status(
+    provider: str,
+    provider_message_id: str,
+    status: str,
+    *,
+    now: dt.datetime,
+    attempt_id: int | None = None,
+    error_code: str = "",
+    opt_out: bool = False,
+) -> bool:
+    """Apply a provider's delivery report once. Duplicates (same message id and
+    status) and backward moves change nothing. Returns True when something changed."""
+    with transaction.atomic():
+        attempt = _attempt_for(provider, provider_message_id, attempt_id)
+        if attempt is None:
+            return False
+        _, created = ProviderEvent.objects.get_or_create(
+            provider=provider,
+            provider_message_id=provider_message_id,
+            status=status,
+            defaults={"attempt": attempt, "error_code": error_code, "received_at": now},
+        )
+        if not created:
+            return False
+        message = OutboxMessage.objects.select_for_update().get(id=attempt.message_id)
+        moved = _advance(message, OutboxStatus(status), now, attempt, error_code)
+    if opt_out and message.channel in (Channel.SMS, Channel.CALL):
+        opt_out_address(
+            message.site_id,
+            message.to_address,
+            Channel(message.channel),
+            source="provider_error",
+            detail=error_code,
+            now=now,
+        )
+    return moved
+
+
+def _attempt_for(provider: str, provider_message_id: str, attempt_id: int | None):
+    attempts = DeliveryAttempt.objects.filter(provider=provider)
+    if attempt_id is not None:
+        attempt = attempts.filter(id=attempt_id).first()
+        if attempt is not None and provider_message_id and not attempt.provider_message_id:
+            # The callback beat the dispatcher's commit (or the worker died): the
+            # report itself tells us the provider accepted this attempt.
+            attempt.provider_message_id = provider_message_id
+            attempt.save(update_fields=["provider_message_id"])
+        if attempt is not None:
+            return attempt
+    if not provider_message_id:
+        return None
+    return attempts.filter(provider_message_id=provider_message_id).first()
+
+
+def _advance(
+    message: OutboxMessage,
+    status: OutboxStatus,
+    now: dt.datetime,
+    attempt: DeliveryAttempt,
+    error_code: str,
+) -> bool:
+    current = OutboxStatus(message.status)
+    if not can_move(current, status):
+        return False
+    message.status = status
+    message.updated_at = now
+    message.provider_message_id = message.provider_message_id or attempt.provider_message_id
+    message.provider = message.provider or attempt.provider
+    if status in (OutboxStatus.SENT, OutboxStatus.DELIVERED) and message.sent_at is None:
+        message.sent_at = now
+    if status.is_final:
+        message.finished_at = now
+        message.lease_expires_at = None
+    if error_code:
+        message.error_code = error_code[:32]
+    message.save()
+    MessageEvent.objects.create(message=message, at=now, status=status, note=error_code)
+    return True
+
+
+def close_message(
+    message_id: int,
+    status: OutboxStatus,
+    reasons: Sequence[Reason],
+    now: dt.datetime,
+    *,
+    block_reason: BlockReason | None = None,
+) -> bool:
+    """End one message the dispatcher found must not go (cancelled or blocked).
+    Works on a message between attempts too; never on one a provider accepted."""
+    with transaction.atomic():
+        message = OutboxMessage.objects.select_for_update().get(id=message_id)
+        if not can_move(OutboxStatus(message.status), status):
+            return False
+        stored = reasons_json(reasons)
+        message.status = status
+        message.block_reason = block_reason or ""
+        message.reasons = [*message.reasons, *stored]
+        message.finished_at = message.updated_at = now
+        message.lease_expires_at = None
+        message.save()
+        MessageEvent.objects.create(message=message, at=now, status=status, reasons=stored)
+    return True
+
+
+def defer_message(
+    message_id: int, to: dt.datetime, reasons: Sequence[Reason], now: dt.datetime
+) -> None:
+    """Move a message to a later allowed time (it keeps its status)."""
+    stored = reasons_json(reasons)
+    with transaction.atomic():
+        message = OutboxMessage.objects.select_for_update().get(id=message_id)
+        message.due_at = message.planned_at = to
+        message.lease_expires_at = None
+        message.reasons = [*message.reasons, *stored]
+        message.updated_at = now
+        message.save()
+        MessageEvent.objects.create(message=message, at=now, status=message.status, reasons=stored)
+
+
+def appointment_changed(appointment, *, now: dt.datetime, why: Reason) -> int:
+    """Replan an appointment's messages in the transaction of its change (SPEC §5.1):
+    pending ones are cancelled with `why`, and what now applies is planned again,
+    for its siblings too when a combined message listed them. Returns rows planned."""
+    from carebell.messaging.models import AutomatedMessage
+    from carebell.messaging.planning.appointments import plan_site_appointments
+    from carebell.messaging.planning.writer import OutboxWriter
+    from carebell.messaging.policies import PolicyCache
+
+    with transaction.atomic():
+        combined_with = list(
+            OutboxMessage.objects.filter(
+                subjects__entity_type="appointment",
+                subjects__entity_id=appointment.id,
+                status__in=PENDING,
+            ).values_list("patient_id", flat=True)
+        )
+        cancel_pending_for("appointment", [appointment.id], [why], now)
+        rules = list(AutomatedMessage.objects.filter(site_id=appointment.site_id, enabled=True))
+        if not rules or not AppointmentStatus(appointment.status).is_open:
+            return 0
+        site = appointment.site
+        policy = PolicyCache().for_site(site)
+        day = policy.local_date(appointment.starts_at)
+        writer = OutboxWriter(now)
+        for decision in plan_site_appointments(
+            site,
+            rules,
+            policy,
+            now,
+            policy.local_instant(day + dt.timedelta(days=1), dt.time(0)),
+            start=policy.local_instant(day, dt.time(0)),
+            patient_ids=sorted({appointment.patient_id, *[p for p in combined_with if p]}),
+        ):
+            if decision.planned:
+                writer.add(decision)
+        writer.flush()
+        return writer.offered

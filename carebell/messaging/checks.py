@@ -1,0 +1,192 @@
+"""What is checked again just before a message goes out.
+
+Between planning and sending, an appointment may have been cancelled, a number
+opted out, consent revoked, or the worker may have been down until quiet hours.
+Each check returns a Verdict with its reasons; the outbox writer applies them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from carebell.appointments.models import Appointment
+from carebell.core import content
+from carebell.core.reasons import Code, Reason, reason
+from carebell.core.vocab import (
+    PHONE_CHANNELS,
+    AppointmentStatus,
+    BlockReason,
+    Channel,
+    Kind,
+    OutboxStatus,
+)
+from carebell.core.windows import zone_for
+from carebell.messaging import actions
+from carebell.messaging.models import OutboxMessage
+from carebell.messaging.policies import PolicyCache
+from carebell.pharmacy.models import Fill
+
+#: Answers to the contact's own action go at once: a STOP confirmation, a code the
+#: patient is waiting for at the counter, a staff reply in a live conversation.
+IMMEDIATE_KINDS = frozenset({Kind.VERIFICATION, Kind.INBOX_REPLY, Kind.KEYWORD_REPLY})
+PICKUP_KINDS = frozenset({Kind.RX_READY, Kind.RX_PICKUP_REMINDER})
+
+
+@dataclass(frozen=True)
+class Verdict:
+    status: OutboxStatus  # cancelled, blocked, or scheduled (= deferred)
+    reasons: tuple[Reason, ...]
+    block_reason: BlockReason | None = None
+    defer_to: dt.datetime | None = None
+
+
+def _cancel(*reasons: Reason) -> Verdict:
+    return Verdict(OutboxStatus.CANCELLED, reasons)
+
+
+def _block(block: BlockReason, *reasons: Reason) -> Verdict:
+    return Verdict(OutboxStatus.BLOCKED, reasons, block_reason=block)
+
+
+def check_at_send(
+    messages: list[OutboxMessage], now: dt.datetime, policies: PolicyCache
+) -> dict[int, Verdict]:
+    """Verdicts for the messages that must not go now; the others may."""
+    states = _subject_states(messages)
+    verdicts: dict[int, Verdict] = {}
+    for message in messages:
+        verdict = (
+            _event_check(message, now)
+            or _subject_check(message, states)
+            or _recipient_check(message)
+            or _window_check(message, now, policies)
+        )
+        if verdict is not None:
+            verdicts[message.id] = verdict
+    return verdicts
+
+
+def _event_check(message: OutboxMessage, now: dt.datetime) -> Verdict | None:
+    if message.event_at is None or now < message.event_at:
+        return None
+    code = Code.APPOINTMENT_PASSED if Kind(message.kind).is_appointment else Code.TARGET_PASSED
+    return _cancel(reason(code, target=message.event_at))
+
+
+def _subject_states(messages: list[OutboxMessage]) -> dict[tuple[str, int], str]:
+    """Current status of every appointment and fill the batch is about."""
+    ids: dict[str, set[int]] = {"appointment": set(), "fill": set()}
+    for m in messages:
+        if m.entity_type in ids:
+            ids[m.entity_type].update(m.entity_ids or [m.entity_id])
+    states = {
+        ("appointment", i): s
+        for i, s in Appointment.objects.filter(id__in=ids["appointment"]).values_list(
+            "id", "status"
+        )
+    }
+    states.update(
+        (("fill", i), s)
+        for i, s in Fill.objects.filter(id__in=ids["fill"]).values_list("id", "step")
+    )
+    return states
+
+
+def _subject_check(message: OutboxMessage, states: dict) -> Verdict | None:
+    for entity_id in message.entity_ids or [message.entity_id]:
+        state = states.get((message.entity_type, entity_id))
+        closed = state is not None and not AppointmentStatus(state).is_open
+        if message.entity_type == "appointment" and closed and message.kind != Kind.APPT_CANCEL_ACK:
+            gone = state in ("cancelled", "deleted")
+            code = Code.APPOINTMENT_CANCELLED if gone else Code.APPOINTMENT_NOT_OPEN
+            return _cancel(reason(code, status=state))
+        stopped = state in ("picked_up", "returned_to_stock")
+        if message.entity_type == "fill" and message.kind in PICKUP_KINDS and stopped:
+            code = Code.PICKED_UP if state == "picked_up" else Code.RETURNED_TO_STOCK
+            return _cancel(reason(code))
+    return None
+
+
+def _recipient_check(message: OutboxMessage) -> Verdict | None:
+    point = message.contact_point
+    if point is None:
+        return None
+    channel = Channel(message.channel)
+    if getattr(point, f"opted_out_{channel.value}"):
+        code = {Channel.SMS: Code.OPTED_OUT_SMS, Channel.CALL: Code.OPTED_OUT_CALL}.get(
+            channel, Code.OPTED_OUT_EMAIL
+        )
+        return _block(BlockReason.OPTED_OUT, reason(code))
+    if message.kind in IMMEDIATE_KINDS:
+        return None
+    delivery = message.site.delivery
+    consent_needed = channel in PHONE_CHANNELS and delivery.require_opt_in
+    if consent_needed and not getattr(point, f"consent_{channel.value}"):
+        return _block(BlockReason.NO_CONSENT, reason(Code.NO_CONSENT, channel=channel))
+    if delivery.only_verified and point.verified_at is None:
+        return _block(BlockReason.UNVERIFIED, reason(Code.NOT_VERIFIED, channel=channel))
+    return None
+
+
+def _window_check(
+    message: OutboxMessage, now: dt.datetime, policies: PolicyCache
+) -> Verdict | None:
+    """A message that became due while no worker ran may now fall in quiet hours:
+    move it to the next allowed time, or drop it if that is after its event."""
+    if message.kind in IMMEDIATE_KINDS:
+        return None
+    policy = policies.for_site(message.site)
+    channel = Channel(message.channel)
+    recipient_zone = _recipient_zone(message)
+    why = policy.why_not(channel, now, recipient_zone)
+    if why is None:
+        return None
+    later = policy.earliest_allowed(channel, now, message.event_at, recipient_zone)
+    if later is None or (message.event_at is not None and later >= message.event_at):
+        return _cancel(why, reason(Code.NO_ALLOWED_TIME))
+    return Verdict(
+        OutboxStatus.SCHEDULED, (why, reason(Code.MOVED_LATER_TO_WINDOW, at=later)), defer_to=later
+    )
+
+
+def _recipient_zone(message: OutboxMessage):
+    contact = message.contact
+    return zone_for(contact.time_zone) if contact is not None and contact.time_zone else None
+
+
+def check_content(
+    messages: list[OutboxMessage], verdicts: dict[int, Verdict]
+) -> dict[int, Verdict]:
+    """Restricted words (SPEC §6.4): a rendered message that contains one is not sent."""
+    found: dict[int, Verdict] = {}
+    words_by_site: dict[int, tuple[str, ...]] = {}
+    for message in messages:
+        if message.id in verdicts:
+            continue
+        words = words_by_site.setdefault(
+            message.site_id, tuple(message.site.delivery.restricted_words)
+        )
+        hit = content.check_outbound((message.subject, message.body, message.html_body), words)
+        if hit is not None:
+            found[message.id] = _block(
+                BlockReason.WORD_RESTRICTED, reason(Code.WORD_RESTRICTED, word=hit.word)
+            )
+    return found
+
+
+def apply_verdicts(verdicts: dict[int, Verdict], now: dt.datetime) -> None:
+    """Store each verdict through the outbox writer."""
+    for message_id, verdict in verdicts.items():
+        if verdict.status == OutboxStatus.CANCELLED:
+            actions.close_message(message_id, OutboxStatus.CANCELLED, verdict.reasons, now)
+        elif verdict.status == OutboxStatus.BLOCKED:
+            actions.close_message(
+                message_id,
+                OutboxStatus.BLOCKED,
+                verdict.reasons,
+                now,
+                block_reason=verdict.block_reason,
+            )
+        else:
+            actions.defer_message(message_id, verdict.defer_to, verdict.reasons, now)

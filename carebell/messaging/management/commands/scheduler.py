@@ -1,0 +1,25 @@
+"""`carebell scheduler`: plan continuously; one planner at a time is elected."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import threading
+
+from django.core.management.base import BaseCommand, CommandParser
+
+from carebell.messaging.planning.runner import run_forever
+
+
+class Command(BaseCommand):
+    help = "Run the planner every --interval seconds (only one process plans at a time)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--interval", type=float, default=30.0)
+
+    def handle(self, *args, interval: float, **opts):
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        signal.signal(signal.SIGINT, lambda *_: stop.set())
+        run_forever(stop, holder=f"{socket.gethostname()}:{os.getpid()}", interval=interval)
