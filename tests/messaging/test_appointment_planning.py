@@ -33,7 +33,7 @@ def plan(site, now=NOW):
 
 def test_a_reminder_is_planned_inside_the_window_the_day_before(site):
     enable(site, Kind.APPT_REMINDER, [{"days": 1}])
-    [(child, parent, appointment)] = family(site)
+    [(_child, _parent, appointment)] = family(site)
     plan(site)
     message = OutboxMessage.objects.get()
     local = message.planned_at.astimezone(site.zone)
@@ -76,7 +76,7 @@ def test_a_contact_without_a_preference_is_skipped_with_a_reason(site):
 
 def test_a_moved_appointment_cancels_its_reminder_and_plans_a_new_one(site):
     enable(site, Kind.APPT_REMINDER, [{"days": 1}])
-    [(child, parent, appointment)] = family(site)
+    [(_child, _parent, appointment)] = family(site)
     plan(site)
     appointment.starts_at += dt.timedelta(days=2)
     appointment.save()
@@ -89,7 +89,7 @@ def test_a_moved_appointment_cancels_its_reminder_and_plans_a_new_one(site):
 
 def test_a_cancelled_appointment_is_not_replanned(site):
     enable(site, Kind.APPT_REMINDER, [{"days": 1}])
-    [(child, parent, appointment)] = family(site)
+    [(_child, _parent, appointment)] = family(site)
     plan(site)
     appointment.status = "cancelled"
     appointment.save()
