@@ -189,7 +189,7 @@ TEXTS: dict[Kind, dict[str, str]] = {
         "email": "Your verification code is #CODE#.\n\nIt expires in #CODEMINUTES# minutes. "
         "If you did not ask for it, call us at #SITEPHONE#." + _SIGN.replace("\n#SITEADDRESS#", ""),
         "call": "Hello, this is #SITENAME#. Your code is #CODE#. Again, your code is #CODE#. "
-        "It expires in #CODEMINUTES# minutes.",
+        "It expires in #CODEMINUTES# minutes. If you did not ask for it, call us at #SITEPHONE#.",
     },
     Kind.INBOX_REPLY: {
         "subject": "Re: your message to #SITENAME#",

@@ -190,7 +190,7 @@ TEXTS: dict[Kind, dict[str, str]] = {
         "email": "Su clave de verificación es #CODE#.\n\nVence en #CODEMINUTES# minutos. Si "
         "no la ha pedido, llámenos al #SITEPHONE#.\n\n#SITENAME#\n#SITEPHONE#",
         "call": "Hola, le llamamos de #SITENAME#. Su clave es #CODE#. Repetimos, su clave es "
-        "#CODE#. Vence en #CODEMINUTES# minutos.",
+        "#CODE#. Vence en #CODEMINUTES# minutos. Si no la ha pedido, llámenos al #SITEPHONE#.",
     },
     Kind.INBOX_REPLY: {
         "subject": "Re: su mensaje a #SITENAME#",
