@@ -20,6 +20,8 @@ try:
     VOICE_PROVIDER = env_choice("VOICE_PROVIDER", ("twilio", "sim", "console"), "console")
     EMAIL_PROVIDER = env_choice("EMAIL_PROVIDER", ("smtp", "anymail", "sim", "console"), "console")
     SIM_URL = env_str("SIM_URL", "http://127.0.0.1:8025")
+    SIM_AUTH_TOKEN = env_str("SIM_AUTH_TOKEN", "carebell-sim")
+    SIM_MESSAGES_PER_SECOND = config.env_float("SIM_MESSAGES_PER_SECOND", 0.0)
     TWILIO_ACCOUNT_SID = env_str("TWILIO_ACCOUNT_SID")
     TWILIO_AUTH_TOKEN = env_str("TWILIO_AUTH_TOKEN")
     TWILIO_FROM = env_str("TWILIO_FROM")
@@ -34,6 +36,8 @@ try:
     EMAIL_USE_SSL = env_bool("SMTP_SSL", default=False)
     EMAIL_TIMEOUT = env_int("SMTP_TIMEOUT", 20, minimum=1)
     DEFAULT_FROM_EMAIL = env_str("EMAIL_FROM", "carebell@localhost")
+    EMAIL_UNSUBSCRIBE_MAILTO = env_str("EMAIL_UNSUBSCRIBE_MAILTO")
+    METRICS_TOKEN = env_str("METRICS_TOKEN")
     ANYMAIL_ESP = env_str("ANYMAIL_ESP")
     ANYMAIL = {
         "WEBHOOK_SECRET": env_str("ANYMAIL_WEBHOOK_SECRET") or None,

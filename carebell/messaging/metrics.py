@@ -8,7 +8,9 @@ rows that are never deleted (attempts), so they only go up.
 from __future__ import annotations
 
 import datetime as dt
+import hmac
 
+from django.conf import settings
 from django.db.models import Avg, Count, F, Min
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
@@ -66,6 +68,14 @@ class OutboxCollector:
 
 
 def metrics_view(request: HttpRequest) -> HttpResponse:
+    """Prometheus text. With CAREBELL_METRICS_TOKEN set, scrapers must send it as a
+    bearer token: the figures hold no patient data, but each scrape queries the
+    database and should not be open to anyone."""
+    token = settings.METRICS_TOKEN
+    if token and not hmac.compare_digest(
+        request.headers.get("Authorization", ""), f"Bearer {token}"
+    ):
+        return HttpResponse(status=401)
     registry = CollectorRegistry(auto_describe=False)
     registry.register(OutboxCollector())
     return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
