@@ -11,6 +11,7 @@ from carebell.core.defaults import (
 from carebell.core.vocab import Category, PatientEvent, Preference
 
 MOBILE = ContactPointFacts("+12025550100")
+GARBLED = ContactPointFacts("x", parses=False)
 EMAIL = ContactPointFacts("pat@example.org")
 
 
@@ -26,7 +27,7 @@ def contact(cid=1, position=1, prefs=None, **kw):
         (Preference.EMAIL_OR_SMS, {}, Preference.BLANK),
         (
             Preference.SMS_OR_CALL,
-            {"mobile": ContactPointFacts("x", parses=False)},
+            {"mobile": GARBLED},
             Preference.BLANK,
         ),
         (Preference.EMAIL_OR_SMS_OR_CALL, {"home": MOBILE}, Preference.CALL),
