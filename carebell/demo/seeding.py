@@ -140,6 +140,11 @@ def _generate(report, patients, seed, now, on_progress) -> None:
             rows.clear()
         on_progress(count)
 
+    with writer.foreign_keys_suspended(list(tables.values())):
+        _fill_sites(generator, clinic, pharmacy, wording, patients, flush)
+
+
+def _fill_sites(generator, clinic, pharmacy, wording, patients, flush) -> None:
     clinic_target = patients // 2
     pending = done = 0
     while done < clinic_target:

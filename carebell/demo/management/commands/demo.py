@@ -1,0 +1,118 @@
+"""`carebell demo [--port 8000] [--no-seed]`: a ready-to-try carebell on this machine.
+
+Migrates the database, seeds it when empty, creates a demo administrator and a Front
+Desk user (passwords generated once into the data directory), starts the background
+services and serves the web app on 127.0.0.1 until Ctrl-C or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import signal
+import threading
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth.models import Group, User
+from django.contrib.staticfiles.handlers import StaticFilesHandler
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandParser
+from django.core.servers.basehttp import (
+    ThreadedWSGIServer,
+    WSGIRequestHandler,
+    get_internal_wsgi_application,
+)
+from django.utils import timezone
+
+from carebell.demo import data
+from carebell.demo.seeding import seed_demo
+from carebell.demo.services import start_background_services, stop_background_services
+from carebell.people.models import Patient
+from carebell.sites.models import Site, StaffMembership
+from carebell.sites.roles import FRONT_DESK
+
+HOST = "127.0.0.1"
+DEMO_PATIENTS = 300
+ADMIN = "admin"
+FRONT_DESK_USER = "frontdesk"
+
+
+def _stop_serving(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+class Command(BaseCommand):
+    help = "Migrate, seed when empty, create demo users and serve carebell on 127.0.0.1."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--port", type=int, default=8000)
+        parser.add_argument("--no-seed", action="store_true", help="Do not seed demo data.")
+        parser.add_argument("--patients", type=int, default=DEMO_PATIENTS, help="Demo size.")
+
+    def handle(self, *args, **options) -> None:
+        call_command("migrate", interactive=False, verbosity=0)
+        if not options["no_seed"] and not Patient.objects.exists():
+            report = seed_demo(options["patients"], seed=1, now=timezone.now())
+            self.stdout.write(f"Seeded {report.organization.name} ({report.total_rows} rows).")
+        passwords = _demo_passwords(Path(settings.DATA_DIR) / "demo-passwords.json")
+        _ensure_admin(passwords[ADMIN])
+        _ensure_front_desk(passwords[FRONT_DESK_USER])
+        self._serve(options["port"], passwords)
+
+    def _serve(self, port: int, passwords: dict[str, str]) -> None:
+        server = ThreadedWSGIServer((HOST, port), WSGIRequestHandler, ipv6=False)
+        server.daemon_threads = True
+        server.set_app(StaticFilesHandler(get_internal_wsgi_application()))
+        stop_event = threading.Event()
+        threads = start_background_services(stop_event)
+        signal.signal(signal.SIGTERM, _stop_serving)
+        self._announce(port, passwords)
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            server.server_close()
+            still_running = stop_background_services(stop_event, threads)
+            if still_running:
+                self.stderr.write(f"Did not stop in time: {', '.join(still_running)}")
+            self.stdout.write("carebell demo stopped.")
+
+    def _announce(self, port: int, passwords: dict[str, str]) -> None:
+        url = f"http://{HOST}:{port}/admin/"
+        self.stdout.write(
+            f"\ncarebell demo: {url}\n"
+            f"  administrator: {ADMIN} / {passwords[ADMIN]}\n"
+            f"  front desk:    {FRONT_DESK_USER} / {passwords[FRONT_DESK_USER]}\n"
+            "Press Ctrl-C to stop.\n"
+        )
+        self.stdout.flush()
+
+
+def _demo_passwords(path: Path) -> dict[str, str]:
+    """Generated once and kept in the data directory, so they survive restarts."""
+    stored = json.loads(path.read_text()) if path.exists() else {}
+    names = (ADMIN, FRONT_DESK_USER)
+    wanted = {name: stored.get(name) or secrets.token_urlsafe(12) for name in names}
+    if wanted != stored:
+        path.write_text(json.dumps(wanted, indent=2))
+        path.chmod(0o600)
+    return wanted
+
+
+def _ensure_admin(password: str) -> None:
+    user, _ = User.objects.get_or_create(username=ADMIN)
+    user.is_staff = user.is_superuser = user.is_active = True
+    user.set_password(password)
+    user.save()
+
+
+def _ensure_front_desk(password: str) -> None:
+    user, _ = User.objects.get_or_create(username=FRONT_DESK_USER)
+    user.is_staff = user.is_active = True
+    user.set_password(password)
+    user.save()
+    user.groups.add(Group.objects.get(name=FRONT_DESK))
+    for site in Site.objects.filter(organization__slug=data.ORGANIZATION_SLUG):
+        StaffMembership.objects.get_or_create(user=user, site=site)
