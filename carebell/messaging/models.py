@@ -48,6 +48,43 @@ class MessageTemplate(TimeStamped):
     def __str__(self) -> str:
         return f"{self.kind} / {self.channel} / {self.language}: {self.name}"
 
+    def problems(self) -> list:
+        """Everything wrong with this template (errors refuse the save; warnings are
+        shown), judged as the editor, the API and the preview command judge it."""
+        from carebell.formats.service import validate_template
+
+        return validate_template(
+            self.channel,
+            self.kind,
+            self.subject,
+            self.body,
+            self.html_body,
+            language=self.language,
+            site_name=self.site.name if self.site_id else None,
+            restricted_words=self.site.delivery.restricted_words if self.site_id else (),
+        )
+
+    def clean(self) -> None:
+        from carebell.formats.service import as_validation_error
+
+        if error := as_validation_error(self.problems()):
+            raise error
+
+    def save(self, *args, **kwargs) -> None:
+        # Refused before anything is written, whatever path saves the template.
+        self.clean()
+        super().save(*args, **kwargs)
+
+    def restore_default(self) -> None:
+        """Replace subject and bodies with carebell's default for this kind,
+        channel and language ("Load default" / "Restore default")."""
+        from carebell.formats.service import default_template
+
+        default = default_template(Kind(self.kind), Channel(self.channel), self.language)
+        self.name, self.subject = default.name, default.subject
+        self.body, self.html_body = default.body, default.html_body
+        self.is_default = True
+
 
 class AutomatedMessage(TimeStamped):
     """A rule: which kind of message goes when, over which channels (SPEC §5)."""
