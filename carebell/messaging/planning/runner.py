@@ -58,6 +58,7 @@ def decisions_for_site(
         return
     policy = policies.for_site(site)
     yield from appointments.plan_site_appointments(site, rules, policy, now, until, start=start)
+    yield from daily.plan_site_events(site, rules, policy, now)
     if daily_batch:
         yield from daily.plan_site_daily(site, rules, policy, now)
 
