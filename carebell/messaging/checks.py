@@ -70,8 +70,9 @@ def check_at_send(
 def _event_check(message: OutboxMessage, now: dt.datetime) -> Verdict | None:
     if message.event_at is None or now < message.event_at:
         return None
-    code = Code.APPOINTMENT_PASSED if Kind(message.kind).is_appointment else Code.TARGET_PASSED
-    return _cancel(reason(code, target=message.event_at))
+    if Kind(message.kind).is_appointment:
+        return _cancel(reason(Code.APPOINTMENT_PASSED, start=message.event_at))
+    return _cancel(reason(Code.TARGET_PASSED, target=message.event_at))
 
 
 def _subject_states(messages: list[OutboxMessage]) -> dict[tuple[str, int], str]:

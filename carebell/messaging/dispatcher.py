@@ -355,7 +355,9 @@ class _Recorder:
         decision = decide_retry(
             now=self.now,
             attempts=message.attempts,
-            created_at=message.created_at,
+            # Age counts from when the message first could go, not from when it was
+            # planned (days ahead): otherwise a reminder's first failure is "too old".
+            created_at=max(message.created_at, message.planned_at),
             retry_after=result.retry_after,
             event_at=message.event_at,
             policy=self.dispatcher.retry_policy,

@@ -69,9 +69,11 @@ class OutboxWriter:
 def _copy_insert(rows: list[tuple]) -> None:
     columns = ", ".join(COLUMNS)
     with connection.cursor() as cursor:
+        # Only the written columns, without the table's NOT NULL id (an identity
+        # column, which LIKE copies without its default).
         cursor.execute(
-            f"CREATE TEMP TABLE IF NOT EXISTS planned_stage "
-            f"(LIKE {TABLE} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+            f"CREATE TEMP TABLE IF NOT EXISTS planned_stage ON COMMIT DELETE ROWS "
+            f"AS SELECT {columns} FROM {TABLE} WITH NO DATA"
         )
         raw = cursor.cursor  # the psycopg cursor, for COPY
         with raw.copy(f"COPY planned_stage ({columns}) FROM STDIN") as copy:

@@ -1,0 +1,245 @@
+"""The dispatcher: send what is due, check it again first, retry, record, pace."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import json
+import urllib.request
+from zoneinfo import ZoneInfo
+
+import pytest
+from django.core.management import call_command
+from django.utils import timezone
+
+from carebell.core.retry import RetryPolicy
+from carebell.core.vocab import Kind, OutboxStatus
+from carebell.messaging import actions
+from carebell.messaging.dispatcher import Dispatcher
+from carebell.messaging.models import AutomatedMessage, DeliveryAttempt, OutboxMessage
+from carebell.messaging.planning.appointments import plan_site_appointments
+from carebell.messaging.planning.writer import OutboxWriter
+from carebell.messaging.policies import PolicyCache
+from carebell.people.models import ContactPoint, OptOutEvent
+from carebell.providers.sim_server import SimConfig, start_in_thread
+from tests.messaging.engine_setup import NOW, enable, family
+
+pytestmark = pytest.mark.django_db
+
+
+def plan(site, now=NOW) -> None:
+    rules = list(AutomatedMessage.objects.filter(site=site, enabled=True))
+    writer = OutboxWriter(now)
+    for decision in plan_site_appointments(site, rules, PolicyCache().for_site(site), now):
+        if decision.planned:
+            writer.add(decision)
+    writer.flush()
+
+
+def planned_reminder(site, **family_options) -> OutboxMessage:
+    """One reminder for one child, planned at NOW; it falls due the day before."""
+    enable(site, Kind.APPT_REMINDER, [{"days": 1}])
+    family(site, **family_options)
+    plan(site)
+    return OutboxMessage.objects.get()
+
+
+def send_due(message: OutboxMessage, dispatcher: Dispatcher | None = None) -> OutboxMessage:
+    """Run one batch at the moment `message` falls due, and reload it."""
+    dispatcher = dispatcher or Dispatcher()
+    try:
+        dispatcher.process_batch(now=message.due_at)
+    finally:
+        dispatcher.close()
+    return OutboxMessage.objects.get(id=message.id)
+
+
+@pytest.fixture
+def sim(settings):
+    handle = start_in_thread(SimConfig(port=0, callbacks=False, seed=1))
+    settings.SMS_PROVIDER = "sim"
+    settings.SIM_URL = handle.url
+    yield handle
+    handle.stop()
+
+
+def set_faults(sim, **faults) -> None:
+    request = urllib.request.Request(
+        f"{sim.url}/sim/api/faults",
+        data=json.dumps({"clear": True, **faults}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    urllib.request.urlopen(request, timeout=5).read()
+
+
+def test_it_sends_a_planned_reminder_through_the_console(site):
+    message = send_due(planned_reminder(site))
+    attempt = DeliveryAttempt.objects.get(message=message)
+    assert (message.status, message.attempts, message.provider) == ("sent", 1, "console")
+    assert message.provider_message_id == f"console-{attempt.id}"
+    assert attempt.finished_at is not None and attempt.status == "sent"
+    assert "Kid0" in message.body and message.segments >= 1
+
+
+def test_it_sends_through_the_sim_with_the_attempt_id_in_the_callback_url(site, sim):
+    message = send_due(planned_reminder(site))
+    attempt = DeliveryAttempt.objects.get(message=message)
+    [record] = sim.server.state.records
+    assert (message.status, message.provider) == ("sent", "sim")
+    assert record.sid == message.provider_message_id == attempt.provider_message_id
+    assert record.to == "+12025550123" and record.body == message.body
+    assert record.status_callback.endswith(f"/hooks/sim/status/{attempt.id}")
+    assert record.idempotency_key == attempt.idempotency_key
+
+
+def test_a_cancelled_appointment_cancels_the_message_with_its_reason(site):
+    message = planned_reminder(site)
+    from carebell.appointments.models import Appointment
+
+    Appointment.objects.filter(id=message.entity_id).update(status="cancelled")
+    message = send_due(message)
+    assert message.status == OutboxStatus.CANCELLED
+    assert message.reasons[-1]["code"] == "appointment_cancelled"
+    assert not DeliveryAttempt.objects.exists()
+
+
+def test_an_opted_out_number_is_blocked(site):
+    message = planned_reminder(site)
+    ContactPoint.objects.filter(id=message.contact_point_id).update(opted_out_sms=True)
+    message = send_due(message)
+    assert (message.status, message.block_reason) == ("blocked", "opted_out")
+    assert not DeliveryAttempt.objects.exists()
+
+
+def test_without_consent_a_site_that_requires_opt_in_blocks_it(site):
+    message = planned_reminder(site)
+    ContactPoint.objects.filter(id=message.contact_point_id).update(consent_sms=False)
+    site.delivery.require_opt_in = True
+    site.delivery.save()
+    message = send_due(message)
+    assert (message.status, message.block_reason) == ("blocked", "no_consent")
+
+
+def test_a_restricted_word_in_the_rendered_text_blocks_it(site):
+    message = planned_reminder(site)
+    site.delivery.restricted_words = ["Kid0"]
+    site.delivery.save()
+    message = send_due(message)
+    assert (message.status, message.block_reason) == ("blocked", "word_restricted")
+    assert message.reasons[-1]["code"] == "word_restricted"
+
+
+def test_a_message_whose_event_passed_is_cancelled(site):
+    message = planned_reminder(site)
+    dispatcher = Dispatcher()
+    dispatcher.process_batch(now=message.event_at + dt.timedelta(minutes=1))
+    dispatcher.close()
+    message.refresh_from_db()
+    assert message.status == OutboxStatus.CANCELLED
+    assert message.reasons[-1]["code"] == "appointment_passed"
+
+
+def test_a_message_found_in_quiet_hours_is_deferred_to_the_next_allowed_time(site):
+    message = planned_reminder(site)
+    night = message.due_at.astimezone(site.zone).replace(hour=22, minute=0)
+    dispatcher = Dispatcher()
+    dispatcher.process_batch(now=night)
+    dispatcher.close()
+    message.refresh_from_db()
+    local = message.due_at.astimezone(site.zone)
+    assert message.status == OutboxStatus.SCHEDULED and message.attempts == 0
+    assert (local.date(), local.time()) == (night.date() + dt.timedelta(days=1), dt.time(8))
+    assert message.reasons[-1]["code"] == "moved_later_to_window"
+
+
+def test_a_throttled_send_is_retried_no_sooner_than_retry_after(site, sim):
+    set_faults(sim, throttle_rate=1.0, retry_after=900)
+    message = planned_reminder(site)
+    sent_at = message.due_at
+    message = send_due(message)
+    assert (message.status, message.attempts, message.error_code) == ("sending", 1, "20429")
+    assert message.due_at >= sent_at + dt.timedelta(seconds=900)
+    assert DeliveryAttempt.objects.get().status == "failed"
+
+
+def test_a_failing_provider_is_retried_with_backoff_then_failed(site, sim):
+    set_faults(sim, failure_rate=1.0)
+    message = planned_reminder(site)
+    dispatcher = Dispatcher(retry_policy=RetryPolicy(max_attempts=3))
+    gaps = []
+    for _ in range(3):
+        before = message.due_at
+        dispatcher.process_batch(now=before)
+        message.refresh_from_db()
+        gaps.append(message.due_at - before)
+    dispatcher.close()
+    assert (message.status, message.attempts, message.error_code) == ("failed", 3, "20500")
+    assert message.reasons[-1]["code"] == "retries_exhausted"
+    assert dt.timedelta(seconds=15) <= gaps[0] < gaps[1]
+    assert DeliveryAttempt.objects.filter(message=message).count() == 3
+
+
+def test_an_invalid_number_fails_once(site, sim):
+    set_faults(sim, numbers={"+12025550123": 21211})
+    message = send_due(planned_reminder(site))
+    assert (message.status, message.attempts, message.error_code) == ("failed", 1, "21211")
+    assert DeliveryAttempt.objects.get().permanent
+
+
+def test_an_unsubscribed_recipient_fails_and_the_number_is_opted_out(site, sim):
+    set_faults(sim, numbers={"+12025550123": 21610})
+    message = send_due(planned_reminder(site))
+    assert (message.status, message.error_code) == ("failed", "21610")
+    assert ContactPoint.objects.get(id=message.contact_point_id).opted_out_sms
+    assert OptOutEvent.objects.get().source == "provider_error"
+
+
+def test_status_only_moves_forward(site):
+    message = send_due(planned_reminder(site))
+    assert not actions.close_message(message.id, OutboxStatus.CANCELLED, (), NOW)
+    actions.record_status("console", message.provider_message_id, "delivered", now=NOW)
+    actions.record_status("console", message.provider_message_id, "sent", now=NOW)
+    message.refresh_from_db()
+    assert message.status == OutboxStatus.DELIVERED
+
+
+def daytime_zone(now: dt.datetime) -> str:
+    """A time zone where it is now mid-day, so no quiet hour stops a real-time send."""
+    zones = ("America/New_York", "Europe/Paris", "Asia/Kolkata", "Asia/Tokyo", "Pacific/Honolulu")
+    return next(z for z in zones if 10 <= now.astimezone(ZoneInfo(z)).hour < 18)
+
+
+def test_the_worker_command_sends_what_is_due_once(site):
+    message = planned_reminder(site)
+    site.time_zone = daytime_zone(timezone.now())
+    site.save()
+    now = timezone.now()
+    OutboxMessage.objects.filter(id=message.id).update(
+        due_at=now, planned_at=now, event_at=now + dt.timedelta(days=1)
+    )
+    call_command("worker", once=True)
+    message.refresh_from_db()
+    assert message.status == OutboxStatus.SENT
+
+
+def test_pacing_keeps_a_sender_under_its_messages_per_second(site, sim, settings):
+    settings.SIM_MESSAGES_PER_SECOND = 5
+    enable(site, Kind.APPT_REMINDER, [{"days": 1}])
+    for n in range(12):
+        family(site, mobile=f"+120255501{n:02d}")
+    plan(site)
+    due = OutboxMessage.objects.order_by("due_at").first().due_at
+    OutboxMessage.objects.update(due_at=due)
+    dispatcher = Dispatcher()
+    dispatcher.process_batch(now=due)
+    sent_first = OutboxMessage.objects.filter(status="sent").count()
+    later = sorted(
+        OutboxMessage.objects.filter(status="scheduled").values_list("due_at", flat=True)
+    )
+    dispatcher.process_batch(now=due + dt.timedelta(seconds=2))
+    dispatcher.close()
+    assert sent_first == 5 and len(later) == 7
+    assert all(b - a >= dt.timedelta(seconds=0.2) for a, b in itertools.pairwise(later))
+    assert later[0] >= due + dt.timedelta(seconds=1)
+    assert OutboxMessage.objects.filter(status="sent").count() == 10
+    assert len(sim.server.state.records) == 10
