@@ -10,5 +10,6 @@ admin.site.index_title = "Patient messaging"
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("hooks/<str:provider>/status/<int:attempt_id>", hooks.status_callback, name="status-hook"),
+    path("hooks/<str:provider>/inbound", hooks.inbound_sms, name="inbound-hook"),
     path("metrics", metrics.metrics_view, name="metrics"),
 ]

@@ -24,6 +24,11 @@ class Conversation(TimeStamped):
     assigned_department = models.ForeignKey(
         Department, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    awaiting_choice = models.JSONField(
+        default=dict, blank=True,
+        help_text="When the contact was asked to pick an appointment by number: "
+        "the intent and the appointment ids, in the order listed.",
+    )
 
     class Meta:
         constraints = [

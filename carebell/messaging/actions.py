@@ -16,7 +16,14 @@ from django.db import transaction
 from django.db.models import Q
 
 from carebell.core.reasons import Code, Reason, reason
-from carebell.core.vocab import AppointmentStatus, BlockReason, Channel, OutboxStatus, can_move
+from carebell.core.vocab import (
+    AppointmentStatus,
+    BlockReason,
+    Channel,
+    Kind,
+    OutboxStatus,
+    can_move,
+)
 from carebell.messaging.models import (
     PENDING,
     DeliveryAttempt,
@@ -301,3 +308,39 @@ def appointment_changed(appointment, *, now: dt.datetime, why: Reason) -> int:
                 writer.add(decision)
         writer.flush()
         return writer.offered
+
+
+def queue_reply(
+    site,
+    to: str,
+    kind: Kind,
+    *,
+    now: dt.datetime,
+    language: str = "en",
+    body: str = "",
+    patient_id: int | None = None,
+    entity: tuple[str, int] | None = None,
+) -> OutboxMessage:
+    """Queue an SMS answering the contact's own message, to go at once (replies are
+    exempt from windows and caps; SPEC §4). Without `body`, the kind's template is
+    rendered at send time."""
+    entity_type, entity_id = entity or ("", None)
+    message = OutboxMessage.objects.create(
+        site=site,
+        patient_id=patient_id,
+        to_address=to,
+        channel=Channel.SMS,
+        kind=kind,
+        priority=0,
+        language=language,
+        entity_type=entity_type,
+        entity_id=entity_id,
+        planned_at=now,
+        due_at=now,
+        status=OutboxStatus.QUEUED,
+        body=body,
+        created_at=now,
+        updated_at=now,
+    )
+    MessageEvent.objects.create(message=message, at=now, status=OutboxStatus.QUEUED)
+    return message

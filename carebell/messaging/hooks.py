@@ -11,14 +11,21 @@ from __future__ import annotations
 import logging
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, HttpResponseForbidden, HttpResponseNotFound
+from django.http import (
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBadRequest,
+    HttpResponseForbidden,
+    HttpResponseNotFound,
+)
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from carebell.messaging import actions
+from carebell.messaging import actions, inbound
 from carebell.messaging.provider_set import provider_named
 from carebell.providers.base import Unsupported
+from carebell.providers.twilio_sms import parse_inbound
 
 log = logging.getLogger("carebell.hooks")
 
@@ -55,3 +62,34 @@ def status_callback(request: HttpRequest, provider: str, attempt_id: int) -> Htt
             opt_out=update.opt_out,
         )
     return HttpResponse(status=200)
+
+
+#: Twilio waits for TwiML in answer to an inbound text; an empty response sends
+#: nothing back (carebell's replies go through the outbox and its checks).
+EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
+
+
+@csrf_exempt
+@require_POST
+def inbound_sms(request: HttpRequest, provider: str) -> HttpResponse:
+    handler = provider_named(provider)
+    if handler is None or provider not in ("twilio", "sim"):
+        return HttpResponseNotFound("unknown provider")
+    if not handler.verify_signature(called_url(request), request.POST, request.headers):
+        log.warning("hooks.bad_signature", extra={"ids": {"provider": provider}})
+        return HttpResponseForbidden("invalid signature")
+    parsed = parse_inbound(request.POST)
+    if not parsed.message_sid or not parsed.from_number:
+        return HttpResponseBadRequest("not an inbound message: MessageSid and From are required")
+    inbound.handle_inbound_sms(
+        inbound.InboundSms(
+            provider=provider,
+            message_id=parsed.message_sid,
+            from_number=parsed.from_number,
+            to_number=parsed.to_number,
+            body=parsed.body,
+            raw=dict(request.POST.items()),
+        ),
+        now=timezone.now(),
+    )
+    return HttpResponse(EMPTY_TWIML, content_type="text/xml")

@@ -1,0 +1,262 @@
+"""Inbound texts (SPEC §7): stored once, matched to their site and contacts, read for
+keywords before anything else, and answered through the outbox.
+
+`handle_inbound_sms` is the one entry point; webhooks verify the provider's
+signature first and call it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+
+from carebell.appointments.models import Appointment, CancellationRequest
+from carebell.core.cancellation import CancellationEffect, decide_cancellation
+from carebell.core.keywords import Intent, read_reply
+from carebell.core.placeholders import RenderContext, render
+from carebell.core.vocab import AppointmentStatus, CancellationMode, Channel, Kind, OutboxStatus
+from carebell.formats.service import keyword_reply
+from carebell.inbox.models import Conversation, StaffNotification
+from carebell.messaging import actions
+from carebell.messaging.models import InboundMessage, OutboundEvent, OutboxMessage
+from carebell.people.models import ContactPoint
+from carebell.sites.models import Site
+
+# Asking which appointment a reply is about (SPEC §7.3), in each supported language.
+PICK_PROMPT = {
+    "en": "#SITENAME#: which visit? Reply with its number: {items}",
+    "es": "#SITENAME#: ¿qué cita? Responda con su número: {items}",
+}
+
+
+@dataclass(frozen=True)
+class InboundSms:
+    provider: str
+    message_id: str
+    from_number: str
+    to_number: str
+    body: str
+    raw: dict
+
+
+def handle_inbound_sms(sms: InboundSms, now: dt.datetime) -> InboundMessage | None:
+    """Store and act on one inbound text. A replay (same provider message id) does
+    nothing and returns None."""
+    site = _site_for(sms)
+    try:
+        with transaction.atomic():
+            inbound = InboundMessage.objects.create(
+                site=site,
+                channel=Channel.SMS,
+                provider=sms.provider,
+                provider_message_id=sms.message_id,
+                from_address=sms.from_number,
+                to_address=sms.to_number,
+                body=sms.body,
+                raw=sms.raw,
+                received_at=now,
+            )
+    except IntegrityError:
+        return None
+    if site is None:
+        inbound.needs_review = True
+        inbound.save(update_fields=["needs_review"])
+        return inbound
+    with transaction.atomic():
+        conversation = _conversation(site, sms.from_number, now)
+        inbound.conversation = conversation
+        _act(inbound, site, conversation, now)
+        inbound.save(update_fields=["conversation", "intent", "needs_review"])
+    return inbound
+
+
+def _site_for(sms: InboundSms) -> Site | None:
+    """The site the text was sent to: by its number, else the site that last texted
+    this number."""
+    site = Site.objects.filter(sms_from=sms.to_number).select_related("delivery").first()
+    if site is not None:
+        return site
+    last = (
+        OutboxMessage.objects.filter(to_address=sms.from_number, channel=Channel.SMS)
+        .order_by("-id")
+        .select_related("site__delivery")
+        .first()
+    )
+    return last.site if last else None
+
+
+def _conversation(site: Site, address: str, now: dt.datetime) -> Conversation:
+    conversation, _ = Conversation.objects.select_for_update().get_or_create(
+        site=site, channel=Channel.SMS, address=address
+    )
+    Conversation.objects.filter(id=conversation.id).update(
+        unread_count=F("unread_count") + 1, last_message_at=now
+    )
+    return conversation
+
+
+def _points(site: Site, address: str):
+    return ContactPoint.objects.filter(value=address, contact__patient__site=site).select_related(
+        "contact__patient"
+    )
+
+
+def _act(inbound: InboundMessage, site: Site, conversation: Conversation, now) -> None:
+    points = list(_points(site, inbound.from_address))
+    opted_out = any(p.opted_out_sms for p in points)
+    waiting = conversation.awaiting_choice or {}
+    reading = read_reply(
+        inbound.body, opted_out=opted_out, choices=len(waiting.get("appointments", []))
+    )
+    inbound.intent = reading.intent.value
+    language = points[0].contact.language if points else "en"
+    address = inbound.from_address
+    if reading.intent is Intent.OPT_OUT:
+        actions.opt_out_address(
+            site.id, address, Channel.SMS, source="keyword", now=now, detail=inbound.body[:50]
+        )
+        _reply_keyword(site, address, "stop", language, now)
+        _event(site, "contact.opted_out", {"channel": "sms", "inbound_id": inbound.id}, now)
+    elif reading.intent is Intent.OPT_IN:
+        actions.opt_in_address(site.id, address, Channel.SMS, source="keyword", now=now)
+        _reply_keyword(site, address, "start", language, now)
+    elif reading.intent is Intent.HELP:
+        _reply_keyword(site, address, "help", language, now)
+    elif reading.intent is Intent.CHOICE:
+        chosen = waiting["appointments"][reading.choice - 1]
+        conversation.awaiting_choice = {}
+        conversation.save(update_fields=["awaiting_choice"])
+        _answer(site, Intent(waiting["intent"]), [chosen], inbound, language, now)
+    elif reading.intent in (Intent.CONFIRM, Intent.CANCEL):
+        _answer_open_request(site, conversation, reading.intent, inbound, language, now)
+    else:
+        inbound.needs_review = reading.intent is Intent.POSSIBLE_OPT_OUT
+
+
+def _answer_open_request(site, conversation, intent, inbound, language, now) -> None:
+    """Apply a confirm or cancel to the contact's open confirmation request: the one
+    there is, or the combined one; with several, ask which (SPEC §7.3)."""
+    requests = list(
+        OutboxMessage.objects.filter(
+            site=site,
+            to_address=inbound.from_address,
+            kind=Kind.APPT_CONFIRMATION,
+            status__in=[OutboxStatus.SENT, OutboxStatus.DELIVERED],
+            event_at__gt=now,
+        ).order_by("-sent_at", "-id")
+    )
+    groups = [m.entity_ids or [m.entity_id] for m in requests]
+    open_ids = set(
+        Appointment.objects.filter(
+            id__in=[i for g in groups for i in g],
+            status__in=[s.value for s in AppointmentStatus if s.is_open],
+        ).values_list("id", flat=True)
+    )
+    groups = [[i for i in g if i in open_ids] for g in groups]
+    groups = [g for g in groups if g]
+    if not groups:
+        inbound.needs_review = True
+        return
+    combined = [g for g in groups if len(g) > 1]
+    if len(groups) == 1 or combined:
+        _answer(site, intent, (combined or groups)[0], inbound, language, now)
+        return
+    starts = dict(Appointment.objects.filter(id__in=open_ids).values_list("id", "starts_at"))
+    listed = sorted((i for g in groups for i in g), key=lambda i: (starts[i], i))
+    conversation.awaiting_choice = {"intent": intent.value, "appointments": listed}
+    conversation.save(update_fields=["awaiting_choice"])
+    _ask_which(site, inbound.from_address, listed, language, now)
+
+
+def _answer(site, intent: Intent, appointment_ids: list[int], inbound, language, now) -> None:
+    appointments = list(Appointment.objects.select_for_update().filter(id__in=appointment_ids))
+    for appointment in appointments:
+        if intent is Intent.CONFIRM:
+            _confirm(appointment, now)
+        else:
+            _cancel(site, appointment, inbound, language, now)
+
+
+def _confirm(appointment: Appointment, now) -> None:
+    if not AppointmentStatus(appointment.status).is_open:
+        return
+    appointment.status, appointment.confirmed_at = AppointmentStatus.CONFIRMED, now
+    appointment.save(update_fields=["status", "confirmed_at", "updated_at"])
+    _event(appointment.site, "appointment.confirmed", {"appointment": appointment.external_id}, now)
+
+
+def _cancel(site: Site, appointment: Appointment, inbound, language, now) -> None:
+    delivery = site.delivery
+    decision = decide_cancellation(
+        CancellationMode(delivery.cancellation_mode),
+        delivery.cancellation_deadline_hours,
+        now,
+        appointment.starts_at,
+        AppointmentStatus(appointment.status),
+        delivery.track_cancellations,
+    )
+    effects = decision.effects
+    CancellationRequest.objects.create(
+        appointment=appointment,
+        received_at=now,
+        via="sms",
+        accepted=decision.accepted,
+        reason=decision.reasons[0].code.value,
+    )
+    if CancellationEffect.CANCEL_APPOINTMENT in effects:
+        appointment.status, appointment.cancelled_at = AppointmentStatus.CANCELLED, now
+    elif CancellationEffect.RECORD_REQUEST in effects:
+        appointment.status = AppointmentStatus.CANCEL_REQUESTED
+    appointment.save(update_fields=["status", "cancelled_at", "updated_at"])
+    if CancellationEffect.STOP_MESSAGES in effects:
+        actions.cancel_pending_for("appointment", [appointment.id], decision.reasons, now)
+    if CancellationEffect.EMIT_CANCELLATION_EVENT in effects:
+        _event(site, "appointment.cancelled", {"appointment": appointment.external_id}, now)
+    if CancellationEffect.NOTIFY_DEPARTMENT in effects:
+        StaffNotification.objects.create(
+            site=site,
+            department=delivery.cancellation_department,
+            kind="cancellation",
+            text=decision.reasons[0].message,
+            entity_type="appointment",
+            entity_id=appointment.id,
+            created_at=now,
+        )
+    actions.queue_reply(
+        site,
+        inbound.from_address,
+        decision.reply_kind,
+        now=now,
+        language=language,
+        patient_id=appointment.patient_id,
+        entity=("appointment", appointment.id),
+    )
+
+
+def _reply_keyword(site: Site, address: str, keyword: str, language: str, now) -> None:
+    text = render(
+        keyword_reply(keyword, language),
+        {"SITENAME": site.name, "SITEPHONE": site.phone},
+        RenderContext(language=language, time_zone=site.zone),
+    ).text
+    actions.queue_reply(site, address, Kind.KEYWORD_REPLY, now=now, language=language, body=text)
+
+
+def _ask_which(site: Site, address: str, appointment_ids: list[int], language, now) -> None:
+    appointments = Appointment.objects.select_related("patient").in_bulk(appointment_ids)
+    zone = site.zone
+    items = " ".join(
+        f"{n}) {appointments[i].patient.first_name} "
+        f"{appointments[i].starts_at.astimezone(zone):%m/%d %H:%M}"
+        for n, i in enumerate(appointment_ids, start=1)
+    )
+    template = PICK_PROMPT.get(language, PICK_PROMPT["en"]).format(items=items)
+    text = render(template, {"SITENAME": site.name}, RenderContext(language=language)).text
+    actions.queue_reply(site, address, Kind.INBOX_REPLY, now=now, language=language, body=text)
+
+
+def _event(site: Site, event_type: str, payload: dict, now) -> None:
+    OutboundEvent.objects.create(site=site, event_type=event_type, payload=payload, created_at=now)
