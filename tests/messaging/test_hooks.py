@@ -1,0 +1,101 @@
+"""Status callbacks: signed, once, forward only; and the metrics page."""
+
+from __future__ import annotations
+
+import pytest
+from twilio.request_validator import RequestValidator
+
+from carebell.core.vocab import OutboxStatus
+from carebell.messaging.models import DeliveryAttempt, MessageEvent, OutboxMessage, ProviderEvent
+from tests.messaging.test_dispatcher import planned_reminder, send_due
+
+pytestmark = pytest.mark.django_db
+
+TOKEN = "test-auth-token"
+SID = "SM" + "a" * 32
+
+
+@pytest.fixture
+def twilio_settings(settings):
+    settings.TWILIO_AUTH_TOKEN = TOKEN
+    settings.TWILIO_ACCOUNT_SID = "AC" + "1" * 32
+    settings.BASE_URL = "https://carebell.example.org"
+    return settings
+
+
+@pytest.fixture
+def sent(site, twilio_settings) -> tuple[OutboxMessage, DeliveryAttempt]:
+    """A reminder the dispatcher handed to Twilio (status `sent`)."""
+    message = send_due(planned_reminder(site))
+    DeliveryAttempt.objects.filter(message=message).update(
+        provider="twilio", provider_message_id=SID
+    )
+    OutboxMessage.objects.filter(id=message.id).update(provider="twilio", provider_message_id=SID)
+    return OutboxMessage.objects.get(id=message.id), DeliveryAttempt.objects.get(message=message)
+
+
+def post_status(client, attempt_id: int, status: str, *, signature: str | None = None):
+    path = f"/hooks/twilio/status/{attempt_id}"
+    form = {"MessageSid": SID, "MessageStatus": status, "AccountSid": "AC" + "1" * 32}
+    if signature is None:
+        signature = RequestValidator(TOKEN).compute_signature(
+            "https://carebell.example.org" + path, form
+        )
+    return client.post(path, form, HTTP_X_TWILIO_SIGNATURE=signature)
+
+
+def status_of(message: OutboxMessage) -> str:
+    return OutboxMessage.objects.get(id=message.id).status
+
+
+def test_a_signed_delivered_callback_moves_sent_to_delivered(client, sent):
+    message, attempt = sent
+    response = post_status(client, attempt.id, "delivered")
+    assert response.status_code == 200
+    assert status_of(message) == OutboxStatus.DELIVERED
+    assert ProviderEvent.objects.get().attempt_id == attempt.id
+
+
+def test_the_same_callback_replayed_changes_nothing(client, sent):
+    message, attempt = sent
+    post_status(client, attempt.id, "delivered")
+    events = MessageEvent.objects.count()
+    updated = OutboxMessage.objects.get(id=message.id).updated_at
+    assert post_status(client, attempt.id, "delivered").status_code == 200
+    assert MessageEvent.objects.count() == events and ProviderEvent.objects.count() == 1
+    assert OutboxMessage.objects.get(id=message.id).updated_at == updated
+
+
+def test_a_bad_signature_is_refused_and_writes_nothing(client, sent, django_assert_num_queries):
+    message, attempt = sent
+    with django_assert_num_queries(0):
+        response = post_status(client, attempt.id, "delivered", signature="bm90IGl0")
+    assert response.status_code == 403
+    assert status_of(message) == OutboxStatus.SENT
+    assert not ProviderEvent.objects.exists()
+
+
+def test_an_unknown_attempt_is_answered_200_and_changes_nothing(client, sent):
+    message, attempt = sent
+    events = MessageEvent.objects.count()
+    DeliveryAttempt.objects.filter(id=attempt.id).update(provider_message_id="SMother")
+    response = post_status(client, attempt.id + 1000, "delivered")
+    assert response.status_code == 200
+    assert status_of(message) == OutboxStatus.SENT
+    assert MessageEvent.objects.count() == events and not ProviderEvent.objects.exists()
+
+
+def test_a_late_sent_after_delivered_does_not_move_back(client, sent):
+    message, attempt = sent
+    post_status(client, attempt.id, "delivered")
+    assert post_status(client, attempt.id, "sent").status_code == 200
+    assert status_of(message) == OutboxStatus.DELIVERED
+
+
+def test_metrics_are_prometheus_text_with_the_queue_by_status(client, sent):
+    response = client.get("/metrics")
+    text = response.content.decode()
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/plain")
+    assert 'carebell_outbox_messages{status="sent"} 1.0' in text
+    assert "carebell_send_attempts_total" in text
