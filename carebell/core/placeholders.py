@@ -17,10 +17,11 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, tzinfo
 from enum import StrEnum
 from functools import lru_cache
+from typing import NamedTuple
 
 from carebell.core import speech
 from carebell.core.vocab import Channel, Kind
@@ -281,26 +282,32 @@ class RenderContext:
     html: bool = False
     today: date | None = None
 
+    def __post_init__(self):
+        # Normalised once here so that formatting a value never parses "es-MX" again.
+        object.__setattr__(self, "language", speech.language_of(self.language))
+        object.__setattr__(self, "channel", Channel(self.channel))
 
-@dataclass(frozen=True, slots=True)
-class Rendered:
+
+class Rendered(NamedTuple):
     text: str
-    warnings: tuple[Problem, ...] = field(default=())
+    warnings: tuple[Problem, ...] = ()
 
 
 class CompiledTemplate:
     """A template cut once into literals and names; `render` only joins."""
 
-    __slots__ = ("_steps", "first", "names", "source")
+    __slots__ = ("_layout", "_steps", "names", "source")
 
     def __init__(self, source: str):
         self.source = source
         pieces = _TOKEN.split(source)  # literal, name, literal, name, …, literal
-        self.first = pieces[0]
-        self._steps = tuple(
-            (pieces[i], _formatter(pieces[i]), pieces[i + 1]) for i in range(1, len(pieces), 2)
-        )
-        self.names = tuple(step[0] for step in self._steps)
+        self.names = tuple(pieces[1::2])
+        self._steps = tuple((name, _formatter(name)) for name in self.names)
+        # The literals, braces doubled, with "{}" where each value goes: str.format
+        # then places the values in one C-level pass. Values are arguments, never
+        # parsed as a format string, so a value with braces or #X# stays as it is.
+        literals = [piece.replace("{", "{{").replace("}", "}}") for piece in pieces[::2]]
+        self._layout = "{}".join(literals)
 
     def render(self, values: Mapping[str, object], context: RenderContext) -> Rendered:
         """The text with each placeholder replaced by its formatted value, once.
@@ -308,16 +315,21 @@ class CompiledTemplate:
         Never raises for data: a missing or unusable value is replaced by the
         placeholder's fallback for the language and reported as a warning.
         """
-        out = [self.first]
+        texts = [formatter(values.get(name), context) for name, formatter in self._steps]
+        warnings: tuple[Problem, ...] = ()
+        if None in texts:
+            texts, warnings = self._fill_fallbacks(texts, values, context)
+        if context.html:
+            texts = [html.escape(text) for text in texts]
+        return Rendered(self._layout.format(*texts), warnings)
+
+    def _fill_fallbacks(self, texts, values, context) -> tuple[list[str], tuple[Problem, ...]]:
         warnings: list[Problem] = []
-        for name, formatter, literal in self._steps:
-            value = values.get(name)
-            text = formatter(value, context) if value is not None else None
-            if text is None:
-                text = _fallback(name, value, context, warnings)
-            out.append(html.escape(text) if context.html else text)
-            out.append(literal)
-        return Rendered("".join(out), tuple(warnings))
+        filled = [
+            _fallback(name, values.get(name), context, warnings) if text is None else text
+            for (name, _), text in zip(self._steps, texts, strict=True)
+        ]
+        return filled, tuple(warnings)
 
 
 def _fallback(name: str, value: object, context: RenderContext, warnings: list) -> str:
@@ -333,7 +345,7 @@ def _fallback(name: str, value: object, context: RenderContext, warnings: list) 
             token=f"#{name}#",
         )
     )
-    return placeholder.fallback(speech.language_of(context.language)) if placeholder else ""
+    return placeholder.fallback(context.language) if placeholder else ""
 
 
 @lru_cache(maxsize=2048)
@@ -362,6 +374,8 @@ ES_DAYS_SMS = tuple(d.replace("á", "a") for d in speech.ES_DAYS)
 
 
 def _text(value: object, context: RenderContext) -> str | None:
+    if value is None:
+        return None
     text = str(value)
     if not text.isprintable():
         # One line: a stray newline or tab in a name must not reshape a message.
@@ -369,16 +383,18 @@ def _text(value: object, context: RenderContext) -> str | None:
     return text or None
 
 
-def _local(value: datetime, context: RenderContext) -> datetime:
+@lru_cache(maxsize=8192)
+def _local(value: datetime, zone: tzinfo) -> datetime:
+    # Cached: a reminder formats the same start as #APPTDATE# and #APPTTIME#.
     # Aware datetimes are UTC inside carebell; a naive one is taken to be UTC too.
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    return value.astimezone(context.time_zone)
+    return value.astimezone(zone)
 
 
 def _date(value: object, context: RenderContext) -> str | None:
     if isinstance(value, datetime):
-        value = _local(value, context).date()
+        value = _local(value, context.time_zone).date()
     if not isinstance(value, date):
         return _text(value, context) if isinstance(value, str) else None
     return write_date(value, context)
@@ -386,7 +402,7 @@ def _date(value: object, context: RenderContext) -> str | None:
 
 def _time(value: object, context: RenderContext) -> str | None:
     if isinstance(value, datetime):
-        value = _local(value, context).time()
+        value = _local(value, context.time_zone).time()
     if not isinstance(value, time):
         return _text(value, context) if isinstance(value, str) else None
     return write_time(value, context)
@@ -401,6 +417,8 @@ def _phone(value: object, context: RenderContext) -> str | None:
 
 
 def _code(value: object, context: RenderContext) -> str | None:
+    if value is None:
+        return None
     text = str(value).strip()
     if context.channel is Channel.CALL and text:
         return speech.say_digits(text, context.language)
@@ -431,25 +449,33 @@ _FORMATTERS = {
 }
 
 
+def _nothing(value: object, context: RenderContext) -> None:
+    return None
+
+
 def _formatter(name: str):
     placeholder = CATALOGUE.get(name)
     if placeholder is None:
-        return lambda value, context: None
+        return _nothing
     return _FORMATTERS[placeholder.type]
 
 
 def write_date(day: date, context: RenderContext) -> str:
     """A date for the template's language and channel: "Tue, Mar 17" in an SMS,
     "Tuesday, March 17" in an email, "martes 17 de marzo"; spoken words on a call."""
-    language = speech.language_of(context.language)
-    if context.channel is Channel.CALL:
-        return speech.say_date(day, language)
     year = context.today is not None and day.year != context.today.year
+    return _write_date(day, context.language, context.channel, year)
+
+
+@lru_cache(maxsize=4096)
+def _write_date(day: date, language: str, channel: Channel, year: bool) -> str:
+    if channel is Channel.CALL:
+        return speech.say_date(day, language)
     if language == "es":
-        days = ES_DAYS_SMS if context.channel is Channel.SMS else speech.ES_DAYS
+        days = ES_DAYS_SMS if channel is Channel.SMS else speech.ES_DAYS
         text = f"{days[day.weekday()]} {day.day} de {speech.ES_MONTHS[day.month - 1]}"
         return f"{text} de {day.year}" if year else text
-    if context.channel is Channel.SMS:
+    if channel is Channel.SMS:
         text = f"{EN_DAYS_SHORT[day.weekday()]}, {EN_MONTHS_SHORT[day.month - 1]} {day.day}"
     else:
         text = f"{speech.EN_DAYS[day.weekday()]}, {speech.EN_MONTHS[day.month - 1]} {day.day}"
@@ -461,15 +487,18 @@ def write_time(moment: time, context: RenderContext) -> str:
     sentence ending in a time does not end in "p.m.."); spoken words on a call.
     Plain spaces only: the no-break spaces CLDR puts before "PM" would force an SMS
     into UCS-2."""
-    language = speech.language_of(context.language)
-    if context.channel is Channel.CALL:
-        return speech.say_time(moment, language)
-    hour = moment.hour % 12 or 12
-    if language == "es":
-        return f"{hour}:{moment.minute:02d} {'am' if moment.hour < 12 else 'pm'}"
-    return f"{hour}:{moment.minute:02d} {'AM' if moment.hour < 12 else 'PM'}"
+    return _write_time(moment.hour, moment.minute, context.language, context.channel)
 
 
+@lru_cache(maxsize=4096)
+def _write_time(hour: int, minute: int, language: str, channel: Channel) -> str:
+    if channel is Channel.CALL:
+        return speech.say_time(time(hour, minute), language)
+    marker = ("am", "pm") if language == "es" else ("AM", "PM")
+    return f"{hour % 12 or 12}:{minute:02d} {marker[hour >= 12]}"
+
+
+@lru_cache(maxsize=1024)
 def display_phone(number: str) -> str:
     """A North American E.164 number as "(555) 010-0123"; any other as given."""
     if len(number) == 12 and number.startswith("+1") and number[1:].isdigit():

@@ -168,3 +168,20 @@ def test_it_agrees_with_twilio_smart_encoding_wherever_both_replace_a_character(
 def test_it_covers_the_look_alikes_that_word_processors_insert(char):
     assert char in TWILIO_SMART
     assert char in segments.REPLACEMENTS
+
+
+def test_every_character_that_can_join_a_cluster_takes_the_careful_path():
+    import sys
+
+    missed = [
+        hex(cp)
+        for cp in range(sys.maxunicode + 1)
+        if not 0xD800 <= cp <= 0xDFFF
+        and (segments._extends(chr(cp)) or segments._is_regional_indicator(chr(cp)))
+        and not segments._MAY_CLUSTER.match(chr(cp))
+    ]
+    assert missed == []
+
+
+def test_count_segments_gives_only_the_number():
+    assert segments.count_segments("x" * 161) == 2
