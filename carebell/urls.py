@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.urls import path
 
-from carebell.messaging import hooks, metrics
+from carebell.messaging import hooks, metrics, voice
 
 admin.site.site_header = "carebell"
 admin.site.site_title = "carebell"
@@ -10,6 +10,8 @@ admin.site.index_title = "Patient messaging"
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("hooks/<str:provider>/status/<int:attempt_id>", hooks.status_callback, name="status-hook"),
+    path("hooks/twilio/voice/<int:attempt_id>", voice.call_answered, name="voice-answered"),
+    path("hooks/twilio/gather/<int:attempt_id>", voice.key_pressed, name="voice-key"),
     path("hooks/<str:provider>/inbound", hooks.inbound_sms, name="inbound-hook"),
     path("metrics", metrics.metrics_view, name="metrics"),
 ]

@@ -13,15 +13,14 @@ from dataclasses import dataclass
 from django.db import IntegrityError, transaction
 from django.db.models import F
 
-from carebell.appointments.models import Appointment, CancellationRequest
-from carebell.core.cancellation import CancellationEffect, decide_cancellation
+from carebell.appointments.models import Appointment
 from carebell.core.keywords import Intent, read_reply
 from carebell.core.placeholders import RenderContext, render
-from carebell.core.vocab import AppointmentStatus, CancellationMode, Channel, Kind, OutboxStatus
+from carebell.core.vocab import AppointmentStatus, Channel, Kind, OutboxStatus
 from carebell.formats.service import keyword_reply
-from carebell.inbox.models import Conversation, StaffNotification
-from carebell.messaging import actions
-from carebell.messaging.models import InboundMessage, OutboundEvent, OutboxMessage
+from carebell.inbox.models import Conversation
+from carebell.messaging import actions, answers
+from carebell.messaging.models import InboundMessage, OutboxMessage
 from carebell.people.models import ContactPoint
 from carebell.sites.models import Site
 
@@ -119,7 +118,7 @@ def _act(inbound: InboundMessage, site: Site, conversation: Conversation, now) -
             site.id, address, Channel.SMS, source="keyword", now=now, detail=inbound.body[:50]
         )
         _reply_keyword(site, address, "stop", language, now)
-        _event(site, "contact.opted_out", {"channel": "sms", "inbound_id": inbound.id}, now)
+        answers.emit(site, "contact.opted_out", {"channel": "sms", "inbound_id": inbound.id}, now)
     elif reading.intent is Intent.OPT_IN:
         actions.opt_in_address(site.id, address, Channel.SMS, source="keyword", now=now)
         _reply_keyword(site, address, "start", language, now)
@@ -172,68 +171,20 @@ def _answer_open_request(site, conversation, intent, inbound, language, now) -> 
 
 
 def _answer(site, intent: Intent, appointment_ids: list[int], inbound, language, now) -> None:
-    appointments = list(Appointment.objects.select_for_update().filter(id__in=appointment_ids))
-    for appointment in appointments:
-        if intent is Intent.CONFIRM:
-            _confirm(appointment, now)
-        else:
-            _cancel(site, appointment, inbound, language, now)
-
-
-def _confirm(appointment: Appointment, now) -> None:
-    if not AppointmentStatus(appointment.status).is_open:
-        return
-    appointment.status, appointment.confirmed_at = AppointmentStatus.CONFIRMED, now
-    appointment.save(update_fields=["status", "confirmed_at", "updated_at"])
-    _event(appointment.site, "appointment.confirmed", {"appointment": appointment.external_id}, now)
-
-
-def _cancel(site: Site, appointment: Appointment, inbound, language, now) -> None:
-    delivery = site.delivery
-    decision = decide_cancellation(
-        CancellationMode(delivery.cancellation_mode),
-        delivery.cancellation_deadline_hours,
-        now,
-        appointment.starts_at,
-        AppointmentStatus(appointment.status),
-        delivery.track_cancellations,
+    answered = answers.answer_appointments(
+        site, answers.Answer(intent.value), appointment_ids, via="sms", now=now
     )
-    effects = decision.effects
-    CancellationRequest.objects.create(
-        appointment=appointment,
-        received_at=now,
-        via="sms",
-        accepted=decision.accepted,
-        reason=decision.reasons[0].code.value,
-    )
-    if CancellationEffect.CANCEL_APPOINTMENT in effects:
-        appointment.status, appointment.cancelled_at = AppointmentStatus.CANCELLED, now
-    elif CancellationEffect.RECORD_REQUEST in effects:
-        appointment.status = AppointmentStatus.CANCEL_REQUESTED
-    appointment.save(update_fields=["status", "cancelled_at", "updated_at"])
-    if CancellationEffect.STOP_MESSAGES in effects:
-        actions.cancel_pending_for("appointment", [appointment.id], decision.reasons, now)
-    if CancellationEffect.EMIT_CANCELLATION_EVENT in effects:
-        _event(site, "appointment.cancelled", {"appointment": appointment.external_id}, now)
-    if CancellationEffect.NOTIFY_DEPARTMENT in effects:
-        StaffNotification.objects.create(
-            site=site,
-            department=delivery.cancellation_department,
-            kind="cancellation",
-            text=decision.reasons[0].message,
-            entity_type="appointment",
-            entity_id=appointment.id,
-            created_at=now,
-        )
-    actions.queue_reply(
-        site,
-        inbound.from_address,
-        decision.reply_kind,
-        now=now,
-        language=language,
-        patient_id=appointment.patient_id,
-        entity=("appointment", appointment.id),
-    )
+    for appointment, reply_kind in answered:
+        if reply_kind is not None:
+            actions.queue_reply(
+                site,
+                inbound.from_address,
+                reply_kind,
+                now=now,
+                language=language,
+                patient_id=appointment.patient_id,
+                entity=("appointment", appointment.id),
+            )
 
 
 def _reply_keyword(site: Site, address: str, keyword: str, language: str, now) -> None:
@@ -256,7 +207,3 @@ def _ask_which(site: Site, address: str, appointment_ids: list[int], language, n
     template = PICK_PROMPT.get(language, PICK_PROMPT["en"]).format(items=items)
     text = render(template, {"SITENAME": site.name}, RenderContext(language=language)).text
     actions.queue_reply(site, address, Kind.INBOX_REPLY, now=now, language=language, body=text)
-
-
-def _event(site: Site, event_type: str, payload: dict, now) -> None:
-    OutboundEvent.objects.create(site=site, event_type=event_type, payload=payload, created_at=now)

@@ -1,0 +1,100 @@
+"""Voice webhooks: the answered call's TwiML and what keys 1 and 2 do."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from django.utils import timezone
+from twilio.request_validator import RequestValidator
+
+from carebell.core.vocab import Kind
+from carebell.messaging.models import DeliveryAttempt, OutboxMessage
+from tests import factories
+
+pytestmark = pytest.mark.django_db
+TOKEN = "voice-test-token"
+
+
+@pytest.fixture
+def call(site, settings):
+    settings.BASE_URL = "http://testserver"
+    settings.TWILIO_AUTH_TOKEN = TOKEN
+    settings.TWILIO_ACCOUNT_SID = "AC" + "0" * 32
+    appointment = factories.make_appointment(factories.make_patient(site))
+    now = timezone.now()
+    message = OutboxMessage.objects.create(
+        site=site,
+        patient=appointment.patient,
+        to_address="+12025550150",
+        channel="call",
+        kind=Kind.APPT_CONFIRMATION,
+        entity_type="appointment",
+        entity_id=appointment.id,
+        body="Hello, this is Maple Pediatrics. Your child has a visit on Friday.",
+        planned_at=now,
+        due_at=now,
+        status="sent",
+        created_at=now,
+        updated_at=now,
+    )
+    attempt = DeliveryAttempt.objects.create(
+        message=message,
+        number=1,
+        provider="twilio_voice",
+        idempotency_key=uuid.uuid4().hex,
+        started_at=now,
+    )
+    return appointment, attempt
+
+
+def post(client, path: str, data: dict, signature: str | None = None):
+    signed = signature or RequestValidator(TOKEN).compute_signature(
+        f"http://testserver{path}", data
+    )
+    return client.post(path, data, HTTP_X_TWILIO_SIGNATURE=signed)
+
+
+def test_a_person_hears_the_script_and_is_asked_for_a_key(client, call):
+    _, attempt = call
+    response = post(
+        client, f"/hooks/twilio/voice/{attempt.id}", {"CallSid": "CA1", "AnsweredBy": "human"}
+    )
+    twiml = response.content.decode()
+    assert response.status_code == 200
+    assert "<Gather" in twiml and f"/hooks/twilio/gather/{attempt.id}" in twiml
+    assert "visit on Friday" in twiml
+
+
+def test_a_machine_hears_only_the_opening_sentence(client, call):
+    _, attempt = call
+    twiml = post(
+        client,
+        f"/hooks/twilio/voice/{attempt.id}",
+        {"CallSid": "CA1", "AnsweredBy": "machine_start"},
+    ).content.decode()
+    assert "Hello, this is Maple Pediatrics." in twiml
+    assert "Friday" not in twiml and "<Hangup" in twiml
+
+
+def test_key_1_confirms_the_appointment(client, call):
+    appointment, attempt = call
+    twiml = post(client, f"/hooks/twilio/gather/{attempt.id}", {"CallSid": "CA1", "Digits": "1"})
+    appointment.refresh_from_db()
+    assert appointment.status == "confirmed"
+    assert "confirmed" in twiml.content.decode()
+
+
+def test_key_2_asks_to_cancel_and_speaks_the_acknowledgement(client, call):
+    appointment, attempt = call
+    response = post(client, f"/hooks/twilio/gather/{attempt.id}", {"CallSid": "CA1", "Digits": "2"})
+    appointment.refresh_from_db()
+    assert appointment.status == "cancel_requested"
+    assert "<Say" in response.content.decode()
+
+
+def test_a_forged_key_press_changes_nothing(client, call):
+    appointment, attempt = call
+    response = post(client, f"/hooks/twilio/gather/{attempt.id}", {"Digits": "2"}, signature="x")
+    appointment.refresh_from_db()
+    assert response.status_code == 403 and appointment.status == "booked"
