@@ -14,4 +14,5 @@ urlpatterns = [
     path("hooks/twilio/gather/<int:attempt_id>", voice.key_pressed, name="voice-key"),
     path("hooks/<str:provider>/inbound", hooks.inbound_sms, name="inbound-hook"),
     path("metrics", metrics.metrics_view, name="metrics"),
+    *hooks.anymail_hook_patterns(),
 ]

@@ -176,7 +176,7 @@ def record_status(
             return False
         message = OutboxMessage.objects.select_for_update().get(id=attempt.message_id)
         moved = _advance(message, OutboxStatus(status), now, attempt, error_code)
-    if opt_out and message.channel in (Channel.SMS, Channel.CALL):
+    if opt_out:  # a STOP-blocked number, a spam complaint or an email unsubscribe
         opt_out_address(
             message.site_id,
             message.to_address,

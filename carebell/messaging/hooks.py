@@ -93,3 +93,38 @@ def inbound_sms(request: HttpRequest, provider: str) -> HttpResponse:
         now=timezone.now(),
     )
     return HttpResponse(EMPTY_TWIML, content_type="text/xml")
+
+
+def email_event_received(sender, event, esp_name: str = "", **kwargs) -> None:
+    """anymail's tracking signal: a delivery event from an email service, already
+    authenticated by anymail's view (HTTP basic auth with the webhook secret)."""
+    from carebell.providers.anymail_email import status_from_event
+
+    update = status_from_event(event)
+    if update is None:
+        return
+    actions.record_status(
+        "anymail",
+        update.provider_message_id,
+        update.status,
+        now=timezone.now(),
+        attempt_id=update.attempt_id,
+        error_code=update.error_code,
+        opt_out=update.opt_out,
+    )
+
+
+def anymail_hook_patterns() -> list:
+    """The email service's tracking webhook, mounted only when both the service and
+    a webhook secret are configured: without a secret anymail would accept anyone."""
+    from django.urls import path
+
+    from carebell.providers.anymail_email import webhook_secrets
+
+    esp = settings.ANYMAIL_ESP
+    if not esp or not webhook_secrets():
+        return []
+    from carebell.providers.anymail_email import tracking_view
+
+    view = tracking_view(esp).as_view()
+    return [path(f"hooks/anymail/{esp}/tracking/", view, name="anymail-tracking")]
