@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import signal
 import threading
 
@@ -27,12 +28,22 @@ class Command(BaseCommand):
         parser.add_argument(
             "--idle", type=float, default=1.0, help="Seconds to sleep when nothing is due."
         )
+        parser.add_argument(
+            "--lease",
+            type=float,
+            default=120.0,
+            help="Seconds a claimed batch stays this worker's; a crashed worker's rows "
+            "come back after it (default 120).",
+        )
 
     def handle(self, *args, concurrency: int, batch_size: int, once: bool, idle: float, **opts):
-        if concurrency < 1 or batch_size < 1:
-            self.stderr.write("--concurrency and --batch-size must be at least 1")
+        lease = opts.get("lease", 120.0)
+        if concurrency < 1 or batch_size < 1 or lease <= 0:
+            self.stderr.write("--concurrency, --batch-size and --lease must be positive")
             raise SystemExit(2)
-        dispatcher = Dispatcher(batch_size=batch_size, concurrency=concurrency)
+        dispatcher = Dispatcher(
+            batch_size=batch_size, concurrency=concurrency, lease=dt.timedelta(seconds=lease)
+        )
         if once:
             batches = 0
             try:
