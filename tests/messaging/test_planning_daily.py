@@ -6,11 +6,14 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from carebell.core.reasons import Code
 from carebell.core.vocab import FillStep, Kind
 from carebell.messaging.models import MessageEvent, OutboxMessage, PlannerLease
 from carebell.messaging.planning import daily
+from carebell.messaging.planning.runner import plan_once
 from carebell.messaging.policies import PolicyCache
 from tests import factories
 from tests.messaging.engine_setup import NOW, enable
@@ -332,3 +335,31 @@ def test_a_second_automated_text_the_same_day_is_deferred_to_the_next(pharmacy):
     assert Code.CAP_DAILY in {r.code for r in deferred.reasons}
     rerun_daily(NOW + HOUR)
     assert OutboxMessage.objects.count() == 2
+
+
+# Set-based
+
+
+def busy_pharmacy(pharmacy, patients: int) -> None:
+    for n in range(patients):
+        patient = factories.make_patient(pharmacy, birth_date=dt.date(2015, 11, 25))
+        for category in ("rx_ready", "refill_reminder", "review", "birthday", "welcome"):
+            reachable(patient, category, mobile=f"+120255501{n:02d}")
+        ready_fill(patient)
+        ready_fill(patient, NOW - 3 * DAY)
+        refill(patient, TODAY + dt.timedelta(days=3))
+        ready_fill(patient, NOW - DAY - HOUR, step=FillStep.PICKED_UP, picked_up_at=NOW - DAY)
+
+
+def test_planning_costs_the_same_queries_for_few_or_many_patients(pharmacy, other_org_site):
+    for site, patients in ((pharmacy, 2), (other_org_site, 12)):
+        for kind in (*daily.EVENT_KINDS, *daily.DAILY_KINDS):
+            enable(site, kind)
+        busy_pharmacy(site, patients)
+    counts = []
+    for site in (pharmacy, other_org_site):
+        with CaptureQueriesContext(connection) as queries:
+            plan_once(now=NOW, site_ids=[site.id])
+        counts.append(len(queries))
+    assert counts[0] == counts[1] < 60
+    assert OutboxMessage.objects.filter(site=other_org_site).count() > 12 * 4

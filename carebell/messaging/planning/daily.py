@@ -565,7 +565,7 @@ def _plan_reviews(p: _Pass, rule) -> Iterator[Decision]:
     ]
     subjects = []
     for chunk in _chunks(rows):
-        history, opened = _review_history(p, rule, {r.facts.patient_id for r in chunk})
+        history, opened = _review_history(p, rule, {r.facts.patient_id for r in chunk}, since)
         day_of = lambda r: p.policy.local_date(r.at)  # noqa: E731
         for group, members in _fill_groups(p, Kind.REVIEW_REQUEST, chunk, day_of):
             base = f"p{members[0].facts.patient_id}@{day_of(members[0]).isoformat()}"
@@ -603,12 +603,12 @@ def _opened_for(base: str, opened: set[str]) -> bool:
     return any(f":{base}#" in key for key in opened)
 
 
-def _review_history(p: _Pass, rule, patient_ids: set[int]) -> tuple[dict[str, _Sent], set[str]]:
-    """This rule's review messages to these patients (by dedupe key) and the keys of
-    those whose link was opened."""
+def _review_history(p: _Pass, rule, patient_ids: set[int], since: dt.datetime):
+    """This rule's review messages since `since` to these patients (by dedupe key) and
+    the keys of those whose link was opened."""
     rows = OutboxMessage.objects.filter(
         site_id=p.site.id, kind=Kind.REVIEW_REQUEST.value, rule_id=rule.id,
-        patient_id__in=sorted(patient_ids),
+        patient_id__in=sorted(patient_ids), planned_at__gte=since,
     ).values_list("id", "dedupe_key", "status", "sent_at", "planned_at")  # fmt: skip
     history = {key: _Sent(i, status, sent or planned) for i, key, status, sent, planned in rows}
     by_id = {s.message_id: key for key, s in history.items()}
