@@ -563,11 +563,14 @@ def _plan_reviews(p: _Pass, rule) -> Iterator[Decision]:
         _FillRow(f, n, f.steps_at[FillStep.PICKED_UP])
         for f, n in _fills(p.site.id, picked, since, picked)
     ]
+    day_of = lambda r: p.policy.local_date(r.at)  # noqa: E731
+    # Group first, then chunk the groups: a patient's pickups never straddle two chunks.
+    groups = list(_fill_groups(p, Kind.REVIEW_REQUEST, rows, day_of))
     subjects = []
-    for chunk in _chunks(rows):
-        history, opened = _review_history(p, rule, {r.facts.patient_id for r in chunk}, since)
-        day_of = lambda r: p.policy.local_date(r.at)  # noqa: E731
-        for group, members in _fill_groups(p, Kind.REVIEW_REQUEST, chunk, day_of):
+    for chunk in _chunks(groups):
+        ids = {members[0].facts.patient_id for _, members in chunk}
+        history, opened = _review_history(p, rule, ids, since)
+        for group, members in chunk:
             base = f"p{members[0].facts.patient_id}@{day_of(members[0]).isoformat()}"
             plan_for = _review_plan(p, rule, base, members[-1].at, history, opened)
             subjects.append(_fill_subject(group, members, plan_for))
