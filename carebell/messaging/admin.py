@@ -16,8 +16,10 @@ from carebell.messaging.models import (
     MessageTemplate,
     OutboundEvent,
     OutboxMessage,
+    OutboxSubject,
     PlannerLease,
     ProviderEvent,
+    SenderPace,
 )
 from carebell.sites.admin_scoping import (
     SITE_FILTER,
@@ -76,6 +78,15 @@ class MessageEventInline(AppendOnlyTabularInline):
     staff_view_permission = _QUEUE
 
 
+class OutboxSubjectInline(AppendOnlyTabularInline):
+    model = OutboxSubject
+    site_path = "message__site"
+    fields = ("entity_type", "entity_id")
+    readonly_fields = fields
+    show_change_link = False
+    staff_view_permission = _QUEUE
+
+
 @admin.register(OutboxMessage)
 class OutboxMessageAdmin(AppendOnlyAdmin):
     list_display = (
@@ -93,7 +104,7 @@ class OutboxMessageAdmin(AppendOnlyAdmin):
     search_fields = ("entity_name", "to_address", "provider_message_id", "dedupe_key")
     list_select_related = ("site",)
     date_hierarchy = "planned_at"
-    inlines = (DeliveryAttemptInline, MessageEventInline)
+    inlines = (OutboxSubjectInline, DeliveryAttemptInline, MessageEventInline)
     staff_view_permission = _QUEUE
 
 
@@ -150,3 +161,20 @@ class PlannerLeaseAdmin(AppendOnlyAdmin):
     site_path = None
     list_display = ("name", "holder", "expires_at")
     search_fields = ("name", "holder")
+
+
+@admin.register(SenderPace)
+class SenderPaceAdmin(AppendOnlyAdmin):
+    site_path = None
+    list_display = ("sender", "next_free_at")
+    search_fields = ("sender",)
+
+
+@admin.register(OutboxSubject)
+class OutboxSubjectAdmin(AppendOnlyAdmin):
+    site_path = "message__site"
+    list_display = ("message", "entity_type", "entity_id")
+    list_filter = ("entity_type",)
+    search_fields = ("entity_type",)
+    list_select_related = ("message",)
+    staff_view_permission = _QUEUE

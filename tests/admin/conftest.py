@@ -1,0 +1,85 @@
+import datetime as dt
+import io
+
+import pytest
+from django.contrib.auth.models import User
+from django.core.management import call_command
+from django.utils import timezone
+
+from carebell.appointments.models import Appointment, CancellationRequest
+from carebell.audit.models import AuditEvent
+from carebell.inbox.models import Conversation, QuickResponse, StaffNotification
+from carebell.messaging.models import (
+    DeliveryAttempt,
+    InboundMessage,
+    MessageEvent,
+    OutboundEvent,
+    OutboxMessage,
+    OutboxSubject,
+    PlannerLease,
+    ProviderEvent,
+    SenderPace,
+)
+from carebell.people.models import ContactPoint, OptOutEvent, VerificationCode
+from carebell.sites.models import Site, StaffMembership
+
+
+@pytest.fixture(autouse=True)
+def fast_passwords(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def every_model(db):
+    """Demo data plus at least one row of every model the seeder does not write."""
+    call_command("seed_demo", patients=20, seed=3, no_progress=True, stdout=io.StringIO())
+    now = timezone.now()
+    site = Site.objects.get(kind="clinic", organization__slug="maple-health")
+    point = ContactPoint.objects.filter(contact__patient__site=site).first()
+    user = User.objects.create_user("colleague", password="a-long-test-password")
+    StaffMembership.objects.create(user=user, site=site)
+    CancellationRequest.objects.create(
+        appointment=Appointment.objects.filter(site=site).first(),
+        received_at=now,
+        via="sms",
+        accepted=True,
+    )
+    OptOutEvent.objects.create(
+        site=site, address=point.value, channel="sms", opted_out=True, source="keyword",
+        recorded_at=now,
+    )  # fmt: skip
+    VerificationCode.objects.create(
+        contact_point=point, address=point.value, code_hash="x", created_at=now,
+        expires_at=now + dt.timedelta(minutes=10),
+    )  # fmt: skip
+    message = OutboxMessage.objects.create(
+        site=site, patient=point.contact.patient, contact=point.contact, contact_point=point,
+        to_address=point.value, channel="sms", kind="appt_reminder", planned_at=now, due_at=now,
+        created_at=now, updated_at=now, body="See you tomorrow",
+    )  # fmt: skip
+    attempt = DeliveryAttempt.objects.create(
+        message=message, number=1, provider="sim", idempotency_key="k1", started_at=now
+    )
+    MessageEvent.objects.create(message=message, at=now, status="scheduled")
+    OutboxSubject.objects.create(message=message, entity_type="appointment", entity_id=1)
+    SenderPace.objects.create(sender=site.sms_from, next_free_at=now)
+    ProviderEvent.objects.create(
+        provider="sim", provider_message_id="SM1", status="sent", attempt=attempt, received_at=now
+    )
+    conversation = Conversation.objects.create(site=site, channel="sms", address=point.value)
+    InboundMessage.objects.create(
+        site=site, channel="sms", provider="sim", provider_message_id="in1",
+        from_address=point.value, to_address=site.phone, body="C", received_at=now,
+        conversation=conversation,
+    )  # fmt: skip
+    OutboundEvent.objects.create(
+        site=site, event_type="appointment.cancelled", payload={}, created_at=now
+    )
+    PlannerLease.objects.create(name="daily", holder="test", expires_at=now)
+    QuickResponse.objects.create(site=site, name="Thanks", body="Thank you!")
+    StaffNotification.objects.create(
+        site=site, kind="cancelled", text="A visit was cancelled", created_at=now
+    )
+    AuditEvent.objects.create(
+        at=now, actor_label="system", action="view", object_type="patient", site_id=site.id
+    )

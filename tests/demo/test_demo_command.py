@@ -1,0 +1,58 @@
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+CAREBELL = Path(sys.executable).with_name("carebell")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(url: str, process: subprocess.Popen, seconds: float = 90) -> int:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"demo exited early: {process.communicate()}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                return response.status
+        except (urllib.error.URLError, ConnectionError):
+            time.sleep(0.3)
+    raise AssertionError(f"{url} did not answer in {seconds} s")
+
+
+@pytest.mark.slow
+def test_the_demo_serves_the_login_page_and_stops_cleanly_on_sigterm(tmp_path):
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "CAREBELL_DATABASE_URL"}
+    env.update(CAREBELL_DEBUG="1", CAREBELL_DATA_DIR=str(tmp_path))
+    process = subprocess.Popen(
+        [str(CAREBELL), "demo", "--port", str(port), "--patients", "30"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert wait_for(f"http://127.0.0.1:{port}/admin/login/", process) == 200
+        process.send_signal(signal.SIGTERM)
+        stdout, stderr = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, stderr
+    password = (tmp_path / "demo-passwords.json").read_text()
+    assert f"http://127.0.0.1:{port}/admin/" in stdout
+    assert "admin /" in stdout and "stopped" in stdout
+    assert '"admin"' in password
