@@ -344,3 +344,19 @@ def queue_reply(
     )
     MessageEvent.objects.create(message=message, at=now, status=OutboxStatus.QUEUED)
     return message
+
+
+def fill_changed(fill, *, now: dt.datetime) -> int:
+    """A fill moved on: once picked up or returned to stock, its pending ready notices
+    and pickup reminders stop, in the transaction of the change (SPEC §5.4). The next
+    planner pass plans what now applies (a pickup confirmation, a review request)."""
+    stopped = {"picked_up": Code.PICKED_UP, "returned_to_stock": Code.RETURNED_TO_STOCK}
+    code = stopped.get(fill.step)
+    if code is None:
+        return 0
+    with transaction.atomic():
+        rows = Q(entity_type="fill", entity_id=fill.id) | Q(
+            subjects__entity_type="fill", subjects__entity_id=fill.id
+        )
+        rows &= Q(kind__in=[Kind.RX_READY, Kind.RX_PICKUP_REMINDER])
+        return _close_pending(rows, OutboxStatus.CANCELLED, [reason(code)], now)

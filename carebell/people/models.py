@@ -38,7 +38,12 @@ class Patient(TimeStamped):
                 fields=["site", "source", "external_id"], name="patient_external_id_unique"
             )
         ]
-        indexes = [models.Index(fields=["site", "last_name", "first_name"])]
+        indexes = [
+            models.Index(fields=["site", "last_name", "first_name"]),
+            # Welcome messages look for patients added or consenting in the last days.
+            models.Index(fields=["site", "created_at"]),
+            models.Index(fields=["site", "consented_at"]),
+        ]
 
     def __str__(self) -> str:
         return f"{self.first_name} {self.last_name}"

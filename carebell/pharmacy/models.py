@@ -46,6 +46,7 @@ class Prescription(TimeStamped):
                 name="refills_remaining_lte_authorized",
             ),
         ]
+        indexes = [models.Index(fields=["site", "status"])]
 
     def __str__(self) -> str:
         return f"Rx {self.rx_number}"
@@ -73,6 +74,18 @@ class Fill(TimeStamped):
                 fields=["prescription", "fill_number"], name="fill_number_unique"
             ),
             models.CheckConstraint(condition=in_enum("step", FillStep), name="fill_step_valid"),
+        ]
+        indexes = [
+            # Every planner pass looks for fills waiting at the counter; most fills
+            # were picked up long ago, so only the waiting ones are indexed.
+            models.Index(
+                fields=["step"],
+                condition=models.Q(
+                    step__in=["insurance_approved", "verified_for_fill", "label_printed", "ready"]
+                ),
+                name="fill_awaiting_pickup",
+            ),
+            models.Index(fields=["picked_up_at"], name="fill_picked_up_at"),
         ]
 
     def __str__(self) -> str:

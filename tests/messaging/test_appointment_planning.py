@@ -105,3 +105,60 @@ def test_an_opted_out_number_blocks_its_pending_messages(site):
     message = OutboxMessage.objects.get()
     assert blocked == 1
     assert (message.status, message.block_reason) == ("blocked", "opted_out")
+
+
+def test_a_message_the_caps_leave_no_room_for_is_kept_as_blocked(site):
+    from carebell.messaging.planning.decisions import Decision
+    from carebell.messaging.planning.runner import is_capped
+
+    capped = Decision(
+        "skipped",
+        kind="rx_pickup_reminder",
+        channel="sms",
+        site_id=site.id,
+        patient_id=None,
+        contact_id=None,
+        contact_point_id=None,
+        to="+12025550123",
+        entity_type="fill",
+        entity_id=None,
+        event_at=None,
+        planned_at=None,
+        reasons=(reason(Code.CAP_DAILY), reason(Code.CAP_NO_ROOM)),
+        dedupe_key="k1",
+    )
+    assert is_capped(capped)
+    writer = OutboxWriter(NOW)
+    writer.add_capped(capped)
+    writer.flush()
+    message = OutboxMessage.objects.get()
+    assert (message.status, message.block_reason) == ("blocked", "cap")
+    assert [r["code"] for r in message.reasons] == ["cap_daily", "cap_no_room"]
+
+
+def test_a_picked_up_fill_stops_its_pending_pickup_reminders(pharmacy):
+    from tests import factories
+
+    patient = factories.make_patient(pharmacy)
+    fill = factories.make_fill(factories.make_prescription(patient), step="ready")
+    common = {
+        "site": pharmacy,
+        "patient": patient,
+        "to_address": "+12025550123",
+        "channel": "sms",
+        "entity_type": "fill",
+        "entity_id": fill.id,
+        "planned_at": NOW,
+        "due_at": NOW,
+        "created_at": NOW,
+        "updated_at": NOW,
+    }
+    reminder = OutboxMessage.objects.create(kind=Kind.RX_PICKUP_REMINDER, **common)
+    review = OutboxMessage.objects.create(kind=Kind.REVIEW_REQUEST, **common)
+    fill.step = "picked_up"
+    fill.save()
+    assert actions.fill_changed(fill, now=NOW) == 1
+    reminder.refresh_from_db()
+    review.refresh_from_db()
+    assert (reminder.status, reminder.reasons[-1]["code"]) == ("cancelled", "picked_up")
+    assert review.status == "scheduled"

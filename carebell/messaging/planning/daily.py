@@ -194,11 +194,16 @@ def mark_done(site: Site, now: dt.datetime, policy: DeliveryPolicy) -> None:
 
 
 def plan_site_events(
-    site: Site, rules: list[AutomatedMessage], policy: DeliveryPolicy, now: dt.datetime
+    site: Site,
+    rules: list[AutomatedMessage],
+    policy: DeliveryPolicy,
+    now: dt.datetime,
+    caps: SmsCaps | None = None,
 ) -> Iterator[Decision]:
     """Ready notices, pickup confirmations and welcomes for events of the last
-    EVENT_LOOKBACK not yet announced; called on every planner pass."""
-    p = _new_pass(site, rules, policy, now, EVENT_KINDS)
+    EVENT_LOOKBACK not yet announced; called on every planner pass. Pass the same
+    `caps` to both entry points of one pass so their texts count against each other."""
+    p = _new_pass(site, rules, policy, now, EVENT_KINDS, caps)
     if p is None:
         return
     for rule in p.rules.get(Kind.RX_READY, []):
@@ -210,11 +215,15 @@ def plan_site_events(
 
 
 def plan_site_daily(
-    site: Site, rules: list[AutomatedMessage], policy: DeliveryPolicy, now: dt.datetime
+    site: Site,
+    rules: list[AutomatedMessage],
+    policy: DeliveryPolicy,
+    now: dt.datetime,
+    caps: SmsCaps | None = None,
 ) -> Iterator[Decision]:
     """The daily batch for the site's local date of `now`: pickup reminders, refill
     reminders, review requests and birthdays."""
-    p = _new_pass(site, rules, policy, now, DAILY_KINDS)
+    p = _new_pass(site, rules, policy, now, DAILY_KINDS, caps)
     if p is None:
         return
     for rule in p.rules.get(Kind.RX_PICKUP_REMINDER, []):
@@ -227,7 +236,7 @@ def plan_site_daily(
         yield from _decide(p, rule, Kind.BIRTHDAY, _birthday_subjects(p))
 
 
-def _new_pass(site, rules, policy, now, kinds: frozenset[Kind]) -> _Pass | None:
+def _new_pass(site, rules, policy, now, kinds: frozenset[Kind], caps) -> _Pass | None:
     by_kind: dict[Kind, list[AutomatedMessage]] = defaultdict(list)
     for rule in rules:
         if rule.enabled and rule.kind in kinds:
@@ -235,7 +244,7 @@ def _new_pass(site, rules, policy, now, kinds: frozenset[Kind]) -> _Pass | None:
     if not by_kind:
         return None
     rx = pharmacy_settings(site, bool(by_kind.get(Kind.REFILL_ASK_PRESCRIBER)))
-    return _Pass(site, policy, now, dict(by_kind), rx, _caps_for(site, policy, now))
+    return _Pass(site, policy, now, dict(by_kind), rx, caps or SmsCaps(site.id, now))
 
 
 def pharmacy_settings(site: Site, ask_prescriber: bool = False) -> PharmacySettings:
@@ -707,20 +716,3 @@ class SmsCaps:
             d.status = "skipped"
             return
         self.history[key].append(SmsRecord(d.planned_at, kind, d.dedupe_key))
-
-
-# The events pass and the daily batch of one planner pass share one SmsCaps, so a ready
-# notice and a refill reminder planned in the same pass count against each other. The
-# runner hands both the same policy object and `now`; holding the policy here keeps its
-# identity from being reused by another pass's policy.
-_shared_caps: list[tuple[DeliveryPolicy, dt.datetime, int, SmsCaps]] = []
-
-
-def _caps_for(site: Site, policy: DeliveryPolicy, now: dt.datetime) -> SmsCaps:
-    if _shared_caps:
-        held_policy, held_now, held_site, caps = _shared_caps[0]
-        if held_policy is policy and held_now == now and held_site == site.id:
-            return caps
-    caps = SmsCaps(site.id, now)
-    _shared_caps[:] = [(policy, now, site.id, caps)]
-    return caps

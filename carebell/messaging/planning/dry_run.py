@@ -41,11 +41,12 @@ def _decisions(site, rules, policy, now, end) -> Iterator[Decision]:
     yield from appointments.plan_site_appointments(
         site, rules, policy, now, end + appointments.HORIZON
     )
+    caps = daily.SmsCaps(site.id, now)
     day = policy.local_date(now)
     while (day_start := policy.local_instant(day, site.delivery.daily_process_start)) < end:
         when = max(now, day_start)
-        yield from daily.plan_site_events(site, rules, policy, when)
-        yield from daily.plan_site_daily(site, rules, policy, when)
+        yield from daily.plan_site_events(site, rules, policy, when, caps)
+        yield from daily.plan_site_daily(site, rules, policy, when, caps)
         day += dt.timedelta(days=1)
 
 

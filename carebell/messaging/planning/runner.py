@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from django.db import connection, transaction
 from django.utils import timezone
 
+from carebell.core.reasons import Code
 from carebell.messaging.models import AutomatedMessage, PlannerLease
 from carebell.messaging.planning import appointments, daily
 from carebell.messaging.planning.decisions import Decision
@@ -58,9 +59,10 @@ def decisions_for_site(
         return
     policy = policies.for_site(site)
     yield from appointments.plan_site_appointments(site, rules, policy, now, until, start=start)
-    yield from daily.plan_site_events(site, rules, policy, now)
+    caps = daily.SmsCaps(site.id, now)
+    yield from daily.plan_site_events(site, rules, policy, now, caps)
     if daily_batch:
-        yield from daily.plan_site_daily(site, rules, policy, now)
+        yield from daily.plan_site_daily(site, rules, policy, now, caps)
 
 
 def plan_once(
@@ -84,10 +86,19 @@ def plan_once(
                 on_decision(decision)
             if decision.planned:
                 writer.add(decision)
+            elif is_capped(decision):
+                writer.add_capped(decision)
         writer.flush()
         if run_daily:
             daily.mark_done(site, now, policies.for_site(site))
     return report
+
+
+def is_capped(decision: Decision) -> bool:
+    """A message the SMS caps found no room for before its event."""
+    return bool(decision.to and decision.dedupe_key) and any(
+        r.code is Code.CAP_NO_ROOM for r in decision.reasons
+    )
 
 
 @contextmanager

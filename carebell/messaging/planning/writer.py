@@ -43,14 +43,22 @@ class OutboxWriter:
         if len(self.rows) >= self.flush_every:
             self.flush()
 
-    def _row(self, d: Decision) -> tuple:
+    def add_capped(self, decision: Decision) -> None:
+        """Keep a message the frequency caps left no room for as `blocked` (cap), so
+        it is never silently dropped (SPEC §4) and staff can see why."""
+        self.rows.append(self._row(decision, status="blocked", block_reason="cap"))
+        if len(self.rows) >= self.flush_every:
+            self.flush()
+
+    def _row(self, d: Decision, status: str = "scheduled", block_reason: str = "") -> tuple:
         now = self.now
+        planned = d.planned_at or now
         return (
             d.site_id, d.patient_id, d.contact_id, d.contact_point_id, d.to, d.channel, d.kind,
             d.priority, d.rule_id, d.language, d.entity_type, d.entity_id, d.entity_name[:200],
-            json.dumps(d.entity_ids), d.event_at, d.dedupe_key, d.planned_at, d.planned_at,
-            "scheduled", "", json.dumps(reasons_json(d.reasons)), "", "", "", 0, 0, "", "", "",
-            "", now, now,
+            json.dumps(d.entity_ids), d.event_at, d.dedupe_key, planned, planned,
+            status, block_reason, json.dumps(reasons_json(d.reasons)), "", "", "", 0, 0, "", "",
+            "", "", now, now,
         )  # fmt: skip
 
     def flush(self) -> None:
