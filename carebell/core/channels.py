@@ -62,9 +62,9 @@ class ContactFacts:
     def points_for(self, channel: Channel) -> tuple[ContactPointFacts | None, ...]:
         """The contact points that can carry `channel`, in the order they are tried.
         Calls go to the home phone first (a landline is what a voice call is for)."""
-        if channel is Channel.EMAIL:
+        if channel is _EMAIL:
             return (self.email,)
-        if channel is Channel.SMS:
+        if channel is _SMS:
             return (self.mobile,)
         return (self.home, self.mobile)
 
@@ -92,7 +92,11 @@ class ContactChoice:
         return bool(self.deliveries)
 
 
-# Preference properties parse their value; the hot path reads these tables instead.
+# Enum member access (`Channel.SMS`) costs a descriptor call in Python 3.11; the hot path
+# reads these module constants and prebuilt tables instead.
+_EMAIL, _SMS = Channel.EMAIL, Channel.SMS
+_AUTHORITY_NONE = Authority.NONE
+_BLANK, _NO_CONTACT = Preference.BLANK, Preference.NONE
 _PREF_CHANNELS = {p: p.channels for p in Preference}
 _PREF_LADDER = {p: p.is_ladder for p in Preference}
 _OPTED_OUT = {
@@ -100,14 +104,22 @@ _OPTED_OUT = {
     Channel.SMS: Code.OPTED_OUT_SMS,
     Channel.CALL: Code.OPTED_OUT_CALL,
 }
-_CHANNEL_REASONS: dict[tuple[Code, Channel], Reason] = {}
 
 
-def _channel_reason(code: Code, channel: Channel) -> Reason:
-    found = _CHANNEL_REASONS.get((code, channel))
-    if found is None:
-        found = _CHANNEL_REASONS[(code, channel)] = reason(code, channel=channel)
-    return found
+def _per_channel(code_for) -> dict[Channel, Reason]:
+    return {c: reason(code_for(c), channel=c) for c in Channel}
+
+
+_NO_POINT = _per_channel(lambda c: Code.NO_CONTACT_POINT)
+_UNPARSEABLE = _per_channel(lambda c: Code.CONTACT_POINT_UNPARSEABLE)
+_OPTED = _per_channel(_OPTED_OUT.__getitem__)
+_UNVERIFIED = _per_channel(lambda c: Code.NOT_VERIFIED)
+_NO_CONSENT = _per_channel(lambda c: Code.NO_CONSENT)
+_LADDER_USED = _per_channel(lambda c: Code.LADDER_STEP_USED)
+_NO_PREFERENCE = {c: reason(Code.NO_PREFERENCE, category=c) for c in Category}
+_PREFERENCE_NONE = {c: reason(Code.PREFERENCE_NONE, category=c) for c in Category}
+_AUTHORITY_REASON = reason(Code.CONTACT_AUTHORITY_NONE)
+_KIND_SPECIFIC = frozenset({Code.CHANNEL_DISABLED_FOR_KIND, Code.KIND_DISABLED})
 
 
 def point_problem(
@@ -116,28 +128,33 @@ def point_problem(
     """None when `point` may carry `channel` under the site's settings, else why not:
     no_contact_point, contact_point_unparseable, opted_out_*, not_verified, no_consent."""
     if point is None or not point.value:
-        return _channel_reason(Code.NO_CONTACT_POINT, channel)
+        return _NO_POINT[channel]
     if not point.parses:
-        return _channel_reason(Code.CONTACT_POINT_UNPARSEABLE, channel)
-    if channel in point.opted_out:
-        return _channel_reason(_OPTED_OUT[channel], channel)
+        return _UNPARSEABLE[channel]
+    if point.opted_out and channel in point.opted_out:
+        return _OPTED[channel]
     if settings.only_verified and not point.verified:
-        return _channel_reason(Code.NOT_VERIFIED, channel)
+        return _UNVERIFIED[channel]
     if settings.require_opt_in and channel in PHONE_CHANNELS and channel not in point.consented:
-        return _channel_reason(Code.NO_CONSENT, channel)
+        return _NO_CONSENT[channel]
     return None
 
 
 def usable_point(
     contact: ContactFacts, channel: Channel, settings: DeliverySettings
 ) -> tuple[ContactPointFacts | None, Reason | None]:
-    """The first contact point that may carry `channel`, else (None, the first problem)."""
+    """The first contact point that may carry `channel`, else (None, the first problem
+    other than a missing point, if any)."""
+    if channel is _SMS or channel is _EMAIL:  # one point: skip the loop
+        point = contact.mobile if channel is _SMS else contact.email
+        problem = point_problem(point, channel, settings)
+        return (point, None) if problem is None else (None, problem)
     first: Reason | None = None
     for point in contact.points_for(channel):
         problem = point_problem(point, channel, settings)
         if problem is None:
             return point, None
-        if first is None or first.code is Code.NO_CONTACT_POINT:
+        if first is None or first is _NO_POINT[channel]:
             first = problem
     return None, first
 
@@ -145,15 +162,15 @@ def usable_point(
 def contact_problem(contact: ContactFacts, category: Category, today: date) -> Reason | None:
     """None when the contact may receive `category` messages at all (authority, end
     date, preference set and not "no contact"), else the reason."""
-    if contact.authority == Authority.NONE:
-        return reason(Code.CONTACT_AUTHORITY_NONE)
+    if contact.authority == _AUTHORITY_NONE:
+        return _AUTHORITY_REASON
     if contact.end_date is not None and contact.end_date <= today:
         return reason(Code.CONTACT_END_DATED, end_date=contact.end_date)
-    pref = contact.preferences.get(category, Preference.BLANK)
-    if pref == Preference.BLANK:
-        return reason(Code.NO_PREFERENCE, category=category)
-    if pref == Preference.NONE:
-        return reason(Code.PREFERENCE_NONE, category=category)
+    pref = contact.preferences.get(category, _BLANK)
+    if pref == _BLANK:
+        return _NO_PREFERENCE[category]
+    if pref == _NO_CONTACT:
+        return _PREFERENCE_NONE[category]
     return None
 
 
@@ -170,16 +187,71 @@ def choose_channels(
     category = KIND_CATEGORY.get(kind)
     if category is None:
         raise ValueError(f"{kind} is not governed by preferences")
+    enabled = settings.kind_channels.get(kind, ALL_CHANNELS)
+    return _choose(contact, kind, category, enabled, settings, today)
+
+
+def _choose(contact, kind, category, enabled, settings, today) -> ContactChoice:
     problem = contact_problem(contact, category, today)
     if problem is not None:
         return ContactChoice(contact.contact_id, (), (problem,))
-    enabled = settings.kind_channels.get(kind, ALL_CHANNELS)
     if not enabled:
         return ContactChoice(contact.contact_id, (), (reason(Code.KIND_DISABLED, kind=kind),))
     pref = contact.preferences[category]
+    channels = _PREF_CHANNELS[pref]
+    if len(channels) == 1 and channels[0] in enabled:
+        return _single(contact, channels[0], settings)
     if _PREF_LADDER[pref]:
-        return _climb(contact, kind, _PREF_CHANNELS[pref], enabled, settings)
-    return _each(contact, kind, _PREF_CHANNELS[pref], enabled, settings)
+        return _climb(contact, kind, channels, enabled, settings)
+    return _each(contact, kind, channels, enabled, settings)
+
+
+class ChannelChooser:
+    """`choose_channels` for one site and a fixed list of kinds (a site's rules),
+    compiled once: kinds of one category with the same enabled channels share one
+    decision per contact. This is what the nightly planner calls per contact."""
+
+    __slots__ = ("_groups", "kinds", "settings")
+
+    def __init__(self, settings: DeliverySettings, kinds: Iterable[Kind]) -> None:
+        self.settings = settings
+        self.kinds = tuple(dict.fromkeys(kinds))
+        groups: dict[tuple, list[Kind]] = {}
+        for kind in self.kinds:
+            category = KIND_CATEGORY.get(kind)
+            if category is None:
+                raise ValueError(f"{kind} is not governed by preferences")
+            enabled = settings.kind_channels.get(kind, ALL_CHANNELS)
+            groups.setdefault((category, enabled), []).append(kind)
+        self._groups = tuple((c, e, tuple(ks)) for (c, e), ks in groups.items())
+
+    def choose(self, contact: ContactFacts, today: date) -> dict[Kind, ContactChoice]:
+        """The decision for `contact` for each of the chooser's kinds."""
+        out: dict[Kind, ContactChoice] = {}
+        settings = self.settings
+        for category, enabled, kinds in self._groups:
+            choice = _choose(contact, kinds[0], category, enabled, settings, today)
+            out[kinds[0]] = choice
+            if len(kinds) > 1:
+                specific = bool(choice.reasons) and _names_kind(choice.reasons)
+                for kind in kinds[1:]:
+                    out[kind] = (
+                        _choose(contact, kind, category, enabled, settings, today)
+                        if specific
+                        else choice
+                    )
+        return out
+
+
+def _names_kind(reasons: tuple[Reason, ...]) -> bool:
+    return any(r.code in _KIND_SPECIFIC for r in reasons)
+
+
+def _single(contact: ContactFacts, channel: Channel, settings: DeliverySettings) -> ContactChoice:
+    point, problem = usable_point(contact, channel, settings)
+    if point is None:
+        return ContactChoice(contact.contact_id, (), (problem,))
+    return ContactChoice(contact.contact_id, (Delivery(contact.contact_id, channel, point.value),))
 
 
 def _each(contact, kind, channels, enabled, settings) -> ContactChoice:
@@ -205,7 +277,7 @@ def _climb(contact, kind, channels, enabled, settings) -> ContactChoice:
             continue
         point, problem = usable_point(contact, channel, settings)
         if point is not None:
-            used = (_channel_reason(Code.LADDER_STEP_USED, channel),) if skipped else ()
+            used = (_LADDER_USED[channel],) if skipped else ()
             delivery = Delivery(contact.contact_id, channel, point.value)
             return ContactChoice(contact.contact_id, (delivery,), (*skipped, *used))
         skipped.append(problem)

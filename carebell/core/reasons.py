@@ -49,6 +49,8 @@ class Code(StrEnum):
     NO_ALLOWED_TIME = "no_allowed_time"
     TARGET_PASSED = "target_passed"
     APPOINTMENT_PASSED = "appointment_passed"
+    RETRY_SCHEDULED = "retry_scheduled"
+    RETRIES_EXHAUSTED = "retries_exhausted"
     APPOINTMENT_CANCELLED = "appointment_cancelled"
     APPOINTMENT_MOVED = "appointment_moved"
     APPOINTMENT_NOT_OPEN = "appointment_not_open"
@@ -138,6 +140,8 @@ CATALOGUE: dict[Code, Entry] = {
     ),
     Code.TARGET_PASSED: Entry(_S, "The time to send ({target}) had already passed when planned."),
     Code.APPOINTMENT_PASSED: Entry(_S, "The appointment ({start}) has already started."),
+    Code.RETRY_SCHEDULED: Entry(_M, "Attempt {attempt} failed for now; trying again at {at}."),
+    Code.RETRIES_EXHAUSTED: Entry(_S, "Gave up after {attempts} failed attempts."),
     Code.APPOINTMENT_CANCELLED: Entry(_S, "The appointment was cancelled."),
     Code.APPOINTMENT_MOVED: Entry(_S, "The appointment moved; messages were planned again."),
     Code.APPOINTMENT_NOT_OPEN: Entry(_S, "The appointment is {status}, so no reminder is due."),
@@ -200,10 +204,12 @@ CATALOGUE: dict[Code, Entry] = {
 
 @dataclass(frozen=True, slots=True)
 class Reason:
-    """A code and its parameters, as (name, text) pairs so reasons hash and compare."""
+    """A code and its parameters as sorted (name, value) pairs, so reasons hash and
+    compare. Values stay as given (datetimes, enums, numbers) and become text only
+    when rendered: the planner builds many reasons and renders few."""
 
     code: Code
-    params: tuple[tuple[str, str], ...] = ()
+    params: tuple[tuple[str, object], ...] = ()
 
     @property
     def effect(self) -> Effect:
@@ -214,19 +220,22 @@ class Reason:
         return render(self)
 
     def param(self, name: str) -> str | None:
-        """The value of one parameter, or None."""
+        """One parameter as text (datetimes and dates in ISO form), or None."""
         for key, value in self.params:
             if key == name:
-                return value
+                return _text(value)
         return None
+
+    def as_dict(self) -> dict[str, str]:
+        """Code, sentence and parameters as text, e.g. to store or serve as JSON."""
+        return {"code": self.code.value, "message": render(self), **_Params(self.params)}
 
 
 def reason(code: Code, **params: object) -> Reason:
-    """Build a Reason; parameter values are stored as text (datetimes in ISO form)."""
+    """Build a Reason. Parameterless reasons are shared singletons."""
     if not params:
         return _PLAIN[code]
-    items = tuple(sorted((k, _text(v)) for k, v in params.items()))
-    return Reason(code, items)
+    return Reason(code, tuple(sorted(params.items())))
 
 
 def render(r: Reason) -> str:
@@ -252,14 +261,16 @@ def catalogue_markdown() -> str:
 
 
 class _Params(dict):
-    def __init__(self, params: tuple[tuple[str, str], ...]) -> None:
-        super().__init__(params)
+    def __init__(self, params: tuple[tuple[str, object], ...]) -> None:
+        super().__init__((k, _text(v)) for k, v in params)
 
     def __missing__(self, key: str) -> str:
         return "?"
 
 
 def _text(value: object) -> str:
+    if isinstance(value, str):
+        return str(value)  # a StrEnum renders as its value
     iso = getattr(value, "isoformat", None)
     return iso() if iso is not None else str(value)
 

@@ -19,6 +19,11 @@ from carebell.core.windows import DeliveryPolicy
 
 _TICK = timedelta(microseconds=1)
 _MIDNIGHT = time(0)
+MEMO_LIMIT = 200_000
+# Enum member access costs a descriptor call in Python 3.11: the hot path uses these.
+_HOURS = OffsetUnit.HOURS
+_GONE = frozenset({AppointmentStatus.CANCELLED, AppointmentStatus.DELETED})
+_OPEN = frozenset(s for s in AppointmentStatus if s.is_open)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,17 +79,31 @@ def plan_appointment_message(
     """When to send a message `offset` before `appointment` over `channel`, planning
     at `now`. Skips cancelled, closed and already-started appointments."""
     status = appointment.status
-    if status in (AppointmentStatus.CANCELLED, AppointmentStatus.DELETED):
-        return skip(Code.APPOINTMENT_CANCELLED)
-    if not status.is_open:
+    if status not in _OPEN:
+        if status in _GONE:
+            return skip(Code.APPOINTMENT_CANCELLED)
         return skip(Code.APPOINTMENT_NOT_OPEN, status=status)
-    if appointment.start <= now:
-        return skip(Code.APPOINTMENT_PASSED, start=appointment.start)
-    if offset.unit is OffsetUnit.HOURS:
-        return plan_hour_offset(
-            policy, channel, appointment.start, offset.amount, now, recipient_zone
-        )
-    return plan_day_offset(policy, channel, appointment.start, offset.amount, now, recipient_zone)
+    start = appointment.start
+    if start <= now:
+        return skip(Code.APPOINTMENT_PASSED, start=start)
+    memo = _memo_for(policy, now)
+    key = (channel, start, offset.amount, offset.unit, recipient_zone)
+    found = memo.get(key)
+    if found is None:
+        plan = plan_hour_offset if offset.unit is _HOURS else plan_day_offset
+        found = memo[key] = plan(policy, channel, start, offset.amount, now, recipient_zone)
+    return found
+
+
+def _memo_for(policy: DeliveryPolicy, now: datetime) -> dict:
+    # One memo per planning instant: a nightly run uses one `now`, so its keys repeat
+    # (every contact of an appointment, every appointment in the same slot). Bounded
+    # so a long-running process cannot grow it without limit.
+    memo = policy.memo
+    if policy.memo_now is not now and (policy.memo_now != now or len(memo) >= MEMO_LIMIT):
+        memo.clear()
+        policy.memo_now = now
+    return memo
 
 
 def plan_day_offset(
@@ -99,11 +118,12 @@ def plan_day_offset(
     `now` and before `start`; else the latest allowed instant before that day (moved
     earlier); else a skip (target_passed or no_allowed_time)."""
     day = policy.local_date(start) - timedelta(days=days)
-    day_start = policy.local_instant(day, _MIDNIGHT)
-    target = min(policy.local_instant(day + timedelta(1), _MIDNIGHT), start) - _TICK
+    day_start, next_start = policy.day_span(day)
+    target = (next_start if next_start < start else start) - _TICK
     if target < now:
         return skip(Code.TARGET_PASSED, target, target=target)
-    at = policy.earliest_allowed(channel, max(now, day_start), target, recipient_zone)
+    lo = now if now > day_start else day_start
+    at = policy.first_allowed_on(channel, day, lo, target, recipient_zone)
     if at is not None:
         return Plan(at, target)
     return _move_earlier(policy, channel, target, day_start - _TICK, now, recipient_zone)

@@ -97,7 +97,7 @@ class DeliveryPolicy:
     `recipient_zone` of None means the recipient lives in the site's zone.
     """
 
-    __slots__ = ("_cache", "_days", "_windows", "settings", "zone")
+    __slots__ = ("_cache", "_days", "_spans", "_windows", "memo", "memo_now", "settings", "zone")
 
     def __init__(self, settings: DeliverySettings) -> None:
         self.settings = settings
@@ -105,6 +105,12 @@ class DeliveryPolicy:
         self._days = tuple(any(d.iso == i for d in settings.delivery_days) for i in range(8))
         self._windows = {c: self._effective_window(c) for c in Channel}
         self._cache: dict[tuple, tuple[Interval, ...]] = {}
+        self._spans: dict[int, tuple[datetime, datetime]] = {}
+        #: Results of pure planning functions over this policy (see carebell.core.timing):
+        #: the planner asks the same question for every contact of an appointment and
+        #: for every appointment in the same slot.
+        self.memo: dict[tuple, object] = {}
+        self.memo_now: datetime | None = None
 
     def _effective_window(self, channel: Channel) -> tuple[int, int] | None:
         # Quiet hours clip a wider configured window; an empty result disables the channel.
@@ -118,12 +124,37 @@ class DeliveryPolicy:
         """The site's calendar date at instant `at`."""
         return at.astimezone(self.zone).date()
 
+    def day_span(self, day: date) -> tuple[datetime, datetime]:
+        """The first instant of the site's local `day` and the first of the next day
+        (a midnight that falls in a DST gap starts when the clocks jump)."""
+        found = self._spans.get(day.toordinal())
+        if found is None:
+            nxt = day + timedelta(days=1)
+            found = (self.local_instant(day, time(0)), self.local_instant(nxt, time(0)))
+            self._spans[day.toordinal()] = found
+        return found
+
+    def first_allowed_on(
+        self,
+        channel: Channel,
+        day: date,
+        lo: datetime,
+        hi: datetime,
+        recipient_zone: ZoneInfo | None = None,
+    ) -> datetime | None:
+        """The earliest allowed instant in [lo, hi] whose wall date is the site's `day`."""
+        for start, end in self.allowed_intervals(channel, day, recipient_zone):
+            if end >= lo:
+                at = start if start > lo else lo
+                return at if at <= hi else None
+        return None
+
     def local_instant(self, day: date, wall: time, zone: ZoneInfo | None = None) -> datetime:
         """The first instant at or after wall time `wall` on `day` (in `zone`, default the
         site's): a nonexistent time moves forward to the end of the gap, an ambiguous one
         is its first occurrence."""
         z = zone or self.zone
-        naive = datetime.combine(day, wall)
+        naive = datetime.combine(day, wall.replace(fold=0))
         first = naive.replace(tzinfo=z).astimezone(UTC)  # fold=0: the first occurrence
         if first.astimezone(z).replace(tzinfo=None) == naive:
             return first
@@ -133,8 +164,17 @@ class DeliveryPolicy:
     def is_allowed(
         self, channel: Channel, at: datetime, recipient_zone: ZoneInfo | None = None
     ) -> bool:
-        """True when `channel` may deliver at instant `at` (see the module docstring)."""
-        return self.why_not(channel, at, recipient_zone) is None
+        """True when `channel` may deliver at instant `at` (see the module docstring).
+        The same test as `why_not`, without building a reason (it is on the hot path)."""
+        wall = at.astimezone(self.zone)
+        window = self._windows[channel]
+        if window is None or not self._days[wall.isoweekday()]:
+            return False
+        if not window[0] <= _time_of_day(wall) <= window[1]:
+            return False
+        if channel in PHONE_CHANNELS and _other(recipient_zone, self.zone):
+            return _in_quiet_hours_window(_time_of_day(at.astimezone(recipient_zone)))
+        return True
 
     def why_not(
         self, channel: Channel, at: datetime, recipient_zone: ZoneInfo | None = None
