@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.urls import path
 
-from carebell.messaging import hooks, metrics, voice
+from carebell.messaging import hooks, metrics, patient_pages, voice
 
 admin.site.site_header = "carebell"
 admin.site.site_title = "carebell"
@@ -14,5 +14,8 @@ urlpatterns = [
     path("hooks/twilio/gather/<int:attempt_id>", voice.key_pressed, name="voice-key"),
     path("hooks/<str:provider>/inbound", hooks.inbound_sms, name="inbound-hook"),
     path("metrics", metrics.metrics_view, name="metrics"),
+    path("p/confirm/<str:token>", patient_pages.confirm, name="patient-confirm"),
+    path("p/review/<str:token>", patient_pages.review, name="patient-review"),
+    path("p/unsub/<str:token>", patient_pages.unsubscribe, name="patient-unsubscribe"),
     *hooks.anymail_hook_patterns(),
 ]

@@ -1,0 +1,116 @@
+"""Patient pages (SPEC §7.5): signed, expiring links, no login.
+
+They show the minimum needed — a first name, a date, a site — and a wrong, altered or
+expired token gets the same plain "link not valid" page as a missing one, so a page
+never confirms that a message or a person exists.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.core import signing
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
+from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_http_methods
+
+from carebell.appointments.models import Appointment
+from carebell.core.vocab import AppointmentStatus, Channel, Kind
+from carebell.messaging import actions, answers
+from carebell.messaging.models import MessageEvent, OutboxMessage
+from carebell.messaging.rendering import LINK_SALT
+from carebell.sites.models import ReviewLink
+
+MAX_AGE = {
+    "confirm": dt.timedelta(days=60),
+    "review": dt.timedelta(days=90),
+    "unsub": dt.timedelta(days=365),
+}
+REVIEW_OPENED = "review_link_opened"
+
+
+def _message(purpose: str, token: str) -> OutboxMessage | None:
+    try:
+        data = signing.loads(token, salt=LINK_SALT[purpose], max_age=MAX_AGE[purpose])
+    except signing.BadSignature:  # includes SignatureExpired
+        return None
+    return OutboxMessage.objects.select_related("site").filter(id=data.get("m")).first()
+
+
+def _invalid(request: HttpRequest) -> HttpResponse:
+    return render(request, "patient/invalid.html", status=404)
+
+
+@require_http_methods(["GET"])
+def review(request: HttpRequest, token: str) -> HttpResponse:
+    """Count the open (once) and send the patient on to the site's review page."""
+    message = _message("review", token)
+    link = message and ReviewLink.objects.filter(site=message.site, is_default=True).first()
+    if not link:
+        return _invalid(request)
+    if not MessageEvent.objects.filter(message=message, note=REVIEW_OPENED).exists():
+        MessageEvent.objects.create(
+            message=message, at=timezone.now(), status=message.status, note=REVIEW_OPENED
+        )
+    return HttpResponseRedirect(link.url)
+
+
+@csrf_exempt  # RFC 8058: mail clients POST here with no session or token of ours
+@require_http_methods(["GET", "POST"])
+def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
+    """One-click email unsubscribe: a POST opts the address out at once; a GET (a
+    person clicking the link) shows a button, so link scanners unsubscribe no one."""
+    message = _message("unsub", token)
+    if message is None or message.channel != Channel.EMAIL:
+        return _invalid(request)
+    if request.method == "POST":
+        actions.opt_out_address(
+            message.site_id,
+            message.to_address,
+            Channel.EMAIL,
+            source="unsubscribe_link",
+            now=timezone.now(),
+        )
+        return render(request, "patient/unsubscribed.html", {"site": message.site})
+    return render(request, "patient/unsubscribe.html", {"site": message.site})
+
+
+@require_http_methods(["GET", "POST"])
+def confirm(request: HttpRequest, token: str) -> HttpResponse:
+    """Confirm or cancel one appointment, several, or all those the message listed."""
+    message = _message("confirm", token)
+    if message is None or message.entity_type != "appointment":
+        return _invalid(request)
+    ids = message.entity_ids or [message.entity_id]
+    now = timezone.now()
+    if request.method == "POST":
+        chosen = [i for i in ids if str(i) in request.POST.getlist("appointment")] or ids
+        answer = answers.Answer(request.POST.get("answer", ""))
+        answered = answers.answer_appointments(message.site, answer, chosen, via="link", now=now)
+        replies = [kind for _, kind in answered if kind is not None]
+        return render(
+            request,
+            "patient/answered.html",
+            {
+                "site": message.site,
+                "answer": answer.value,
+                "refused": Kind.APPT_CANCEL_REFUSED in replies,
+            },
+        )
+    appointments = Appointment.objects.select_related("patient").filter(
+        id__in=ids, starts_at__gt=now
+    )
+    rows = [
+        {
+            "id": a.id,
+            "first_name": a.patient.first_name,
+            "starts": a.starts_at.astimezone(message.site.zone),
+            "open": AppointmentStatus(a.status).is_open,
+        }
+        for a in appointments.order_by("starts_at")
+    ]
+    if not rows:
+        return _invalid(request)
+    return render(request, "patient/confirm.html", {"site": message.site, "rows": rows})
