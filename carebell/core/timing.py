@@ -86,12 +86,24 @@ def plan_appointment_message(
     start = appointment.start
     if start <= now:
         return skip(Code.APPOINTMENT_PASSED, start=start)
-    memo = _memo_for(policy, now)
-    key = (channel, start, offset.amount, offset.unit, recipient_zone)
+    memo, amount = _memo_for(policy, now), offset.amount
+    if offset.unit is _HOURS:
+        key = (_HOURS, channel, start, amount, recipient_zone)
+        found = memo.get(key)
+        if found is None:
+            found = plan_hour_offset(policy, channel, start, amount, now, recipient_zone)
+            memo[key] = found
+        return found
+    # A day offset depends on the appointment only through its date, unless the
+    # message is due on the appointment's own day (then the start bounds it).
+    start_day = memo.get(start)
+    if start_day is None:
+        start_day = memo[start] = policy.local_date(start)
+    day = start_day - timedelta(days=amount)
+    key = (channel, day, start if amount == 0 else None, recipient_zone)
     found = memo.get(key)
     if found is None:
-        plan = plan_hour_offset if offset.unit is _HOURS else plan_day_offset
-        found = memo[key] = plan(policy, channel, start, offset.amount, now, recipient_zone)
+        found = memo[key] = _plan_on_day(policy, channel, day, start, now, recipient_zone)
     return found
 
 
@@ -118,6 +130,10 @@ def plan_day_offset(
     `now` and before `start`; else the latest allowed instant before that day (moved
     earlier); else a skip (target_passed or no_allowed_time)."""
     day = policy.local_date(start) - timedelta(days=days)
+    return _plan_on_day(policy, channel, day, start, now, recipient_zone)
+
+
+def _plan_on_day(policy, channel, day, start, now, recipient_zone) -> Plan:
     day_start, next_start = policy.day_span(day)
     target = (next_start if next_start < start else start) - _TICK
     if target < now:
@@ -142,13 +158,18 @@ def plan_hour_offset(
     target = min(start - timedelta(hours=hours), start - _TICK)
     if target < now:
         return skip(Code.TARGET_PASSED, target, target=target)
-    if policy.is_allowed(channel, target, recipient_zone):
+    at = policy.latest_allowed(channel, target, now, recipient_zone)
+    if at == target:
         return Plan(target, target)
-    return _move_earlier(policy, channel, target, target, now, recipient_zone)
+    return _moved(at, target, now)
 
 
 def _move_earlier(policy, channel, target, before, now, recipient_zone) -> Plan:
     at = policy.latest_allowed(channel, before, now, recipient_zone) if before >= now else None
+    return _moved(at, target, now)
+
+
+def _moved(at: datetime | None, target: datetime, now: datetime) -> Plan:
     if at is None:
         return skip(Code.NO_ALLOWED_TIME, target, not_before=now, target=target)
     return Plan(at, target, (reason(Code.OUTSIDE_WINDOW_MOVED_EARLIER, target=target, at=at),))

@@ -206,12 +206,15 @@ class DeliveryPolicy:
         self, channel: Channel, day: date, recipient_zone: ZoneInfo | None = None
     ) -> tuple[Interval, ...]:
         """The allowed instants of the site's local `day` as closed UTC intervals, sorted."""
-        other = channel in PHONE_CHANNELS and _other(recipient_zone, self.zone)
-        key = (channel, day.toordinal(), recipient_zone.key if other else None)
+        if recipient_zone is None or recipient_zone is self.zone or channel not in PHONE_CHANNELS:
+            key: tuple = (channel, day)
+            recipient_zone = None
+        else:
+            key = (channel, day, recipient_zone.key)
         found = self._cache.get(key)
         if found is None:
-            found = self._compute(channel, day, recipient_zone if other else None)
-            self._cache[key] = found
+            other = recipient_zone if _other(recipient_zone, self.zone) else None
+            found = self._cache[key] = self._compute(channel, day, other)
         return found
 
     def _compute(self, channel: Channel, day: date, other: ZoneInfo | None) -> tuple[Interval, ...]:
@@ -237,16 +240,18 @@ class DeliveryPolicy:
         """The latest allowed instant in [not_before, target], or None if there is none."""
         if not_before > target:
             return None
+        # Start a day late: after a fold at midnight the next wall date begins before
+        # the last instants of this one.
         day = self.local_date(target) + _ONE_DAY
-        last = max(self.local_date(not_before), day - _SEARCH) - _ONE_DAY
         best: datetime | None = None
-        while day >= last:
+        for _ in range(MAX_SEARCH_DAYS):
             found = _latest_in(self.allowed_intervals(channel, day, recipient_zone), target)
             if found is not None and (best is None or found > best):
-                # A fold at midnight can put the previous wall date later in UTC: look
-                # at one more day, then stop.
-                last = max(last, day - _ONE_DAY) if best is None else last
                 best = found
+            elif best is not None:
+                break  # one more day looked at after the first find: done
+            if self.day_span(day)[0] < not_before:
+                break  # this day began before the lower bound: earlier days are out
             day -= _ONE_DAY
         return best if best is not None and best >= not_before else None
 
