@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import logging
+import traceback
+from types import TracebackType
 
 
 class StructuredFormatter(logging.Formatter):
@@ -25,6 +27,15 @@ class StructuredFormatter(logging.Formatter):
         if record.exc_info:
             # The exception's type and where it happened, not its message: messages
             # of database and provider errors can quote patient data.
-            exc_type = record.exc_info[0]
+            exc_type, _, tb = record.exc_info
             fields["error"] = exc_type.__name__ if exc_type else "unknown"
+            fields["where"] = where(tb)
         return json.dumps(fields, default=str, separators=(",", ":"))
+
+
+def where(tb: TracebackType | None) -> list[str]:
+    """The traceback as file:line:function, innermost last — code locations only."""
+    return [
+        f"{frame.filename.rsplit('/site-packages/', 1)[-1]}:{frame.lineno}:{frame.name}"
+        for frame in traceback.extract_tb(tb)
+    ][-8:]

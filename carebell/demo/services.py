@@ -13,7 +13,58 @@ from collections.abc import Callable, Iterable
 
 Service = Callable[[threading.Event], None]
 
-BACKGROUND_SERVICES: list[Service] = []
+
+def simulated_phone(stop: threading.Event) -> None:
+    """The simulated phone and mailbox on CAREBELL_SIM_URL's port: it receives what
+    the demo sends, reports delivery, and posts the patient's replies back."""
+    from urllib.parse import urlsplit
+
+    from django.conf import settings
+
+    from carebell.providers.sim import sim_token
+    from carebell.providers.sim_server import SimConfig, start_in_thread
+
+    port = urlsplit(settings.SIM_URL).port or 8025
+    handle = start_in_thread(
+        SimConfig(
+            port=port, auth_token=sim_token(), inbound_url=f"{settings.BASE_URL}/hooks/sim/inbound"
+        )
+    )
+    try:
+        stop.wait()
+    finally:
+        handle.stop()
+
+
+def planner(stop: threading.Event) -> None:
+    """The planner, every few seconds so the demo reacts quickly."""
+    import os
+
+    from carebell.messaging.planning.runner import run_forever
+
+    try:
+        run_forever(stop, holder=f"demo:{os.getpid()}", interval=5.0)
+    finally:
+        _close_connection()
+
+
+def dispatcher(stop: threading.Event) -> None:
+    """One dispatcher worker sending what is due through the simulated phone."""
+    from carebell.messaging.dispatcher import Dispatcher
+
+    try:
+        Dispatcher(batch_size=50).run(stop, idle_seconds=1.0)
+    finally:
+        _close_connection()
+
+
+def _close_connection() -> None:
+    from django.db import connection
+
+    connection.close()
+
+
+BACKGROUND_SERVICES: list[Service] = [simulated_phone, planner, dispatcher]
 
 logger = logging.getLogger(__name__)
 

@@ -44,7 +44,7 @@ _OPT_OUT_FLAG = {
 
 def reasons_json(reasons: Iterable[Reason]) -> list[dict]:
     """Reasons as stored on outbox rows and events: code plus parameters."""
-    return [{"code": r.code.value, **dict(r.params)} for r in reasons]
+    return [{"code": r.code.value, **{k: r.param(k) for k, _ in r.params}} for r in reasons]
 
 
 def add_planned(messages: Sequence[OutboxMessage]) -> int:

@@ -1,3 +1,4 @@
+import json
 import os
 import signal
 import socket
@@ -32,11 +33,19 @@ def wait_for(url: str, process: subprocess.Popen, seconds: float = 90) -> int:
     raise AssertionError(f"{url} did not answer in {seconds} s")
 
 
+def sim_messages(sim_url: str) -> list[dict]:
+    with urllib.request.urlopen(f"{sim_url}/sim/api/messages", timeout=5) as response:
+        return json.load(response)["messages"]
+
+
 @pytest.mark.slow
-def test_the_demo_serves_the_login_page_and_stops_cleanly_on_sigterm(tmp_path):
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if k != "CAREBELL_DATABASE_URL"}
-    env.update(CAREBELL_DEBUG="1", CAREBELL_DATA_DIR=str(tmp_path))
+def test_the_demo_serves_the_login_page_sends_to_the_sim_and_stops_cleanly_on_sigterm(
+    tmp_path,
+):
+    port, sim_port = free_port(), free_port()
+    sim_url = f"http://127.0.0.1:{sim_port}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CAREBELL_")}
+    env.update(CAREBELL_DEBUG="1", CAREBELL_DATA_DIR=str(tmp_path), CAREBELL_SIM_URL=sim_url)
     process = subprocess.Popen(
         [str(CAREBELL), "demo", "--port", str(port), "--patients", "30"],
         env=env,
@@ -46,6 +55,12 @@ def test_the_demo_serves_the_login_page_and_stops_cleanly_on_sigterm(tmp_path):
     )
     try:
         assert wait_for(f"http://127.0.0.1:{port}/admin/login/", process) == 200
+        # The planner and the dispatcher run in the demo: welcome messages for the
+        # newly seeded patients reach the simulated phone within seconds.
+        deadline = time.monotonic() + 60
+        while not sim_messages(sim_url) and time.monotonic() < deadline:
+            time.sleep(1)
+        assert sim_messages(sim_url), "nothing reached the simulated phone"
         process.send_signal(signal.SIGTERM)
         stdout, stderr = process.communicate(timeout=30)
     finally:

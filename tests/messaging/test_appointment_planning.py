@@ -162,3 +162,19 @@ def test_a_picked_up_fill_stops_its_pending_pickup_reminders(pharmacy):
     review.refresh_from_db()
     assert (reminder.status, reminder.reasons[-1]["code"]) == ("cancelled", "picked_up")
     assert review.status == "scheduled"
+
+
+def test_a_reminder_moved_earlier_keeps_its_reason_with_times_as_text(site):
+    delivery = site.delivery
+    day_before = (NOW + dt.timedelta(days=2)).astimezone(site.zone)
+    delivery.delivery_days = [
+        d for d in delivery.delivery_days if d != day_before.strftime("%a").lower()
+    ]
+    delivery.save()
+    enable(site, Kind.APPT_REMINDER, [{"days": 1}])
+    family(site)
+    plan(site)
+    message = OutboxMessage.objects.get()
+    moved = message.reasons[-1]
+    assert moved["code"] == "outside_window_moved_earlier"
+    assert dt.datetime.fromisoformat(moved["at"]) == message.planned_at

@@ -8,6 +8,7 @@ services and serves the web app on 127.0.0.1 until Ctrl-C or SIGTERM.
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import signal
 import threading
@@ -58,6 +59,7 @@ class Command(BaseCommand):
         passwords = _demo_passwords(Path(settings.DATA_DIR) / "demo-passwords.json")
         _ensure_admin(passwords[ADMIN])
         _ensure_front_desk(passwords[FRONT_DESK_USER])
+        _use_the_simulator(options["port"])
         self._serve(options["port"], passwords)
 
     def _serve(self, port: int, passwords: dict[str, str]) -> None:
@@ -85,9 +87,20 @@ class Command(BaseCommand):
             f"\ncarebell demo: {url}\n"
             f"  administrator: {ADMIN} / {passwords[ADMIN]}\n"
             f"  front desk:    {FRONT_DESK_USER} / {passwords[FRONT_DESK_USER]}\n"
+            f"simulated phone and mailbox: {settings.SIM_URL}/ (read and answer as a patient)\n"
             "Press Ctrl-C to stop.\n"
         )
         self.stdout.flush()
+
+
+def _use_the_simulator(port: int) -> None:
+    """The demo sites send through the simulated phone and mailbox, and links and
+    callbacks point at this server's port unless CAREBELL_BASE_URL says otherwise."""
+    if not os.environ.get("CAREBELL_BASE_URL"):
+        settings.BASE_URL = f"http://{HOST}:{port}"
+    Site.objects.filter(organization__slug__startswith=data.ORGANIZATION_SLUG).update(
+        providers={"sms": "sim", "email": "sim", "call": "sim"}
+    )
 
 
 def _demo_passwords(path: Path) -> dict[str, str]:
