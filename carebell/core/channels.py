@@ -231,15 +231,11 @@ class ChannelChooser:
         settings = self.settings
         for category, enabled, kinds in self._groups:
             choice = _choose(contact, kinds[0], category, enabled, settings, today)
-            out[kinds[0]] = choice
-            if len(kinds) > 1:
-                specific = bool(choice.reasons) and _names_kind(choice.reasons)
-                for kind in kinds[1:]:
-                    out[kind] = (
-                        _choose(contact, kind, category, enabled, settings, today)
-                        if specific
-                        else choice
-                    )
+            if len(kinds) == 1 or not (choice.reasons and _names_kind(choice.reasons)):
+                out.update(dict.fromkeys(kinds, choice))
+                continue
+            for kind in kinds:
+                out[kind] = _choose(contact, kind, category, enabled, settings, today)
         return out
 
 

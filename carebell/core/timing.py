@@ -10,7 +10,7 @@ reason, when no such instant remains.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from carebell.core.reasons import Code, Reason, reason
@@ -86,36 +86,53 @@ def plan_appointment_message(
     start = appointment.start
     if start <= now:
         return skip(Code.APPOINTMENT_PASSED, start=start)
-    memo, amount = _memo_for(policy, now), offset.amount
+    memo = policy.memo if policy.memo_now is now else _memo_for(policy, now)
     if offset.unit is _HOURS:
-        key = (_HOURS, channel, start, amount, recipient_zone)
-        found = memo.get(key)
-        if found is None:
-            found = plan_hour_offset(policy, channel, start, amount, now, recipient_zone)
-            memo[key] = found
-        return found
+        return _hours_memo(policy, memo, channel, start, offset.amount, now, recipient_zone)
+    return _days_memo(policy, memo, channel, start, offset.amount, now, recipient_zone)
+
+
+def _hours_memo(policy, memo, channel, start, hours, now, recipient_zone) -> Plan:
+    key = (_HOURS, channel, start, hours, recipient_zone)
+    found = memo.get(key)
+    if found is None:
+        found = plan_hour_offset(policy, channel, start, hours, now, recipient_zone)
+        _store(memo, key, found)
+    return found
+
+
+def _days_memo(policy, memo, channel, start, days, now, recipient_zone) -> Plan:
     # A day offset depends on the appointment only through its date, unless the
     # message is due on the appointment's own day (then the start bounds it).
     start_day = memo.get(start)
     if start_day is None:
-        start_day = memo[start] = policy.local_date(start)
-    day = start_day - timedelta(days=amount)
-    key = (channel, day, start if amount == 0 else None, recipient_zone)
+        start_day = policy.local_date(start).toordinal()
+        _store(memo, start, start_day)
+    key = (channel, start_day - days, start if days == 0 else None, recipient_zone)
     found = memo.get(key)
     if found is None:
-        found = memo[key] = _plan_on_day(policy, channel, day, start, now, recipient_zone)
+        day = date.fromordinal(start_day - days)
+        found = _plan_on_day(policy, channel, day, start, now, recipient_zone)
+        _store(memo, key, found)
     return found
 
 
 def _memo_for(policy: DeliveryPolicy, now: datetime) -> dict:
     # One memo per planning instant: a nightly run uses one `now`, so its keys repeat
-    # (every contact of an appointment, every appointment in the same slot). Bounded
-    # so a long-running process cannot grow it without limit.
-    memo = policy.memo
-    if policy.memo_now is not now and (policy.memo_now != now or len(memo) >= MEMO_LIMIT):
+    # (every contact of an appointment, every appointment in the same slot, every
+    # appointment on the same day for day offsets).
+    if policy.memo_now != now:
+        policy.memo.clear()
+    policy.memo_now = now
+    return policy.memo
+
+
+def _store(memo: dict, key: object, value: object) -> None:
+    # Bounded so a long run over many distinct appointment times cannot grow it without
+    # limit; clearing only costs recomputation.
+    if len(memo) >= MEMO_LIMIT:
         memo.clear()
-        policy.memo_now = now
-    return memo
+    memo[key] = value
 
 
 def plan_day_offset(

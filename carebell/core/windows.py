@@ -109,7 +109,7 @@ class DeliveryPolicy:
         #: Results of pure planning functions over this policy (see carebell.core.timing):
         #: the planner asks the same question for every contact of an appointment and
         #: for every appointment in the same slot.
-        self.memo: dict[tuple, object] = {}
+        self.memo: dict[object, object] = {}
         self.memo_now: datetime | None = None
 
     def _effective_window(self, channel: Channel) -> tuple[int, int] | None:

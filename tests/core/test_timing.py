@@ -158,3 +158,20 @@ def test_a_window_opening_at_a_skipped_midnight_still_plans_day_offsets():
     )
     assert result.at is not None
     assert result.at.astimezone(p.zone).time() == time(8)
+
+
+def test_a_policy_reused_with_a_later_now_does_not_serve_stale_plans():
+    p = DeliveryPolicy(DeliverySettings(zone=NY))
+    first = plan_appointment_message(p, Channel.SMS, appt(), Offset(3), NOW)
+    later = plan_appointment_message(p, Channel.SMS, appt(), Offset(3), utc(2024, 6, 9))
+    assert first.planned
+    assert later.reasons[0].code is Code.TARGET_PASSED
+
+
+def test_appointments_on_the_same_day_share_a_day_offset_plan():
+    p = DeliveryPolicy(DeliverySettings(zone=NY))
+    early = plan_appointment_message(p, Channel.SMS, appt(MON_9AM), Offset(1), NOW)
+    late = plan_appointment_message(
+        p, Channel.SMS, appt(MON_9AM + timedelta(hours=6)), Offset(1), NOW
+    )
+    assert early == late and early.at == utc(2024, 6, 9, 12)
