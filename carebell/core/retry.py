@@ -44,21 +44,23 @@ def decide_retry(
     *,
     now: dt.datetime,
     attempts: int,
-    created_at: dt.datetime,
+    first_due_at: dt.datetime,
     retry_after: float | None,
-    event_at: dt.datetime | None,
+    not_after: dt.datetime | None,
     policy: RetryPolicy,
     rng: random.Random,
 ) -> RetryDecision:
-    """Whether and when to try again after `attempts` transient failures."""
+    """Whether and when to try again after `attempts` transient failures: not when
+    the attempts or the age since `first_due_at` are used up, nor at or after the
+    message's deadline `not_after`."""
     if attempts >= policy.max_attempts:
         return RetryDecision(None, (reason(Code.RETRIES_EXHAUSTED, attempts=attempts),))
     delay = backoff_seconds(attempts, policy, rng)
     if retry_after is not None:
         delay = max(delay, retry_after)
     retry_at = now + dt.timedelta(seconds=delay)
-    if retry_at - created_at > policy.max_age:
+    if retry_at - first_due_at > policy.max_age:
         return RetryDecision(None, (reason(Code.RETRIES_EXHAUSTED, attempts=attempts),))
-    if event_at is not None and retry_at >= event_at:
-        return RetryDecision(None, (reason(Code.TARGET_PASSED, target=event_at),))
+    if not_after is not None and retry_at >= not_after:
+        return RetryDecision(None, (reason(Code.TARGET_PASSED, target=not_after),))
     return RetryDecision(retry_at, (reason(Code.RETRY_SCHEDULED, attempt=attempts, at=retry_at),))

@@ -68,11 +68,13 @@ def check_at_send(
 
 
 def _event_check(message: OutboxMessage, now: dt.datetime) -> Verdict | None:
-    if message.event_at is None or now < message.event_at:
+    """Never after the event the message is about (SPEC §4): a reminder once the
+    appointment started, a birthday greeting the day after."""
+    if message.not_after is None or now < message.not_after:
         return None
     if Kind(message.kind).is_appointment:
-        return _cancel(reason(Code.APPOINTMENT_PASSED, start=message.event_at))
-    return _cancel(reason(Code.TARGET_PASSED, target=message.event_at))
+        return _cancel(reason(Code.APPOINTMENT_PASSED, start=message.not_after))
+    return _cancel(reason(Code.TARGET_PASSED, target=message.not_after))
 
 
 def _subject_states(messages: list[OutboxMessage]) -> dict[tuple[str, int], str]:
@@ -97,16 +99,30 @@ def _subject_states(messages: list[OutboxMessage]) -> dict[tuple[str, int], str]
 def _subject_check(message: OutboxMessage, states: dict) -> Verdict | None:
     for entity_id in message.entity_ids or [message.entity_id]:
         state = states.get((message.entity_type, entity_id))
-        closed = state is not None and not AppointmentStatus(state).is_open
-        if message.entity_type == "appointment" and closed and message.kind != Kind.APPT_CANCEL_ACK:
-            gone = state in ("cancelled", "deleted")
-            code = Code.APPOINTMENT_CANCELLED if gone else Code.APPOINTMENT_NOT_OPEN
-            return _cancel(reason(code, status=state))
-        stopped = state in ("picked_up", "returned_to_stock")
-        if message.entity_type == "fill" and message.kind in PICKUP_KINDS and stopped:
-            code = Code.PICKED_UP if state == "picked_up" else Code.RETURNED_TO_STOCK
-            return _cancel(reason(code))
+        if state is None:
+            continue
+        if message.entity_type == "appointment":
+            verdict = _appointment_verdict(message, AppointmentStatus(state))
+        else:
+            verdict = _fill_verdict(message, state)
+        if verdict is not None:
+            return verdict
     return None
+
+
+def _appointment_verdict(message: OutboxMessage, status: AppointmentStatus) -> Verdict | None:
+    # An acknowledgement of a cancellation is about a closed appointment by design.
+    if status.is_open or message.kind == Kind.APPT_CANCEL_ACK:
+        return None
+    gone = status in (AppointmentStatus.CANCELLED, AppointmentStatus.DELETED)
+    code = Code.APPOINTMENT_CANCELLED if gone else Code.APPOINTMENT_NOT_OPEN
+    return _cancel(reason(code, status=status))
+
+
+def _fill_verdict(message: OutboxMessage, step: str) -> Verdict | None:
+    if message.kind not in PICKUP_KINDS or step not in ("picked_up", "returned_to_stock"):
+        return None
+    return _cancel(reason(Code.PICKED_UP if step == "picked_up" else Code.RETURNED_TO_STOCK))
 
 
 def _recipient_check(message: OutboxMessage) -> Verdict | None:
@@ -134,7 +150,7 @@ def _window_check(
     message: OutboxMessage, now: dt.datetime, policies: PolicyCache
 ) -> Verdict | None:
     """A message that became due while no worker ran may now fall in quiet hours:
-    move it to the next allowed time, or drop it if that is after its event."""
+    move it to the next allowed time, or drop it if that is past its deadline."""
     if message.kind in IMMEDIATE_KINDS:
         return None
     policy = policies.for_site(message.site)
@@ -143,8 +159,8 @@ def _window_check(
     why = policy.why_not(channel, now, recipient_zone)
     if why is None:
         return None
-    later = policy.earliest_allowed(channel, now, message.event_at, recipient_zone)
-    if later is None or (message.event_at is not None and later >= message.event_at):
+    later = policy.earliest_allowed(channel, now, message.not_after, recipient_zone)
+    if later is None or (message.not_after is not None and later >= message.not_after):
         return _cancel(why, reason(Code.NO_ALLOWED_TIME))
     return Verdict(
         OutboxStatus.SCHEDULED, (why, reason(Code.MOVED_LATER_TO_WINDOW, at=later)), defer_to=later

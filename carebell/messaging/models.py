@@ -146,6 +146,11 @@ class OutboxMessage(models.Model):
         default=list, blank=True, help_text="All entities of a combined message."
     )
     event_at = models.DateTimeField(null=True, blank=True, help_text="When the subject happens.")
+    not_after = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Never sent at or after this (the appointment's start, the birthday's end).",
+    )
     dedupe_key = models.CharField(max_length=200, null=True, blank=True, unique=True)
     planned_at = models.DateTimeField(help_text="Not before this instant.")
     due_at = models.DateTimeField(help_text="When the dispatcher may next take it.")

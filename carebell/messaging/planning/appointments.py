@@ -124,6 +124,7 @@ def _decide(site, rule, offset, policy, now, today, row, contacts: list[LoadedCo
         "entity_type": "appointment",
         "entity_id": appointment_id,
         "event_at": starts_at,
+        "not_after": starts_at,
         "rule_id": rule.id,
         "entity_name": f"{row[7]} {row[8]}",
     }

@@ -141,6 +141,8 @@ class Subject:
     event_at: dt.datetime | None
     plan_for: PlanFor
     reasons: tuple[Reason, ...] = ()
+    #: Never sent at or after this; pickup messages stop on the fill's state instead.
+    not_after: dt.datetime | None = None
 
 
 @dataclasses.dataclass(slots=True)
@@ -300,7 +302,7 @@ def _for_subject(p: _Pass, rule, kind, settings, subject: Subject, contacts: lis
     base = {
         "kind": kind.value, "site_id": p.site.id, "patient_id": subject.patient_id,
         "entity_type": subject.entity_type, "entity_id": ids[0], "event_at": subject.event_at,
-        "rule_id": rule.id, "entity_name": subject.name,
+        "not_after": subject.not_after, "rule_id": rule.id, "entity_name": subject.name,
     }  # fmt: skip
     for choice in plan_recipients([c.facts for c in contacts], kind, settings, p.today):
         contact = by_id[choice.contact_id]
@@ -648,7 +650,15 @@ def _birthday_subjects(p: _Pass) -> Iterator[Subject]:
             return plan_birthday(p.policy, ch, born, today, p.now, zone)
 
         occurrence = f"p{pid}@{today.year}"
-        yield Subject(pid, f"{first} {last}", "patient", [pid], midnight, _fixed(occurrence, plan))
+        yield Subject(
+            pid,
+            f"{first} {last}",
+            "patient",
+            [pid],
+            midnight,
+            _fixed(occurrence, plan),
+            not_after=p.midnight(today + dt.timedelta(days=1)),
+        )
 
 
 def _is_leap(year: int) -> bool:

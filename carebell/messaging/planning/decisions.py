@@ -30,6 +30,7 @@ class Decision:
     entity_ids: list[int] = field(default_factory=list)
     dedupe_key: str = ""
     priority: int = 5
+    not_after: dt.datetime | None = None
 
     @property
     def planned(self) -> bool:

@@ -20,9 +20,9 @@ TABLE = OutboxMessage._meta.db_table
 COLUMNS = (
     "site_id", "patient_id", "contact_id", "contact_point_id", "to_address", "channel", "kind",
     "priority", "rule_id", "language", "entity_type", "entity_id", "entity_name", "entity_ids",
-    "event_at", "dedupe_key", "planned_at", "due_at", "status", "block_reason", "reasons",
-    "subject", "body", "html_body", "segments", "attempts", "provider", "provider_message_id",
-    "error_code", "error_message", "created_at", "updated_at",
+    "event_at", "not_after", "dedupe_key", "planned_at", "due_at", "status", "block_reason",
+    "reasons", "subject", "body", "html_body", "segments", "attempts", "provider",
+    "provider_message_id", "error_code", "error_message", "created_at", "updated_at",
 )  # fmt: skip
 
 
@@ -56,7 +56,7 @@ class OutboxWriter:
         return (
             d.site_id, d.patient_id, d.contact_id, d.contact_point_id, d.to, d.channel, d.kind,
             d.priority, d.rule_id, d.language, d.entity_type, d.entity_id, d.entity_name[:200],
-            json.dumps(d.entity_ids), d.event_at, d.dedupe_key, planned, planned,
+            json.dumps(d.entity_ids), d.event_at, d.not_after, d.dedupe_key, planned, planned,
             status, block_reason, json.dumps(reasons_json(d.reasons)), "", "", "", 0, 0, "", "",
             "", "", now, now,
         )  # fmt: skip
