@@ -98,10 +98,21 @@ class Dispatcher:
     # -- the loop ---------------------------------------------------------------
 
     def run(self, stop: threading.Event, idle_seconds: float = 1.0) -> None:
-        """Work until `stop` is set, sleeping `idle_seconds` when nothing is due."""
+        """Work until `stop` is set, sleeping `idle_seconds` when nothing is due.
+
+        A batch that fails unexpectedly is logged and left to its lease: its messages
+        come back when the lease expires, and the worker goes on with the others
+        rather than dying (and being restarted into the same failure)."""
         try:
             while not stop.is_set():
-                if not self.process_batch():
+                try:
+                    busy = self.process_batch()
+                except Exception:
+                    log.exception(
+                        "dispatcher.batch_failed", extra={"ids": {"worker": self.worker_id}}
+                    )
+                    busy = False
+                if not busy:
                     stop.wait(idle_seconds)
         finally:
             self.close()
@@ -379,9 +390,9 @@ class _Recorder:
             attempts=message.attempts,
             # Age counts from when the message first could go, not from when it was
             # planned (days ahead): otherwise a reminder's first failure is "too old".
-            created_at=max(message.created_at, message.planned_at),
+            first_due_at=max(message.created_at, message.planned_at),
             retry_after=result.retry_after,
-            event_at=message.event_at,
+            not_after=message.not_after,
             policy=self.dispatcher.retry_policy,
             rng=self.dispatcher.rng,
         )

@@ -243,3 +243,52 @@ def test_pacing_keeps_a_sender_under_its_messages_per_second(site, sim, settings
     assert later[0] >= due + dt.timedelta(seconds=1)
     assert OutboxMessage.objects.filter(status="sent").count() == 10
     assert len(sim.server.state.records) == 10
+
+
+def ready_notice(pharmacy, step: str) -> OutboxMessage:
+    """A ready notice due at NOW (10:00 in New York, inside every window)."""
+    from tests import factories
+
+    patient = factories.make_patient(pharmacy)
+    fill = factories.make_fill(factories.make_prescription(patient), step=step)
+    return OutboxMessage.objects.create(
+        site=pharmacy,
+        patient=patient,
+        to_address="+12025550170",
+        channel="sms",
+        kind=Kind.RX_READY,
+        entity_type="fill",
+        entity_id=fill.id,
+        planned_at=NOW,
+        due_at=NOW,
+        body="Maple Pharmacy: your order is ready. Reply STOP to opt out.",
+        created_at=NOW,
+        updated_at=NOW,
+    )
+
+
+def test_a_ready_notice_for_a_waiting_fill_is_sent(pharmacy):
+    assert send_due(ready_notice(pharmacy, "ready")).status == "sent"
+
+
+def test_a_ready_notice_for_a_picked_up_fill_is_cancelled(pharmacy):
+    message = send_due(ready_notice(pharmacy, "picked_up"))
+    assert (message.status, message.reasons[-1]["code"]) == ("cancelled", "picked_up")
+
+
+def test_a_failing_batch_does_not_stop_the_worker(site, monkeypatch):
+    import threading
+
+    calls = []
+
+    def fail_once(self, now=None):
+        calls.append(now)
+        if len(calls) == 1:
+            raise RuntimeError("boom")
+        stop.set()
+        return False
+
+    stop = threading.Event()
+    monkeypatch.setattr(Dispatcher, "process_batch", fail_once)
+    Dispatcher().run(stop, idle_seconds=0)
+    assert len(calls) == 2
