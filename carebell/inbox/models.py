@@ -25,7 +25,8 @@ class Conversation(TimeStamped):
         Department, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     awaiting_choice = models.JSONField(
-        default=dict, blank=True,
+        default=dict,
+        blank=True,
         help_text="When the contact was asked to pick an appointment by number: "
         "the intent and the appointment ids, in the order listed.",
     )

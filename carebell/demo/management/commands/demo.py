@@ -7,6 +7,7 @@ services and serves the web app on 127.0.0.1 until Ctrl-C or SIGTERM.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import secrets
@@ -30,7 +31,7 @@ from carebell.demo import data
 from carebell.demo.seeding import seed_demo
 from carebell.demo.services import start_background_services, stop_background_services
 from carebell.people.models import Patient
-from carebell.sites.models import Site, StaffMembership
+from carebell.sites.models import DeliverySettings, Site, StaffMembership
 from carebell.sites.roles import FRONT_DESK
 
 HOST = "127.0.0.1"
@@ -98,8 +99,12 @@ def _use_the_simulator(port: int) -> None:
     callbacks point at this server's port unless CAREBELL_BASE_URL says otherwise."""
     if not os.environ.get("CAREBELL_BASE_URL"):
         settings.BASE_URL = f"http://{HOST}:{port}"
-    Site.objects.filter(organization__slug__startswith=data.ORGANIZATION_SLUG).update(
-        providers={"sms": "sim", "email": "sim", "call": "sim"}
+    sites = Site.objects.filter(organization__slug__startswith=data.ORGANIZATION_SLUG)
+    sites.update(providers={"sms": "sim", "email": "sim", "call": "sim"})
+    # So that something arrives whatever the hour the demo is tried: email may go
+    # around the clock; texts and calls still keep the 08:00–21:00 quiet-hours floor.
+    DeliverySettings.objects.filter(site__in=sites).update(
+        email_sms_window_start=dt.time(0), email_sms_window_end=dt.time(23, 59, 59)
     )
 
 
