@@ -113,7 +113,9 @@ def make_fill(prescription: Prescription, **fields) -> Fill:
 
 def make_staff(site: Site, role: str, username: str | None = None) -> User:
     user = User.objects.create_user(
-        username=username or f"staff{next(_ids)}", password="a-long-test-password"
+        username=username or f"staff{next(_ids)}",
+        password="a-long-test-password",
+        is_staff=True,
     )
     user.groups.add(Group.objects.get(name=role))
     StaffMembership.objects.create(user=user, site=site)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.utils import timezone
 
 from carebell.appointments.models import Appointment, CancellationRequest, Recall
+from carebell.messaging import actions
 from carebell.sites.admin_scoping import SITE_FILTER, ScopedAdmin, ScopedTabularInline
 
 _VIEW = "sites.view_patients"
@@ -40,6 +42,12 @@ class AppointmentAdmin(ScopedAdmin):
     inlines = (CancellationRequestInline,)
     staff_view_permission = _VIEW
     staff_change_permission = _EDIT
+
+    def save_model(self, request, obj, form, change) -> None:
+        # Replanned in the admin's transaction: no reminder for the old time survives.
+        previous = Appointment.objects.filter(pk=obj.pk).first() if change else None
+        super().save_model(request, obj, form, change)
+        actions.appointment_saved(obj, previous, now=timezone.now())
 
 
 @admin.register(CancellationRequest)

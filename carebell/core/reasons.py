@@ -88,6 +88,8 @@ class Code(StrEnum):
     WELCOME_ON_OTHER_EVENT = "welcome_on_other_event"
     # Content (SPEC §6.4; used by carebell.core.content)
     WORD_RESTRICTED = "word_restricted"
+    # Staff (SPEC §8)
+    CANCELLED_BY_STAFF = "cancelled_by_staff"
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,6 +201,7 @@ CATALOGUE: dict[Code, Entry] = {
     ),
     Code.WELCOME_ON_OTHER_EVENT: Entry(_S, "The site sends the welcome message when {event}."),
     Code.WORD_RESTRICTED: Entry(_S, "The message contains the restricted word “{word}”."),
+    Code.CANCELLED_BY_STAFF: Entry(_S, "Deleted from the queue by {user}."),
 }
 
 

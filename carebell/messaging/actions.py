@@ -270,10 +270,31 @@ def defer_message(
         MessageEvent.objects.create(message=message, at=now, status=message.status, reasons=stored)
 
 
-def appointment_changed(appointment, *, now: dt.datetime, why: Reason) -> int:
+def appointment_saved(appointment, previous, *, now: dt.datetime) -> int:
+    """Call after saving `appointment` (`previous`: the row as it was, None for a new
+    one): replans its messages when the change matters to them (time, status,
+    location, patient). Returns rows planned."""
+    from carebell.core.timing import AppointmentFacts, change_reason
+
+    if previous is None:
+        return appointment_changed(appointment, now=now, why=None)
+
+    def facts(a) -> AppointmentFacts:
+        return AppointmentFacts(
+            a.id, a.patient_id, a.site_id, a.starts_at, AppointmentStatus(a.status)
+        )
+
+    why = change_reason(facts(previous), facts(appointment))
+    if why is None and previous.location_code == appointment.location_code:
+        return 0
+    return appointment_changed(appointment, now=now, why=why or reason(Code.APPOINTMENT_MOVED))
+
+
+def appointment_changed(appointment, *, now: dt.datetime, why: Reason | None) -> int:
     """Replan an appointment's messages in the transaction of its change (SPEC §5.1):
-    pending ones are cancelled with `why`, and what now applies is planned again,
-    for its siblings too when a combined message listed them. Returns rows planned."""
+    pending ones are cancelled with `why` (None for a new appointment), and what now
+    applies is planned again, for its siblings too when a combined message listed
+    them. Returns rows planned."""
     from carebell.messaging.models import AutomatedMessage
     from carebell.messaging.planning.appointments import plan_site_appointments
     from carebell.messaging.planning.writer import OutboxWriter
@@ -287,7 +308,8 @@ def appointment_changed(appointment, *, now: dt.datetime, why: Reason) -> int:
                 status__in=PENDING,
             ).values_list("patient_id", flat=True)
         )
-        cancel_pending_for("appointment", [appointment.id], [why], now)
+        if why is not None:
+            cancel_pending_for("appointment", [appointment.id], [why], now)
         rules = list(AutomatedMessage.objects.filter(site_id=appointment.site_id, enabled=True))
         if not rules or not AppointmentStatus(appointment.status).is_open:
             return 0

@@ -7,7 +7,11 @@ everything that records what happened to a message are read-only here.
 from __future__ import annotations
 
 from django.contrib import admin
+from django.utils import timezone
 
+from carebell.audit import trail as audit_trail
+from carebell.core.reasons import Code, reason
+from carebell.messaging import actions as outbox_actions
 from carebell.messaging.models import (
     AutomatedMessage,
     DeliveryAttempt,
@@ -39,6 +43,15 @@ class MessageTemplateAdmin(ScopedAdmin):
     list_select_related = ("site",)
     staff_view_permission = "sites.manage_templates"
     staff_change_permission = "sites.manage_templates"
+    actions = ("restore_default",)
+
+    @admin.action(description="Restore carebell's default text", permissions=["change"])
+    def restore_default(self, request, queryset) -> None:
+        for template in queryset:
+            template.restore_default()
+            template.save()
+            self.log_change(request, template, [{"changed": {"fields": ["body"]}}])
+        self.message_user(request, f"Restored {queryset.count()} format(s).")
 
 
 @admin.register(AutomatedMessage)
@@ -106,6 +119,27 @@ class OutboxMessageAdmin(AppendOnlyAdmin):
     date_hierarchy = "planned_at"
     inlines = (OutboxSubjectInline, DeliveryAttemptInline, MessageEventInline)
     staff_view_permission = _QUEUE
+    actions = ("cancel_pending",)
+
+    @admin.action(description="Delete (cancel) selected pending messages", permissions=["cancel"])
+    def cancel_pending(self, request, queryset) -> None:
+        ids = list(queryset.values_list("id", flat=True))
+        cancelled = outbox_actions.cancel_messages(
+            ids,
+            [reason(Code.CANCELLED_BY_STAFF, user=request.user.get_username())],
+            timezone.now(),
+        )
+        for message in queryset.filter(id__in=ids, status="cancelled"):
+            audit_trail.record(request.user, "cancel", message)
+        skipped = len(ids) - cancelled
+        self.message_user(
+            request,
+            f"Cancelled {cancelled} message(s)."
+            + (f" {skipped} were already sent or ended and are kept." if skipped else ""),
+        )
+
+    def has_cancel_permission(self, request) -> bool:
+        return request.user.has_perm("sites.delete_queued")
 
 
 @admin.register(DeliveryAttempt)

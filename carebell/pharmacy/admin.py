@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.utils import timezone
 
+from carebell.messaging import actions
 from carebell.pharmacy.models import Fill, Prescription
 from carebell.sites.admin_scoping import SITE_FILTER, ScopedAdmin, ScopedTabularInline
 
@@ -48,6 +50,12 @@ class PrescriptionAdmin(ScopedAdmin):
     staff_view_permission = _VIEW
     staff_change_permission = _EDIT
 
+    def save_formset(self, request, form, formset, change) -> None:
+        super().save_formset(request, form, formset, change)
+        for fill in formset.new_objects + [obj for obj, _ in formset.changed_objects]:
+            if isinstance(fill, Fill):
+                actions.fill_changed(fill, now=timezone.now())
+
 
 @admin.register(Fill)
 class FillAdmin(ScopedAdmin):
@@ -60,3 +68,7 @@ class FillAdmin(ScopedAdmin):
     date_hierarchy = "filled_on"
     staff_view_permission = _VIEW
     staff_change_permission = _EDIT
+
+    def save_model(self, request, obj, form, change) -> None:
+        super().save_model(request, obj, form, change)
+        actions.fill_changed(obj, now=timezone.now())

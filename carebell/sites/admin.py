@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.db import models
 
 from carebell.sites.admin_scoping import (
     SITE_FILTER,
@@ -20,6 +21,7 @@ from carebell.sites.models import (
     Site,
     StaffMembership,
 )
+from carebell.sites.setup import set_up_site
 
 _VIEW = "sites.view_patients"
 _SETTINGS = "sites.edit_delivery_settings"
@@ -39,9 +41,14 @@ class DepartmentInline(ScopedTabularInline):
     staff_change_permission = _SETTINGS
 
 
+# A review page typed without a scheme is an https page (and Django 6's default).
+_HTTPS_URLS = {models.URLField: {"assume_scheme": "https"}}
+
+
 class ReviewLinkInline(ScopedTabularInline):
     model = ReviewLink
     fields = ("label", "url", "is_default")
+    formfield_overrides = _HTTPS_URLS
     staff_view_permission = _VIEW
     staff_change_permission = _SETTINGS
 
@@ -65,6 +72,11 @@ class SiteAdmin(ScopedAdmin):
     inlines = (DeliverySettingsInline, DepartmentInline, ReviewLinkInline)
     staff_view_permission = _VIEW
     staff_change_permission = _SETTINGS
+
+    def save_related(self, request, form, formsets, change) -> None:
+        super().save_related(request, form, formsets, change)
+        # After the inlines, so settings entered on the form win over the defaults.
+        set_up_site(form.instance)
 
 
 @admin.register(DeliverySettings)
@@ -105,6 +117,7 @@ class StaffMembershipAdmin(ScopedAdmin):
 
 @admin.register(ReviewLink)
 class ReviewLinkAdmin(ScopedAdmin):
+    formfield_overrides = _HTTPS_URLS
     list_display = ("label", "site", "url", "is_default")
     list_filter = ("is_default", SITE_FILTER)
     search_fields = ("label", "url", "site__name")

@@ -18,6 +18,7 @@ from django.contrib.auth import get_user_model
 from django.db.models import Model, QuerySet
 from django.http import HttpRequest
 
+from carebell.audit import trail as audit_trail
 from carebell.sites.models import Organization, Site, StaffMembership
 
 #: A site path of "" means the model is Site itself.
@@ -126,8 +127,61 @@ class SiteScopedMixin:
         )
 
 
-class ScopedAdmin(SiteScopedMixin, admin.ModelAdmin):
-    """A ModelAdmin scoped to the staff member's sites."""
+PATIENT_DATA_PERMISSIONS = frozenset(
+    {"sites.view_patients", "sites.view_queue", "sites.work_inbox"}
+)
+
+
+class AuditedAdminMixin:
+    """Every change made in the admin, and every look at patient data, goes to the
+    append-only audit log (SPEC §10) instead of Django's admin history, whose entries
+    would carry people's names."""
+
+    def audits_access(self) -> bool:
+        """Views are recorded for the models that hold patient data or messages."""
+        return getattr(self, "staff_view_permission", None) in PATIENT_DATA_PERMISSIONS
+
+    def log_addition(self, request, obj, message):
+        return audit_trail.record(request.user, "create", obj, detail=_fields(message))
+
+    def log_change(self, request, obj, message):
+        return audit_trail.record(request.user, "change", obj, detail=_fields(message))
+
+    def log_deletion(self, request, obj, object_repr):
+        return audit_trail.record(request.user, "delete", obj)
+
+    def log_deletions(self, request, queryset):
+        return [audit_trail.record(request.user, "delete", obj) for obj in queryset]
+
+    def changelist_view(self, request, extra_context=None):
+        if self.audits_access():
+            audit_trail.record(
+                request.user,
+                "list",
+                object_type=self.model._meta.label_lower,
+                detail={"searched": bool(request.GET.get("q")), "page": request.GET.get("p", "0")},
+            )
+        return super().changelist_view(request, extra_context)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        if self.audits_access() and request.method == "GET":
+            obj = self.get_object(request, object_id)
+            if obj is not None:
+                audit_trail.record(request.user, "view", obj)
+        return super().change_view(request, object_id, form_url, extra_context)
+
+
+def _fields(message) -> dict:
+    """Which fields changed, from the admin's change message (names, not values)."""
+    changed = []
+    for item in message if isinstance(message, list) else []:
+        for part in item.values():
+            changed += part.get("fields", []) if isinstance(part, dict) else []
+    return {"fields": changed} if changed else {}
+
+
+class ScopedAdmin(AuditedAdminMixin, SiteScopedMixin, admin.ModelAdmin):
+    """A ModelAdmin scoped to the staff member's sites, audited."""
 
     list_per_page = 50
     # Counting every row of a million-patient table on each page is wasted work.

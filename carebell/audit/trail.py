@@ -1,0 +1,69 @@
+"""Writing the audit log (SPEC §10): who saw or changed what, and where.
+
+Entries name objects by type and id, never by a person's name, so the log itself
+holds no patient data beyond what ids point to.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.utils import timezone
+
+from carebell.audit.models import AuditEvent
+
+# How to find the site of an object, for the models that do not hold it directly.
+_SITE_PATHS = (
+    ("site_id",),
+    ("patient", "site_id"),
+    ("contact", "patient", "site_id"),
+    ("prescription", "site_id"),
+    ("appointment", "site_id"),
+    ("message", "site_id"),
+)
+
+
+def site_id_of(obj: object) -> int | None:
+    """The id of the site `obj` belongs to, or None for objects outside any site."""
+    if obj.__class__.__name__ == "Site":
+        return obj.pk
+    for path in _SITE_PATHS:
+        value = obj
+        for name in path:
+            value = getattr(value, name, None)
+            if value is None:
+                break
+        if isinstance(value, int):
+            return value
+    return None
+
+
+def record(
+    actor,
+    action: str,
+    obj: object | None = None,
+    *,
+    object_type: str = "",
+    object_id: str = "",
+    site_id: int | None = None,
+    detail: dict | None = None,
+    at: dt.datetime | None = None,
+) -> AuditEvent:
+    """Append one entry. `actor` is a user, or None with `detail["system"]` saying
+    which part of carebell acted."""
+    if obj is not None:
+        object_type = object_type or obj._meta.label_lower
+        object_id = object_id or str(obj.pk)
+        site_id = site_id if site_id is not None else site_id_of(obj)
+    user = actor if getattr(actor, "is_authenticated", False) else None
+    label = user.get_username() if user is not None else (detail or {}).get("system", "system")
+    return AuditEvent.objects.create(
+        at=at or timezone.now(),
+        actor=user,
+        actor_label=label[:100],
+        site_id=site_id,
+        action=action,
+        object_type=object_type,
+        object_id=object_id,
+        detail=detail or {},
+    )
