@@ -18,8 +18,9 @@ def enable(site, kind: Kind, offsets=None) -> AutomatedMessage:
     )
 
 
-def family(site, *, children=1, mobile="+12025550123", email="", preference="sms"):
-    """Children sharing one parent's phone, each with a booked appointment."""
+def family(site, *, children=1, mobile="+12025550123", email="", preference="sms", now=NOW):
+    """Children sharing one parent's phone, each with a booked appointment 3 days
+    after `now`."""
     kids = []
     for n in range(children):
         child = factories.make_patient(site, first_name=f"Kid{n}", last_name="Doe")
@@ -30,7 +31,7 @@ def family(site, *, children=1, mobile="+12025550123", email="", preference="sms
             factories.add_point(parent, ContactPointKind.EMAIL, email)
         factories.set_preference(parent, "reminders", preference)
         appointment = factories.make_appointment(
-            child, starts_at=NOW + dt.timedelta(days=3, hours=n)
+            child, starts_at=now + dt.timedelta(days=3, hours=n)
         )
         kids.append((child, parent, appointment))
     return kids

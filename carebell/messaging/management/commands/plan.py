@@ -10,6 +10,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
+from carebell.messaging.planning.dry_run import plan_period
 from carebell.messaging.planning.runner import plan_once
 from carebell.sites.models import Site
 
@@ -50,7 +51,7 @@ class Command(BaseCommand):
         end_at = parse_instant(end, end=True) if end else start_at + dt.timedelta(days=7)
         if end_at <= start_at:
             raise CommandError("--to must be after --from")
-        lines = dry_run.plan_period(sites, now, start_at, end_at)
+        lines = plan_period(sites, now, start_at, end_at)
         if as_json:
             for line in lines:
                 self.stdout.write(_dumps(line))
