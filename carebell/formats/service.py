@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from carebell.core import content, placeholders, segments, speech
 from carebell.core.placeholders import Problem, RenderContext, Severity
 from carebell.core.vocab import Channel, Kind
-from carebell.formats.defaults import DefaultTemplate, all_defaults, keyword_reply
+from carebell.formats.defaults import DefaultTemplate, all_defaults, keyword_reply, quick_reply
 from carebell.formats.defaults import default_template as _default_template
 
 __all__ = [
@@ -28,6 +28,7 @@ __all__ = [
     "default_template",
     "keyword_reply",
     "preview",
+    "quick_reply",
     "sample_values",
     "validate_template",
 ]

@@ -17,18 +17,12 @@ from carebell.appointments.models import Appointment
 from carebell.core.keywords import Intent, read_reply
 from carebell.core.placeholders import RenderContext, render
 from carebell.core.vocab import AppointmentStatus, Channel, Kind, OutboxStatus
-from carebell.formats.service import keyword_reply
+from carebell.formats.service import keyword_reply, quick_reply
 from carebell.inbox.models import Conversation
 from carebell.messaging import actions, answers
 from carebell.messaging.models import InboundMessage, OutboxMessage
 from carebell.people.models import ContactPoint
 from carebell.sites.models import Site
-
-# Asking which appointment a reply is about (SPEC §7.3), in each supported language.
-PICK_PROMPT = {
-    "en": "#SITENAME#: which visit? Reply with its number: {items}",
-    "es": "#SITENAME#: ¿qué cita? Responda con su número: {items}",
-}
 
 
 @dataclass(frozen=True)
@@ -198,12 +192,13 @@ def _reply_keyword(site: Site, address: str, keyword: str, language: str, now) -
 
 def _ask_which(site: Site, address: str, appointment_ids: list[int], language, now) -> None:
     appointments = Appointment.objects.select_related("patient").in_bulk(appointment_ids)
-    zone = site.zone
+    context = RenderContext(language=language, time_zone=site.zone, channel=Channel.SMS)
     items = " ".join(
         f"{n}) {appointments[i].patient.first_name} "
-        f"{appointments[i].starts_at.astimezone(zone):%m/%d %H:%M}"
+        + render("#APPTDATE# #APPTTIME#", {"APPTDATE": appointments[i].starts_at,
+                 "APPTTIME": appointments[i].starts_at}, context).text
         for n, i in enumerate(appointment_ids, start=1)
-    )
-    template = PICK_PROMPT.get(language, PICK_PROMPT["en"]).format(items=items)
-    text = render(template, {"SITENAME": site.name}, RenderContext(language=language)).text
+    )  # fmt: skip
+    template = quick_reply("pick_visit", language).format(items=items)
+    text = render(template, {"SITENAME": site.name}, context).text
     actions.queue_reply(site, address, Kind.INBOX_REPLY, now=now, language=language, body=text)

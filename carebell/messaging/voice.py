@@ -15,6 +15,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from carebell.core.vocab import Channel
+from carebell.formats.service import quick_reply
 from carebell.messaging import answers, rendering
 from carebell.messaging.hooks import called_url
 from carebell.messaging.models import DeliveryAttempt, OutboxMessage
@@ -27,14 +28,6 @@ from carebell.providers.twilio_voice import (
     say_twiml,
 )
 
-THANKS = {
-    "en": "Thank you. Your visit is confirmed. Goodbye.",
-    "es": "Gracias. Su cita queda confirmada. Adiós.",
-}
-NOT_UNDERSTOOD = {
-    "en": "Sorry, that key does not do anything. Please call us if you need help. Goodbye.",
-    "es": "Lo sentimos, esa tecla no tiene función. Llámenos si necesita ayuda. Adiós.",
-}
 TWIML = "text/xml"
 
 
@@ -90,7 +83,7 @@ def key_pressed(request: HttpRequest, attempt_id: int) -> HttpResponse:
     language = message.language
     keypress = parse_keypress(request.POST, attempt_id)
     if not keypress.action or message.entity_type != "appointment":
-        return HttpResponse(say_twiml(_in(NOT_UNDERSTOOD, language), language), TWIML)
+        return HttpResponse(say_twiml(quick_reply("call_key_unknown", language), language), TWIML)
     ids = message.entity_ids or [message.entity_id]
     answered = answers.answer_appointments(
         message.site, answers.Answer(keypress.action), ids, via="call", now=timezone.now()
@@ -101,7 +94,7 @@ def key_pressed(request: HttpRequest, attempt_id: int) -> HttpResponse:
 def _spoken_reply(message: OutboxMessage, answered) -> str:
     kinds = [kind for _, kind in answered if kind is not None]
     if not kinds:
-        return _in(THANKS, message.language)
+        return quick_reply("call_confirmed", message.language)
     draft = OutboxMessage(
         site=message.site,
         patient_id=message.patient_id,
@@ -114,7 +107,3 @@ def _spoken_reply(message: OutboxMessage, answered) -> str:
     )
     rendering.render_batch([draft])
     return draft.body
-
-
-def _in(table: dict[str, str], language: str) -> str:
-    return table.get(language.split("-")[0], table["en"])

@@ -64,6 +64,13 @@ def keyword_reply(keyword: str, language: str) -> str:
     return _WORDING[_base_language(language)].KEYWORD_REPLIES[keyword]
 
 
+def quick_reply(name: str, language: str) -> str:
+    """A short fixed answer: "pick_visit", "call_confirmed" or "call_key_unknown".
+    Unknown languages fall back to English (the contact is waiting for an answer)."""
+    base = (language or "").split("-")[0].split("_")[0].lower()
+    return _WORDING.get(base, en).QUICK_REPLIES[name]
+
+
 def _base_language(language: str) -> str:
     base = (language or "").split("-")[0].split("_")[0].lower()
     if base not in _WORDING:

@@ -220,6 +220,15 @@ KEYWORD_REPLIES = {
     "out, HELP for help.",
 }
 
+# Short texts that answer the contact at once (SPEC §7.3): asking which visit a reply
+# is about ({items} lists them, "1) Ana 12/02 3:30 PM"), and what a call says after a
+# key press.
+QUICK_REPLIES = {
+    "pick_visit": "#SITENAME#: which visit? Reply with its number: {items}",
+    "call_confirmed": "Thank you. Your visit is confirmed. Goodbye.",
+    "call_key_unknown": "Sorry, that key does nothing. Please call us if you need help. Goodbye.",
+}
+
 LINK_LABELS = {
     "CONFIRMLINK": "Confirm or cancel",
     "REVIEWLINK": "Leave a review",

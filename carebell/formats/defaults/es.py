@@ -221,6 +221,13 @@ KEYWORD_REPLIES = {
     "para salir, HELP para ayuda.",
 }
 
+QUICK_REPLIES = {
+    "pick_visit": "#SITENAME#: ¿qué cita? Responda con su número: {items}",
+    "call_confirmed": "Gracias. Su cita queda confirmada. Adiós.",
+    "call_key_unknown": "Lo sentimos, esa tecla no tiene función. Llámenos si necesita "
+    "ayuda. Adiós.",
+}
+
 LINK_LABELS = {
     "CONFIRMLINK": "Confirmar o cancelar",
     "REVIEWLINK": "Dejar una opinión",
