@@ -23,7 +23,7 @@ from carebell.providers.base import (
     SendResult,
     StatusUpdate,
 )
-from carebell.providers.sim_server import DEFAULT_TOKEN
+from carebell.providers.sim_server import DEFAULT_TOKEN, SIM_ACCOUNT_SID
 from carebell.providers.twilio_sms import (
     TwilioConfig,
     TwilioSmsProvider,
@@ -31,8 +31,6 @@ from carebell.providers.twilio_sms import (
     verify_twilio_signature,
 )
 from carebell.providers.twilio_voice import TwilioVoiceProvider, parse_call_status
-
-SIM_ACCOUNT_SID = "AC" + "0" * 32
 
 
 def sim_url() -> str:
