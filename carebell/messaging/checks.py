@@ -50,17 +50,22 @@ def _block(block: BlockReason, *reasons: Reason) -> Verdict:
 
 
 def check_at_send(
-    messages: list[OutboxMessage], now: dt.datetime, policies: PolicyCache
+    messages: list[OutboxMessage],
+    now: dt.datetime,
+    policies: PolicyCache,
+    entities: dict | None = None,
 ) -> dict[int, Verdict]:
-    """Verdicts for the messages that must not go now; the others may."""
-    states = _subject_states(messages)
+    """Verdicts for the messages that must not go now; the others may. `entities`
+    (`rendering.load_entities` of these messages) saves reading their subjects twice."""
+    states = _subject_states(messages) if entities is None else _states_of(entities)
+    windows = _Windows(now, policies)
     verdicts: dict[int, Verdict] = {}
     for message in messages:
         verdict = (
             _event_check(message, now)
             or _subject_check(message, states)
             or _recipient_check(message)
-            or _window_check(message, now, policies)
+            or windows.check(message)
         )
         if verdict is not None:
             verdicts[message.id] = verdict
@@ -93,6 +98,16 @@ def _subject_states(messages: list[OutboxMessage]) -> dict[tuple[str, int], str]
         (("fill", i), s)
         for i, s in Fill.objects.filter(id__in=ids["fill"]).values_list("id", "step")
     )
+    return states
+
+
+def _states_of(entities: dict) -> dict[tuple[str, int], str]:
+    states = {}
+    for (entity_type, entity_id), entity in entities.items():
+        if entity_type == "appointment":
+            states[entity_type, entity_id] = entity.status
+        elif entity_type == "fill":
+            states[entity_type, entity_id] = entity.step
     return states
 
 
@@ -146,6 +161,29 @@ def _recipient_check(message: OutboxMessage) -> Verdict | None:
     return None
 
 
+class _Windows:
+    """The window check for one batch: every message shares `now`, so whether a
+    channel may send now is asked once per site, channel and recipient zone."""
+
+    def __init__(self, now: dt.datetime, policies: PolicyCache) -> None:
+        self.now = now
+        self.policies = policies
+        self._why_not: dict[tuple, Reason | None] = {}
+
+    def check(self, message: OutboxMessage) -> Verdict | None:
+        if message.kind in IMMEDIATE_KINDS:
+            return None
+        zone = message.contact.time_zone if message.contact is not None else ""
+        key = (message.site_id, message.channel, zone)
+        if key not in self._why_not:
+            self._why_not[key] = self.policies.for_site(message.site).why_not(
+                Channel(message.channel), self.now, _recipient_zone(message)
+            )
+        if self._why_not[key] is None:
+            return None
+        return _window_check(message, self.now, self.policies)
+
+
 def _window_check(
     message: OutboxMessage, now: dt.datetime, policies: PolicyCache
 ) -> Verdict | None:
@@ -184,7 +222,9 @@ def check_content(
         words = words_by_site.setdefault(
             message.site_id, tuple(message.site.delivery.restricted_words)
         )
-        hit = content.check_outbound((message.subject, message.body, message.html_body), words)
+        # Empty parts skipped: each text costs a scan and the word list's set-up.
+        texts = [t for t in (message.subject, message.body, message.html_body) if t]
+        hit = content.check_outbound(texts, words)
         if hit is not None:
             found[message.id] = _block(
                 BlockReason.WORD_RESTRICTED, reason(Code.WORD_RESTRICTED, word=hit.word)

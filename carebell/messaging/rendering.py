@@ -6,16 +6,20 @@ send, so a moved appointment or a corrected name is never sent stale.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterable
+from functools import lru_cache
+from typing import NamedTuple
 
 from django.conf import settings
 from django.core import signing
 
 from carebell.appointments.models import Appointment
 from carebell.core import segments
-from carebell.core.placeholders import RenderContext, compile_template
+from carebell.core.placeholders import CompiledTemplate, RenderContext, compile_template
 from carebell.core.vocab import Channel, Kind
+from carebell.messaging.dispatch_rows import by_ids, fetch_rows
 from carebell.messaging.models import MessageTemplate, OutboxMessage
 from carebell.pharmacy.models import Fill, Prescription
 
@@ -44,14 +48,18 @@ def headers_for(message: OutboxMessage) -> dict[str, str]:
     return {"unsubscribe_url": signed_link("unsub", message.id)}
 
 
-def render_batch(messages: Iterable[OutboxMessage]) -> None:
+def render_batch(messages: Iterable[OutboxMessage], entities: dict | None = None) -> None:
     """Fill subject, body, html and segments of each message not already written
-    (staff replies and group messages arrive written)."""
+    (staff replies and group messages arrive written). Takes outbox rows or the
+    dispatcher's claimed records alike; `entities` (from `load_entities`) when the
+    caller already has them."""
     pending = [m for m in messages if not m.body]
     if not pending:
         return
-    entities = _load_entities(pending)
+    if entities is None:
+        entities = load_entities(pending)
     templates = _TemplateFinder()
+    contexts: dict[tuple, RenderContext] = {}
     for message in pending:
         template = templates.find(message)
         message.template_label = (
@@ -59,31 +67,54 @@ def render_batch(messages: Iterable[OutboxMessage]) -> None:
             if template
             else f"default {message.kind}/{message.channel}/{message.language}"
         )
-        _write(message, template, _values(message, entities))
+        _write(message, template, entities, contexts)
 
 
-def _write(message: OutboxMessage, template: MessageTemplate | None, values: dict) -> None:
+def _write(message, template: MessageTemplate | None, entities: dict, contexts: dict) -> None:
     from carebell.formats.service import default_template
 
+    channel = Channel(message.channel)
     if template is None:
-        template = default_template(Kind(message.kind), Channel(message.channel), message.language)
-    context = RenderContext(
-        language=message.language, time_zone=message.site.zone, channel=Channel(message.channel)
-    )
-    message.subject = compile_template(template.subject or "").render(values, context).text
-    message.body = compile_template(template.body).render(values, context).text
-    if message.channel == Channel.EMAIL and template.html_body:
-        html_context = RenderContext(
-            language=message.language,
-            time_zone=message.site.zone,
-            channel=Channel.EMAIL,
-            html=True,
-        )
-        message.html_body = compile_template(template.html_body).render(values, html_context).text
-    if message.channel == Channel.SMS:
+        template = default_template(Kind(message.kind), channel, message.language)
+    html_source = template.html_body if channel == Channel.EMAIL else ""
+    parts = _compiled(template.subject or "", template.body, html_source)
+    values = _values(message, entities, parts.names)
+    context = _context(contexts, message, channel, html=False)
+    message.subject = parts.subject.render(values, context).text
+    message.body = parts.body.render(values, context).text
+    if parts.html is not None:
+        html_context = _context(contexts, message, channel, html=True)
+        message.html_body = parts.html.render(values, html_context).text
+    if channel == Channel.SMS:
         if message.site.delivery.smart_encoding:
             message.body = segments.smart_encode(message.body)
         message.segments = segments.count(message.body).segments
+
+
+class _Parts(NamedTuple):
+    subject: CompiledTemplate
+    body: CompiledTemplate
+    html: CompiledTemplate | None
+    names: frozenset[str]  # every placeholder the three use
+
+
+@lru_cache(maxsize=512)
+def _compiled(subject: str, body: str, html_source: str) -> _Parts:
+    compiled = [compile_template(subject), compile_template(body)]
+    html = compile_template(html_source) if html_source else None
+    names = frozenset(n for c in [*compiled, html] if c is not None for n in c.names)
+    return _Parts(*compiled, html, names)
+
+
+def _context(contexts: dict, message, channel: Channel, *, html: bool) -> RenderContext:
+    """One RenderContext per language, site and channel in a batch."""
+    key = (message.language, message.site_id, channel, html)
+    context = contexts.get(key)
+    if context is None:
+        context = contexts[key] = RenderContext(
+            language=message.language, time_zone=message.site.zone, channel=channel, html=html
+        )
+    return context
 
 
 class _TemplateFinder:
@@ -92,7 +123,7 @@ class _TemplateFinder:
     def __init__(self) -> None:
         self._found: dict[tuple, MessageTemplate | None] = {}
 
-    def find(self, message: OutboxMessage) -> MessageTemplate | None:
+    def find(self, message) -> MessageTemplate | None:
         if message.template_id:
             return message.template
         key = (message.site_id, message.kind, message.channel, message.language)
@@ -107,27 +138,58 @@ class _TemplateFinder:
         return self._found[key]
 
 
-def _entity_ids(message: OutboxMessage) -> list[int]:
+def _entity_ids(message) -> list[int]:
     return message.entity_ids or ([message.entity_id] if message.entity_id else [])
 
 
-def _load_entities(messages: list[OutboxMessage]) -> dict[tuple[str, int], object]:
+class _Person(NamedTuple):
+    first_name: str
+
+
+class _Appointment(NamedTuple):
+    """What a message says about an appointment, and its status for the send-time
+    checks (read as plain values: model instances for a batch cost more CPU than
+    rendering it)."""
+
+    id: int
+    status: str
+    starts_at: dt.datetime
+    provider_name: str
+    location_name: str
+    appointment_type: str
+    patient: _Person
+
+
+def _appointments(ids: set[int]) -> list[_Appointment]:
+    fields = ("id", "status", "starts_at", "provider_name", "location_name", "appointment_type")
+    rows = fetch_rows(by_ids(Appointment, ids).values_list(*fields, "patient__first_name"))
+    return [_Appointment(*row[:-1], _Person(row[-1])) for row in rows]
+
+
+def load_entities(messages: Iterable) -> dict[tuple[str, int], object]:
+    """The appointments, prescriptions and fills `messages` are about, by (type, id):
+    one query per type."""
     wanted: dict[str, set[int]] = defaultdict(set)
     for message in messages:
         wanted[message.entity_type].update(_entity_ids(message))
     found: dict[tuple[str, int], object] = {}
     loaders = {
-        "appointment": Appointment.objects.select_related("patient"),
-        "prescription": Prescription.objects.select_related("patient"),
-        "fill": Fill.objects.select_related("prescription__patient"),
+        "appointment": _appointments,
+        "prescription": lambda ids: Prescription.objects.select_related("patient").filter(
+            id__in=ids
+        ),
+        "fill": lambda ids: Fill.objects.select_related("prescription__patient").filter(id__in=ids),
     }
     for entity_type, ids in wanted.items():
-        if entity_type in loaders:
-            found.update(((entity_type, o.id), o) for o in loaders[entity_type].filter(id__in=ids))
+        if entity_type in loaders and ids:
+            found.update(((entity_type, o.id), o) for o in loaders[entity_type](ids))
     return found
 
 
-def _values(message: OutboxMessage, entities: dict) -> dict[str, object]:
+def _values(message, entities: dict, names: frozenset[str]) -> dict[str, object]:
+    """The placeholder values for `message`. Links are signed only when one of
+    `names` (the template's placeholders) shows them: signing is the costliest
+    value by far."""
     site, patient = message.site, message.patient
     values: dict[str, object] = {
         "SITENAME": site.name,
@@ -137,20 +199,20 @@ def _values(message: OutboxMessage, entities: dict) -> dict[str, object]:
     if patient is not None:
         values["PATIENTNAME"] = f"{patient.first_name} {patient.last_name}"
         values["PATIENTFIRSTNAME"] = patient.first_name
-    if message.channel == Channel.EMAIL:
+    if message.channel == Channel.EMAIL and "UNSUBSCRIBELINK" in names:
         values["UNSUBSCRIBELINK"] = signed_link("unsub", message.id)
     subjects = [entities.get((message.entity_type, i)) for i in _entity_ids(message)]
     subjects = [s for s in subjects if s is not None]
     if message.entity_type == "appointment" and subjects:
-        values.update(_appointment_values(message, subjects))
+        values.update(_appointment_values(message, subjects, names))
     elif message.entity_type in ("prescription", "fill") and subjects:
         values.update(_rx_values(message, subjects))
-    if message.kind == Kind.REVIEW_REQUEST:
+    if message.kind == Kind.REVIEW_REQUEST and "REVIEWLINK" in names:
         values["REVIEWLINK"] = signed_link("review", message.id)
     return values
 
 
-def _appointment_values(message: OutboxMessage, appointments: list[Appointment]) -> dict:
+def _appointment_values(message, appointments: list[_Appointment], names: frozenset[str]) -> dict:
     first = min(appointments, key=lambda a: a.starts_at)
     values = {
         "APPTDATE": first.starts_at,
@@ -158,9 +220,10 @@ def _appointment_values(message: OutboxMessage, appointments: list[Appointment])
         "PROVIDER": first.provider_name,
         "LOCATION": first.location_name,
         "APPTREASON": first.appointment_type,
-        "CONFIRMLINK": signed_link("confirm", message.id),
         "CANCELHOURS": message.site.delivery.cancellation_deadline_hours,
     }
+    if "CONFIRMLINK" in names:
+        values["CONFIRMLINK"] = signed_link("confirm", message.id)
     if len(appointments) > 1:
         zone = message.site.zone
         values["APPTLIST"] = ", ".join(
