@@ -14,7 +14,6 @@ that do not go through anymail.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import importlib
 import inspect
@@ -22,7 +21,6 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-import aiohttp
 from anymail.exceptions import (
     AnymailAPIError,
     AnymailError,
@@ -38,7 +36,6 @@ from carebell.core.vocab import Channel
 from carebell.providers.base import (
     Limits,
     OutgoingMessage,
-    Provider,
     ProviderError,
     SendResult,
     StatusUpdate,
@@ -46,7 +43,7 @@ from carebell.providers.base import (
     header,
     parse_retry_after,
 )
-from carebell.providers.email_common import build_email
+from carebell.providers.email_common import ConnectionEmailProvider, build_email
 
 log = logging.getLogger("carebell.providers.anymail")
 
@@ -124,40 +121,26 @@ def configured_esp() -> str:
     return esp
 
 
-class AnymailEmailProvider(Provider):
+class AnymailEmailProvider(ConnectionEmailProvider):
     name = "anymail"
     limits = Limits(channels=frozenset({Channel.EMAIL}), max_body_chars=1_000_000)
 
     def __init__(self, esp: str = "") -> None:
         self.esp = esp or configured_esp()
 
-    async def send_batch(
-        self, session: aiohttp.ClientSession | None, messages: list[OutgoingMessage]
-    ) -> list[SendResult]:
-        # anymail's backends are synchronous (requests / boto3): one thread, one
-        # connection (and so one HTTP keep-alive session) for the whole batch.
-        if not messages:
-            return []
-        return await asyncio.to_thread(self.send_batch_sync, messages)
+    transport_errors = (AnymailError, OSError)
 
-    def send_batch_sync(self, messages: list[OutgoingMessage]) -> list[SendResult]:
+    def open_connection(self):
+        # anymail's backends are synchronous (requests / boto3): one connection, and
+        # so one HTTP keep-alive session, for the whole batch.
         connection = get_connection(backend_path(self.esp), fail_silently=False)
         connection.open()
-        try:
-            return [self._send_safely_sync(connection, message) for message in messages]
-        finally:
-            connection.close()
+        return connection
 
-    def _send_safely_sync(self, connection, message: OutgoingMessage) -> SendResult:
-        try:
-            self.check_limits(message)
-            return self._send_sync(connection, message)
-        except ProviderError as error:
-            return SendResult.from_error(message.attempt_id, error)
-        except (AnymailError, OSError) as error:
-            return SendResult.from_error(message.attempt_id, classify_anymail(error))
+    def classify(self, error: Exception, connection) -> ProviderError:
+        return classify_anymail(error)
 
-    def _send_sync(self, connection, message: OutgoingMessage) -> SendResult:
+    def send_sync(self, connection, message: OutgoingMessage) -> SendResult:
         email = build_email(message, connection)
         # Metadata comes back on every tracking event: the attempt it belongs to.
         email.metadata = {"attempt_id": str(message.attempt_id), "site_id": str(message.site_id)}

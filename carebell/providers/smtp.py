@@ -7,22 +7,19 @@ costs more than sending). A dropped connection is reopened for the next message.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import smtplib
 
-import aiohttp
 from django.core.mail import get_connection
 
 from carebell.core.vocab import Channel
 from carebell.providers.base import (
     Limits,
     OutgoingMessage,
-    Provider,
     ProviderError,
     SendResult,
 )
-from carebell.providers.email_common import build_email
+from carebell.providers.email_common import ConnectionEmailProvider, build_email
 
 log = logging.getLogger("carebell.providers.smtp")
 
@@ -44,7 +41,7 @@ def classify_smtp(error: Exception) -> ProviderError:
     return ProviderError(type(error).__name__, permanent=False, code="network")
 
 
-class SmtpProvider(Provider):
+class SmtpProvider(ConnectionEmailProvider):
     name = "smtp"
     limits = Limits(channels=frozenset({Channel.EMAIL}), max_body_chars=1_000_000)
 
@@ -53,33 +50,17 @@ class SmtpProvider(Provider):
         # settings (set from CAREBELL_SMTP_* in carebell.settings).
         self.connection_options = connection_options
 
-    async def send_batch(
-        self, session: aiohttp.ClientSession | None, messages: list[OutgoingMessage]
-    ) -> list[SendResult]:
-        if not messages:
-            return []
-        return await asyncio.to_thread(self.send_batch_sync, messages)
+    transport_errors = (smtplib.SMTPException, OSError)
 
-    def send_batch_sync(self, messages: list[OutgoingMessage]) -> list[SendResult]:
-        """Send `messages` over one reused connection; one result each, in order."""
-        connection = get_connection(SMTP_BACKEND, fail_silently=False, **self.connection_options)
-        try:
-            return [self._send_safely_sync(connection, message) for message in messages]
-        finally:
-            connection.close()
+    def open_connection(self):
+        return get_connection(SMTP_BACKEND, fail_silently=False, **self.connection_options)
 
-    def _send_safely_sync(self, connection, message: OutgoingMessage) -> SendResult:
-        try:
-            self.check_limits(message)
-            return self._send_sync(connection, message)
-        except ProviderError as error:
-            return SendResult.from_error(message.attempt_id, error)
-        except (smtplib.SMTPException, OSError) as error:
-            if not isinstance(error, smtplib.SMTPResponseException | smtplib.SMTPRecipientsRefused):
-                connection.close()  # reopened for the next message
-            return SendResult.from_error(message.attempt_id, classify_smtp(error))
+    def classify(self, error: Exception, connection) -> ProviderError:
+        if not isinstance(error, smtplib.SMTPResponseException | smtplib.SMTPRecipientsRefused):
+            connection.close()  # reopened for the next message
+        return classify_smtp(error)
 
-    def _send_sync(self, connection, message: OutgoingMessage) -> SendResult:
+    def send_sync(self, connection, message: OutgoingMessage) -> SendResult:
         email = build_email(message, connection)
         connection.open()
         connection.send_messages([email])
