@@ -111,18 +111,7 @@ def opt_out_address(
     point with that value there is flagged, the event is kept, and pending messages
     to it are blocked. Returns how many pending messages were blocked."""
     with transaction.atomic():
-        ContactPoint.objects.filter(value=address, contact__patient__site_id=site_id).update(
-            **{_OPT_OUT_FLAG[channel]: True}
-        )
-        OptOutEvent.objects.create(
-            site_id=site_id,
-            address=address,
-            channel=channel,
-            opted_out=True,
-            source=source,
-            detail=detail,
-            recorded_at=now,
-        )
+        _record_opt_out(site_id, address, channel, True, source=source, now=now, detail=detail)
         code = {Channel.SMS: Code.OPTED_OUT_SMS, Channel.CALL: Code.OPTED_OUT_CALL}.get(
             channel, Code.OPTED_OUT_EMAIL
         )
@@ -137,17 +126,19 @@ def opt_in_address(
 ) -> None:
     """Undo an opt-out (START, UNSTOP): the number may receive that channel again."""
     with transaction.atomic():
-        ContactPoint.objects.filter(value=address, contact__patient__site_id=site_id).update(
-            **{_OPT_OUT_FLAG[channel]: False}
-        )
-        OptOutEvent.objects.create(
-            site_id=site_id,
-            address=address,
-            channel=channel,
-            opted_out=False,
-            source=source,
-            recorded_at=now,
-        )
+        _record_opt_out(site_id, address, channel, False, source=source, now=now)
+
+
+def _record_opt_out(
+    site_id, address, channel, opted_out: bool, *, source: str, now, detail: str = ""
+) -> None:
+    ContactPoint.objects.filter(value=address, contact__patient__site_id=site_id).update(
+        **{_OPT_OUT_FLAG[channel]: opted_out}
+    )
+    OptOutEvent.objects.create(
+        site_id=site_id, address=address, channel=channel, opted_out=opted_out,
+        source=source, detail=detail, recorded_at=now,
+    )  # fmt: skip
 
 
 def record_status(
