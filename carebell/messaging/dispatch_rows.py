@@ -237,12 +237,27 @@ def _ids_still(ids: Iterable[int], condition: str, value) -> set[int]:
 # --- writing -------------------------------------------------------------------------
 
 
+def lease(ids: list[int], token: dt.datetime, now: dt.datetime) -> None:
+    """Lease rows until `token` (their due time and lease expiry), which then also
+    tells whether they are still this worker's (see `start_sending`)."""
+    marks = ", ".join(["%s"] * len(ids))
+    sql = f"""UPDATE {OUTBOX} SET due_at = %s, lease_expires_at = %s, updated_at = %s
+        WHERE id IN ({marks})"""
+    with connection.cursor() as cursor:
+        # Raw, like the check: SQLite compares times as text in the form written.
+        cursor.execute(sql, [token, token, now, *ids])
+
+
 def start_sending(
-    messages: list[Claimed], token: dt.datetime, due_at: dt.datetime, now: dt.datetime
+    messages: list[Claimed],
+    due_at: dt.datetime,
+    now: dt.datetime,
+    token: dt.datetime | None = None,
 ) -> set[int]:
-    """Mark the messages whose claim still carries `token` as sending, with their
-    rendered text and next attempt number; returns their ids. The others were
-    claimed again by another worker after this one's lease ran out."""
+    """Mark the messages as sending until `due_at`, with their rendered text and next
+    attempt number; returns their ids. With a `token`, only those whose lease still
+    carries it: the others were claimed again by another worker after this one's
+    lease ran out. (Without, the caller holds the rows' locks.)"""
     rows = [
         (m.id, m.attempts + (m.resume_attempt is None), m.subject, m.body, m.html_body, m.segments)
         for m in messages
@@ -253,21 +268,23 @@ def start_sending(
         spread, arrays = _unnest(
             "id bigint, attempts int, subject text, body text, html_body text, segments int", rows
         )
+        leased = "AND o.lease_expires_at = %s" if token else ""
         sql = f"""UPDATE {OUTBOX} AS o SET status = 'sending', attempts = v.attempts,
-                due_at = %s, updated_at = %s, subject = v.subject, body = v.body,
-                html_body = v.html_body, segments = v.segments
-            FROM {spread} WHERE o.id = v.id AND o.lease_expires_at = %s RETURNING o.id"""
+                due_at = %s, lease_expires_at = %s, updated_at = %s, subject = v.subject,
+                body = v.body, html_body = v.html_body, segments = v.segments
+            FROM {spread} WHERE o.id = v.id {leased} RETURNING o.id"""
         with connection.cursor() as cursor:
-            cursor.execute(sql, [due_at, now, *arrays, token])
+            cursor.execute(sql, [due_at, due_at, now, *arrays, *([token] if token else [])])
             ours = {row[0] for row in cursor.fetchall()}
     else:
-        ours = _ids_still([m.id for m in messages], "lease_expires_at", token)
+        ids = [m.id for m in messages]
+        ours = _ids_still(ids, "lease_expires_at", token) if token else set(ids)
         sql = f"""UPDATE {OUTBOX} SET status = 'sending', attempts = %s, due_at = %s,
-            updated_at = %s, subject = %s, body = %s, html_body = %s, segments = %s
-            WHERE id = %s"""
+            lease_expires_at = %s, updated_at = %s, subject = %s, body = %s, html_body = %s,
+            segments = %s WHERE id = %s"""
         with connection.cursor() as cursor:
             cursor.executemany(
-                sql, [(r[1], due_at, now, *r[2:], r[0]) for r in rows if r[0] in ours]
+                sql, [(r[1], due_at, due_at, now, *r[2:], r[0]) for r in rows if r[0] in ours]
             )
     for message in messages:
         if message.id in ours:
