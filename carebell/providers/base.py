@@ -182,14 +182,19 @@ class Provider:
         """
         if not messages:
             return []
-        gate = asyncio.Semaphore(self.limits.max_concurrency)
+        results: list[SendResult] = [None] * len(messages)  # type: ignore[list-item]
+        queue = iter(enumerate(messages))
 
-        async def guarded(message: OutgoingMessage) -> SendResult:
-            async with gate:
-                return await self._send_safely(active, message)
+        # A few senders taking the next message in turn rather than one task per
+        # message behind a semaphore: the same requests in flight, less CPU per send.
+        async def sender(active: aiohttp.ClientSession) -> None:
+            for index, message in queue:
+                results[index] = await self._send_safely(active, message)
 
+        senders = min(self.limits.max_concurrency, len(messages))
         async with self.client_session(session) as active:
-            return list(await asyncio.gather(*(guarded(m) for m in messages)))
+            await asyncio.gather(*(sender(active) for _ in range(senders)))
+        return results
 
     async def send_one(
         self, session: aiohttp.ClientSession, message: OutgoingMessage
