@@ -1,5 +1,10 @@
 """Appointment messages (SPEC §5.1, §5.2): confirmations and reminders at each
-offset of each enabled rule, to every eligible contact, siblings combined."""
+offset of each enabled rule, to every eligible contact, siblings combined.
+
+One query reads the whole period (appointments with their patients' contacts),
+streamed in chunks on PostgreSQL; the rows are planned one site-local day at a time,
+so same-day siblings meet.
+"""
 
 from __future__ import annotations
 
@@ -9,28 +14,38 @@ from zoneinfo import ZoneInfo
 
 from django.db import connection
 
-from carebell.core.channels import plan_recipients
+from carebell.core.channels import choose_channels, plan_recipients
 from carebell.core.grouping import AppointmentItem, group_siblings
 from carebell.core.timing import AppointmentFacts, Offset, plan_appointment_message
 from carebell.core.vocab import AppointmentStatus, Category, Channel, Kind, OffsetUnit
 from carebell.core.windows import DeliveryPolicy, zone_for
 from carebell.messaging.models import AutomatedMessage
-from carebell.messaging.planning.contacts import LoadedContact, as_datetime, load_contacts
+from carebell.messaging.planning import contacts as contact_rows
+from carebell.messaging.planning.contacts import LoadedContact, as_datetime
 from carebell.messaging.planning.decisions import Decision, dedupe_key
 from carebell.sites.models import Site
 
 APPOINTMENT_KINDS = (Kind.APPT_CONFIRMATION, Kind.APPT_REMINDER)
 #: How far ahead appointments are planned; later ones are planned on a later pass.
 HORIZON = dt.timedelta(days=45)
+#: Rows fetched at a time from the server-side cursor.
+FETCH = 5_000
 
-_SQL = """
+_SQL = f"""
 SELECT a.id, a.patient_id, a.starts_at, a.status, a.appointment_type, a.provider_code,
-       a.location_code, p.first_name, p.last_name
+       a.location_code, p.first_name, p.last_name, {contact_rows.COLUMNS}
 FROM appointments_appointment a JOIN people_patient p ON p.id = a.patient_id
+LEFT JOIN people_contact c ON c.patient_id = a.patient_id
+{contact_rows.JOINS}
 WHERE a.site_id = %s AND a.starts_at >= %s AND a.starts_at < %s
-  AND a.status IN ('booked', 'confirmed', 'cancel_requested') {patients}
-ORDER BY a.starts_at, a.id
+  AND a.status IN ('booked', 'confirmed', 'cancel_requested') {{patients}}
+ORDER BY a.starts_at, a.id, c.position
 """
+_CONTACT = 9  # where a row's contact columns start
+_STATUS = {s.value: s for s in AppointmentStatus}
+_KIND = {k.value: k for k in Kind}
+_MIDNIGHT = dt.time(0)
+_TICK = dt.timedelta(microseconds=1)
 
 
 def offsets_of(rule: AutomatedMessage) -> list[Offset]:
@@ -50,6 +65,20 @@ def passes_filters(rule: AutomatedMessage, row: tuple) -> bool:
     return all(not filters.get(name) or value in filters[name] for name, value in checks)
 
 
+class _Day:
+    """One site-local day of appointments, each as its start and its rows (one per
+    contact of the patient). Rows stay plain tuples until planned: objects built
+    ahead for a whole day would outlive the young generations and make every full
+    garbage collection walk them."""
+
+    __slots__ = ("appointments", "day", "uniform")
+
+    def __init__(self, day: dt.date, uniform: bool) -> None:
+        self.day = day
+        self.uniform = uniform  # every start has the date `day` (no DST change)
+        self.appointments: list[tuple[dt.datetime, tuple[tuple, ...]]] = []
+
+
 def plan_site_appointments(
     site: Site,
     rules: list[AutomatedMessage],
@@ -60,23 +89,57 @@ def plan_site_appointments(
     start: dt.datetime | None = None,
     patient_ids: list[int] | None = None,
 ) -> Iterator[Decision]:
-    """Every decision for the site's open appointments from `start` (default `now`)
-    to `until`, optionally of some patients only, one site-local day at a time so
-    same-day siblings meet."""
+    """Every decision for the site's open appointments from `start` (default `now`;
+    from the start of its site-local day) to `until`, optionally of some patients
+    only, one site-local day at a time so same-day siblings meet."""
     rules = [r for r in rules if r.kind in APPOINTMENT_KINDS]
     if not rules:
         return
     end = until or now + HORIZON
     day = policy.local_date(max(start or now, now))
-    while (day_start := policy.local_instant(day, dt.time(0))) < end:
-        day_end = policy.local_instant(day + dt.timedelta(days=1), dt.time(0))
-        rows = _appointments(site.id, max(day_start, now), min(day_end, end), patient_ids)
-        if rows:
-            yield from _plan_day(site, rules, policy, now, rows, day)
-        day += dt.timedelta(days=1)
+    lower = max(policy.local_instant(day, _MIDNIGHT), now)
+    if lower >= end:
+        return
+    plans = [(rule, offset) for rule in rules for offset in offsets_of(rule)]
+    for batch in _days(site.id, policy, day, lower, end, patient_ids):
+        yield from _plan_day(site, plans, policy, now, batch)
 
 
-def _appointments(site_id, start, end, patient_ids: list[int] | None) -> list[tuple]:
+def _days(site_id, policy, day, lower, end, patient_ids) -> Iterator[_Day]:
+    """The appointments in [lower, end) with their contacts, one site-local day at a
+    time (the day of `lower` first, then each following day)."""
+    day_start, day_end = policy.day_span(day)
+    batch = _Day(day, _is_uniform(policy, day_start, day_end))
+    rows: list[tuple] = []
+    start = None
+    for row in _rows(site_id, lower, end, patient_ids, Category.REMINDERS):
+        if rows and row[0] != rows[0][0]:
+            batch.appointments.append((start, tuple(rows)))
+            rows = []
+        if not rows:
+            start = as_datetime(row[2])
+            if start >= day_end:
+                if batch.appointments:
+                    yield batch
+                while start >= day_end:
+                    day += dt.timedelta(days=1)
+                    day_start, day_end = policy.day_span(day)
+                batch = _Day(day, _is_uniform(policy, day_start, day_end))
+        rows.append(row)
+    if rows:
+        batch.appointments.append((start, tuple(rows)))
+    if batch.appointments:
+        yield batch
+
+
+def _is_uniform(policy: DeliveryPolicy, day_start: dt.datetime, day_end: dt.datetime) -> bool:
+    # Every instant of a day without a change of UTC offset has that day's date; on a
+    # DST day each appointment's own date is looked up.
+    zone = policy.zone
+    return day_start.astimezone(zone).utcoffset() == (day_end - _TICK).astimezone(zone).utcoffset()
+
+
+def _rows(site_id, start, end, patient_ids: list[int] | None, category) -> Iterator[tuple]:
     only = ""
     if patient_ids is not None:
         only = (
@@ -84,107 +147,158 @@ def _appointments(site_id, start, end, patient_ids: list[int] | None) -> list[tu
             if patient_ids
             else "AND 1 = 0"
         )
-    with connection.cursor() as cursor:
-        cursor.execute(_SQL.format(patients=only), [site_id, start, end, *(patient_ids or [])])
-        return cursor.fetchall()
+    params = [category, site_id, start, end, *(patient_ids or [])]
+    if connection.vendor != "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(_SQL.format(patients=only), params)
+            yield from cursor.fetchall()
+        return
+    # A server-side cursor: the period may hold millions of rows.
+    with connection.chunked_cursor() as cursor:
+        cursor.execute(_SQL.format(patients=only), params)
+        while rows := cursor.fetchmany(FETCH):
+            yield from rows
 
 
-def _plan_day(site, rules, policy, now, rows, day) -> Iterator[Decision]:
-    contacts = load_contacts({r[1] for r in rows}, Category.REMINDERS)
+def _plan_day(site, plans, policy, now, batch: _Day) -> Iterator[Decision]:
+    """The day's decisions in the order of the rules and offsets, each one's skipped
+    decisions first, then its planned ones combined. Each appointment's contacts are
+    read once for all of them; decisions wait for the end of the day as plain tuples
+    (see _Day) and become Decisions as they go out."""
     today = policy.local_date(now)
     settings = policy.settings
-    for rule in rules:
-        for offset in offsets_of(rule):
-            planned: list[tuple[AppointmentItem, Decision]] = []
-            for row in rows:
-                if not passes_filters(rule, row):
-                    continue
-                for decision in _decide(
-                    site, rule, offset, policy, now, today, row, contacts.get(row[1], [])
-                ):
-                    if decision.planned:
-                        planned.append((_item(decision, rule, site, day), decision))
-                    else:
-                        yield decision
-            yield from _combine(planned, settings.combine_siblings, rule, offset)
+    kinds = [_KIND[rule.kind] for rule, _ in plans]
+    skipped: list[list[tuple]] = [[] for _ in plans]
+    planned: list[list[tuple]] = [[] for _ in plans]
+    for start, rows in batch.appointments:
+        row = rows[0]
+        facts = AppointmentFacts(row[0], row[1], site.id, start, _STATUS[row[3]])
+        contacts = [
+            contact_rows.read_contact(row[1], r[_CONTACT:], Category.REMINDERS)
+            for r in rows
+            if r[_CONTACT] is not None
+        ]
+        by_id = {c.facts.contact_id: c for c in contacts}
+        choices: dict[Kind, tuple] = {}  # recipients per kind, shared by the rules
+        name = f"{row[7]} {row[8]}"
+        for n, (rule, offset) in enumerate(plans):
+            if rule.filters and not passes_filters(rule, row):
+                continue
+            kind = kinds[n]
+            chosen = choices.get(kind)
+            if chosen is None:
+                chosen = choices[kind] = _recipients(contacts, kind, settings, today)
+            for found in _decide(policy, now, offset, facts, name, by_id, chosen):
+                (planned if found[0] == "planned" else skipped)[n].append(found)
+    for n, (rule, offset) in enumerate(plans):
+        make = _Maker(kinds[n].value, site.id, rule.id)
+        for found in skipped[n]:
+            yield make(found)
+        yield from _combine(planned[n], settings.combine_siblings, make, offset, batch, policy)
 
 
-def _decide(site, rule, offset, policy, now, today, row, contacts: list[LoadedContact]):
-    appointment_id, patient_id, starts_at, status = row[0], row[1], as_datetime(row[2]), row[3]
-    facts = AppointmentFacts(
-        appointment_id, patient_id, site.id, starts_at, AppointmentStatus(status)
-    )
-    kind = Kind(rule.kind)
-    by_id = {c.facts.contact_id: c for c in contacts}
-    choices = plan_recipients([c.facts for c in contacts], kind, policy.settings, today)
-    base = {
-        "kind": kind.value,
-        "site_id": site.id,
-        "patient_id": patient_id,
-        "entity_type": "appointment",
-        "entity_id": appointment_id,
-        "event_at": starts_at,
-        "not_after": starts_at,
-        "rule_id": rule.id,
-        "entity_name": f"{row[7]} {row[8]}",
-    }
+def _recipients(contacts: list[LoadedContact], kind: Kind, settings, today) -> tuple:
+    if len(contacts) == 1:  # nobody to share a contact point with
+        return (choose_channels(contacts[0].facts, kind, settings, today),)
+    return plan_recipients([c.facts for c in contacts], kind, settings, today)
+
+
+def _decide(policy, now, offset, facts, name, by_id, choices) -> Iterator[tuple]:
+    """(status, channel, contact id, contact point id, to, planned at, reasons,
+    language, appointment id, patient id, start, patient name) per decision."""
+    appointment_id, patient_id, starts_at = facts.appointment_id, facts.patient_id, facts.start
     for choice in choices:
         contact = by_id[choice.contact_id]
         if not choice.deliveries:
-            yield Decision(
-                "skipped",
-                channel="",
-                contact_id=choice.contact_id,
-                contact_point_id=None,
-                to="",
-                planned_at=None,
-                reasons=choice.reasons,
-                **base,
-            )
+            yield (
+                "skipped", "", choice.contact_id, None, "", None, choice.reasons, "en",
+                appointment_id, patient_id, starts_at, name,
+            )  # fmt: skip
         zone = zone_for(contact.facts.zone) if contact.facts.zone else None
         for delivery in choice.deliveries:
             plan = plan_appointment_message(policy, delivery.channel, facts, offset, now, zone)
-            yield Decision(
-                "planned" if plan.planned else "skipped",
-                channel=delivery.channel.value,
-                contact_id=choice.contact_id,
-                contact_point_id=contact.point_ids.get(delivery.address),
-                to=delivery.address,
-                planned_at=plan.at,
-                reasons=(*choice.reasons, *plan.reasons),
-                language=contact.language,
-                **base,
-            )
+            reasons = plan.reasons
+            if choice.reasons:
+                reasons = (*choice.reasons, *reasons)
+            yield (
+                "planned" if plan.at is not None else "skipped", delivery.channel.value,
+                choice.contact_id, contact.point_ids.get(delivery.address), delivery.address,
+                plan.at, reasons, contact.language, appointment_id, patient_id, starts_at, name,
+            )  # fmt: skip
 
 
-def _item(decision: Decision, rule, site, day) -> AppointmentItem:
-    return AppointmentItem(
-        Channel(decision.channel),
-        decision.to,
-        Kind(decision.kind),
-        site.id,
-        decision.event_at.astimezone(site_zone(site)).date(),
-        decision.patient_id,
-        decision.entity_id,
-        decision.event_at,
-    )
+class _Maker:
+    """Turns _decide's tuples into Decisions of one rule."""
+
+    __slots__ = ("kind", "rule_id", "site_id")
+
+    def __init__(self, kind: str, site_id: int, rule_id: int) -> None:
+        self.kind, self.site_id, self.rule_id = kind, site_id, rule_id
+
+    def __call__(self, found: tuple) -> Decision:
+        (status, channel, contact_id, point_id, to, planned_at, reasons, language,
+         appointment_id, patient_id, starts_at, name) = found  # fmt: skip
+        return Decision(
+            status, self.kind, channel, self.site_id, patient_id, contact_id, point_id, to,
+            "appointment", appointment_id, starts_at, planned_at, reasons, self.rule_id,
+            language, name, not_after=starts_at,
+        )  # fmt: skip
 
 
 def site_zone(site: Site) -> ZoneInfo:
     return zone_for(site.time_zone)
 
 
-def _combine(planned, combine: bool, rule, offset: Offset) -> Iterator[Decision]:
-    decisions = {(item.appointment_id, item.channel, item.address): d for item, d in planned}
-    for group in group_siblings([item for item, _ in planned], combine):
-        members = [decisions[(i.appointment_id, i.channel, i.address)] for i in group.items]
-        first = min(members, key=lambda d: d.planned_at)
-        ids = [d.entity_id for d in members]
-        first.entity_ids = ids if len(ids) > 1 else []
-        first.reasons = (*first.reasons, *group.reasons)
-        starts = ",".join(str(int(d.event_at.timestamp())) for d in members)
-        first.dedupe_key = dedupe_key(
-            f"r{rule.id}:{offset.amount}{offset.unit.value[0]}:{first.channel}:{first.to}:"
-            f"a{'.'.join(map(str, ids))}@{starts}"
-        )
-        yield first
+def _combine(planned: list[tuple], combine: bool, make: _Maker, offset, batch: _Day, policy):
+    """One message per contact point and site-local day (when the site combines
+    siblings), keyed so re-planning finds it again."""
+    prefix = f"r{make.rule_id}:{offset.amount}{offset.unit.value[0]}:"
+    if not combine:
+        for found in planned:
+            d = make(found)
+            d.dedupe_key = _key(prefix, d, [d])
+            yield d
+        return
+    groups: dict[tuple, list[tuple]] = {}
+    for found in planned:
+        day = batch.day if batch.uniform else policy.local_date(found[10])
+        groups.setdefault((found[1], found[4], day), []).append(found)
+    for (_, _, day), members in groups.items():
+        if len(members) == 1:
+            d = make(members[0])
+            d.dedupe_key = _key(prefix, d, [d])
+            yield d
+        else:
+            yield _siblings(prefix, [make(found) for found in members], day)
+
+
+def _siblings(prefix: str, members: list[Decision], day: dt.date) -> Decision:
+    # One decision per appointment and contact point.
+    by_item = {(d.entity_id, d.channel, d.to): d for d in members}
+    items = [_item(d, day) for d in members]
+    [group] = group_siblings(items)
+    ordered = [by_item[(i.appointment_id, i.channel, i.address)] for i in group.items]
+    first = min(ordered, key=lambda d: d.planned_at)
+    first.entity_ids = [d.entity_id for d in ordered]
+    first.reasons = (*first.reasons, *group.reasons)
+    first.dedupe_key = _key(prefix, first, ordered)
+    return first
+
+
+def _item(d: Decision, day: dt.date) -> AppointmentItem:
+    return AppointmentItem(
+        Channel(d.channel),
+        d.to,
+        Kind(d.kind),
+        d.site_id,
+        day,
+        d.patient_id,
+        d.entity_id,
+        d.event_at,
+    )
+
+
+def _key(prefix: str, first: Decision, members: list[Decision]) -> str:
+    ids = ".".join([str(d.entity_id) for d in members])
+    starts = ",".join([str(int(d.event_at.timestamp())) for d in members])
+    return dedupe_key(f"{prefix}{first.channel}:{first.to}:a{ids}@{starts}")

@@ -12,25 +12,29 @@ from django.db import connection
 from carebell.core.channels import ContactFacts, ContactPointFacts
 from carebell.core.vocab import Authority, Category, Channel, Preference
 
-_SQL = """
-SELECT c.patient_id, c.id, c.position, c.authority, c.end_date, c.time_zone, c.language,
-       pr.value,
+#: A contact's columns and the joins that bring them, for queries that start from
+#: people_contact `c` (here, and the appointment planner's single query).
+COLUMNS = """c.id, c.position, c.authority, c.end_date, c.time_zone, c.language, pr.value,
        m.id, m.value, m.is_valid, m.verified_at, m.opted_out_sms, m.opted_out_call,
        m.consent_sms, m.consent_call,
        h.id, h.value, h.is_valid, h.verified_at, h.opted_out_call, h.consent_call,
-       e.id, e.value, e.is_valid, e.verified_at, e.opted_out_email
-FROM people_contact c
-LEFT JOIN people_contactpreference pr ON pr.contact_id = c.id AND pr.category = %s
+       e.id, e.value, e.is_valid, e.verified_at, e.opted_out_email"""
+JOINS = """LEFT JOIN people_contactpreference pr ON pr.contact_id = c.id AND pr.category = %s
 LEFT JOIN people_contactpoint m ON m.contact_id = c.id AND m.kind = 'mobile'
 LEFT JOIN people_contactpoint h ON h.contact_id = c.id AND h.kind = 'home'
-LEFT JOIN people_contactpoint e ON e.contact_id = c.id AND e.kind = 'email'
-WHERE c.patient_id IN ({ids})
+LEFT JOIN people_contactpoint e ON e.contact_id = c.id AND e.kind = 'email'"""
+_SQL = f"""
+SELECT c.patient_id, {COLUMNS}
+FROM people_contact c
+{JOINS}
+WHERE c.patient_id IN ({{ids}})
 ORDER BY c.patient_id, c.position
 """
 
 CHUNK = 2000
 _E, _S, _C = Channel.EMAIL, Channel.SMS, Channel.CALL
 _NONE: frozenset[Channel] = frozenset()
+_EMAIL_OUT = frozenset({_E})
 
 
 @dataclass(slots=True)
@@ -52,7 +56,7 @@ def load_contacts(patient_ids: Iterable[int], category: Category) -> dict[int, l
             chunk = ids[start : start + CHUNK]
             cursor.execute(_SQL.format(ids=",".join(["%s"] * len(chunk))), [category, *chunk])
             for row in cursor.fetchall():
-                found[row[0]].append(_contact(row, category))
+                found[row[0]].append(read_contact(row[0], row[1:], category))
     return found
 
 
@@ -72,16 +76,37 @@ def as_datetime(value: object) -> dt.datetime | None:
     return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
-def _flags(*pairs: tuple[bool, Channel]) -> frozenset[Channel]:
-    chosen = [channel for flag, channel in pairs if flag]
-    return frozenset(chosen) if chosen else _NONE
+# Lookups instead of enum calls and fresh objects: this runs once per contact and
+# appointment in the nightly pass.
+_AUTHORITY = {a.value: a for a in Authority}
+_PREFERENCE = {p.value: p for p in Preference}
+_PREFERENCES: dict[tuple[Category, str], dict[Category, Preference]] = {}
+_PHONE = {
+    (sms, call): frozenset(c for flag, c in ((sms, _S), (call, _C)) if flag) or _NONE
+    for sms in (False, True)
+    for call in (False, True)
+}
 
 
-def _contact(row: tuple, category: Category) -> LoadedContact:
-    (patient_id, contact_id, position, authority, end_date, zone, language, pref,
+def _flags(sms: object, call: object) -> frozenset[Channel]:
+    return _PHONE[(bool(sms), bool(call))]
+
+
+def _preferences(category: Category, value: str | None) -> dict[Category, Preference]:
+    # One shared mapping per (category, preference): the rules core only reads it.
+    key = (category, value or "")
+    found = _PREFERENCES.get(key)
+    if found is None:
+        found = _PREFERENCES[key] = {category: _PREFERENCE[key[1]]}
+    return found
+
+
+def read_contact(patient_id: int, fields: tuple, category: Category) -> LoadedContact:
+    """A LoadedContact from the COLUMNS of one row (after the patient id)."""
+    (contact_id, position, authority, end_date, zone, language, pref,
      m_id, m_value, m_valid, m_verified, m_out_sms, m_out_call, m_sms_ok, m_call_ok,
      h_id, h_value, h_valid, h_verified, h_out_call, h_call_ok,
-     e_id, e_value, e_valid, e_verified, e_out_email) = row  # fmt: skip
+     e_id, e_value, e_valid, e_verified, e_out_email) = fields  # fmt: skip
     mobile = home = email = None
     point_ids: dict[str, int] = {}
     if m_id is not None:
@@ -89,8 +114,8 @@ def _contact(row: tuple, category: Category) -> LoadedContact:
             m_value,
             bool(m_valid),
             m_verified is not None,
-            _flags((m_out_sms, _S), (m_out_call, _C)),
-            _flags((m_sms_ok, _S), (m_call_ok, _C)),
+            _flags(m_out_sms, m_out_call),
+            _flags(m_sms_ok, m_call_ok),
         )
         point_ids[m_value] = m_id
     if h_id is not None:
@@ -98,25 +123,25 @@ def _contact(row: tuple, category: Category) -> LoadedContact:
             h_value,
             bool(h_valid),
             h_verified is not None,
-            _flags((h_out_call, _C)),
-            _flags((h_call_ok, _C)),
+            _flags(0, h_out_call),
+            _flags(0, h_call_ok),
         )
         point_ids.setdefault(h_value, h_id)
     if e_id is not None:
         email = ContactPointFacts(
-            e_value, bool(e_valid), e_verified is not None, _flags((e_out_email, _E))
+            e_value, bool(e_valid), e_verified is not None, _EMAIL_OUT if e_out_email else _NONE
         )
         point_ids[e_value] = e_id
     facts = ContactFacts(
-        contact_id=contact_id,
-        patient_id=patient_id,
-        position=position,
-        authority=Authority(authority or ""),
-        end_date=as_date(end_date),
-        preferences={category: Preference(pref or "")},
-        mobile=mobile,
-        home=home,
-        email=email,
-        zone=zone or None,
+        contact_id,
+        patient_id,
+        position,
+        _AUTHORITY[authority or ""],
+        None if end_date is None else as_date(end_date),
+        _preferences(category, pref),
+        mobile,
+        home,
+        email,
+        zone or None,
     )
     return LoadedContact(facts, language, point_ids)
