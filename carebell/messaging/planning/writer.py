@@ -1,14 +1,19 @@
 """Stores planned decisions in the outbox in bulk, creating nothing twice.
 
-PostgreSQL: rows stream through COPY into a temporary table and move with one
-INSERT … ON CONFLICT DO NOTHING per flush, close to COPY's own rate. SQLite:
-INSERT OR IGNORE in one transaction per flush.
+PostgreSQL: rows stream through binary COPY into a temporary table and move with
+one INSERT … ON CONFLICT DO NOTHING per flush, close to COPY's own rate. Outside a
+transaction (a planner pass), a large pass writes behind: a thread with its own
+connection stores one batch while the planner decides the next, so the two
+cores work at once. SQLite: INSERT OR IGNORE in one transaction per flush.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import queue
+import threading
+import weakref
 
 from django.db import connection, transaction
 
@@ -24,10 +29,24 @@ COLUMNS = (
     "reasons", "subject", "body", "html_body", "segments", "attempts", "provider",
     "provider_message_id", "error_code", "error_message", "created_at", "updated_at",
 )  # fmt: skip
+STAGE = "planned_rows"
+JSON_COLUMNS = frozenset({"entity_ids", "reasons"})
+# The stage holds JSON as text (binary COPY then needs no JSON adapter); the INSERT
+# casts it back.
+_STAGE_COLUMNS = ", ".join(f"{c}::text AS {c}" if c in JSON_COLUMNS else c for c in COLUMNS)
+_FROM_STAGE = ", ".join(f"{c}::jsonb" if c in JSON_COLUMNS else c for c in COLUMNS)
+_EMPTY = "[]"
+#: Reasons as stored, by identity of the reasons tuple (kept alive here, so its id
+#: cannot be reused): the rules core memoises its plans, so a pass hands over the
+#: same tuple for every appointment of a slot or day.
+_REASONS_TEXT: dict[int, tuple[tuple, str]] = {}
+_REASONS_TEXT_LIMIT = 10_000
+_stage_column_types: list[str] = []
 
 
 class OutboxWriter:
-    """Collects planned decisions and writes them `flush_every` at a time."""
+    """Collects planned decisions and writes them `flush_every` at a time; `flush()`
+    writes the rest and returns when everything is stored."""
 
     def __init__(self, now: dt.datetime, flush_every: int = 20_000) -> None:
         self.now = now
@@ -35,43 +54,136 @@ class OutboxWriter:
         self.rows: list[tuple] = []
         self.combined: list[Decision] = []
         self.offered = 0
+        self._behind: _WriteBehind | None = None
 
     def add(self, decision: Decision) -> None:
         self.rows.append(self._row(decision))
         if decision.entity_ids:
             self.combined.append(decision)
         if len(self.rows) >= self.flush_every:
-            self.flush()
+            self._pass_on()
 
     def add_capped(self, decision: Decision) -> None:
         """Keep a message the frequency caps left no room for as `blocked` (cap), so
         it is never silently dropped (SPEC §4) and staff can see why."""
         self.rows.append(self._row(decision, status="blocked", block_reason="cap"))
         if len(self.rows) >= self.flush_every:
-            self.flush()
+            self._pass_on()
 
     def _row(self, d: Decision, status: str = "scheduled", block_reason: str = "") -> tuple:
         now = self.now
         planned = d.planned_at or now
+        ids = json.dumps(d.entity_ids) if d.entity_ids else _EMPTY
         return (
             d.site_id, d.patient_id, d.contact_id, d.contact_point_id, d.to, d.channel, d.kind,
             d.priority, d.rule_id, d.language, d.entity_type, d.entity_id, d.entity_name[:200],
-            json.dumps(d.entity_ids), d.event_at, d.not_after, d.dedupe_key, planned, planned,
-            status, block_reason, json.dumps(reasons_json(d.reasons)), "", "", "", 0, 0, "", "",
-            "", "", now, now,
+            ids, d.event_at, d.not_after, d.dedupe_key, planned, planned, status, block_reason,
+            reasons_text(d.reasons), "", "", "", 0, 0, "", "", "", "", now, now,
         )  # fmt: skip
 
-    def flush(self) -> None:
-        if not self.rows:
+    def _pass_on(self) -> None:
+        if self._behind is None and _may_write_behind():
+            self._behind = _WriteBehind(self)
+        if self._behind is None:
+            self.flush()
             return
-        with transaction.atomic():
-            if connection.vendor == "postgresql":
-                _copy_insert(self.rows)
-            else:
-                _insert_or_ignore(self.rows)
-            _link_subjects(self.combined)
+        self._behind.put(self.rows, self.combined)
         self.offered += len(self.rows)
         self.rows, self.combined = [], []
+
+    def flush(self) -> None:
+        if self._behind is not None:
+            behind, self._behind = self._behind, None
+            if self.rows:
+                behind.put(self.rows, self.combined)
+                self.offered += len(self.rows)
+                self.rows, self.combined = [], []
+            behind.finish()
+            return
+        if not self.rows:
+            return
+        _write(self.rows, self.combined)
+        self.offered += len(self.rows)
+        self.rows, self.combined = [], []
+
+
+def _may_write_behind() -> bool:
+    # Only when no transaction is open: otherwise its rows must commit with it.
+    return (
+        connection.vendor == "postgresql"
+        and not connection.in_atomic_block
+        and connection.get_autocommit()
+    )
+
+
+def _write(rows: list[tuple], combined: list[Decision]) -> None:
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            _copy_insert(rows)
+        else:
+            _insert_or_ignore(rows)
+        _link_subjects(combined)
+
+
+class _WriteBehind:
+    """A thread that writes batches, one transaction each, on its own connection
+    (Django's connections are per thread), at most one batch waiting."""
+
+    def __init__(self, owner: OutboxWriter) -> None:
+        self._batches: queue.Queue = queue.Queue(maxsize=1)
+        self._error: BaseException | None = None
+        self._abandoned = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="outbox-writer", daemon=True)
+        self._thread.start()
+        # A writer dropped without flush() (its pass failed) lets the thread go.
+        weakref.finalize(owner, self._abandoned.set)
+
+    def put(self, rows: list[tuple], combined: list[Decision]) -> None:
+        self._raise()
+        self._batches.put((rows, combined))
+
+    def finish(self) -> None:
+        self._batches.put(None)
+        self._thread.join()
+        self._raise()
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+    def _run(self) -> None:
+        try:
+            while (batch := self._next()) is not None:
+                if self._error is None:
+                    try:
+                        _write(*batch)
+                    except BaseException as exc:  # raised in the planner's thread
+                        self._error = exc
+        finally:
+            connection.close()
+
+    def _next(self) -> tuple | None:
+        while True:
+            try:
+                return self._batches.get(timeout=1.0)
+            except queue.Empty:
+                if self._abandoned.is_set():
+                    return None
+
+
+def reasons_text(reasons: tuple) -> str:
+    """Reasons as the JSON text stored on the row."""
+    if not reasons:
+        return _EMPTY
+    found = _REASONS_TEXT.get(id(reasons))
+    if found is not None and found[0] is reasons:
+        return found[1]
+    if len(_REASONS_TEXT) >= _REASONS_TEXT_LIMIT:
+        _REASONS_TEXT.clear()
+    text = json.dumps(reasons_json(reasons))
+    _REASONS_TEXT[id(reasons)] = (reasons, text)
+    return text
 
 
 def _copy_insert(rows: list[tuple]) -> None:
@@ -80,17 +192,35 @@ def _copy_insert(rows: list[tuple]) -> None:
         # Only the written columns, without the table's NOT NULL id (an identity
         # column, which LIKE copies without its default).
         cursor.execute(
-            f"CREATE TEMP TABLE IF NOT EXISTS planned_stage ON COMMIT DELETE ROWS "
-            f"AS SELECT {columns} FROM {TABLE} WITH NO DATA"
+            f"CREATE TEMP TABLE IF NOT EXISTS {STAGE} ON COMMIT DELETE ROWS "
+            f"AS SELECT {_STAGE_COLUMNS} FROM {TABLE} WITH NO DATA"
         )
         raw = cursor.cursor  # the psycopg cursor, for COPY
-        with raw.copy(f"COPY planned_stage ({columns}) FROM STDIN") as copy:
+        types = _stage_types(raw)
+        with raw.copy(f"COPY {STAGE} ({columns}) FROM STDIN (FORMAT BINARY)") as copy:
+            # Declared types let psycopg write binary without looking at each value.
+            copy.set_types(types)
+            write = copy.write_row
             for row in rows:
-                copy.write_row(row)
+                write(row)
         cursor.execute(
-            f"INSERT INTO {TABLE} ({columns}) SELECT {columns} FROM planned_stage "
+            f"INSERT INTO {TABLE} ({columns}) SELECT {_FROM_STAGE} FROM {STAGE} "
             f"ON CONFLICT (dedupe_key) DO NOTHING"
         )
+
+
+def _stage_types(cursor) -> list[str]:
+    if not _stage_column_types:
+        cursor.execute(
+            "SELECT a.attname, t.typname FROM pg_attribute a"
+            " JOIN pg_type t ON t.oid = a.atttypid"
+            " WHERE a.attrelid = %s::regclass AND a.attnum > 0 AND NOT a.attisdropped",
+            (TABLE,),
+        )
+        found = dict(cursor.fetchall())
+        found.update(dict.fromkeys(JSON_COLUMNS, "text"))
+        _stage_column_types[:] = [found[c] for c in COLUMNS]
+    return _stage_column_types
 
 
 def _insert_or_ignore(rows: list[tuple]) -> None:
