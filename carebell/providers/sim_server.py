@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
+import json
 import logging
 import os
 import random
@@ -220,6 +221,33 @@ def twilio_resource(record: Record, account: str) -> dict[str, Any]:
     }
 
 
+_RESOURCE_JSON = (
+    '{{"sid": {sid}, "account_sid": {account}, "api_version": "2010-04-01", "to": {to}, '
+    '"from": {sender}, "body": {body}, "status": {status}, "direction": "outbound-api", '
+    '"error_code": {error_code}, "error_message": null, "num_segments": "1", '
+    '"num_media": "0", "date_created": {now}, "date_updated": {now}, "uri": {uri}}}'
+)
+_JSON_HEADERS = {"Content-Type": "application/json; charset=utf-8"}
+
+
+def resource_response(record: Record, account: str, status: int = 200) -> web.Response:
+    """`web.json_response(twilio_resource(record, account))`, the same bytes written
+    from a template: the sim answers every send with it, and its CPU is measured."""
+    dumps = json.dumps
+    body = _RESOURCE_JSON.format(
+        sid=dumps(record.sid),
+        account=dumps(account),
+        to=dumps(record.to),
+        sender=dumps(record.sender),
+        body=dumps(record.body),
+        status=dumps(record.status),
+        error_code=dumps(record.error_code),
+        now=dumps(_http_date.now()),
+        uri=dumps(f"{API.format(account=account)}/Messages/{record.sid}.json"),
+    )
+    return web.Response(body=body.encode(), status=status, headers=_JSON_HEADERS)
+
+
 def sign(token: str, url: str, form: dict[str, str]) -> str:
     """X-Twilio-Signature for a form POST to `url`, exactly as Twilio computes it."""
     return RequestValidator(token).compute_signature(url, form)
@@ -275,7 +303,7 @@ class SimServer:
         key = request.headers.get("I-Twilio-Idempotency-Token", "")
         account = request.match_info.get("account", SIM_ACCOUNT_SID)
         if (existing := self.state.known(key)) is not None:
-            return web.json_response(twilio_resource(existing, account), status=201)
+            return resource_response(existing, account, status=201)
         await self._latency()
         to = form.get("To", "")
         if (fault := self.state.fault_for(to)) is not None:
@@ -292,7 +320,7 @@ class SimServer:
             )
         )
         self._schedule_callbacks(record, account, "MessageSid", "MessageStatus")
-        return web.json_response(twilio_resource(record, account), status=201)
+        return resource_response(record, account, status=201)
 
     async def fetch_message(self, request: web.Request) -> web.Response:
         record = self.state.by_sid.get(request.match_info["sid"])
