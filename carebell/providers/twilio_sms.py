@@ -269,7 +269,8 @@ class TwilioSmsProvider(Provider):
         body = encode_form(self.message_form(message))
         async with session.post(self._create_url, data=body, headers=headers) as response:
             resource = await self._read(response)
-        log.debug("provider.accepted", extra={"ids": self._log_ids(message, resource)})
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("provider.accepted", extra={"ids": self._log_ids(message, resource)})
         return self.result_from_resource(message.attempt_id, resource)
 
     def message_form(self, message: OutgoingMessage) -> dict[str, str]:
@@ -386,11 +387,23 @@ def quote_form_value(value: str) -> str:
     return value.replace(" ", "+") if space else value
 
 
+class _QuotedKeys(dict):
+    """Form field names, quoted once: a form has the same few on every message."""
+
+    def __missing__(self, key: str) -> str:
+        quoted = quote_form_value(key)
+        if len(self) < 64:
+            self[key] = quoted
+        return quoted
+
+
+_QUOTED_KEYS = _QuotedKeys()
+
+
 def encode_form(form: Mapping[str, str]) -> bytes:
     """An application/x-www-form-urlencoded body, as `urllib.parse.urlencode` writes it."""
-    return "&".join(
-        f"{quote_form_value(key)}={quote_form_value(value)}" for key, value in form.items()
-    ).encode("ascii")
+    keys = _QUOTED_KEYS
+    return "&".join(f"{keys[k]}={quote_form_value(v)}" for k, v in form.items()).encode("ascii")
 
 
 def basic_auth(user: str, password: str) -> str:
