@@ -71,16 +71,14 @@ def render_batch(messages: Iterable[OutboxMessage], entities: dict | None = None
 
 
 def _write(message, template: MessageTemplate | None, entities: dict, contexts: dict) -> None:
-    from carebell.formats.service import default_template
-
     channel = Channel(message.channel)
     if template is None:
-        template = default_template(Kind(message.kind), channel, message.language)
+        template = _default(message.kind, channel, message.language)
     html_source = template.html_body if channel == Channel.EMAIL else ""
     parts = _compiled(template.subject or "", template.body, html_source)
     values = _values(message, entities, parts.names)
     context = _context(contexts, message, channel, html=False)
-    message.subject = parts.subject.render(values, context).text
+    message.subject = parts.subject.render(values, context).text if parts.subject.source else ""
     message.body = parts.body.render(values, context).text
     if parts.html is not None:
         html_context = _context(contexts, message, channel, html=True)
@@ -89,6 +87,13 @@ def _write(message, template: MessageTemplate | None, entities: dict, contexts: 
         if message.site.delivery.smart_encoding:
             message.body = segments.smart_encode(message.body)
         message.segments = segments.count(message.body).segments
+
+
+@lru_cache(maxsize=256)
+def _default(kind: str, channel: Channel, language: str):
+    from carebell.formats.service import default_template
+
+    return default_template(Kind(kind), channel, language)
 
 
 class _Parts(NamedTuple):
