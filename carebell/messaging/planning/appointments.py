@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
+from contextlib import contextmanager
 from zoneinfo import ZoneInfo
 
 from django.db import connection
@@ -155,9 +156,26 @@ def _rows(site_id, start, end, patient_ids: list[int] | None, category) -> Itera
         return
     # A server-side cursor: the period may hold millions of rows.
     with connection.chunked_cursor() as cursor:
-        cursor.execute(_SQL.format(patients=only), params)
+        with _every_row_wanted():
+            cursor.execute(_SQL.format(patients=only), params)  # DECLARE: planned now
         while rows := cursor.fetchmany(FETCH):
             yield from rows
+
+
+@contextmanager
+def _every_row_wanted() -> Iterator[None]:
+    # PostgreSQL plans a cursor for its first 10% of rows (nested loops); this one is
+    # read to the end, where hash joins win: 8 s instead of 25 s for a million.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT current_setting('cursor_tuple_fraction'),"
+            " set_config('cursor_tuple_fraction', '1', false)"
+        )
+        before = cursor.fetchone()[0]
+        try:
+            yield
+        finally:
+            cursor.execute("SELECT set_config('cursor_tuple_fraction', %s, false)", [before])
 
 
 def _plan_day(site, plans, policy, now, batch: _Day) -> Iterator[Decision]:
