@@ -1,7 +1,8 @@
 """Stores planned decisions in the outbox in bulk, creating nothing twice.
 
-PostgreSQL: rows stream through binary COPY into a temporary table and move with
-one INSERT … ON CONFLICT DO NOTHING per flush, close to COPY's own rate. Outside a
+PostgreSQL: one query finds which keys of a batch are stored already, and binary
+COPY writes the others straight into the outbox (a temporary table and INSERT …
+ON CONFLICT DO NOTHING when another writer got in between). Outside a
 transaction (a planner pass), a large pass writes behind: a thread with its own
 connection stores one batch while the planner decides the next, so the two
 cores work at once. SQLite: INSERT OR IGNORE in one transaction per flush.
@@ -15,7 +16,9 @@ import queue
 import threading
 import weakref
 
+import psycopg
 from django.db import connection, transaction
+from psycopg.types.json import set_json_dumps
 
 from carebell.messaging.actions import reasons_json
 from carebell.messaging.models import OutboxMessage, OutboxSubject
@@ -31,8 +34,7 @@ COLUMNS = (
 )  # fmt: skip
 STAGE = "planned_rows"
 JSON_COLUMNS = frozenset({"entity_ids", "reasons"})
-# The stage holds JSON as text (binary COPY then needs no JSON adapter); the INSERT
-# casts it back.
+# The stage holds JSON as text; the INSERT casts it back.
 _STAGE_COLUMNS = ", ".join(f"{c}::text AS {c}" if c in JSON_COLUMNS else c for c in COLUMNS)
 _FROM_STAGE = ", ".join(f"{c}::jsonb" if c in JSON_COLUMNS else c for c in COLUMNS)
 _EMPTY = "[]"
@@ -41,7 +43,8 @@ _EMPTY = "[]"
 #: same tuple for every appointment of a slot or day.
 _REASONS_TEXT: dict[int, tuple[tuple, str]] = {}
 _REASONS_TEXT_LIMIT = 10_000
-_stage_column_types: list[str] = []
+_column_types: list[str] = []
+_KEY = COLUMNS.index("dedupe_key")
 
 
 class OutboxWriter:
@@ -187,30 +190,73 @@ def reasons_text(reasons: tuple) -> str:
 
 
 def _copy_insert(rows: list[tuple]) -> None:
-    columns = ", ".join(COLUMNS)
+    """Rows whose key is not stored yet go straight into the outbox by COPY; if
+    another writer stores one of them meanwhile, the batch goes through the stage's
+    INSERT … ON CONFLICT DO NOTHING instead."""
     with connection.cursor() as cursor:
-        # Only the written columns, without the table's NOT NULL id (an identity
-        # column, which LIKE copies without its default).
-        cursor.execute(
-            f"CREATE TEMP TABLE IF NOT EXISTS {STAGE} ON COMMIT DELETE ROWS "
-            f"AS SELECT {_STAGE_COLUMNS} FROM {TABLE} WITH NO DATA"
-        )
         raw = cursor.cursor  # the psycopg cursor, for COPY
-        types = _stage_types(raw)
-        with raw.copy(f"COPY {STAGE} ({columns}) FROM STDIN (FORMAT BINARY)") as copy:
-            # Declared types let psycopg write binary without looking at each value.
-            copy.set_types(types)
-            write = copy.write_row
-            for row in rows:
-                write(row)
-        cursor.execute(
-            f"INSERT INTO {TABLE} ({columns}) SELECT {_FROM_STAGE} FROM {STAGE} "
-            f"ON CONFLICT (dedupe_key) DO NOTHING"
-        )
+        fresh = _not_stored(raw, rows)
+        if not fresh:
+            return
+        try:
+            with transaction.atomic():  # a savepoint to return to
+                _copy(raw, TABLE, fresh, _types(raw, json="jsonb"))
+        except psycopg.errors.UniqueViolation:
+            _stage_insert(cursor, fresh)
 
 
-def _stage_types(cursor) -> list[str]:
-    if not _stage_column_types:
+def _not_stored(raw, rows: list[tuple]) -> list[tuple]:
+    """The rows whose dedupe key is neither stored nor taken by an earlier row (what
+    ON CONFLICT DO NOTHING would insert), found with one query."""
+    keys = [row[_KEY] for row in rows]
+    # Server-side binding: the keys travel as one array parameter.
+    with psycopg.Cursor(raw.connection) as lookup:
+        lookup.execute(f"SELECT dedupe_key FROM {TABLE} WHERE dedupe_key = ANY(%s)", [keys])
+        taken = {key for (key,) in lookup}
+    fresh = []
+    for row, key in zip(rows, keys, strict=True):
+        if key is None:  # NULL never conflicts
+            fresh.append(row)
+        elif key not in taken:
+            taken.add(key)
+            fresh.append(row)
+    return fresh
+
+
+def _stage_insert(cursor, rows: list[tuple]) -> None:
+    raw = cursor.cursor
+    # Only the written columns, without the table's NOT NULL id (an identity column,
+    # which LIKE copies without its default).
+    cursor.execute(
+        f"CREATE TEMP TABLE IF NOT EXISTS {STAGE} ON COMMIT DELETE ROWS "
+        f"AS SELECT {_STAGE_COLUMNS} FROM {TABLE} WITH NO DATA"
+    )
+    _copy(raw, STAGE, rows, _types(raw, json="text"))
+    cursor.execute(
+        f"INSERT INTO {TABLE} ({', '.join(COLUMNS)}) SELECT {_FROM_STAGE} FROM {STAGE} "
+        f"ON CONFLICT (dedupe_key) DO NOTHING"
+    )
+    cursor.execute(f"TRUNCATE {STAGE}")
+
+
+def _copy(raw, table: str, rows: list[tuple], types: list[str]) -> None:
+    # JSON columns hold JSON text already: pass it on as it is.
+    set_json_dumps(_as_is, context=raw)
+    with raw.copy(f"COPY {table} ({', '.join(COLUMNS)}) FROM STDIN (FORMAT BINARY)") as copy:
+        # Declared types let psycopg write binary without looking at each value.
+        copy.set_types(types)
+        write = copy.write_row
+        for row in rows:
+            write(row)
+
+
+def _as_is(text: str) -> str:
+    return text
+
+
+def _types(cursor, json: str) -> list[str]:
+    """The type of each of COLUMNS, with `json` for the JSON ones."""
+    if not _column_types:
         cursor.execute(
             "SELECT a.attname, t.typname FROM pg_attribute a"
             " JOIN pg_type t ON t.oid = a.atttypid"
@@ -218,9 +264,8 @@ def _stage_types(cursor) -> list[str]:
             (TABLE,),
         )
         found = dict(cursor.fetchall())
-        found.update(dict.fromkeys(JSON_COLUMNS, "text"))
-        _stage_column_types[:] = [found[c] for c in COLUMNS]
-    return _stage_column_types
+        _column_types[:] = [found[c] for c in COLUMNS]
+    return [json if c in JSON_COLUMNS else t for c, t in zip(COLUMNS, _column_types, strict=True)]
 
 
 def _insert_or_ignore(rows: list[tuple]) -> None:
