@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator
 from contextlib import contextmanager
-from zoneinfo import ZoneInfo
 
 from django.db import connection
 
@@ -261,10 +260,6 @@ class _Maker:
             "appointment", appointment_id, starts_at, planned_at, reasons, self.rule_id,
             language, name, not_after=starts_at,
         )  # fmt: skip
-
-
-def site_zone(site: Site) -> ZoneInfo:
-    return zone_for(site.time_zone)
 
 
 def _combine(planned: list[tuple], combine: bool, make: _Maker, offset, batch: _Day, policy):
