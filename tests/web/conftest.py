@@ -21,23 +21,28 @@ FLAGS = [
 ]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
+    """One Chromium per test module, closed with it: Playwright's sync API keeps an
+    event loop running on this thread, which later asyncio.run() calls must not see."""
     if not CHROMIUM.exists():
         if os.environ.get("CI"):
             pytest.fail(
                 "CI needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)"
             )
         pytest.skip("no /usr/bin/chromium: apt-get install chromium")
-    # Playwright's sync API runs its own event loop; Django's async-safety check
-    # would otherwise refuse the ORM calls the tests make between page actions.
-    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
-        yield chromium
-        chromium.close()
+    # While that loop runs, Django's async-safety check would refuse the ORM calls
+    # the tests make between page actions; the flag is removed again afterwards.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        with sync_playwright() as playwright:
+            chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
+            yield chromium
+            chromium.close()
+    finally:
+        del os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"]
 
 
 @pytest.fixture
