@@ -43,7 +43,7 @@ def planner(stop: threading.Event) -> None:
     from carebell.messaging.planning.runner import run_forever
 
     try:
-        run_forever(stop, holder=f"demo:{os.getpid()}", interval=5.0)
+        run_forever(stop, holder=f"demo:{os.getpid()}", interval=5.0, sweep_every=60.0)
     finally:
         _close_connection()
 

@@ -102,3 +102,20 @@ def test_only_one_planner_is_elected_at_a_time(db):
         else:
             with elected("second") as second:
                 assert not second
+
+
+def test_the_continuous_planner_sweeps_appointments_only_now_and_then(db, monkeypatch):
+    from carebell.messaging.planning import runner
+
+    sweeps: list[bool] = []
+    stop = threading.Event()
+
+    def plan_once(appointments_too: bool = True, **_):
+        sweeps.append(appointments_too)
+        if len(sweeps) == 3:
+            stop.set()
+        return runner.PlanReport()
+
+    monkeypatch.setattr(runner, "plan_once", plan_once)
+    runner.run_forever(stop, holder="test", interval=0, sweep_every=3600)
+    assert sweeps == [True, False, False]

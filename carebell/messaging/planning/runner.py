@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
+import time
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -43,55 +44,59 @@ class PlanReport:
                 self.skipped[r.code.value] += 1
 
 
-def decisions_for_site(
-    site: Site,
-    policies: PolicyCache,
-    now: dt.datetime,
-    until: dt.datetime | None = None,
-    *,
-    start: dt.datetime | None = None,
-    daily_batch: bool = True,
-) -> Iterator[Decision]:
-    """Every planning decision for one site: appointments, and the daily batch when
-    its time has come (or always, for a dry run over a period)."""
-    rules = list(AutomatedMessage.objects.filter(site=site, enabled=True))
-    if not rules:
-        return
-    policy = policies.for_site(site)
-    yield from appointments.plan_site_appointments(site, rules, policy, now, until, start=start)
-    caps = daily.SmsCaps(site.id, now)
-    yield from daily.plan_site_events(site, rules, policy, now, caps)
-    if daily_batch:
-        yield from daily.plan_site_daily(site, rules, policy, now, caps)
-
-
 def plan_once(
     now: dt.datetime | None = None,
     site_ids: list[int] | None = None,
     *,
+    appointments_too: bool = True,
     on_decision: Callable[[Decision], None] | None = None,
 ) -> PlanReport:
-    """Plan every site (or some) and store what is planned. Idempotent."""
+    """Plan every site (or some) and store what is planned. Idempotent.
+
+    Appointment messages are stored before the pharmacy and greeting steps run, so
+    the SMS caps those steps read from the outbox see them. `appointments_too=False`
+    skips the appointment sweep (changes are replanned when they happen; the sweep
+    catches what arrived another way, and need not run every pass)."""
     now = now or timezone.now()
     report, policies = PlanReport(), PolicyCache()
     sites = Site.objects.select_related("delivery").order_by("id")
     if site_ids:
         sites = sites.filter(id__in=site_ids)
     for site in sites:
-        writer = OutboxWriter(now)
-        run_daily = daily.is_due(site, now, policies.for_site(site))
-        for decision in decisions_for_site(site, policies, now, daily_batch=run_daily):
-            report.count(decision)
-            if on_decision is not None:
-                on_decision(decision)
-            if decision.planned:
-                writer.add(decision)
-            elif is_capped(decision):
-                writer.add_capped(decision)
-        writer.flush()
+        rules = list(AutomatedMessage.objects.filter(site=site, enabled=True))
+        if not rules:
+            continue
+        policy = policies.for_site(site)
+        if appointments_too:
+            steps = appointments.plan_site_appointments(site, rules, policy, now)
+            _store(steps, OutboxWriter(now), report, on_decision)
+        run_daily = daily.is_due(site, now, policy)
+        _store(_daily_steps(site, rules, policy, now, run_daily), OutboxWriter(now), report,
+               on_decision)  # fmt: skip
         if run_daily:
-            daily.mark_done(site, now, policies.for_site(site))
+            daily.mark_done(site, now, policy)
     return report
+
+
+def _daily_steps(site, rules, policy, now, run_daily: bool) -> Iterator[Decision]:
+    """The pharmacy and greeting steps: events every pass, the daily batch when due;
+    both count against one SMS-cap ledger."""
+    caps = daily.SmsCaps(site.id, now)
+    yield from daily.plan_site_events(site, rules, policy, now, caps)
+    if run_daily:
+        yield from daily.plan_site_daily(site, rules, policy, now, caps)
+
+
+def _store(decisions, writer: OutboxWriter, report: PlanReport, on_decision) -> None:
+    for decision in decisions:
+        report.count(decision)
+        if on_decision is not None:
+            on_decision(decision)
+        if decision.planned:
+            writer.add(decision)
+        elif is_capped(decision):
+            writer.add_capped(decision)
+    writer.flush()
 
 
 def is_capped(decision: Decision) -> bool:
@@ -132,16 +137,33 @@ def _take_lease(holder: str) -> bool:
     return True
 
 
-def run_forever(stop: threading.Event, holder: str, interval: float = 30.0) -> None:
-    """Plan every `interval` seconds while elected; otherwise wait and try again."""
+def run_forever(
+    stop: threading.Event, holder: str, interval: float = 30.0, sweep_every: float = 900.0
+) -> None:
+    """Plan every `interval` seconds while elected; otherwise wait and try again.
+
+    Ready notices, welcomes and the daily batch are looked at on every pass. The
+    appointment sweep, which re-reads every open appointment in the horizon (about a
+    minute for a million), runs every `sweep_every` seconds: changes made through
+    carebell are replanned when they happen, so the sweep only catches what arrived
+    another way and the days entering the horizon."""
+    last_sweep = float("-inf")
     while not stop.is_set():
         with elected(holder) as won:
             if won:
-                try:
-                    report = plan_once()
-                    log.info(
-                        "planner.pass", extra={"ids": {"planned": sum(report.planned.values())}}
-                    )
-                except Exception:
-                    log.exception("planner.pass_failed")
+                sweep = time.monotonic() - last_sweep >= sweep_every
+                last_sweep = _pass(sweep) or last_sweep
         stop.wait(interval)
+
+
+def _pass(sweep: bool) -> float | None:
+    """One planning pass; returns when the sweep ran, if it did and succeeded."""
+    started = time.monotonic()
+    try:
+        report = plan_once(appointments_too=sweep)
+    except Exception:
+        log.exception("planner.pass_failed")
+        return None
+    planned = sum(report.planned.values())
+    log.info("planner.pass", extra={"ids": {"planned": planned, "sweep": sweep}})
+    return started if sweep else None

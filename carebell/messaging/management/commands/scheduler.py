@@ -16,10 +16,19 @@ class Command(BaseCommand):
     help = "Run the planner every --interval seconds (only one process plans at a time)."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--interval", type=float, default=30.0)
+        parser.add_argument(
+            "--interval", type=float, default=30.0, help="Seconds between passes (default 30)."
+        )
+        parser.add_argument(
+            "--sweep-every",
+            type=float,
+            default=900.0,
+            help="Seconds between appointment sweeps (default 900).",
+        )
 
-    def handle(self, *args, interval: float, **opts):
+    def handle(self, *args, interval: float, sweep_every: float, **opts):
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         signal.signal(signal.SIGINT, lambda *_: stop.set())
-        run_forever(stop, holder=f"{socket.gethostname()}:{os.getpid()}", interval=interval)
+        holder = f"{socket.gethostname()}:{os.getpid()}"
+        run_forever(stop, holder=holder, interval=interval, sweep_every=sweep_every)
