@@ -31,3 +31,16 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
     PHARMACY_STAFF: [*_DESK, "manage_templates"],
     READ_ONLY: ["view_automated_messages", "view_queue", "view_patients"],
 }
+
+
+def ensure_roles(sender=None, **kwargs) -> None:
+    """Create the role groups and give each exactly its permissions. Connected to
+    post_migrate, so every `carebell migrate` (and every emptied test database) ends
+    with the roles as this module defines them, including permissions added later."""
+    from django.contrib.auth.models import Group, Permission
+
+    for role, codenames in ROLE_PERMISSIONS.items():
+        group, _ = Group.objects.get_or_create(name=role)
+        group.permissions.set(
+            Permission.objects.filter(content_type__app_label="sites", codename__in=codenames)
+        )

@@ -27,3 +27,17 @@ def test_a_new_pharmacy_gets_defaults_with_rules_disabled(org):
     rules = AutomatedMessage.objects.filter(site=site)
     assert rules.exists() and not rules.filter(enabled=True).exists()
     assert rules.count() == len({r.kind for r in rules})
+
+
+def test_the_roles_are_restored_with_their_permissions_after_every_migrate(db):
+    from django.contrib.auth.models import Group
+    from django.core.management import call_command
+
+    from carebell.sites.roles import ROLE_PERMISSIONS, SYSTEM_ADMINISTRATOR
+
+    Group.objects.filter(name=SYSTEM_ADMINISTRATOR).delete()
+    call_command("migrate", verbosity=0)
+    admin = Group.objects.get(name=SYSTEM_ADMINISTRATOR)
+    assert sorted(admin.permissions.values_list("codename", flat=True)) == sorted(
+        ROLE_PERMISSIONS[SYSTEM_ADMINISTRATOR]
+    )
