@@ -116,27 +116,57 @@ class AutomatedMessage(TimeStamped):
 
 
 class OutboxMessage(models.Model):
-    """One message to one contact point: planned, sent, or ended with a reason."""
+    """One message to one contact point: planned, sent, or ended with a reason.
 
-    site = models.ForeignKey(Site, on_delete=models.PROTECT, related_name="+")
+    The planner writes millions of these, so the table carries only the indexes its
+    queries use: foreign keys that are only followed when a contact, a rule or a
+    format is deleted (rare, staff-driven) have none of their own; site and patient
+    lead composite indexes below."""
+
+    site = models.ForeignKey(Site, on_delete=models.PROTECT, related_name="+", db_index=False)
     patient = models.ForeignKey(
-        Patient, null=True, blank=True, on_delete=models.PROTECT, related_name="outbox"
+        Patient,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="outbox",
+        db_index=False,
     )
     contact = models.ForeignKey(
-        Contact, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        Contact,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
     )
     contact_point = models.ForeignKey(
-        ContactPoint, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        ContactPoint,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
     )
     to_address = models.CharField(max_length=254)
     channel = models.CharField(max_length=8, choices=choices(Channel))
     kind = models.CharField(max_length=32, choices=choices(Kind))
     priority = models.SmallIntegerField(default=5, help_text="Lower goes first.")
     rule = models.ForeignKey(
-        AutomatedMessage, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        AutomatedMessage,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
     )
     template = models.ForeignKey(
-        MessageTemplate, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        MessageTemplate,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
     )
     language = models.CharField(max_length=8, default="en")
     entity_type = models.CharField(max_length=24, blank=True)
@@ -197,7 +227,8 @@ class OutboxMessage(models.Model):
             models.Index(fields=["site", "planned_at"]),
             models.Index(fields=["entity_type", "entity_id"]),
             models.Index(fields=["patient", "planned_at"]),
-            models.Index(fields=["provider_message_id"]),
+            # Replies and opt-outs find a number's messages (SPEC §7).
+            models.Index(fields=["to_address", "channel"]),
         ]
 
     def __str__(self) -> str:
