@@ -177,24 +177,30 @@ def load_claimed(ids: list[int]) -> list[Claimed]:
 
 
 def ints(values: Iterable[int | None]) -> str:
-    return "{" + ",".join("NULL" if v is None else str(int(v)) for v in values) + "}"
+    values = list(values)
+    if None in values:
+        return "{" + ",".join("NULL" if v is None else str(int(v)) for v in values) + "}"
+    return "{" + ",".join(map(str, map(int, values))) + "}"
 
 
-def _texts(values: Iterable[str | None]) -> str:
+def _texts(values: Iterable) -> str:
     # Inside double quotes only '"' and '\' need a backslash (PostgreSQL docs, 8.15.6).
-    return (
-        "{"
-        + ",".join(
-            "NULL" if v is None else '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
-            for v in map(_text_or_none, values)
-        )
-        + "}"
-    )
+    texts = [v if v is None or type(v) is str else _as_text(v) for v in values]
+    if None in texts:
+        quoted = ("NULL" if v is None else '"' + _escaped(v) + '"' for v in texts)
+        return "{" + ",".join(quoted) + "}"
+    if not texts:
+        return "{}"
+    return '{"' + '","'.join(map(_escaped, texts)) + '"}'
 
 
-def _text_or_none(value) -> str | None:
-    if value is None or type(value) is str:
-        return value
+def _escaped(text: str) -> str:
+    if "\\" in text or '"' in text:
+        return text.replace("\\", "\\\\").replace('"', '\\"')
+    return text
+
+
+def _as_text(value) -> str:
     if isinstance(value, dt.datetime):
         return value.isoformat()
     return str(value)  # a StrEnum's value

@@ -70,7 +70,8 @@ def claim_due(now: dt.datetime, limit: int, lease_until: dt.datetime, worker: st
     PostgreSQL: FOR UPDATE SKIP LOCKED, so concurrent workers never take the same
     row and never wait for each other. SQLite has one writer at a time, so the same
     conditional UPDATE is atomic there without it. `lease_until` is written to
-    `lease_expires_at` and is the claim's token (see the module docstring).
+    `lease_expires_at`. (The dispatcher itself locks rows with `lock_due` inside the
+    transaction that starts them, and leases only those it must reconcile.)
     """
     skip_locked = "FOR UPDATE SKIP LOCKED" if connection.vendor == "postgresql" else ""
     sql = f"""
@@ -138,6 +139,7 @@ class Dispatcher:
         self.providers = ProviderSet()
         self._loop = asyncio.new_event_loop()
         self._session: aiohttp.ClientSession | None = None
+        self._chosen: dict[tuple[str, int], Provider] = {}
 
     # -- the loop ---------------------------------------------------------------
 
@@ -163,6 +165,7 @@ class Dispatcher:
 
     def process_batch(self, now: dt.datetime | None = None) -> bool:
         now = now or timezone.now()
+        self._chosen = {}
         with transaction.atomic():
             ids = lock_due(now, self.batch_size)
             if not ids:
@@ -185,7 +188,12 @@ class Dispatcher:
     # -- steps ------------------------------------------------------------------
 
     def _provider(self, message: Claimed) -> Provider:
-        return self.providers.for_site(message.channel, message.site)
+        # Per batch (a site's choice may change between batches), per site and channel.
+        key = (message.channel, message.site_id)
+        provider = self._chosen.get(key)
+        if provider is None:
+            provider = self._chosen[key] = self.providers.for_site(message.channel, message.site)
+        return provider
 
     def _set_aside_unfinished(self, batch: Batch) -> None:
         """A message whose last attempt never finished was claimed by a worker that

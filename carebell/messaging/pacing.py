@@ -28,8 +28,13 @@ def admit(
     (message id → the time of its slot)."""
     by_sender: dict[tuple[str, float], list[OutboxMessage]] = defaultdict(list)
     admitted: list[OutboxMessage] = []
+    rates: dict[tuple[str, int], float | None] = {}
     for message in messages:
-        rate = providers.for_site(message.channel, message.site).limits.messages_per_second
+        key = (message.channel, message.site_id)
+        if key not in rates:
+            provider = providers.for_site(message.channel, message.site)
+            rates[key] = provider.limits.messages_per_second
+        rate = rates[key]
         if not rate:
             admitted.append(message)
         else:
