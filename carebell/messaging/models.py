@@ -239,12 +239,16 @@ class DeliveryAttempt(models.Model):
     """One hand-over to a provider. Saved before the call so its id can go in the
     status-callback URL and reconcile a crash between the call and the commit."""
 
+    # Indexed by the unique (message, number) below, which starts with the message.
     message = models.ForeignKey(
-        OutboxMessage, on_delete=models.PROTECT, related_name="delivery_attempts"
+        OutboxMessage,
+        on_delete=models.PROTECT,
+        related_name="delivery_attempts",
+        db_index=False,
     )
     number = models.PositiveSmallIntegerField()
     provider = models.CharField(max_length=32)
-    idempotency_key = models.CharField(max_length=64, unique=True)
+    idempotency_key = models.CharField(max_length=64)
     started_at = models.DateTimeField()
     finished_at = models.DateTimeField(null=True, blank=True)
     provider_message_id = models.CharField(max_length=100, blank=True)
@@ -255,7 +259,9 @@ class DeliveryAttempt(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["message", "number"], name="attempt_number_unique")
+            models.UniqueConstraint(fields=["message", "number"], name="attempt_number_unique"),
+            # A constraint rather than unique=True: no extra pattern-matching index.
+            models.UniqueConstraint(fields=["idempotency_key"], name="attempt_key_unique"),
         ]
         indexes = [models.Index(fields=["provider_message_id"])]
 

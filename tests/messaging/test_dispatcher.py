@@ -10,12 +10,14 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from django.core.management import call_command
+from django.db import transaction
 from django.utils import timezone
 
 from carebell.core.retry import RetryPolicy
 from carebell.core.vocab import Kind, OutboxStatus
 from carebell.messaging import actions
-from carebell.messaging.dispatcher import Dispatcher
+from carebell.messaging.dispatch_rows import load_claimed
+from carebell.messaging.dispatcher import Batch, Dispatcher, lock_due
 from carebell.messaging.models import AutomatedMessage, DeliveryAttempt, OutboxMessage
 from carebell.messaging.planning.appointments import plan_site_appointments
 from carebell.messaging.planning.writer import OutboxWriter
@@ -292,3 +294,47 @@ def test_a_failing_batch_does_not_stop_the_worker(site, monkeypatch):
     monkeypatch.setattr(Dispatcher, "process_batch", fail_once)
     Dispatcher().run(stop, idle_seconds=0)
     assert len(calls) == 2
+
+
+def claim(dispatcher: Dispatcher, now: dt.datetime, *, prepare: bool) -> Batch:
+    """The first half of `process_batch`: lock, load, set aside (and prepare)."""
+    with transaction.atomic():
+        batch = Batch(
+            now=now, token=now + dispatcher.lease, messages=load_claimed(lock_due(now, 10))
+        )
+        dispatcher._set_aside_unfinished(batch)
+        if prepare:
+            dispatcher._prepare(batch)
+    return batch
+
+
+def test_a_worker_whose_lease_ran_out_leaves_the_resend_to_the_worker_that_claimed_it(site):
+    message = planned_reminder(site)
+    now = message.due_at
+    crashed, slow, fast = (Dispatcher(lease=dt.timedelta(seconds=10)) for _ in range(3))
+    claim(crashed, now, prepare=True)  # attempt #1 saved, then the worker died
+    later = now + dt.timedelta(seconds=11)
+    stalled = claim(slow, later, prepare=False)
+    assert len(stalled.unfinished) == 1
+    assert fast.process_batch(now=later + dt.timedelta(seconds=11))
+    slow._reconcile_unfinished(stalled)  # its lease ran out while it stalled
+    assert stalled.to_send == []
+    message.refresh_from_db()
+    assert (message.status, message.attempts) == ("sent", 1)
+    assert DeliveryAttempt.objects.get().finished_at is not None
+    for dispatcher in (crashed, slow, fast):
+        dispatcher.close()
+
+
+def test_an_unfinished_attempt_is_resent_under_its_own_key(site):
+    message = planned_reminder(site)
+    now = message.due_at
+    crashed, worker = Dispatcher(lease=dt.timedelta(seconds=10)), Dispatcher()
+    claim(crashed, now, prepare=True)
+    key = DeliveryAttempt.objects.get().idempotency_key
+    assert worker.process_batch(now=now + dt.timedelta(seconds=11))
+    attempt = DeliveryAttempt.objects.get()
+    assert (attempt.idempotency_key, attempt.status) == (key, "sent")
+    assert OutboxMessage.objects.get().status == "sent"
+    crashed.close()
+    worker.close()

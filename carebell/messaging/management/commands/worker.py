@@ -21,7 +21,7 @@ class Command(BaseCommand):
             default=64,
             help="Provider requests in flight at once (default 64).",
         )
-        parser.add_argument("--batch-size", type=int, default=200)
+        parser.add_argument("--batch-size", type=int, default=500)
         parser.add_argument(
             "--once", action="store_true", help="Send everything that is due now, then exit."
         )
