@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from carebell.core.vocab import Channel
 from carebell.providers.base import Provider
-from carebell.providers.registry import CHOICES, get_provider, provider_name
+from carebell.providers.registry import get_provider, provider_by_name, provider_name
 from carebell.sites.models import Site
 
 
@@ -24,11 +24,5 @@ class ProviderSet:
         return self._built[key]
 
 
-def provider_named(name: str) -> Provider | None:
-    """The provider whose `name` is `name` (for webhooks), or None."""
-    for _setting, factories in CHOICES.values():
-        for factory in factories.values():
-            provider = factory()
-            if provider.name == name:
-                return provider
-    return None
+#: Webhooks name their provider in the URL (the name stored on the attempt).
+provider_named = provider_by_name

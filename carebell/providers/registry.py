@@ -91,3 +91,24 @@ def get_provider(
     if factory is None:
         raise Unsupported(f"{name} provider for {channel.value}")
     return factory()
+
+
+#: Each provider by its own `name` (as stored on attempts and used in webhook URLs),
+#: so a webhook finds its provider without building every other one — building the
+#: anymail provider, for one, needs an email service configured.
+BY_NAME: dict[str, Callable[[], Provider]] = {
+    "twilio": _twilio_sms,
+    "twilio_voice": _twilio_voice,
+    "sim": _sim("sms"),
+    "sim_voice": _sim("call"),
+    "sim_email": _sim("email"),
+    "smtp": _smtp,
+    "anymail": _anymail,
+    "console": _console,
+}
+
+
+def provider_by_name(name: str) -> Provider | None:
+    """The provider whose `name` is `name`, or None if there is none."""
+    factory = BY_NAME.get(name)
+    return factory() if factory is not None else None

@@ -89,3 +89,18 @@ def test_the_console_accepts_everything_and_logs_ids_only(caplog):
 
 def test_the_console_never_trusts_a_webhook():
     assert not ConsoleProvider().verify_signature("https://x", {}, {"X-Twilio-Signature": "x"})
+
+
+def test_every_provider_is_found_by_the_name_it_gives_itself(settings):
+    from carebell.providers.registry import BY_NAME, provider_by_name
+
+    settings.ANYMAIL_ESP = "postmark"
+    assert {name: provider_by_name(name).name for name in BY_NAME} == {n: n for n in BY_NAME}
+    assert provider_by_name("nope") is None
+
+
+def test_a_sim_email_callback_finds_its_provider_without_an_email_service(settings):
+    from carebell.providers.registry import provider_by_name
+
+    settings.ANYMAIL_ESP = ""
+    assert provider_by_name("sim_email").name == "sim_email"
