@@ -23,8 +23,8 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from carebell.messaging import actions, inbound
-from carebell.messaging.provider_set import provider_named
 from carebell.providers.base import Unsupported
+from carebell.providers.registry import provider_by_name
 from carebell.providers.twilio_sms import parse_inbound
 
 log = logging.getLogger("carebell.hooks")
@@ -40,7 +40,7 @@ def called_url(request: HttpRequest) -> str:
 @csrf_exempt
 @require_POST
 def status_callback(request: HttpRequest, provider: str, attempt_id: int) -> HttpResponse:
-    handler = provider_named(provider)
+    handler = provider_by_name(provider)
     if handler is None:
         return HttpResponseNotFound("unknown provider")
     try:
@@ -72,7 +72,7 @@ EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
 @csrf_exempt
 @require_POST
 def inbound_sms(request: HttpRequest, provider: str) -> HttpResponse:
-    handler = provider_named(provider)
+    handler = provider_by_name(provider)
     if handler is None or provider not in ("twilio", "sim"):
         return HttpResponseNotFound("unknown provider")
     if not handler.verify_signature(called_url(request), request.POST, request.headers):

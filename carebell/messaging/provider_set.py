@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from carebell.core.vocab import Channel
 from carebell.providers.base import Provider
-from carebell.providers.registry import get_provider, provider_by_name, provider_name
+from carebell.providers.registry import get_provider, provider_name
 from carebell.sites.models import Site
 
 
@@ -22,7 +22,3 @@ class ProviderSet:
         if key not in self._built:
             self._built[key] = get_provider(channel, site.providers)
         return self._built[key]
-
-
-#: Webhooks name their provider in the URL (the name stored on the attempt).
-provider_named = provider_by_name

@@ -19,8 +19,8 @@ from carebell.formats.service import quick_reply
 from carebell.messaging import answers, rendering
 from carebell.messaging.hooks import called_url
 from carebell.messaging.models import DeliveryAttempt, OutboxMessage
-from carebell.messaging.provider_set import provider_named
 from carebell.providers.base import OutgoingMessage
+from carebell.providers.registry import provider_by_name
 from carebell.providers.twilio_voice import (
     TwilioVoiceProvider,
     answer_twiml,
@@ -40,7 +40,7 @@ def _verified_attempt(request: HttpRequest, attempt_id: int) -> DeliveryAttempt 
     )
     if attempt is None:
         return None
-    provider = provider_named(attempt.provider)
+    provider = provider_by_name(attempt.provider)
     if provider is None:
         return None
     url = called_url(request)
