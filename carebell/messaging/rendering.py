@@ -18,6 +18,7 @@ from django.core import signing
 from carebell.appointments.models import Appointment
 from carebell.core import segments
 from carebell.core.placeholders import CompiledTemplate, RenderContext, compile_template
+from carebell.core.speech import speakable
 from carebell.core.vocab import Channel, Kind
 from carebell.messaging.dispatch_rows import by_ids, fetch_rows
 from carebell.messaging.models import MessageTemplate, OutboxMessage
@@ -83,6 +84,9 @@ def _write(message, template: MessageTemplate | None, entities: dict, contexts: 
     if parts.html is not None:
         html_context = _context(contexts, message, channel, html=True)
         message.html_body = parts.html.render(values, html_context).text
+    if channel == Channel.CALL:
+        # What the voice reads: no links, phone numbers and symbols spoken (SPEC §6).
+        message.body = speakable(message.body, message.language)
     if channel == Channel.SMS:
         if message.site.delivery.smart_encoding:
             message.body = segments.smart_encode(message.body)

@@ -98,3 +98,25 @@ def test_a_forged_key_press_changes_nothing(client, call):
     response = post(client, f"/hooks/twilio/gather/{attempt.id}", {"Digits": "2"}, signature="x")
     appointment.refresh_from_db()
     assert response.status_code == 403 and appointment.status == "booked"
+
+
+def test_a_call_is_rendered_as_speakable_text(site):
+    from carebell.messaging.rendering import render_batch
+
+    site.phone = "+12025550100"
+    site.save()
+    now = timezone.now()
+    draft = OutboxMessage(
+        site=site,
+        to_address="+12025550150",
+        channel="call",
+        kind=Kind.KEYWORD_REPLY,
+        language="en",
+        planned_at=now,
+        due_at=now,
+        created_at=now,
+        updated_at=now,
+    )
+    render_batch([draft])
+    assert "2025550100" not in draft.body.replace(" ", "")
+    assert "two zero two" in draft.body
