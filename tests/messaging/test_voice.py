@@ -101,10 +101,17 @@ def test_a_forged_key_press_changes_nothing(client, call):
 
 
 def test_a_call_is_rendered_as_speakable_text(site):
+    from carebell.messaging.models import MessageTemplate
     from carebell.messaging.rendering import render_batch
 
-    site.phone = "+12025550100"
-    site.save()
+    MessageTemplate.objects.create(
+        site=site,
+        channel="call",
+        kind=Kind.KEYWORD_REPLY,
+        language="en",
+        name="Help",
+        body="#SITENAME#: call 202-555-0100 & see https://example.org/help",
+    )
     now = timezone.now()
     draft = OutboxMessage(
         site=site,
@@ -118,5 +125,5 @@ def test_a_call_is_rendered_as_speakable_text(site):
         updated_at=now,
     )
     render_batch([draft])
-    assert "2025550100" not in draft.body.replace(" ", "")
-    assert "two zero two" in draft.body
+    assert "https" not in draft.body and "202-555" not in draft.body
+    assert "two zero two" in draft.body and " and " in draft.body
