@@ -99,7 +99,8 @@ _AUTHORITY_NONE = Authority.NONE
 _BLANK, _NO_CONTACT = Preference.BLANK, Preference.NONE
 _PREF_CHANNELS = {p: p.channels for p in Preference}
 _PREF_LADDER = {p: p.is_ladder for p in Preference}
-_OPTED_OUT = {
+#: The reason a contact point is not used on a channel it opted out of.
+OPTED_OUT_CODE: dict[Channel, Code] = {
     Channel.EMAIL: Code.OPTED_OUT_EMAIL,
     Channel.SMS: Code.OPTED_OUT_SMS,
     Channel.CALL: Code.OPTED_OUT_CALL,
@@ -112,7 +113,7 @@ def _per_channel(code_for) -> dict[Channel, Reason]:
 
 _NO_POINT = _per_channel(lambda c: Code.NO_CONTACT_POINT)
 _UNPARSEABLE = _per_channel(lambda c: Code.CONTACT_POINT_UNPARSEABLE)
-_OPTED = _per_channel(_OPTED_OUT.__getitem__)
+_OPTED = _per_channel(OPTED_OUT_CODE.__getitem__)
 _UNVERIFIED = _per_channel(lambda c: Code.NOT_VERIFIED)
 _NO_CONSENT = _per_channel(lambda c: Code.NO_CONSENT)
 _LADDER_USED = _per_channel(lambda c: Code.LADDER_STEP_USED)

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from django.db import transaction
 from django.db.models import Q
 
+from carebell.core.channels import OPTED_OUT_CODE
 from carebell.core.reasons import Code, Reason, reason
 from carebell.core.vocab import (
     AppointmentStatus,
@@ -112,9 +113,7 @@ def opt_out_address(
     to it are blocked. Returns how many pending messages were blocked."""
     with transaction.atomic():
         _record_opt_out(site_id, address, channel, True, source=source, now=now, detail=detail)
-        code = {Channel.SMS: Code.OPTED_OUT_SMS, Channel.CALL: Code.OPTED_OUT_CALL}.get(
-            channel, Code.OPTED_OUT_EMAIL
-        )
+        code = OPTED_OUT_CODE[channel]
         rows = Q(site_id=site_id, to_address=address, channel=channel)
         return _close_pending(
             rows, OutboxStatus.BLOCKED, [reason(code)], now, block_reason=BlockReason.OPTED_OUT

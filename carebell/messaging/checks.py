@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from carebell.appointments.models import Appointment
 from carebell.core import content
+from carebell.core.channels import OPTED_OUT_CODE
 from carebell.core.reasons import Code, Reason, reason
 from carebell.core.vocab import (
     PHONE_CHANNELS,
@@ -146,9 +147,7 @@ def _recipient_check(message: OutboxMessage) -> Verdict | None:
         return None
     channel = Channel(message.channel)
     if getattr(point, f"opted_out_{channel.value}"):
-        code = {Channel.SMS: Code.OPTED_OUT_SMS, Channel.CALL: Code.OPTED_OUT_CALL}.get(
-            channel, Code.OPTED_OUT_EMAIL
-        )
+        code = OPTED_OUT_CODE[channel]
         return _block(BlockReason.OPTED_OUT, reason(code))
     if message.kind in IMMEDIATE_KINDS:
         return None
