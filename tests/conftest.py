@@ -3,9 +3,11 @@ tenant isolation against a second organization."""
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 
 import pytest
+import time_machine
 
 from tests import factories
 
@@ -20,6 +22,23 @@ def pytest_collection_modifyitems(config, items):
             config.getoption("-m") or ""
         ):
             item.add_marker(pytest.mark.skip(reason="needs CAREBELL_DATABASE_URL=postgres://…"))
+
+
+# Every test runs on the same calendar, whatever day the suite runs: a Wednesday
+# afternoon in UTC (mid-morning in New York), the instant the engine's fixtures plan at.
+# The clock ticks from there, so timeouts and leases still pass. Tests that hand work
+# to another process (which keeps the real clock) are marked `real_clock` and must
+# hold on any day by themselves.
+FROZEN_AT = dt.datetime(2026, 11, 25, 15, 0, tzinfo=dt.UTC)
+
+
+@pytest.fixture(autouse=True)
+def _fixed_calendar(request):
+    if request.node.get_closest_marker("real_clock"):
+        yield
+        return
+    with time_machine.travel(FROZEN_AT, tick=True):
+        yield
 
 
 @pytest.fixture

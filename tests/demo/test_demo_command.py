@@ -11,6 +11,10 @@ from pathlib import Path
 
 import pytest
 
+# Work is handed to a child process, which keeps the real clock.
+pytestmark = pytest.mark.real_clock
+
+
 CAREBELL = Path(sys.executable).with_name("carebell")
 
 

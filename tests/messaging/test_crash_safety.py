@@ -29,7 +29,11 @@ from carebell.core.vocab import OutboxStatus
 from carebell.messaging.models import DeliveryAttempt, OutboxMessage
 from tests.messaging.test_dispatcher import daytime_zone
 
-pytestmark = [pytest.mark.postgres_only, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.postgres_only,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.real_clock,
+]
 
 MESSAGES = 2_000
 WORKERS = 3

@@ -10,6 +10,9 @@ import time
 
 import pytest
 
+# Work is handed to a child process, which keeps the real clock.
+pytestmark = pytest.mark.real_clock
+
 
 @pytest.mark.slow
 def test_the_worker_stops_cleanly_on_sigterm(tmp_path):
