@@ -1,12 +1,16 @@
 """Delivery windows, delivery days, quiet hours and time zones (SPEC §4).
 
 An instant is *allowed* for a channel when, on the site's wall clock, its weekday is a
-delivery day and its time of day lies inside the channel's window (both ends
-included); for SMS and calls it must also lie inside quiet hours (08:00–21:00) on the
-recipient's wall clock. Defining "allowed" on the wall clock, instant by instant, is
-what makes DST come out right in every zone: a window that opens inside a spring-
-forward gap opens when the clocks jump (nonexistent times move forward), and an
-instant is a single point in UTC, so an ambiguous wall time in a fold is planned once.
+delivery day and its time of day lies inside the channel's window; for SMS and calls it
+must also lie inside quiet hours (08:00–21:00) on the recipient's wall clock. Every
+window is half-open, [start, end): a text may go at 08:00:00 but never at 21:00:00, an
+email of a 08:00–20:00 window never at 20:00:00. A window whose start is its end (as
+configured, or once quiet hours clip it) allows no instant at all.
+
+Defining "allowed" on the wall clock, instant by instant, is what makes DST come out
+right in every zone: a window that opens inside a spring-forward gap opens when the
+clocks jump (nonexistent times move forward), and an instant is a single point in UTC,
+so an ambiguous wall time in a fold is planned once.
 
 Build one `DeliveryPolicy` per site and reuse it: it caches the zone and, per local
 day, the allowed intervals in UTC, so the nightly planner pays for a day once.
@@ -32,19 +36,24 @@ ALL_DAYS = frozenset(Weekday)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 _DAY = 86_400
-_TICK = timedelta(microseconds=1)
+#: How far before a window's end `latest_allowed` plans when it moves a message back
+#: from a later target: the end itself is not allowed, and an instant just before it
+#: would be missed by a worker that wakes a moment late (it polls about every second),
+#: then deferred to the next day. One whole minute: 19:59:00 for a 20:00 end.
+END_MARGIN = timedelta(minutes=1)
 _ONE_DAY = timedelta(days=1)
 #: How far a search for an allowed time may look before giving up (a year covers
 #: every weekly and seasonal pattern; only impossible settings get that far).
 MAX_SEARCH_DAYS = 370
 _SEARCH = timedelta(days=MAX_SEARCH_DAYS)
 
-Interval = tuple[datetime, datetime]  # closed, UTC
+Interval = tuple[datetime, datetime]  # half-open [lo, hi), UTC, never empty
 
 
 @dataclass(frozen=True, slots=True)
 class TimeWindow:
-    """Local times of day between which messages may go out, both ends included."""
+    """Local times of day between which messages may go out: from `start` included
+    to `end` excluded. A window with `start == end` is empty (it allows nothing)."""
 
     start: time
     end: time
@@ -113,12 +122,13 @@ class DeliveryPolicy:
         self.memo_now: datetime | None = None
 
     def _effective_window(self, channel: Channel) -> tuple[int, int] | None:
-        # Quiet hours clip a wider configured window; an empty result disables the channel.
+        # Quiet hours clip a wider configured window; an empty result (a window that only
+        # touches quiet hours included) disables the channel.
         w = self.settings.call_window if channel is Channel.CALL else self.settings.email_sms_window
         start, end = _seconds(w.start), _seconds(w.end)
         if channel in PHONE_CHANNELS:
             start, end = max(start, _seconds(QUIET_START)), min(end, _seconds(QUIET_END))
-        return (start, end) if start <= end else None
+        return (start, end) if start < end else None
 
     def local_date(self, at: datetime) -> date:
         """The site's calendar date at instant `at`."""
@@ -144,7 +154,7 @@ class DeliveryPolicy:
     ) -> datetime | None:
         """The earliest allowed instant in [lo, hi] whose wall date is the site's `day`."""
         for start, end in self.allowed_intervals(channel, day, recipient_zone):
-            if end >= lo:
+            if end > lo:
                 at = start if start > lo else lo
                 return at if at <= hi else None
         return None
@@ -158,7 +168,7 @@ class DeliveryPolicy:
         first = naive.replace(tzinfo=z).astimezone(UTC)  # fold=0: the first occurrence
         if first.astimezone(z).replace(tzinfo=None) == naive:
             return first
-        found = _wall_intervals(z, day, _seconds(wall), _DAY - 1)
+        found = _wall_intervals(z, day, _seconds(wall), _DAY)
         return found[0][0] if found else first
 
     def is_allowed(
@@ -170,7 +180,7 @@ class DeliveryPolicy:
         window = self._windows[channel]
         if window is None or not self._days[wall.isoweekday()]:
             return False
-        if not window[0] <= _time_of_day(wall) <= window[1]:
+        if not window[0] <= _time_of_day(wall) < window[1]:
             return False
         if channel in PHONE_CHANNELS and _other(recipient_zone, self.zone):
             return _in_quiet_hours_window(_time_of_day(at.astimezone(recipient_zone)))
@@ -180,12 +190,13 @@ class DeliveryPolicy:
         self, channel: Channel, at: datetime, recipient_zone: ZoneInfo | None = None
     ) -> Reason | None:
         """None when `at` is allowed for `channel`, else the first reason it is not:
-        not_delivery_day, quiet_hours or outside_window."""
+        not_delivery_day, quiet_hours or outside_window (an empty window allows no
+        instant: outside_window, or quiet_hours when quiet hours emptied it)."""
         wall = at.astimezone(self.zone)
         if not self._days[wall.isoweekday()]:
             return reason(Code.NOT_DELIVERY_DAY, day=wall.date())
         window, tod = self._windows[channel], _time_of_day(wall)
-        if window is None or not window[0] <= tod <= window[1]:
+        if window is None or not window[0] <= tod < window[1]:
             return self._outside(channel, tod, at)
         if channel in PHONE_CHANNELS and _other(recipient_zone, self.zone):
             return self._recipient_quiet(at, recipient_zone)
@@ -197,7 +208,7 @@ class DeliveryPolicy:
 
     def _outside(self, channel: Channel, tod: float, at: datetime) -> Reason:
         w = self.settings.call_window if channel is Channel.CALL else self.settings.email_sms_window
-        configured = _seconds(w.start) <= tod <= _seconds(w.end)
+        configured = _seconds(w.start) <= tod < _seconds(w.end)
         if configured and channel in PHONE_CHANNELS:
             return reason(Code.QUIET_HOURS, at=at)
         return reason(Code.OUTSIDE_WINDOW, at=at, channel=channel)
@@ -205,7 +216,8 @@ class DeliveryPolicy:
     def allowed_intervals(
         self, channel: Channel, day: date, recipient_zone: ZoneInfo | None = None
     ) -> tuple[Interval, ...]:
-        """The allowed instants of the site's local `day` as closed UTC intervals, sorted."""
+        """The allowed instants of the site's local `day` as half-open UTC intervals
+        [lo, hi), sorted, none empty and none touching the next."""
         if recipient_zone is None or recipient_zone is self.zone or channel not in PHONE_CHANNELS:
             key: tuple = (channel, day)
             recipient_zone = None
@@ -237,7 +249,12 @@ class DeliveryPolicy:
         not_before: datetime,
         recipient_zone: ZoneInfo | None = None,
     ) -> datetime | None:
-        """The latest allowed instant in [not_before, target], or None if there is none."""
+        """The latest allowed instant in [not_before, target], or None if there is none.
+
+        `target` itself when it is allowed. Otherwise the message moves back to the last
+        window before `target`, END_MARGIN before its end (the end is never allowed):
+        19:59:00 for a window ending at 20:00 — but never before that window's start nor
+        before `not_before`. So the result is always strictly before a window's end."""
         if not_before > target:
             return None
         # Start a day late: after a fold at midnight the next wall date begins before
@@ -245,7 +262,8 @@ class DeliveryPolicy:
         day = self.local_date(target) + _ONE_DAY
         best: datetime | None = None
         for _ in range(MAX_SEARCH_DAYS):
-            found = _latest_in(self.allowed_intervals(channel, day, recipient_zone), target)
+            intervals = self.allowed_intervals(channel, day, recipient_zone)
+            found = _latest_in(intervals, target, not_before)
             if found is not None and (best is None or found > best):
                 best = found
             elif best is not None:
@@ -263,7 +281,8 @@ class DeliveryPolicy:
         recipient_zone: ZoneInfo | None = None,
     ) -> datetime | None:
         """The earliest allowed instant in [at, not_after] (unbounded above if None,
-        within MAX_SEARCH_DAYS), or None if there is none."""
+        within MAX_SEARCH_DAYS), or None if there is none: `at` itself when allowed,
+        else the start of the next window (a start is allowed; an end never is)."""
         day = self.local_date(at) - _ONE_DAY
         last = day + _SEARCH
         if not_after is not None:
@@ -289,19 +308,23 @@ def _time_of_day(wall: datetime) -> float:
 
 
 def _in_quiet_hours_window(tod: float) -> bool:
-    return _seconds(QUIET_START) <= tod <= _seconds(QUIET_END)
+    return _seconds(QUIET_START) <= tod < _seconds(QUIET_END)
 
 
-def _latest_in(intervals: tuple[Interval, ...], target: datetime) -> datetime | None:
+def _latest_in(
+    intervals: tuple[Interval, ...], target: datetime, not_before: datetime
+) -> datetime | None:
     for lo, hi in reversed(intervals):
         if lo <= target:
-            return hi if hi < target else target
+            if target < hi:
+                return target
+            return max(lo, not_before, hi - END_MARGIN) if hi > not_before else None
     return None
 
 
 def _earliest_in(intervals: tuple[Interval, ...], at: datetime) -> datetime | None:
     for lo, hi in intervals:
-        if hi >= at:
+        if hi > at:
             return lo if lo > at else at
     return None
 
@@ -311,7 +334,7 @@ def _intersect(a: tuple[Interval, ...], b: list[Interval]) -> tuple[Interval, ..
     for lo1, hi1 in a:
         for lo2, hi2 in b:
             lo, hi = max(lo1, lo2), min(hi1, hi2)
-            if lo <= hi:
+            if lo < hi:  # windows that only touch share no instant
                 out.append((lo, hi))
     return tuple(sorted(out))
 
@@ -319,21 +342,20 @@ def _intersect(a: tuple[Interval, ...], b: list[Interval]) -> tuple[Interval, ..
 @lru_cache(maxsize=65_536)
 def _wall_intervals(zone: ZoneInfo, day: date, start: int, end: int) -> tuple[Interval, ...]:
     """The UTC instants whose wall clock in `zone` reads `day` at a time of day within
-    [start, end] seconds, as closed intervals. Exact across any DST transition."""
+    [start, end) seconds, as half-open intervals. Exact across any DST transition."""
     base = (day.toordinal() - _EPOCH_ORDINAL) * _DAY
     out: list[Interval] = []
     for a, b, offset in _segments(zone, base):
-        lo, hi = max(a, base + start - offset), base + end - offset
-        hi_dt = _at(hi) if hi < b else _at(b) - _TICK
-        if _at(lo) <= hi_dt:
-            out.append((_at(lo), hi_dt))
+        lo, hi = max(a, base + start - offset), min(b, base + end - offset)
+        if lo < hi:
+            out.append((_at(lo), _at(hi)))
     return tuple(_merge(out))
 
 
 def _merge(intervals: list[Interval]) -> list[Interval]:
     merged: list[Interval] = []
     for lo, hi in intervals:
-        if merged and lo <= merged[-1][1] + _TICK:
+        if merged and lo <= merged[-1][1]:
             merged[-1] = (merged[-1][0], max(hi, merged[-1][1]))
         else:
             merged.append((lo, hi))

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo, available_timezones
 from hypothesis import strategies as st
 
 from carebell.core.vocab import Channel, Weekday
-from carebell.core.windows import DeliverySettings, TimeWindow
+from carebell.core.windows import QUIET_END, QUIET_START, DeliverySettings, TimeWindow
 
 ZONES = sorted(available_timezones())
 START = datetime(2020, 1, 1, tzinfo=UTC)
@@ -64,11 +64,41 @@ def instants(draw, key: str):
     return draw(uniform_instants)
 
 
+#: Minutes of the day where bugs hide: the quiet hours' ends and the default windows'.
+EDGE_MINUTES = (0, 8 * 60, 9 * 60, 19 * 60, 20 * 60, 21 * 60, 23 * 60 + 59)
+_minutes = st.one_of(st.integers(0, 23 * 60 + 59), st.sampled_from(EDGE_MINUTES))
+
+
+def _clock(minutes: int) -> time:
+    return time(minutes // 60, minutes % 60)
+
+
 @st.composite
 def windows(draw):
-    start = draw(st.integers(0, 23 * 60 + 59))
-    end = draw(st.integers(start, 23 * 60 + 59))
-    return TimeWindow(time(start // 60, start % 60), time(end // 60, end % 60))
+    """A window of whole minutes; often ending on a quiet-hours edge, sometimes empty."""
+    start = draw(_minutes)
+    later_edges = [m for m in EDGE_MINUTES if m > start] or [start]
+    end = draw(
+        st.one_of(st.integers(start, 23 * 60 + 59), st.sampled_from(later_edges), st.just(start))
+    )
+    return TimeWindow(_clock(start), _clock(end))
+
+
+def window_edges(settings: DeliverySettings) -> tuple[time, ...]:
+    """The wall times at which a window or quiet hours open or close for `settings`."""
+    found = {QUIET_START, QUIET_END}
+    for w in (settings.email_sms_window, settings.call_window):
+        found.update((w.start, w.end))
+    return tuple(sorted(found))
+
+
+@st.composite
+def instants_at_an_edge(draw, policy, zone: ZoneInfo | None = None):
+    """An instant at which, in `zone` (default the site's), a window or quiet hours
+    open or close: the instants a closed-interval mistake shows up at."""
+    wall = draw(st.sampled_from(window_edges(policy.settings)))
+    day = policy.local_date(draw(uniform_instants))
+    return policy.local_instant(day, wall, zone)
 
 
 @st.composite

@@ -78,6 +78,23 @@ def test_a_fill_ready_at_night_is_announced_when_the_window_opens():
     assert result.reasons[0].code is Code.MOVED_LATER_TO_WINDOW
 
 
+def test_a_fill_ready_as_the_window_closes_is_announced_the_next_morning():
+    closing = utc(2024, 6, 4, 0)  # 20:00 EDT: the email/SMS window's end is not in it
+    late = FillFacts(1, 2, 3, FillStep.LABEL_PRINTED, {FillStep.LABEL_PRINTED: closing})
+    result = plan_ready_notice(POLICY, Channel.SMS, late, RX, NOW)
+    assert result.at == utc(2024, 6, 4, 12)  # 08:00 EDT
+    assert result.reasons[0].code is Code.MOVED_LATER_TO_WINDOW
+
+
+def test_a_birthday_greeting_cannot_go_when_the_only_call_instant_is_the_windows_end():
+    # 09:00 in New York is 21:00 in Shanghai: the call window and quiet hours only touch.
+    day = date(2024, 6, 3)
+    result = plan_birthday(
+        POLICY, Channel.CALL, date(1990, 6, 3), day, NOW, S.ZoneInfo("Asia/Shanghai")
+    )
+    assert result.at is None and result.reasons[0].code is Code.NO_ALLOWED_TIME
+
+
 def test_pickup_reminders_follow_the_configured_days_in_the_daily_batch():
     plans = plan_pickup_reminders(POLICY, Channel.SMS, fill(), RX, NOW)
     assert [p.at for p in plans] == [utc(2024, 6, 6, 12), utc(2024, 6, 10, 12)]

@@ -12,13 +12,21 @@ from carebell.core.timing import (
     plan_appointment_message,
 )
 from carebell.core.vocab import PHONE_CHANNELS, AppointmentStatus, Channel, OffsetUnit, Weekday
-from carebell.core.windows import QUIET_END, QUIET_START, DeliveryPolicy, DeliverySettings
+from carebell.core.windows import (
+    END_MARGIN,
+    QUIET_END,
+    QUIET_START,
+    DeliveryPolicy,
+    DeliverySettings,
+)
 from tests.core import strategies as S
 
 NY = "America/New_York"
 NOW = datetime(2024, 6, 1, tzinfo=UTC)
 MON_9AM = datetime(2024, 6, 10, 13, 0, tzinfo=UTC)  # Monday 09:00 EDT
 NO_SUNDAY = frozenset(Weekday) - {Weekday.SUN}
+MOVED = Code.OUTSIDE_WINDOW_MOVED_EARLIER
+TICK = timedelta(microseconds=1)
 
 
 def utc(*args):
@@ -39,9 +47,9 @@ def plan(offset, start=MON_9AM, now=NOW, channel=Channel.SMS, **kw):
     [
         (Offset(3), None, utc(2024, 6, 7, 12), None),  # Friday 08:00 EDT
         (Offset(1), None, utc(2024, 6, 9, 12), None),  # Sunday 08:00
-        (Offset(1), NO_SUNDAY, utc(2024, 6, 9, 0), Code.OUTSIDE_WINDOW_MOVED_EARLIER),  # Sat 20:00
+        (Offset(1), NO_SUNDAY, utc(2024, 6, 8, 23, 59), Code.OUTSIDE_WINDOW_MOVED_EARLIER),  # 19:59
         (Offset(0), None, utc(2024, 6, 10, 12), None),  # same day, before the 09:00 start
-        (Offset(2, OffsetUnit.HOURS), None, utc(2024, 6, 10, 0), Code.OUTSIDE_WINDOW_MOVED_EARLIER),
+        (Offset(2, OffsetUnit.HOURS), None, utc(2024, 6, 9, 23, 59), MOVED),  # Sunday 19:59
         (Offset(20, OffsetUnit.HOURS), None, utc(2024, 6, 9, 17), None),  # Sunday 13:00 exactly
     ],
 )
@@ -53,7 +61,7 @@ def test_appointment_offsets_plan_inside_the_window(offset, days, at, code):
 
 def test_a_same_day_reminder_before_the_window_opens_moves_to_the_day_before():
     result = plan(Offset(0), start=utc(2024, 6, 10, 11, 30))  # 07:30 EDT
-    assert result.at == utc(2024, 6, 10, 0)  # Sunday 20:00 EDT
+    assert result.at == utc(2024, 6, 9, 23, 59)  # Sunday 19:59 EDT, before the 20:00 end
     assert result.reasons[0].code is Code.OUTSIDE_WINDOW_MOVED_EARLIER
 
 
@@ -106,7 +114,7 @@ def test_a_changed_appointment_says_why_its_messages_are_replanned(after, code):
 
 def test_the_reason_for_moving_earlier_reads_as_a_sentence():
     result = plan(Offset(1), delivery_days=NO_SUNDAY)
-    assert "moved earlier to 2024-06-09T00:00:00+00:00" in result.reasons[0].message
+    assert "moved earlier to 2024-06-08T23:59:00+00:00" in result.reasons[0].message
 
 
 # Properties over every zone, 2020–2040 ------------------------------------------------
@@ -117,17 +125,30 @@ def plans(draw):
     key = draw(S.zones)
     p = DeliveryPolicy(draw(S.settings(key)))
     recipient = draw(st.one_of(st.none(), S.zones.map(S.ZoneInfo)))
-    start = draw(S.instants(key))
-    now = start - timedelta(seconds=draw(st.integers(0, 20 * 86_400)))
     unit = draw(st.sampled_from(list(OffsetUnit)))
     offset = Offset(
         draw(st.integers(0, 10) if unit is OffsetUnit.DAYS else st.integers(1, 72)), unit
     )
+    # Half the time the target (or the day's first instant) falls on a window's edge.
+    before = timedelta(**{unit.value: offset.amount})
+    edge = S.instants_at_an_edge(p, recipient) if recipient else S.instants_at_an_edge(p)
+    start = draw(st.one_of(S.instants(key), edge.map(lambda at: at + before)))
+    now = start - timedelta(seconds=draw(st.integers(0, 20 * 86_400)))
     channel = draw(S.channels)
     return p, channel, AppointmentFacts(1, 1, 1, start), offset, now, recipient
 
 
-@settings(max_examples=150, deadline=None)
+def assert_inside_its_windows(p, channel, at, recipient):
+    wall = at.astimezone(p.zone)
+    window = p.settings.call_window if channel is Channel.CALL else p.settings.email_sms_window
+    assert any(d.iso == wall.isoweekday() for d in p.settings.delivery_days)
+    assert window.start <= wall.time() < window.end  # never at (or after) the end
+    if channel in PHONE_CHANNELS:
+        there = at.astimezone(recipient or p.zone).time()
+        assert QUIET_START <= wall.time() < QUIET_END and QUIET_START <= there < QUIET_END
+
+
+@settings(max_examples=200, deadline=None)
 @given(plans())
 def test_a_planned_message_is_allowed_before_its_target_and_the_appointment(case):
     p, channel, appointment, offset, now, recipient = case
@@ -136,17 +157,41 @@ def test_a_planned_message_is_allowed_before_its_target_and_the_appointment(case
         assert result.reasons and result.reasons[0].effect.value == "skip"
         return
     assert now <= result.at <= result.target < appointment.start
-    wall = result.at.astimezone(p.zone)
-    window = p.settings.call_window if channel is Channel.CALL else p.settings.email_sms_window
-    assert any(d.iso == wall.isoweekday() for d in p.settings.delivery_days)
-    assert window.start <= wall.time() <= window.end
-    if channel in PHONE_CHANNELS:
-        there = result.at.astimezone(recipient or p.zone).time()
-        assert QUIET_START <= wall.time() <= QUIET_END and QUIET_START <= there <= QUIET_END
+    assert_inside_its_windows(p, channel, result.at, recipient)
     again = plan_appointment_message(
         DeliveryPolicy(p.settings), channel, appointment, offset, now, recipient
     )
     assert again == result
+
+
+@settings(max_examples=200, deadline=None)
+@given(plans())
+def test_the_planned_instant_is_never_at_or_after_a_window_end(case):
+    p, channel, appointment, offset, now, recipient = case
+    result = plan_appointment_message(p, channel, appointment, offset, now, recipient)
+    if result.at is None:
+        return
+    assert p.is_allowed(channel, result.at, recipient)
+    if result.reasons and result.at not in (now, result.target):
+        # Moved back from a later target: a margin before its window's end.
+        assert p.is_allowed(channel, result.at + END_MARGIN - TICK, recipient)
+
+
+def test_a_message_due_exactly_when_the_window_closes_goes_a_minute_before():
+    result = plan(Offset(1, OffsetUnit.HOURS), start=utc(2024, 6, 10, 1))  # 21:00 EDT
+    assert result.target == utc(2024, 6, 10, 0)  # 20:00 EDT, the window's end
+    assert result.at == utc(2024, 6, 9, 23, 59)  # 19:59 EDT
+    assert result.reasons[0].code is MOVED
+
+
+def test_a_call_to_a_zone_whose_quiet_hours_only_touch_the_call_window_is_skipped():
+    # 09:00 in New York is 21:00 in Shanghai: no instant is inside both.
+    p = DeliveryPolicy(DeliverySettings(zone=NY))
+    result = plan_appointment_message(
+        p, Channel.CALL, appt(), Offset(3), NOW, S.ZoneInfo("Asia/Shanghai")
+    )
+    assert result.at is None
+    assert result.reasons[0].code is Code.NO_ALLOWED_TIME
 
 
 def test_a_window_opening_at_a_skipped_midnight_still_plans_day_offsets():
