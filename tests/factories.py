@@ -29,18 +29,29 @@ def make_org(**fields) -> Organization:
 
 def make_site(organization: Organization | None = None, **fields) -> Site:
     n = next(_ids)
+    organization = organization or make_org()
     fields = {
         "name": f"Site {n}",
         "kind": SiteKind.CLINIC,
         "time_zone": "America/New_York",
         "phone": "+12025550100",
-        "email_from": "hello@example.org",
-        "sms_from": "+12025550199",
+        **senders_of(organization),
         **fields,
     }
-    site = Site.objects.create(organization=organization or make_org(), **fields)
+    site = Site.objects.create(organization=organization, **fields)
     DeliverySettings.defaults_for(site).save()
     return site
+
+
+def senders_of(organization: Organization) -> dict[str, str]:
+    """The sending identities the factory gives an organization's sites: shared by
+    its sites, its own (a sender belongs to one organization). The first sends as
+    +12025550199 and hello@example.org, the next as +12025550198, and so on."""
+    n = Organization.objects.filter(id__lt=organization.id).count()
+    return {
+        "sms_from": f"+120255501{99 - n % 50:02d}",
+        "email_from": f"hello@{f'org{n}.' if n else ''}example.org",
+    }
 
 
 def make_patient(site: Site, **fields) -> Patient:

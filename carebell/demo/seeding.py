@@ -101,9 +101,7 @@ def _site(organization: Organization, name: str, kind: SiteKind, phone: str) -> 
         phone_region="US",
         phone=phone,
         address="100 Maple Avenue, Springfield",
-        sms_from=phone,
-        email_from=f"{kind.value}@example.org",
-        caller_id=phone,
+        **_senders(organization, kind, phone),
     )
     front_desk = Department.objects.create(
         site=site, name=FRONT_DESK, email=f"frontdesk.{kind.value}@example.org"
@@ -120,6 +118,14 @@ def _site(organization: Organization, name: str, kind: SiteKind, phone: str) -> 
         site=site, label="Community board", url=f"https://example.com/places/{handle}"
     )
     return site
+
+
+def _senders(organization: Organization, kind: SiteKind, phone: str) -> dict[str, str]:
+    """The demo site's sending identities. A sender belongs to one organization, so a
+    further demo organization (--force) sends from carebell's default senders."""
+    if organization.slug != data.ORGANIZATION_SLUG:
+        return {}
+    return {"sms_from": phone, "email_from": f"{kind.value}@example.org", "caller_id": phone}
 
 
 def enable_default_rules(sites: list[Site]) -> None:

@@ -111,10 +111,26 @@ def opt_out_address(
     """Opt `address` out of `channel` at one site, at once (SPEC §3.5): every contact
     point with that value there is flagged, the event is kept, and pending messages
     to it are blocked. Returns how many pending messages were blocked."""
+    return opt_out_address_at([site_id], address, channel, source=source, now=now, detail=detail)
+
+
+def opt_out_address_at(
+    site_ids: Sequence[int],
+    address: str,
+    channel: Channel,
+    *,
+    source: str,
+    now: dt.datetime,
+    detail: str = "",
+) -> int:
+    """`opt_out_address` at each of `site_ids` in one transaction: a STOP sent to a
+    number several sites of one organization send from stops all of them."""
+    site_ids = sorted(set(site_ids))
     with transaction.atomic():
-        _record_opt_out(site_id, address, channel, True, source=source, now=now, detail=detail)
+        for site_id in site_ids:
+            _record_opt_out(site_id, address, channel, True, source=source, now=now, detail=detail)
         code = OPTED_OUT_CODE[channel]
-        rows = Q(site_id=site_id, to_address=address, channel=channel)
+        rows = Q(site_id__in=site_ids, to_address=address, channel=channel)
         return _close_pending(
             rows, OutboxStatus.BLOCKED, [reason(code)], now, block_reason=BlockReason.OPTED_OUT
         )
@@ -124,8 +140,16 @@ def opt_in_address(
     site_id: int, address: str, channel: Channel, *, source: str, now: dt.datetime
 ) -> None:
     """Undo an opt-out (START, UNSTOP): the number may receive that channel again."""
+    opt_in_address_at([site_id], address, channel, source=source, now=now)
+
+
+def opt_in_address_at(
+    site_ids: Sequence[int], address: str, channel: Channel, *, source: str, now: dt.datetime
+) -> None:
+    """`opt_in_address` at each of `site_ids`, the sites that share the sender."""
     with transaction.atomic():
-        _record_opt_out(site_id, address, channel, False, source=source, now=now)
+        for site_id in sorted(set(site_ids)):
+            _record_opt_out(site_id, address, channel, False, source=source, now=now)
 
 
 def _record_opt_out(

@@ -3,6 +3,13 @@ keywords before anything else, and answered through the outbox.
 
 `handle_inbound_sms` is the one entry point; webhooks verify the provider's
 signature first and call it.
+
+A text belongs to the sites that send from the number it was sent to: the sites
+whose SMS sender it is, the sites of the Messaging Service that lists it, or, for
+carebell's own default sender, the sites that leave theirs blank. Those sites must
+all be of one organization; otherwise, or when none sends from it, or when it came
+to another provider account, the text is kept unmatched (for a superuser to read)
+and nothing is answered: a reply to an unknown number is how SMS pumping pays.
 """
 
 from __future__ import annotations
@@ -10,19 +17,21 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Q
 
 from carebell.appointments.models import Appointment
 from carebell.core.keywords import Intent, read_reply
 from carebell.core.placeholders import RenderContext, render
+from carebell.core.senders import is_service_sid, spelling_of
 from carebell.core.vocab import AppointmentStatus, Channel, Kind, OutboxStatus
 from carebell.formats.service import keyword_reply, quick_reply
 from carebell.inbox.models import Conversation
 from carebell.messaging import actions, answers
 from carebell.messaging.models import InboundMessage, OutboxMessage
 from carebell.people.models import ContactPoint
-from carebell.sites.models import Site
+from carebell.sites.models import Site, SiteSenderNumber, default_sms_senders
 
 
 @dataclass(frozen=True)
@@ -38,7 +47,8 @@ class InboundSms:
 def handle_inbound_sms(sms: InboundSms, now: dt.datetime) -> InboundMessage | None:
     """Store and act on one inbound text. A replay (same provider message id) does
     nothing and returns None."""
-    site = _site_for(sms)
+    senders_sites = sites_sending_as(sms)
+    site = _site_to_answer(senders_sites, sms.from_number)
     try:
         with transaction.atomic():
             inbound = InboundMessage.objects.create(
@@ -61,24 +71,46 @@ def handle_inbound_sms(sms: InboundSms, now: dt.datetime) -> InboundMessage | No
     with transaction.atomic():
         conversation = _conversation(site, sms.from_number, now)
         inbound.conversation = conversation
-        _act(inbound, site, conversation, now)
+        _act(inbound, site, [s.id for s in senders_sites], conversation, now)
         inbound.save(update_fields=["conversation", "intent", "needs_review"])
     return inbound
 
 
-def _site_for(sms: InboundSms) -> Site | None:
-    """The site the text was sent to: by its number, else the site that last texted
-    this number."""
-    site = Site.objects.filter(sms_from=sms.to_number).select_related("delivery").first()
-    if site is not None:
-        return site
-    last = (
-        OutboxMessage.objects.filter(to_address=sms.from_number, channel=Channel.SMS)
-        .order_by("-id")
-        .select_related("site__delivery")
-        .first()
-    )
-    return last.site if last else None
+def sites_sending_as(sms: InboundSms) -> list[Site]:
+    """The sites that send from the number `sms` was sent to, all of one organization;
+    none when it came to another account or its sender is not one organization's."""
+    to = spelling_of(sms.to_number)
+    if not to or not _to_our_account(sms):
+        return []
+    listed = SiteSenderNumber.objects.filter(number=to).values_list("site__sms_from", flat=True)
+    rows = Q(sms_from=to) | Q(sms_from__in=[s for s in listed if is_service_sid(s)])
+    defaults = default_sms_senders()
+    service = spelling_of(sms.raw.get("MessagingServiceSid", ""))
+    if to in defaults or (service and service in defaults):
+        rows |= Q(sms_from="") | Q(sms_from__in=defaults)
+    sites = list(Site.objects.filter(rows).select_related("delivery").order_by("id"))
+    return sites if len({s.organization_id for s in sites}) == 1 else []
+
+
+def _to_our_account(sms: InboundSms) -> bool:
+    """A Twilio text names the account it came to (AccountSid, inside the signed
+    form): one for another account than carebell's is none of carebell's sites'."""
+    expected = getattr(settings, "TWILIO_ACCOUNT_SID", "") if sms.provider == "twilio" else ""
+    return not expected or sms.raw.get("AccountSid") == expected
+
+
+def _site_to_answer(sites: list[Site], address: str) -> Site | None:
+    """Of the sites sharing a sender, the one that last texted `address` from it, else
+    one where it is a contact's number, else the first."""
+    if len(sites) <= 1:
+        return sites[0] if sites else None
+    ids = [s.id for s in sites]
+    texted = OutboxMessage.objects.filter(site_id__in=ids, to_address=address, channel=Channel.SMS)
+    chosen = texted.order_by("-id").values_list("site_id", flat=True).first()
+    if chosen is None:
+        points = ContactPoint.objects.filter(value=address, contact__patient__site_id__in=ids)
+        chosen = points.order_by("id").values_list("contact__patient__site_id", flat=True).first()
+    return next((s for s in sites if s.id == chosen), sites[0])
 
 
 def _conversation(site: Site, address: str, now: dt.datetime) -> Conversation:
@@ -97,7 +129,9 @@ def _points(site: Site, address: str):
     )
 
 
-def _act(inbound: InboundMessage, site: Site, conversation: Conversation, now) -> None:
+def _act(inbound: InboundMessage, site: Site, sender_site_ids, conversation, now) -> None:
+    """Keywords first. STOP and START apply at every site of the sender (`sender_site_ids`):
+    the number asked that sender, whichever of its sites texts it."""
     points = list(_points(site, inbound.from_address))
     opted_out = any(p.opted_out_sms for p in points)
     waiting = conversation.awaiting_choice or {}
@@ -108,13 +142,16 @@ def _act(inbound: InboundMessage, site: Site, conversation: Conversation, now) -
     language = points[0].contact.language if points else "en"
     address = inbound.from_address
     if reading.intent is Intent.OPT_OUT:
-        actions.opt_out_address(
-            site.id, address, Channel.SMS, source="keyword", now=now, detail=inbound.body[:50]
-        )
+        actions.opt_out_address_at(
+            sender_site_ids, address, Channel.SMS, source="keyword", now=now,
+            detail=inbound.body[:50],
+        )  # fmt: skip
         _reply_keyword(site, address, "stop", language, now)
-        answers.emit(site, "contact.opted_out", {"channel": "sms", "inbound_id": inbound.id}, now)
+        event = {"channel": "sms", "inbound_id": inbound.id}
+        for sender_site in Site.objects.filter(id__in=sender_site_ids).order_by("id"):
+            answers.emit(sender_site, "contact.opted_out", event, now)
     elif reading.intent is Intent.OPT_IN:
-        actions.opt_in_address(site.id, address, Channel.SMS, source="keyword", now=now)
+        actions.opt_in_address_at(sender_site_ids, address, Channel.SMS, source="keyword", now=now)
         _reply_keyword(site, address, "start", language, now)
     elif reading.intent is Intent.HELP:
         _reply_keyword(site, address, "help", language, now)

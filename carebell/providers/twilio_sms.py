@@ -168,10 +168,15 @@ class InboundSms:
     media: list[tuple[str, str]] = field(default_factory=list)
 
 
+#: Twilio sends at most 10 media items with one message; a NumMedia above that is
+#: none of Twilio's, and reading that many fields would hold a worker for nothing.
+MAX_MEDIA = 10
+
+
 def parse_inbound(data: Mapping[str, Any]) -> InboundSms:
     """Twilio's inbound-message form fields as an InboundSms. Unknown fields are
-    ignored (Twilio adds fields without notice)."""
-    media_count = _int(data.get("NumMedia"), 0)
+    ignored (Twilio adds fields without notice), and so is media past MAX_MEDIA."""
+    media_count = min(max(_int(data.get("NumMedia"), 0), 0), MAX_MEDIA)
     media = [
         (data.get(f"MediaUrl{i}", ""), data.get(f"MediaContentType{i}", ""))
         for i in range(media_count)

@@ -8,6 +8,7 @@ from django.db import models
 from carebell.sites.admin_scoping import (
     SITE_FILTER,
     SITE_ITSELF,
+    AppendOnlyAdmin,
     ScopedAdmin,
     ScopedStackedInline,
     ScopedTabularInline,
@@ -18,7 +19,9 @@ from carebell.sites.models import (
     Department,
     Organization,
     ReviewLink,
+    SenderIdentity,
     Site,
+    SiteSenderNumber,
     StaffMembership,
 )
 from carebell.sites.setup import set_up_site
@@ -53,6 +56,14 @@ class ReviewLinkInline(ScopedTabularInline):
     staff_change_permission = _SETTINGS
 
 
+class SiteSenderNumberInline(ScopedTabularInline):
+    model = SiteSenderNumber
+    fields = ("number",)
+    verbose_name_plural = "sender numbers (of the site's Messaging Service)"
+    staff_view_permission = _VIEW
+    staff_change_permission = _SETTINGS
+
+
 @admin.register(Organization)
 class OrganizationAdmin(ScopedAdmin):
     site_path = "sites"
@@ -69,7 +80,7 @@ class SiteAdmin(ScopedAdmin):
     list_filter = ("kind", related_only("organization"))
     search_fields = ("name", "organization__name", "phone")
     list_select_related = ("organization",)
-    inlines = (DeliverySettingsInline, DepartmentInline, ReviewLinkInline)
+    inlines = (DeliverySettingsInline, SiteSenderNumberInline, DepartmentInline, ReviewLinkInline)
     staff_view_permission = _VIEW
     staff_change_permission = _SETTINGS
 
@@ -124,3 +135,24 @@ class ReviewLinkAdmin(ScopedAdmin):
     list_select_related = ("site",)
     staff_view_permission = _VIEW
     staff_change_permission = _SETTINGS
+
+
+@admin.register(SiteSenderNumber)
+class SiteSenderNumberAdmin(ScopedAdmin):
+    list_display = ("number", "site")
+    list_filter = (SITE_FILTER,)
+    search_fields = ("number", "site__name")
+    list_select_related = ("site",)
+    staff_view_permission = _VIEW
+    staff_change_permission = _SETTINGS
+
+
+@admin.register(SenderIdentity)
+class SenderIdentityAdmin(AppendOnlyAdmin):
+    """Which organization holds each sender: kept from the sites' settings, for
+    superusers to read (staff never see other organizations' senders)."""
+
+    site_path = None
+    list_display = ("value", "organization")
+    search_fields = ("value", "organization__name")
+    list_select_related = ("organization",)

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import zoneinfo
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
-from django.db import models
+from django.db import models, transaction
+from django.db.models.signals import post_delete
+from django.dispatch import receiver
 
+from carebell.core import senders
 from carebell.core.vocab import CancellationMode, Channel, ReadyTrigger, SiteKind, Weekday
 from carebell.fields import TimeStamped, choices, in_enum
 
@@ -57,7 +61,12 @@ class Site(TimeStamped):
     )
     phone = models.CharField(max_length=32, help_text="Number shown to patients (E.164).")
     address = models.TextField(blank=True)
-    sms_from = models.CharField(max_length=64, blank=True, help_text="SMS number or service id.")
+    sms_from = models.CharField(
+        max_length=64,
+        blank=True,
+        help_text="SMS number (E.164), short code, or Messaging Service id (MG…), whose "
+        "numbers are then listed under Sender numbers. Blank: carebell's default sender.",
+    )
     email_from = models.EmailField(blank=True)
     caller_id = models.CharField(max_length=32, blank=True)
     providers = models.JSONField(
@@ -89,6 +98,175 @@ class Site(TimeStamped):
     @property
     def zone(self) -> zoneinfo.ZoneInfo:
         return zoneinfo.ZoneInfo(self.time_zone)
+
+    def normalised_identities(self) -> tuple[dict[str, str], dict[str, str]]:
+        """Each sending identity in its one spelling, and the errors of those that
+        are not identities at all, both by field name."""
+        region = self.phone_region or "US"
+        readers = {
+            "sms_from": lambda v: senders.normalise_sms_sender(v, region),
+            "caller_id": lambda v: senders.normalise_phone(v, region),
+            "email_from": senders.normalise_email,
+        }
+        values, errors = {}, {}
+        for name, read in readers.items():
+            value = getattr(self, name)
+            try:
+                values[name] = read(value) if value else ""
+            except ValueError as error:
+                values[name], errors[name] = value, str(error)
+        return values, errors
+
+    def clean(self) -> None:
+        """Sending identities in their one spelling, each held by this site's
+        organization alone: a number another organization sends from would bring its
+        patients' replies (and their STOPs) here."""
+        values, errors = self.normalised_identities()
+        for name, value in values.items():
+            setattr(self, name, value)
+        for name, value in values.items():
+            if name in errors or not value:
+                continue
+            if sender_held_elsewhere(value, self.organization_id, site_id=self.pk):
+                errors[name] = f"{value} is already a sender of another organization."
+            elif name == "sms_from" and value in default_sms_senders():
+                errors[name] = (
+                    f"{value} is carebell's default SMS sender: leave the field blank to "
+                    "send from it."
+                )
+        if errors:
+            raise ValidationError(errors)
+
+    def save(self, *args, **kwargs) -> None:
+        # Stored in their one spelling whatever the door; an identity another
+        # organization holds is refused by SenderIdentity's unique value.
+        values, _ = self.normalised_identities()
+        for name, value in values.items():
+            setattr(self, name, value)
+        before = Site.objects.filter(pk=self.pk).values_list("organization_id", flat=True)
+        with transaction.atomic():
+            moved_from = set(before) if self.pk else set()
+            super().save(*args, **kwargs)
+            hold_senders({self.organization_id} | moved_from)
+
+
+class SiteSenderNumber(TimeStamped):
+    """A phone number of the Messaging Service a site sends through. Twilio picks a
+    service's number per message, so replies come back to any of them: each is listed
+    here to bring those replies to the organization that sends through the service."""
+
+    site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="sender_numbers")
+    number = models.CharField(max_length=32, unique=True, help_text="E.164, e.g. +12025550199.")
+
+    def __str__(self) -> str:
+        return self.number
+
+    def clean(self) -> None:
+        site = self.site
+        try:
+            self.number = senders.normalise_phone(self.number, site.phone_region)
+        except ValueError as error:
+            raise ValidationError({"number": str(error)}) from None
+        if not senders.is_service_sid(site.sms_from):
+            raise ValidationError(
+                {"number": "List numbers only for a site that sends through a Messaging "
+                 "Service (its SMS sender is an MG… id)."}
+            )  # fmt: skip
+        if sender_held_elsewhere(self.number, site.organization_id, number_id=self.pk):
+            raise ValidationError(
+                {"number": f"{self.number} is already a sender of another organization."}
+            )
+        if self.number in default_sms_senders():
+            raise ValidationError({"number": f"{self.number} is carebell's default SMS sender."})
+
+    def save(self, *args, **kwargs) -> None:
+        with contextlib.suppress(ValueError):
+            self.number = senders.normalise_phone(self.number, self.site.phone_region)
+        with transaction.atomic():
+            super().save(*args, **kwargs)
+            hold_senders({self.site.organization_id})
+
+
+class SenderIdentity(models.Model):
+    """A sending identity (SMS number, Messaging Service, caller ID, email From) and
+    the one organization whose sites send as it. Kept by `hold_senders` from the sites
+    and their sender numbers; its unique value is what keeps two organizations from
+    sharing a sender, whichever door their settings came through."""
+
+    value = models.CharField(max_length=254, unique=True)
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="sender_identities"
+    )
+
+    class Meta:
+        verbose_name_plural = "sender identities"
+        constraints = [
+            models.CheckConstraint(condition=~models.Q(value=""), name="sender_identity_not_blank")
+        ]
+
+    def __str__(self) -> str:
+        return self.value
+
+
+_IDENTITY_FIELDS = ("sms_from", "caller_id", "email_from")
+
+
+def identities_of(organization_id: int) -> set[str]:
+    """Every sending identity the organization's sites use."""
+    sites = Site.objects.filter(organization_id=organization_id)
+    values = {v for f in _IDENTITY_FIELDS for v in sites.values_list(f, flat=True)}
+    numbers = SiteSenderNumber.objects.filter(site__organization_id=organization_id)
+    return (values | set(numbers.values_list("number", flat=True))) - {""}
+
+
+def hold_senders(organization_ids) -> None:
+    """Make each organization hold exactly the identities its sites use; one held by
+    another organization raises IntegrityError (and the caller's transaction ends)."""
+    for organization_id in organization_ids:
+        used = identities_of(organization_id)
+        held = SenderIdentity.objects.filter(organization_id=organization_id)
+        held.exclude(value__in=used).delete()
+        missing = used - set(held.values_list("value", flat=True))
+        SenderIdentity.objects.bulk_create(
+            [SenderIdentity(value=v, organization_id=organization_id) for v in sorted(missing)]
+        )
+
+
+def sender_held_elsewhere(
+    value: str, organization_id: int | None, *, site_id=None, number_id=None
+) -> bool:
+    """True when a site or sender number outside `organization_id` sends as `value`
+    (this site or number itself, being edited, aside)."""
+    sites = Site.objects.exclude(organization_id=organization_id).exclude(pk=site_id)
+    query = models.Q()
+    for name in _IDENTITY_FIELDS:
+        query |= models.Q(**{name: value})
+    numbers = SiteSenderNumber.objects.filter(number=value).exclude(pk=number_id)
+    return (
+        sites.filter(query).exists()
+        or numbers.exclude(site__organization_id=organization_id).exists()
+    )
+
+
+def default_sms_senders() -> set[str]:
+    """carebell's own SMS senders (TWILIO_FROM, TWILIO_MESSAGING_SERVICE_SID): sites
+    with a blank SMS sender send as them."""
+    values = (
+        getattr(settings, "TWILIO_FROM", ""),
+        getattr(settings, "TWILIO_MESSAGING_SERVICE_SID", ""),
+    )
+    return {senders.spelling_of(v) for v in values if v}
+
+
+@receiver(post_delete, sender=Site)
+@receiver(post_delete, sender=SiteSenderNumber)
+def _release_senders(sender, instance, **kwargs) -> None:
+    site_id = instance.pk if sender is Site else instance.site_id
+    organization_id = getattr(instance, "organization_id", None) or (
+        Site.objects.filter(pk=site_id).values_list("organization_id", flat=True).first()
+    )
+    if organization_id is not None and Organization.objects.filter(pk=organization_id).exists():
+        hold_senders({organization_id})
 
 
 class Department(TimeStamped):

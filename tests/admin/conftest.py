@@ -21,7 +21,7 @@ from carebell.messaging.models import (
     SenderPace,
 )
 from carebell.people.models import ContactPoint, OptOutEvent, VerificationCode
-from carebell.sites.models import Site, StaffMembership
+from carebell.sites.models import Site, SiteSenderNumber, StaffMembership
 
 
 @pytest.fixture(autouse=True)
@@ -77,6 +77,7 @@ def every_model(db):
     )
     PlannerLease.objects.create(name="daily", holder="test", expires_at=now)
     QuickResponse.objects.create(site=site, name="Thanks", body="Thank you!")
+    SiteSenderNumber.objects.create(site=site, number="+12125550142")
     StaffNotification.objects.create(
         site=site, kind="cancelled", text="A visit was cancelled", created_at=now
     )

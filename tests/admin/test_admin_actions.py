@@ -55,6 +55,7 @@ def test_a_site_added_in_the_admin_gets_formats_and_disabled_rules(admin_client,
         "time_zone": "America/Denver", "phone_region": "US", "phone": "+13035550100",
         "providers": "{}",
         "delivery-TOTAL_FORMS": 0, "delivery-INITIAL_FORMS": 0,
+        "sender_numbers-TOTAL_FORMS": 0, "sender_numbers-INITIAL_FORMS": 0,
         "departments-TOTAL_FORMS": 0, "departments-INITIAL_FORMS": 0,
         "review_links-TOTAL_FORMS": 0, "review_links-INITIAL_FORMS": 0,
     }  # fmt: skip

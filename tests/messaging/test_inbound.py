@@ -1,4 +1,5 @@
-"""Inbound texts: signed, stored once, keywords first, confirm and cancel by reply."""
+"""Inbound texts: signed, stored once, given only to the organization that sends from
+the number they came to, keywords first, confirm and cancel by reply."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import datetime as dt
 import itertools
 
 import pytest
+from django.conf import settings as django_settings
 from django.utils import timezone
 from twilio.request_validator import RequestValidator
 
@@ -13,9 +15,12 @@ from carebell.appointments.models import CancellationRequest
 from carebell.core.vocab import ContactPointKind, Kind
 from carebell.inbox.models import Conversation, StaffNotification
 from carebell.messaging.models import InboundMessage, OutboxMessage
-from carebell.people.models import ContactPoint
+from carebell.people.models import ContactPoint, OptOutEvent
 from carebell.providers.sim import sim_token
+from carebell.providers.twilio_sms import MAX_MEDIA, parse_inbound
+from carebell.sites.models import Site, SiteSenderNumber
 from tests import factories
+from tests.providers.conftest import load_vectors
 
 pytestmark = pytest.mark.django_db
 
@@ -32,11 +37,13 @@ def family_site(site, settings):
     return site, child
 
 
-def text(client, body: str, *, sid: str | None = None, signature: str | None = None):
+def text(
+    client, body: str, *, sid: str | None = None, signature: str | None = None, to="+12025550199"
+):
     data = {
         "MessageSid": sid or f"SM{next(_sids):032d}",
         "From": PHONE,
-        "To": "+12025550199",
+        "To": to,
         "Body": body,
     }
     url = "http://testserver/hooks/sim/inbound"
@@ -177,3 +184,213 @@ def test_a_text_that_sounds_like_an_opt_out_is_flagged_for_staff(client, family_
     inbound = InboundMessage.objects.get()
     assert (inbound.intent, inbound.needs_review) == ("possible_opt_out", True)
     assert ContactPoint.objects.get(value=PHONE).opted_out_sms is False
+
+
+# Texts as Twilio posts them: every field its inbound webhook names.
+
+TOKEN = "twilio-test-token"
+ACCOUNT = "AC" + "1" * 32
+SERVICE = "MG" + "a" * 32
+SERVICE_NUMBER = "+12025550160"
+INBOUND_FIELDS = [
+    p["name"] for p in load_vectors("inbound_sms_webhook.json")["parameters"]
+    if p["name"].isidentifier() and not p["name"].startswith("Media")
+]  # fmt: skip
+
+
+@pytest.fixture
+def twilio(settings):
+    settings.TWILIO_AUTH_TOKEN = TOKEN
+    settings.TWILIO_ACCOUNT_SID = ACCOUNT
+    settings.BASE_URL = "https://carebell.example.org"
+
+
+def twilio_form(body: str, *, to: str, **fields) -> dict[str, str]:
+    sid = f"SM{next(_sids):032d}"
+    form = dict.fromkeys(INBOUND_FIELDS, "")
+    form.update(
+        MessageSid=sid, SmsSid=sid, SmsMessageSid=sid, AccountSid=ACCOUNT, From=PHONE, To=to,
+        Body=body, NumMedia="0", NumSegments="1", SmsStatus="received", ApiVersion="2010-04-01",
+        ReferralNumMedia="0", ToCountry="US", FromCountry="US",
+    )  # fmt: skip
+    return {**form, **fields}
+
+
+def twilio_text(client, body: str, *, to: str, **fields):
+    form = twilio_form(body, to=to, **fields)
+    url = f"{django_settings.BASE_URL}/hooks/twilio/inbound"
+    signature = RequestValidator(TOKEN).compute_signature(url, form)
+    return client.post("/hooks/twilio/inbound", form, HTTP_X_TWILIO_SIGNATURE=signature)
+
+
+def sender_site(org, sms_from: str, *, number=PHONE) -> Site:
+    """A site of `org` sending from `sms_from`, where `number` is a parent's mobile."""
+    site = factories.make_site(org, sms_from=sms_from)
+    contact = factories.make_contact(factories.make_patient(site))
+    factories.add_point(contact, ContactPointKind.MOBILE, number, consent_sms=True)
+    return site
+
+
+def pending_text(site, address=PHONE) -> OutboxMessage:
+    now = timezone.now()
+    return OutboxMessage.objects.create(
+        site=site, to_address=address, channel="sms", kind=Kind.GENERAL,
+        planned_at=now, due_at=now, created_at=now, updated_at=now,
+    )  # fmt: skip
+
+
+def opted_out_sites():
+    points = ContactPoint.objects.filter(value=PHONE, opted_out_sms=True)
+    return set(points.values_list("contact__patient__site", flat=True))
+
+
+def test_a_text_to_a_number_no_site_sends_from_is_kept_unmatched_and_unanswered(
+    client, family_site
+):
+    site, child = family_site
+    sent_confirmation(site, [factories.make_appointment(child)])
+    assert text(client, "HELP", to="+12025550177").status_code == 200
+    inbound = InboundMessage.objects.get()
+    assert (inbound.site, inbound.conversation, inbound.needs_review) == (None, None, True)
+    assert inbound.raw["To"] == "+12025550177"
+    assert replies() == []
+    assert not Conversation.objects.exists()
+
+
+def test_a_stop_to_a_number_no_site_sends_from_opts_out_nowhere(client, family_site):
+    site, child = family_site
+    sent_confirmation(site, [factories.make_appointment(child)])
+    text(client, "STOP", to="+12025550177")
+    assert opted_out_sites() == set()
+    assert not OptOutEvent.objects.exists()
+    assert replies() == []
+
+
+def test_a_number_two_organizations_send_from_is_given_to_neither(
+    client, family_site, other_org_site
+):
+    site, _child = family_site
+    # As an installation may hold it from before senders had one owner each.
+    Site.objects.filter(pk=other_org_site.pk).update(sms_from=site.sms_from)
+    text(client, "HELP", to=site.sms_from)
+    assert InboundMessage.objects.get().site is None
+    assert replies() == []
+
+
+def test_a_text_to_a_number_the_messaging_service_lists_reaches_its_site(
+    client, twilio, family_site
+):
+    site, _child = family_site
+    site.sms_from = SERVICE
+    site.save()
+    SiteSenderNumber.objects.create(site=site, number=SERVICE_NUMBER)
+    assert (
+        twilio_text(client, "HELP", to=SERVICE_NUMBER, MessagingServiceSid=SERVICE).status_code
+        == 200
+    )
+    assert InboundMessage.objects.get().site == site
+    assert replies() == [Kind.KEYWORD_REPLY]
+
+
+def test_a_text_to_a_number_the_messaging_service_does_not_list_is_kept_unmatched(
+    client, twilio, family_site
+):
+    site, child = family_site
+    site.sms_from = SERVICE
+    site.save()
+    sent_confirmation(site, [factories.make_appointment(child)])
+    twilio_text(client, "HELP", to="+12025550161", MessagingServiceSid=SERVICE)
+    assert InboundMessage.objects.get().site is None
+    assert replies() == []
+
+
+def test_a_text_to_another_twilio_account_is_kept_unmatched(client, twilio, family_site):
+    site, _child = family_site
+    twilio_text(client, "STOP", to=site.sms_from, AccountSid="AC" + "2" * 32)
+    assert InboundMessage.objects.get().site is None
+    assert opted_out_sites() == set()
+    assert replies() == []
+
+
+def test_a_text_to_carebells_own_account_reaches_the_site(client, twilio, family_site):
+    site, _child = family_site
+    twilio_text(client, "STOP", to=site.sms_from)
+    assert InboundMessage.objects.get().site == site
+    assert opted_out_sites() == {site.id}
+
+
+def test_stop_to_a_shared_sender_opts_out_at_every_site_of_it_and_nowhere_else(
+    client, twilio, org, other_org_site
+):
+    downtown, uptown = sender_site(org, SERVICE), sender_site(org, SERVICE)
+    SiteSenderNumber.objects.create(site=downtown, number=SERVICE_NUMBER)
+    own_number = sender_site(org, "+12025550161")
+    elsewhere = other_org_site
+    factories.add_point(
+        factories.make_contact(factories.make_patient(elsewhere)), ContactPointKind.MOBILE, PHONE
+    )
+    waiting = {s: pending_text(s) for s in (uptown, own_number, elsewhere)}
+    twilio_text(client, "STOP", to=SERVICE_NUMBER, MessagingServiceSid=SERVICE)
+    assert opted_out_sites() == {downtown.id, uptown.id}
+    assert set(OptOutEvent.objects.values_list("site", flat=True)) == {downtown.id, uptown.id}
+    statuses = [OutboxMessage.objects.get(id=waiting[s].id).status for s in waiting]
+    assert statuses == [
+        "blocked", "scheduled", "scheduled"
+    ]  # fmt: skip
+    assert replies() == [Kind.KEYWORD_REPLY]
+
+
+def test_start_to_a_shared_sender_opts_back_in_at_every_site_of_it(client, twilio, org):
+    downtown, _uptown = sender_site(org, SERVICE), sender_site(org, SERVICE)
+    SiteSenderNumber.objects.create(site=downtown, number=SERVICE_NUMBER)
+    twilio_text(client, "STOP", to=SERVICE_NUMBER)
+    twilio_text(client, "START", to=SERVICE_NUMBER)
+    assert opted_out_sites() == set()
+
+
+def test_a_text_to_a_shared_sender_goes_to_the_site_that_last_texted_the_number(
+    client, twilio, org
+):
+    downtown, uptown = sender_site(org, SERVICE), sender_site(org, SERVICE)
+    SiteSenderNumber.objects.create(site=downtown, number=SERVICE_NUMBER)
+    OutboxMessage.objects.filter(id=pending_text(uptown).id).update(status="sent")
+    twilio_text(client, "HELP", to=SERVICE_NUMBER)
+    assert InboundMessage.objects.get().site == uptown
+    assert Conversation.objects.get().site == uptown
+    assert OutboxMessage.objects.get(priority=0).site == uptown
+
+
+def test_sites_with_a_blank_sender_get_the_texts_to_carebells_default_sender(
+    client, settings, family_site
+):
+    settings.TWILIO_FROM = "+12025550150"
+    site, _child = family_site
+    site.sms_from = ""
+    site.save()
+    text(client, "HELP", to="+12025550150")
+    assert InboundMessage.objects.get().site == site
+    assert replies() == [Kind.KEYWORD_REPLY]
+
+
+def test_the_default_sender_of_two_organizations_is_given_to_neither(
+    client, settings, family_site, other_org_site
+):
+    settings.TWILIO_FROM = "+12025550150"
+    Site.objects.update(sms_from="")
+    text(client, "HELP", to="+12025550150")
+    assert InboundMessage.objects.get().site is None
+    assert replies() == []
+
+
+def test_a_text_claiming_more_media_than_twilio_sends_reads_at_most_ten():
+    form = twilio_form("hello", to="+12025550199", NumMedia="100000")
+    form.update({f"MediaUrl{i}": f"https://api.twilio.com/media/ME{i}" for i in range(12)})
+    assert len(parse_inbound(form).media) == MAX_MEDIA == 10
+    assert parse_inbound({**form, "NumMedia": "-5"}).media == []
+
+
+def test_a_signed_text_claiming_a_billion_media_is_stored_at_once(client, twilio, family_site):
+    site, _child = family_site
+    response = twilio_text(client, "hello", to=site.sms_from, NumMedia="1000000000")
+    assert response.status_code == 200
+    assert InboundMessage.objects.get().site == site
