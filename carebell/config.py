@@ -7,6 +7,7 @@ worse, a silent fallback to something unsafe.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import secrets
 import sys
@@ -114,11 +115,52 @@ def secret_key(debug: bool, directory: Path) -> str:
         return key
     if not debug:
         raise ConfigError(f"{PREFIX}SECRET_KEY is required when {PREFIX}DEBUG is off")
-    path = directory / "secret_key"
+    return generated_secret(directory / "secret_key", 64)
+
+
+def sim_token(enabled: bool, debug: bool, directory: Path) -> str:
+    """The secret the simulated phone signs its callbacks and patient replies with.
+
+    Never a fixed, published value: empty while the simulator is off; generated once
+    into the data dir in development and the demo (the simulator started by
+    `python -m carebell.providers.sim_server` reads the same file); required, and
+    long, when the simulator is switched on with debug off."""
+    token = env_str("SIM_AUTH_TOKEN")
+    if not enabled:
+        return ""
+    if token:
+        if not debug and len(token) < 20:
+            raise ConfigError(f"{PREFIX}SIM_AUTH_TOKEN must be at least 20 characters")
+        return token
+    if not debug:
+        raise ConfigError(
+            f"{PREFIX}SIM_AUTH_TOKEN is required when {PREFIX}SIM_ENABLED is on "
+            f"and {PREFIX}DEBUG is off"
+        )
+    return generated_secret(directory / "sim_token", 32)
+
+
+def generated_secret(path: Path, nbytes: int) -> str:
+    """A random secret kept in `path`: created once, readable by its owner only from
+    the first byte, and whole when it appears (of two processes starting together,
+    one writes it and both read the same)."""
     if not path.exists():
-        path.write_text(secrets.token_urlsafe(64))
-        path.chmod(0o600)
+        draft = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
+        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as file:
+            file.write(secrets.token_urlsafe(nbytes))
+        try:
+            os.link(draft, path)
+        except FileExistsError:
+            pass
+        finally:
+            draft.unlink()
     return path.read_text().strip()
+
+
+def env_minutes(name: str, default: int, *, minimum: int = 1) -> dt.timedelta:
+    """A duration given in whole minutes."""
+    return dt.timedelta(minutes=env_int(name, default, minimum=minimum))
 
 
 def fail(error: ConfigError) -> None:

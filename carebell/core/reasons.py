@@ -51,6 +51,8 @@ class Code(StrEnum):
     APPOINTMENT_PASSED = "appointment_passed"
     RETRY_SCHEDULED = "retry_scheduled"
     RETRIES_EXHAUSTED = "retries_exhausted"
+    OUTCOME_UNKNOWN = "outcome_unknown"
+    DELIVERY_UNCONFIRMED = "delivery_unconfirmed"
     APPOINTMENT_CANCELLED = "appointment_cancelled"
     APPOINTMENT_MOVED = "appointment_moved"
     APPOINTMENT_NOT_OPEN = "appointment_not_open"
@@ -144,6 +146,12 @@ CATALOGUE: dict[Code, Entry] = {
     Code.APPOINTMENT_PASSED: Entry(_S, "The appointment ({start}) has already started."),
     Code.RETRY_SCHEDULED: Entry(_M, "Attempt {attempt} failed for now; trying again at {at}."),
     Code.RETRIES_EXHAUSTED: Entry(_S, "Gave up after {attempts} failed attempts."),
+    Code.OUTCOME_UNKNOWN: Entry(
+        _M, "No answer to attempt {attempt}; the provider is asked at {at} before any resend."
+    ),
+    Code.DELIVERY_UNCONFIRMED: Entry(
+        _I, "The provider never said whether it got attempt {attempt}; not sent twice."
+    ),
     Code.APPOINTMENT_CANCELLED: Entry(_S, "The appointment was cancelled."),
     Code.APPOINTMENT_MOVED: Entry(_S, "The appointment moved; messages were planned again."),
     Code.APPOINTMENT_NOT_OPEN: Entry(_S, "The appointment is {status}, so no reminder is due."),

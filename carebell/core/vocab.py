@@ -217,6 +217,23 @@ def can_move(current: OutboxStatus, new: OutboxStatus) -> bool:
     return _STATUS_RANK[new] > _STATUS_RANK[current]
 
 
+class AttemptStatus(StrEnum):
+    """A delivery attempt's state. `started` until the provider answers; then its
+    answer (`queued`, `sent`, `delivered`) or `failed` (a definite refusal: an error
+    reply, or a request that never left). `unknown` when the request may have
+    reached the provider but no answer came back (a read timeout, a connection
+    dropped after the request was written): such an attempt is settled by asking the
+    provider (lookup, or a resend under its own idempotency key) or by its status
+    callback, never by sending a new attempt beside it."""
+
+    STARTED = "started"
+    UNKNOWN = "unknown"
+    QUEUED = "queued"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+
 class BlockReason(StrEnum):
     OPTED_OUT = "opted_out"
     NO_CONSENT = "no_consent"

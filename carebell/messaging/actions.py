@@ -19,6 +19,7 @@ from carebell.core.channels import OPTED_OUT_CODE
 from carebell.core.reasons import Code, Reason, reason
 from carebell.core.vocab import (
     AppointmentStatus,
+    AttemptStatus,
     BlockReason,
     Channel,
     Kind,
@@ -175,7 +176,10 @@ def record_status(
     opt_out: bool = False,
 ) -> bool:
     """Apply a provider's delivery report once. Duplicates (same message id and
-    status) and backward moves change nothing. Returns True when something changed."""
+    status) and backward moves change nothing. A report for an attempt still
+    unsettled (its answer was lost, or its worker died mid-send) settles it: the
+    provider has the message, so the dispatcher sends nothing again. Returns True
+    when something changed."""
     with transaction.atomic():
         attempt = _attempt_for(provider, provider_message_id, attempt_id)
         if attempt is None:
@@ -188,6 +192,8 @@ def record_status(
         )
         if not created:
             return False
+        if attempt.finished_at is None:
+            _settle_attempt(attempt, status, now)
         message = OutboxMessage.objects.select_for_update().get(id=attempt.message_id)
         moved = _advance(message, OutboxStatus(status), now, attempt, error_code)
     if opt_out:  # a STOP-blocked number, a spam complaint or an email unsubscribe
@@ -216,6 +222,13 @@ def _attempt_for(provider: str, provider_message_id: str, attempt_id: int | None
     if not provider_message_id:
         return None
     return attempts.filter(provider_message_id=provider_message_id).first()
+
+
+def _settle_attempt(attempt: DeliveryAttempt, status: str, now: dt.datetime) -> None:
+    reported = {"sent": AttemptStatus.SENT, "delivered": AttemptStatus.DELIVERED}
+    attempt.status = reported.get(status, AttemptStatus.FAILED)
+    attempt.finished_at = now
+    attempt.save(update_fields=["status", "finished_at"])
 
 
 def _advance(

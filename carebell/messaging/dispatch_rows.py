@@ -265,8 +265,9 @@ def start_sending(
 ) -> set[int]:
     """Mark the messages as sending until `due_at`, with their rendered text and next
     attempt number; returns their ids. With a `token`, only those whose lease still
-    carries it: the others were claimed again by another worker after this one's
-    lease ran out. (Without, the caller holds the rows' locks.)"""
+    carries it and still `sending`: the others were claimed again by another worker
+    after this one's lease ran out, or a status callback settled them meanwhile.
+    (Without, the caller holds the rows' locks.)"""
     rows = [
         (m.id, m.attempts + (m.resume_attempt is None), m.subject, m.body, m.html_body, m.segments)
         for m in messages
@@ -277,7 +278,7 @@ def start_sending(
         spread, arrays = _unnest(
             "id bigint, attempts int, subject text, body text, html_body text, segments int", rows
         )
-        leased = "AND o.lease_expires_at = %s" if token else ""
+        leased = "AND o.lease_expires_at = %s AND o.status = 'sending'" if token else ""
         sql = f"""UPDATE {OUTBOX} AS o SET status = 'sending', attempts = v.attempts,
                 due_at = %s, lease_expires_at = %s, updated_at = %s, subject = v.subject,
                 body = v.body, html_body = v.html_body, segments = v.segments
@@ -289,7 +290,9 @@ def start_sending(
             ours = {row[0] for row in cursor.fetchall()}
     else:
         ids = [m.id for m in messages]
-        ours = _ids_still(ids, "lease_expires_at", token) if token else set(ids)
+        ours = set(ids)
+        if token:
+            ours = _ids_still(ids, "lease_expires_at", token) & _ids_still(ids, "status", "sending")
         sql = f"""UPDATE {OUTBOX} SET status = 'sending', attempts = %s, due_at = %s,
             lease_expires_at = %s, updated_at = %s, subject = %s, body = %s, html_body = %s,
             segments = %s WHERE id = %s"""
@@ -311,6 +314,8 @@ class NewAttempt(NamedTuple):
     message_id: int
     provider: str
     idempotency_key: str
+    number: int
+    started_at: dt.datetime
 
 
 def insert_attempts(
@@ -347,13 +352,18 @@ def insert_attempts(
         ]
         DeliveryAttempt.objects.bulk_create(attempts)
         saved = {a.message_id: a.id for a in attempts}
-    return {r[0]: NewAttempt(saved[r[0]], r[0], r[2], r[3]) for r in rows if r[0] in saved}
+    return {
+        r[0]: NewAttempt(saved[r[0]], r[0], r[2], r[3], r[1], started_at)
+        for r in rows
+        if r[0] in saved
+    }
 
 
-#: A finished attempt.
+#: An attempt's result; `finished` false for one whose outcome is still unknown
+#: (its finished_at stays empty until it is settled).
 ATTEMPT_RESULT = (
     "id bigint, provider_message_id text, status text, error_code text, error_message text, "
-    "permanent boolean"
+    "permanent boolean, finished boolean"
 )
 
 
@@ -386,9 +396,10 @@ OUTCOME = (
 def record_outcomes(
     now: dt.datetime, attempts: Sequence[tuple], outcomes: Sequence[Outcome]
 ) -> set[int]:
-    """Finish the attempts, and store each outcome (with its event) on messages
-    still `sending`; returns the ids of the messages moved. A message a status
-    callback already moved on keeps its state: its attempt row says the rest."""
+    """Store the attempts' results (finishing those that are settled), and each
+    outcome (with its event) on messages still `sending`; returns the ids of the
+    messages moved. A message a status callback already moved on keeps its state,
+    and an attempt a callback already settled is not made unsettled again."""
     if _postgres():
         return _record_postgres(now, attempts, outcomes)
     return _record_sqlite(now, attempts, outcomes)
@@ -399,11 +410,13 @@ def _record_postgres(now, attempts, outcomes) -> set[int]:
         if attempts:
             spread, arrays = _unnest(ATTEMPT_RESULT, attempts)
             cursor.execute(
-                f"""UPDATE {ATTEMPTS} AS a SET finished_at = %s,
+                f"""UPDATE {ATTEMPTS} AS a
+                SET finished_at = CASE WHEN v.finished THEN %s::timestamptz END,
                     provider_message_id = v.provider_message_id, status = v.status,
                     error_code = v.error_code, error_message = v.error_message,
                     permanent = v.permanent
-                FROM {spread} WHERE a.id = v.id AND a.id = ANY(%s::bigint[])""",
+                FROM {spread} WHERE a.id = v.id AND a.id = ANY(%s::bigint[])
+                    AND (v.finished OR a.finished_at IS NULL)""",
                 [now, *arrays, arrays[0]],
             )
         if not outcomes:
@@ -445,9 +458,10 @@ def _record_sqlite(now, attempts, outcomes) -> set[int]:
     moved = _ids_still([o.id for o in outcomes], "status", "sending")
     with connection.cursor() as cursor:
         cursor.executemany(
-            f"""UPDATE {ATTEMPTS} SET finished_at = %s, provider_message_id = %s, status = %s,
-                error_code = %s, error_message = %s, permanent = %s WHERE id = %s""",
-            [(now, *a[1:], a[0]) for a in attempts],
+            f"""UPDATE {ATTEMPTS} SET finished_at = CASE WHEN %s THEN %s END,
+                provider_message_id = %s, status = %s, error_code = %s, error_message = %s,
+                permanent = %s WHERE id = %s AND (%s OR finished_at IS NULL)""",
+            [(a[6], now, *a[1:6], a[0], a[6]) for a in attempts],
         )
         cursor.executemany(
             f"""UPDATE {OUTBOX} SET status = %s, provider = %s,

@@ -7,13 +7,21 @@ status `sending` and a lease — attempts are saved before any provider is calle
 so their ids travel in the status-callback URL. The second stores the results.
 
 A worker that dies before the first commit leaves nothing behind: the rows were
-only locked. One that dies after it leaves `sending` rows whose lease expires;
-their unfinished attempts are reconciled with the provider (lookup, or the same
-idempotency key) before anything is resent. That reconciliation calls the provider,
-so it runs outside the claiming transaction: those rows are leased at once, and
-the lease expiry is their token — if this worker's lease ran out meanwhile and
-another worker claimed them, the token no longer matches and this worker leaves
-them to the other instead of racing it.
+only locked. One that dies after it leaves `sending` rows whose lease expires,
+with unfinished attempts. A send whose answer was lost — a read timeout, a
+connection dropped after the request was written — leaves the same: an attempt
+whose outcome is `unknown`, not a failure, since the provider may have accepted
+it. Such attempts are settled with the provider before anything is resent
+(`core.retry.decide_unsettled`): what its lookup finds is recorded; a provider
+that honours idempotency keys is sent the same attempt again under its own key;
+one that does not is resent only once it says it never got the message, asked
+again while unsure, and the message ends unconfirmed (`sent`, with the reason)
+rather than reach the patient twice. A status callback to the attempt's URL
+settles it too (`actions.record_status`). Settling calls the provider, so it runs
+outside the claiming transaction: those rows are leased at once, and the lease
+expiry is their token — if this worker's lease ran out meanwhile and another
+worker claimed them, the token no longer matches and this worker leaves them to
+the other instead of racing it.
 
 Rows travel as plain records (`dispatch_rows.Claimed`) and are written with
 set-based statements; model instances and a statement per row cost more CPU than
@@ -39,8 +47,16 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from carebell.core.reasons import Reason
-from carebell.core.retry import RetryPolicy, decide_retry
-from carebell.core.vocab import BlockReason, OutboxStatus
+from carebell.core.retry import (
+    Lookup,
+    RetryPolicy,
+    Settle,
+    SettleDecision,
+    decide_retry,
+    decide_unsettled,
+    next_check,
+)
+from carebell.core.vocab import AttemptStatus, BlockReason, OutboxStatus
 from carebell.messaging import actions, checks, pacing, rendering
 from carebell.messaging.dispatch_rows import (
     Claimed,
@@ -114,6 +130,8 @@ class Batch:
         default_factory=list
     )
     reconciled: list[tuple[Claimed, DeliveryAttempt, SendResult]] = field(default_factory=list)
+    #: Unsettled attempts to ask about again later, or to end without a resend.
+    settled: list[tuple[Claimed, DeliveryAttempt, SettleDecision]] = field(default_factory=list)
 
 
 class Dispatcher:
@@ -128,12 +146,17 @@ class Dispatcher:
         lease: dt.timedelta = dt.timedelta(minutes=2),
         retry_policy: RetryPolicy | None = None,
         rng: random.Random | None = None,
+        timeout_seconds: float = 30.0,
     ) -> None:
         self.worker_id = f"worker-{uuid.uuid4().hex[:8]}"
         self.batch_size = batch_size
         self.concurrency = concurrency
         self.lease = lease
         self.retry_policy = retry_policy or RetryPolicy()
+        # A request unanswered after this long is an attempt whose outcome is unknown.
+        self.timeout = aiohttp.ClientTimeout(
+            total=timeout_seconds, connect=min(10.0, timeout_seconds)
+        )
         self.rng = rng or random.Random()
         self.policies = PolicyCache()
         self.providers = ProviderSet()
@@ -196,8 +219,8 @@ class Dispatcher:
         return provider
 
     def _set_aside_unfinished(self, batch: Batch) -> None:
-        """A message whose last attempt never finished was claimed by a worker that
-        died mid-send: lease it, to reconcile after this transaction."""
+        """A message whose last attempt is unfinished — its outcome unknown, or its
+        worker died mid-send — is leased, to settle after this transaction."""
         sending = [m.id for m in batch.messages if m.status == OutboxStatus.SENDING]
         if not sending:
             return
@@ -214,37 +237,82 @@ class Dispatcher:
         lease(list(unfinished), batch.token, batch.now)
 
     def _reconcile_unfinished(self, batch: Batch) -> None:
-        """Ask the provider about each unfinished attempt before sending again (SPEC:
-        no loss, no duplicate): known → record it; unknown → resend under the same
-        attempt, after the same checks as any message."""
+        """Settle each unfinished attempt before anything is sent again (SPEC: sent
+        once, or a state that says why not): ask the provider, then record what it
+        has, resend under the same attempt (its idempotency key) after the same
+        checks as any message, ask again later, or end the message unresent."""
+        session = self._client()
+        # Providers and payloads first: building them may read the database, which
+        # Django allows only outside the event loop.
+        asks = [(self._provider(m), m, a) for m, a in batch.unfinished]
+        questions = [(p, a, _outgoing(m, a, settings.BASE_URL)) for p, m, a in asks]
+        answers = self._loop.run_until_complete(self._ask_all(session, questions))
         resend = []
-        for message, attempt in batch.unfinished:
-            found = self._lookup(self._provider(message), attempt)
-            if found is not None and found.accepted:
+        for (provider, message, attempt), (lookup, found) in zip(asks, answers, strict=True):
+            limits = provider.limits
+            decision = decide_unsettled(
+                now=batch.now,
+                lookup=lookup,
+                started_at=attempt.started_at,
+                number=attempt.number,
+                can_dedupe=limits.supports_idempotency,
+                not_found_settles_after=limits.lookup_settles_after,
+                first_due_at=_first_due_at(message),
+                not_after=message.not_after,
+                policy=self.retry_policy,
+                rng=self.rng,
+            )
+            if decision.action is Settle.RECORD:
                 batch.reconciled.append((message, attempt, found))
-            else:
+            elif decision.action is Settle.RESEND:
                 message.resume_attempt = attempt  # the same idempotency key
                 resend.append(message)
+            else:
+                batch.settled.append((message, attempt, decision))
         if resend:
             again = Batch(now=batch.now, token=batch.token, messages=resend)
             with transaction.atomic():
                 self._prepare(again, token=batch.token)
             batch.to_send.extend(again.to_send)
 
-    def _lookup(self, provider: Provider, attempt: DeliveryAttempt) -> SendResult | None:
+    async def _ask_all(
+        self,
+        session: aiohttp.ClientSession,
+        questions: list[tuple[Provider, DeliveryAttempt, OutgoingMessage]],
+    ) -> list[tuple[Lookup, SendResult | None]]:
+        """The providers' answers about these attempts, asked concurrently."""
+        room = asyncio.Semaphore(self.concurrency)
+
+        async def ask(provider: Provider, attempt: DeliveryAttempt, sent: OutgoingMessage):
+            async with room:
+                return await self._ask(session, provider, attempt, sent)
+
+        return await asyncio.gather(*(ask(*question) for question in questions))
+
+    @staticmethod
+    async def _ask(
+        session: aiohttp.ClientSession,
+        provider: Provider,
+        attempt: DeliveryAttempt,
+        sent: OutgoingMessage,
+    ) -> tuple[Lookup, SendResult | None]:
         if not provider.limits.supports_lookup:
-            return None
+            return Lookup.CANNOT_SAY, None
         try:
-            return self._loop.run_until_complete(
-                provider.lookup(
-                    self._client(),
-                    provider_message_id=attempt.provider_message_id,
-                    idempotency_key=attempt.idempotency_key,
-                )
+            found = await provider.lookup(
+                session,
+                provider_message_id=attempt.provider_message_id,
+                idempotency_key=attempt.idempotency_key,
+                message=sent,
+                since=attempt.started_at,
             )
-        except Exception:
-            log.warning("dispatcher.lookup_failed", extra={"ids": {"attempt_id": attempt.id}})
-            return None
+        except Exception as error:
+            ids = {"attempt_id": attempt.id, "error": type(error).__name__}
+            log.warning("dispatcher.lookup_failed", extra={"ids": ids})
+            return Lookup.CANNOT_SAY, None
+        if found is None or not found.accepted:
+            return Lookup.NOT_FOUND, None
+        return Lookup.FOUND, found
 
     def _prepare(self, batch: Batch, token: dt.datetime | None = None) -> None:
         """Check and render, then save attempts (in the caller's transaction)."""
@@ -301,6 +369,8 @@ class Dispatcher:
             recorder.add(message, attempt, results[attempt.id])
         for message, attempt, result in batch.reconciled:
             recorder.add(message, attempt, result)
+        for message, attempt, decision in batch.settled:
+            recorder.settle(message, attempt, decision)
         with transaction.atomic():
             moved = record_outcomes(batch.now, recorder.attempt_rows, recorder.outcomes)
         for message in recorder.opt_outs:
@@ -323,12 +393,18 @@ class Dispatcher:
                 connector = aiohttp.TCPConnector(limit=self.concurrency, keepalive_timeout=60)
                 return aiohttp.ClientSession(
                     connector=connector,
-                    timeout=aiohttp.ClientTimeout(total=30, connect=10),
+                    timeout=self.timeout,
                     cookie_jar=aiohttp.DummyCookieJar(),
                 )
 
             self._session = self._loop.run_until_complete(make())
         return self._session
+
+
+def _first_due_at(message: Claimed) -> dt.datetime:
+    # Age counts from when the message first could go, not from when it was planned
+    # (days ahead): otherwise a reminder's first failure is "too old".
+    return max(message.created_at, message.planned_at)
 
 
 def _outgoing(message: Claimed, attempt, base_url: str) -> OutgoingMessage:
@@ -362,24 +438,92 @@ class _Recorder:
         self.opt_outs: list[Claimed] = []
 
     def add(self, message: Claimed, attempt, result: SendResult) -> None:
+        unknown = result.unknown and not result.accepted
+        if unknown:
+            status = AttemptStatus.UNKNOWN
+        else:
+            status = result.status if result.accepted else AttemptStatus.FAILED
         self.attempt_rows.append(
             (
                 attempt.id,
                 result.provider_message_id,
-                result.status if result.accepted else "failed",
+                status,
                 result.error_code[:32],
                 result.error_message[:300],
                 result.permanent,
+                not unknown,
             )
         )
         message.provider = attempt.provider
         if result.accepted:
             outcome = self._accepted(message, result)
+        elif unknown:
+            outcome = self._unknown(message, attempt, result)
         elif result.permanent:
             outcome = self._failed(message, result, [])
         else:
             outcome = self._retry(message, result)
         self.outcomes.append(outcome)
+
+    def settle(self, message: Claimed, attempt: DeliveryAttempt, decision: SettleDecision) -> None:
+        """An unsettled attempt the provider could not account for: ask again later,
+        end the message unconfirmed (not resent), or failed (never received, and too
+        late to resend)."""
+        message.provider = attempt.provider
+        finished = decision.action is not Settle.WAIT
+        failed = decision.action is Settle.FAIL
+        self.attempt_rows.append(
+            (
+                attempt.id,
+                attempt.provider_message_id,
+                AttemptStatus.FAILED if failed else AttemptStatus.UNKNOWN,
+                "not_received" if failed else attempt.error_code,
+                attempt.error_message,
+                False,
+                finished,
+            )
+        )
+        if decision.action is Settle.WAIT:
+            outcome = self._waiting(message, attempt.error_code, decision)
+        elif failed:
+            result = SendResult(attempt.id, False, error_code="not_received", status="failed")
+            outcome = self._failed(message, result, list(decision.reasons))
+        else:
+            outcome = self._unconfirmed(message, decision)
+        self.outcomes.append(outcome)
+
+    def _unknown(self, message: Claimed, attempt, result: SendResult) -> Outcome:
+        started_at = getattr(attempt, "started_at", None) or self.now
+        number = getattr(attempt, "number", None) or message.attempts
+        decision = next_check(
+            now=self.now,
+            started_at=started_at,
+            number=number,
+            policy=self.dispatcher.retry_policy,
+            rng=self.dispatcher.rng,
+        )
+        return self._waiting(message, result.error_code, decision, result.error_message)
+
+    def _waiting(
+        self, message: Claimed, code: str, decision: SettleDecision, text: str | None = None
+    ) -> Outcome:
+        reasons = json.dumps(actions.reasons_json(decision.reasons))
+        return Outcome(
+            message.id, OutboxStatus.SENDING, message.provider, None, False, False,
+            decision.at, code[:32], None if text is None else text[:300], None,
+            OutboxStatus.SENDING, reasons, code[:300],
+        )  # fmt: skip
+
+    def _unconfirmed(self, message: Claimed, decision: SettleDecision) -> Outcome:
+        # `sent`, not `failed`: the provider may have delivered it (a later delivery
+        # report still moves it on), and it is not sent again.
+        stored = actions.reasons_json(decision.reasons)
+        every = json.dumps([*message.reasons, *stored])
+        return Outcome(
+            message.id, OutboxStatus.SENT, message.provider, None, True, False, None,
+            "unconfirmed", "the provider never confirmed it", every,
+            OutboxStatus.SENT, json.dumps(stored), "unconfirmed",
+        )  # fmt: skip
 
     def _accepted(self, message: Claimed, result: SendResult) -> Outcome:
         status = OutboxStatus.DELIVERED if result.status == "delivered" else OutboxStatus.SENT
@@ -405,9 +549,7 @@ class _Recorder:
         decision = decide_retry(
             now=self.now,
             attempts=message.attempts,
-            # Age counts from when the message first could go, not from when it was
-            # planned (days ahead): otherwise a reminder's first failure is "too old".
-            first_due_at=max(message.created_at, message.planned_at),
+            first_due_at=_first_due_at(message),
             retry_after=result.retry_after,
             not_after=message.not_after,
             policy=self.dispatcher.retry_policy,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from django.db import models
 
-from carebell.core.vocab import BlockReason, Channel, Kind, OutboxStatus
+from carebell.core.vocab import AttemptStatus, BlockReason, Channel, Kind, OutboxStatus
 from carebell.fields import TimeStamped, choices, in_enum
 from carebell.people.models import LANGUAGES, Contact, ContactPoint, Patient
 from carebell.sites.models import Site
@@ -252,7 +252,9 @@ class DeliveryAttempt(models.Model):
     started_at = models.DateTimeField()
     finished_at = models.DateTimeField(null=True, blank=True)
     provider_message_id = models.CharField(max_length=100, blank=True)
-    status = models.CharField(max_length=16, default="started")
+    status = models.CharField(
+        max_length=16, choices=choices(AttemptStatus), default=AttemptStatus.STARTED
+    )
     error_code = models.CharField(max_length=32, blank=True)
     error_message = models.CharField(max_length=300, blank=True)
     permanent = models.BooleanField(default=False)
@@ -262,6 +264,9 @@ class DeliveryAttempt(models.Model):
             models.UniqueConstraint(fields=["message", "number"], name="attempt_number_unique"),
             # A constraint rather than unique=True: no extra pattern-matching index.
             models.UniqueConstraint(fields=["idempotency_key"], name="attempt_key_unique"),
+            models.CheckConstraint(
+                condition=in_enum("status", AttemptStatus), name="attempt_status_valid"
+            ),
         ]
         indexes = [models.Index(fields=["provider_message_id"])]
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
@@ -66,6 +67,10 @@ class SendResult:
     `provider_message_id` is then set). When not accepted, `permanent` says whether
     retrying can ever help and `retry_after` (seconds) how long to wait first;
     `opt_out` asks carebell to opt the recipient out (e.g. Twilio 21610).
+    `unknown` means no answer came back although the request may have reached the
+    provider (a read timeout, a connection dropped after the request was written):
+    the provider may have the message, so it is not a failure to resend but an
+    attempt to settle first (lookup, the same idempotency key, its status callback).
     """
 
     attempt_id: int
@@ -77,6 +82,7 @@ class SendResult:
     permanent: bool = False
     retry_after: float | None = None
     opt_out: bool = False
+    unknown: bool = False
 
     @classmethod
     def from_error(cls, attempt_id: int, error: ProviderError) -> SendResult:
@@ -90,6 +96,7 @@ class SendResult:
             permanent=error.permanent,
             retry_after=error.retry_after,
             opt_out=error.opt_out,
+            unknown=error.unknown,
         )
 
 
@@ -117,7 +124,8 @@ class ProviderError(Exception):
 
     `permanent` failures are never retried (invalid number, unsubscribed recipient);
     transient ones are retried with backoff, not before `retry_after` seconds when
-    the provider said so (HTTP 429/503 Retry-After).
+    the provider said so (HTTP 429/503 Retry-After). `unknown`: the request may have
+    reached the provider, which did not answer (see `SendResult.unknown`).
     """
 
     def __init__(
@@ -128,6 +136,7 @@ class ProviderError(Exception):
         code: str = "",
         retry_after: float | None = None,
         opt_out: bool = False,
+        unknown: bool = False,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -135,6 +144,7 @@ class ProviderError(Exception):
         self.code = code
         self.retry_after = retry_after
         self.opt_out = opt_out
+        self.unknown = unknown
 
 
 class Unsupported(ProviderError):
@@ -156,8 +166,12 @@ class Limits:
     max_segments: int | None = None
     #: Per sender; enforced by the dispatcher across all workers, not here.
     messages_per_second: float | None = None
+    #: A resend under the same idempotency key is recognised: no second message.
     supports_idempotency: bool = False
     supports_lookup: bool = False
+    #: Seconds after an attempt started before a lookup that finds nothing proves the
+    #: provider never got it (for providers whose records show up late).
+    lookup_settles_after: float = 0.0
     #: Requests in flight at once within one `send_batch`.
     max_concurrency: int = 32
 
@@ -223,11 +237,17 @@ class Provider:
         *,
         provider_message_id: str = "",
         idempotency_key: str = "",
+        message: OutgoingMessage | None = None,
+        since: dt.datetime | None = None,
     ) -> SendResult | None:
-        """Hook: what the provider knows of an earlier attempt, or None if nothing.
+        """Hook: what the provider knows of an earlier attempt, or None if it has no
+        record of it. Raises (ProviderError, a network error) when it cannot say.
 
-        Used to reconcile after a crash: an attempt is resent only when the provider
-        has no record of it.
+        Used to settle an attempt whose outcome is unknown (a timeout, a worker that
+        died mid-send): it is resent only when the provider has no record of it. The
+        attempt is named by its provider id when one is known, else by its
+        idempotency key; `message` (the attempt as it was sent) and `since` (when
+        it started) serve providers that can only search what they sent.
         """
         raise Unsupported(f"{self.name} lookup")
 
@@ -274,8 +294,8 @@ class Provider:
         except ProviderError as error:
             return SendResult.from_error(message.attempt_id, error)
         except (aiohttp.ClientError, TimeoutError) as error:
-            # The request may have reached the provider: transient, and the
-            # dispatcher reconciles (lookup / idempotency key) before resending.
+            # Transient; and unless the request surely never left, its outcome is
+            # unknown: the dispatcher settles it before anything is resent.
             return SendResult.from_error(message.attempt_id, network_error(error))
         except Exception as error:
             log.exception(
@@ -291,9 +311,23 @@ class Provider:
 DEFAULT_TIMEOUT = aiohttp.ClientTimeout(total=30, connect=10)
 
 
+#: Transport failures that happen before a request is written: the provider cannot
+#: have it (no connection, no address, no TLS, or the connection timed out).
+NOT_SENT_ERRORS: tuple[type[BaseException], ...] = (
+    aiohttp.ClientConnectorError,
+    aiohttp.ConnectionTimeoutError,
+    aiohttp.InvalidURL,
+)
+
+
 def network_error(error: BaseException) -> ProviderError:
-    """A transport failure (connection refused, reset, timeout): always transient."""
-    return ProviderError(type(error).__name__, permanent=False, code="network")
+    """A transport failure: always transient. Its outcome is unknown — the provider
+    may have the message — unless it is one of NOT_SENT_ERRORS: a read timeout, a
+    reset or a server that closed the connection may come after the provider
+    received the request and took the message."""
+    unknown = not isinstance(error, NOT_SENT_ERRORS)
+    code = "timeout" if isinstance(error, TimeoutError) and unknown else "network"
+    return ProviderError(type(error).__name__, permanent=False, code=code, unknown=unknown)
 
 
 def parse_retry_after(value: str | None) -> float | None:

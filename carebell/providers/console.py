@@ -46,6 +46,7 @@ class ConsoleProvider(Provider):
         *,
         provider_message_id: str = "",
         idempotency_key: str = "",
+        **_attempt: Any,  # found by id or key alone
     ) -> SendResult | None:
         # Nothing left the machine, so resending is always harmless: "no record".
         return None

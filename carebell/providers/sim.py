@@ -66,6 +66,7 @@ class SimSmsProvider(TwilioSmsProvider):
         *,
         provider_message_id: str = "",
         idempotency_key: str = "",
+        **_attempt: Any,  # found by id or key alone
     ) -> SendResult | None:
         if provider_message_id:
             return await super().lookup(session, provider_message_id=provider_message_id)
@@ -118,6 +119,7 @@ class SimJsonProvider(Provider):
         *,
         provider_message_id: str = "",
         idempotency_key: str = "",
+        **_attempt: Any,  # found by id or key alone
     ) -> SendResult | None:
         path = f"messages/{provider_message_id}" if provider_message_id else "messages"
         params = {} if provider_message_id else {"idempotency_key": idempotency_key}

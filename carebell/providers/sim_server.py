@@ -47,8 +47,14 @@ DEFAULT_TOKEN = "carebell-sim"  # noqa: S105 - a loopback simulator's shared sec
 
 @dataclass
 class Faults:
-    """Fault injection. Rates are probabilities per accepted request (0..1);
-    `numbers` makes given recipients always fail with a Twilio error code."""
+    """Fault injection. Rates are shares of the new requests (0..1, one draw per
+    request, so they add up): `throttle_rate` answers 429 with Retry-After,
+    `failure_rate` 500, `error_rate` a permanent `error_code`; none of these keeps
+    the message. `timeout_rate` and `drop_rate` keep it (and deliver it, callbacks
+    included) and then lose the answer: a timeout stalls it `stall_seconds`, past the
+    client's timeout; a drop closes the connection unanswered. `numbers` makes given
+    recipients always fail with a Twilio error code. A resend under a key already
+    kept is answered with the kept message, faults aside."""
 
     latency_ms: float = 0.0
     failure_rate: float = 0.0
@@ -56,6 +62,9 @@ class Faults:
     retry_after: float = 1.0
     error_rate: float = 0.0
     error_code: int = 21211
+    timeout_rate: float = 0.0
+    drop_rate: float = 0.0
+    stall_seconds: float = 35.0
     numbers: dict[str, int] = field(default_factory=dict)
 
     def update(self, values: dict[str, Any]) -> None:
@@ -142,19 +151,36 @@ class SimState:
         self.count(record.kind)
         return record
 
-    def fault_for(self, to: str) -> web.Response | None:
-        """A fault response for this request, or None to accept it."""
-        faults, roll = self.config.faults, self.random.random
+    def fault_for(self, to: str) -> web.Response | str | None:
+        """A fault response for this request; "timeout" or "drop" to keep the message
+        and lose the answer; None to accept it."""
+        faults = self.config.faults
         if to in faults.numbers:
             return self._twilio_error(400, faults.numbers[to], "simulated error")
-        if faults.throttle_rate and roll() < faults.throttle_rate:
+        roll = self.random.random()
+        for rate, fault in (
+            (faults.throttle_rate, "throttle"),
+            (faults.failure_rate, "failure"),
+            (faults.error_rate, "error"),
+            (faults.timeout_rate, "timeout"),
+            (faults.drop_rate, "drop"),
+        ):
+            if roll < rate:
+                return self._fault(fault)
+            roll -= rate
+        return None
+
+    def _fault(self, fault: str) -> web.Response | str:
+        faults = self.config.faults
+        if fault == "throttle":
             headers = {"Retry-After": f"{faults.retry_after:g}"}
             return self._twilio_error(429, 20429, "Too Many Requests", headers)
-        if faults.failure_rate and roll() < faults.failure_rate:
+        if fault == "failure":
             return self._twilio_error(500, 20500, "Internal Server Error")
-        if faults.error_rate and roll() < faults.error_rate:
+        if fault == "error":
             return self._twilio_error(400, faults.error_code, "simulated error")
-        return None
+        self.count(f"fault_{fault}")
+        return fault
 
     def _twilio_error(self, status: int, code: int, text: str, headers=None) -> web.Response:
         self.count(f"fault_{code}")
@@ -202,6 +228,7 @@ def twilio_resource(record: Record, account: str) -> dict[str, Any]:
     """The Message resource as Twilio returns it (the fields carebell reads and a few
     more for realism)."""
     now = _http_date.now()
+    created = format_datetime(datetime.fromisoformat(record.created_at), usegmt=True)
     return {
         "sid": record.sid,
         "account_sid": account,
@@ -215,7 +242,7 @@ def twilio_resource(record: Record, account: str) -> dict[str, Any]:
         "error_message": None,
         "num_segments": "1",
         "num_media": "0",
-        "date_created": now,
+        "date_created": created,
         "date_updated": now,
         "uri": f"{API.format(account=account)}/Messages/{record.sid}.json",
     }
@@ -306,7 +333,8 @@ class SimServer:
             return resource_response(existing, account, status=201)
         await self._latency()
         to = form.get("To", "")
-        if (fault := self.state.fault_for(to)) is not None:
+        fault = self.state.fault_for(to)
+        if isinstance(fault, web.Response):
             return fault
         record = self.state.add(
             Record(
@@ -320,6 +348,8 @@ class SimServer:
             )
         )
         self._schedule_callbacks(record, account, "MessageSid", "MessageStatus")
+        if fault is not None:
+            return await self._lose_answer(request, fault, resource_response(record, account, 201))
         return resource_response(record, account, status=201)
 
     async def fetch_message(self, request: web.Request) -> web.Response:
@@ -330,28 +360,45 @@ class SimServer:
         return web.json_response(twilio_resource(record, request.match_info["account"]))
 
     async def list_messages_by_key(self, request: web.Request) -> web.Response:
-        """A sim extension: `?IdempotencyKey=k` finds what an earlier attempt sent."""
-        sid = self.state.by_key.get(request.query.get("IdempotencyKey", ""))
-        records = [self.state.by_sid[sid]] if sid in self.state.by_sid else []
+        """Twilio's Messages list filtered by `To` and `DateSent>` (a GMT date, the
+        day of creation here), newest first, one page; and a sim extension:
+        `?IdempotencyKey=k` finds what an earlier attempt sent."""
+        query = request.query
+        if "IdempotencyKey" in query:
+            sid = self.state.by_key.get(query["IdempotencyKey"])
+            records = [self.state.by_sid[sid]] if sid in self.state.by_sid else []
+        else:
+            to, day = query.get("To", ""), query.get("DateSent>", "")
+            records = [
+                r
+                for r in reversed(self.state.records)
+                if r.kind == "sms" and (not to or r.to == to) and r.created_at[:10] >= day
+            ]
+        size = int(query.get("PageSize", "50") or 50)
         account = request.match_info["account"]
-        return web.json_response({"messages": [twilio_resource(r, account) for r in records]})
+        page = [twilio_resource(r, account) for r in records[:size]]
+        more = f"{request.path}?Page=1" if len(records) > size else None
+        return web.json_response({"messages": page, "next_page_uri": more, "page_size": size})
 
     # --- email and calls (the sim's own shape) ------------------------------------
 
     async def create_email(self, request: web.Request) -> web.Response:
         data = await request.json()
-        return await self._create_own(data, "email", "EM")
+        return await self._create_own(request, data, "email", "EM")
 
     async def create_call(self, request: web.Request) -> web.Response:
         data = await request.json()
-        return await self._create_own(data, "call", "CA")
+        return await self._create_own(request, data, "call", "CA")
 
-    async def _create_own(self, data: dict[str, Any], kind: str, prefix: str) -> web.Response:
+    async def _create_own(
+        self, request: web.Request, data: dict[str, Any], kind: str, prefix: str
+    ) -> web.Response:
         key = data.get("idempotency_key", "")
         if (existing := self.state.known(key)) is not None:
             return web.json_response(_own_resource(existing), status=201)
         await self._latency()
-        if (fault := self.state.fault_for(data.get("to", ""))) is not None:
+        fault = self.state.fault_for(data.get("to", ""))
+        if isinstance(fault, web.Response):
             return fault
         fields = {f.name for f in dataclasses.fields(Record)} - {"sid", "kind", "status"}
         values = {k: v for k, v in data.items() if k in fields}
@@ -361,7 +408,10 @@ class SimServer:
             self._schedule_callbacks(record, "sim", "CallSid", "CallStatus")
         else:
             self._schedule_callbacks(record, "sim", "MessageSid", "MessageStatus")
-        return web.json_response(_own_resource(record), status=201)
+        answer = web.json_response(_own_resource(record), status=201)
+        if fault is not None:
+            return await self._lose_answer(request, fault, answer)
+        return answer
 
     async def fetch_any(self, request: web.Request) -> web.Response:
         record = self.state.by_sid.get(request.match_info["sid"])
@@ -447,6 +497,18 @@ class SimServer:
             if record.kind == "sms" and record.to == patient:
                 return record.sender
         return ""
+
+    async def _lose_answer(
+        self, request: web.Request, fault: str, answer: web.Response
+    ) -> web.Response:
+        """The message is kept (and delivered); its answer never reaches the client:
+        stalled past its timeout, or the connection closed unanswered."""
+        if fault == "drop":
+            if request.transport is not None:
+                request.transport.abort()
+            return answer
+        await asyncio.sleep(self.config.faults.stall_seconds)
+        return answer
 
     async def _latency(self) -> None:
         if self.config.faults.latency_ms:
@@ -539,9 +601,23 @@ def config_from_args(argv: list[str] | None = None) -> SimConfig:
     parser.add_argument("--latency-ms", type=float, default=0.0)
     parser.add_argument("--failure-rate", type=float, default=0.0)
     parser.add_argument("--throttle-rate", type=float, default=0.0)
+    parser.add_argument("--retry-after", type=float, default=1.0)
+    parser.add_argument("--error-rate", type=float, default=0.0, help="permanent errors")
+    parser.add_argument("--timeout-rate", type=float, default=0.0, help="kept, answer stalled")
+    parser.add_argument("--drop-rate", type=float, default=0.0, help="kept, connection closed")
+    parser.add_argument("--stall-seconds", type=float, default=35.0)
     parser.add_argument("--seed", type=int, default=None)
     args = parser.parse_args(argv)
-    faults = Faults(args.latency_ms, args.failure_rate, args.throttle_rate)
+    faults = Faults(
+        latency_ms=args.latency_ms,
+        failure_rate=args.failure_rate,
+        throttle_rate=args.throttle_rate,
+        retry_after=args.retry_after,
+        error_rate=args.error_rate,
+        timeout_rate=args.timeout_rate,
+        drop_rate=args.drop_rate,
+        stall_seconds=args.stall_seconds,
+    )
     return SimConfig(
         host=args.host,
         port=args.port,

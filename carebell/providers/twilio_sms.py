@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import datetime as dt
 import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote_plus
 
@@ -238,13 +240,17 @@ class TwilioSmsProvider(Provider):
     name = "twilio"
     # 1600 characters is Twilio's hard limit; 10 segments its delivery recommendation.
     # Twilio documents no idempotency for message creation: the token header is sent
-    # (the loopback sim honours it), but reconciliation relies on lookup by sid.
+    # (the loopback sim honours it), but an attempt whose outcome is unknown is
+    # settled by lookup (by sid, else a search of what went to the number) or by its
+    # status callback. Twilio sets DateSent, which the search filters on, only when
+    # a message leaves its queue: finding nothing proves little for a few minutes.
     limits = Limits(
         channels=frozenset({Channel.SMS}),
         max_body_chars=1600,
         max_segments=10,
         supports_idempotency=False,
         supports_lookup=True,
+        lookup_settles_after=300.0,
     )
 
     #: The REST resource created per message, and how its status reads in carebell.
@@ -312,19 +318,44 @@ class TwilioSmsProvider(Provider):
         *,
         provider_message_id: str = "",
         idempotency_key: str = "",
+        message: OutgoingMessage | None = None,
+        since: dt.datetime | None = None,
     ) -> SendResult | None:
-        if not provider_message_id:
+        if provider_message_id:
+            url = f"{self.config.account_url}/{self.resource_name}/{provider_message_id}.json"
+            async with (
+                self.client_session(session) as active,
+                active.get(url, headers=self.auth_headers) as response,
+            ):
+                if response.status == 404:
+                    return None
+                resource = await self._read(response)
+            return self.result_from_resource(0, resource)
+        if message is None or since is None:
             # Twilio's Messages list filters by To/From/DateSent only.
             raise Unsupported("twilio lookup by idempotency key")
-        url = f"{self.config.account_url}/{self.resource_name}/{provider_message_id}.json"
+        return await self.find_sent(session, message, since)
+
+    async def find_sent(
+        self, session: aiohttp.ClientSession | None, message: OutgoingMessage, since: dt.datetime
+    ) -> SendResult | None:
+        """The message this attempt created, searched among what the account sent to
+        the number since the attempt started (Twilio keeps no idempotency key): the
+        Messages list filtered by To and DateSent>= (a GMT date), matched by body.
+        None when nothing there is this message; raises when the answer is unclear
+        (more pages than one, or no answer)."""
+        url = f"{self.config.account_url}/{self.resource_name}.json"
         async with (
             self.client_session(session) as active,
-            active.get(url, headers=self.auth_headers) as response,
+            active.get(url, params=search_params(message, since), headers=self.auth_headers) as got,
         ):
-            if response.status == 404:
-                return None
-            resource = await self._read(response)
-        return self.result_from_resource(0, resource)
+            page = await self._read(got)
+        found = sent_match(page.get(self.resource_name.lower()) or [], message, since)
+        if found is not None:
+            return self.result_from_resource(0, found)
+        if page.get("next_page_uri"):
+            raise ProviderError("too many messages to search", permanent=False, code="lookup")
+        return None
 
     def parse_status(
         self, data: Mapping[str, Any], attempt_id: int | None = None
@@ -357,6 +388,52 @@ class TwilioSmsProvider(Provider):
             "site_id": message.site_id,
             "provider_message_id": resource.get("sid"),
         }
+
+
+#: Clocks differ: a message Twilio dated a little before the attempt started is
+#: still a candidate.
+CLOCK_SKEW = dt.timedelta(minutes=5)
+SEARCH_PAGE_SIZE = 100
+
+
+def search_params(message: OutgoingMessage, since: dt.datetime) -> dict[str, str]:
+    """The Messages list query for what went to `message.to` since `since`: Twilio
+    reads `DateSent>=YYYY-MM-DD` (a GMT date) as the key `DateSent>` and its value.
+    https://www.twilio.com/docs/messaging/api/message-resource#read-multiple-message-resources
+    """
+    day = (since - CLOCK_SKEW).astimezone(dt.UTC).date()
+    return {"To": message.to, "DateSent>": day.isoformat(), "PageSize": str(SEARCH_PAGE_SIZE)}
+
+
+def sent_match(
+    resources: list[Mapping[str, Any]], message: OutgoingMessage, since: dt.datetime
+) -> Mapping[str, Any] | None:
+    """The earliest outbound resource to `message.to`, created since `since`, whose
+    body is `message.body` — compared by letters and digits, since Twilio's smart
+    encoding may swap quotes and dashes for plainer ones."""
+    wanted = _letters(message.body)
+    earliest = since - CLOCK_SKEW
+    matches = [
+        r
+        for r in resources
+        if str(r.get("direction", "outbound")).startswith("outbound")
+        and r.get("to") == message.to
+        and _letters(str(r.get("body") or "")) == wanted
+        and (_created(r) or earliest) >= earliest
+    ]
+    return min(matches, key=lambda r: _created(r) or earliest, default=None)
+
+
+def _letters(text: str) -> str:
+    return "".join(c for c in text.casefold() if c.isalnum())
+
+
+def _created(resource: Mapping[str, Any]) -> dt.datetime | None:
+    try:
+        created = parsedate_to_datetime(str(resource.get("date_created") or ""))
+    except (TypeError, ValueError):
+        return None
+    return created if created.tzinfo else created.replace(tzinfo=dt.UTC)
 
 
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"

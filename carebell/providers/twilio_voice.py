@@ -22,7 +22,7 @@ from django.conf import settings
 from twilio.twiml.voice_response import Gather, VoiceResponse
 
 from carebell.core.vocab import Channel
-from carebell.providers.base import Limits, OutgoingMessage, StatusUpdate
+from carebell.providers.base import Limits, OutgoingMessage, SendResult, StatusUpdate, Unsupported
 from carebell.providers.twilio_sms import TwilioSmsProvider
 
 #: carebell language → (Twilio <Say> language, voice). Amazon Polly voices through
@@ -199,6 +199,11 @@ class TwilioVoiceProvider(TwilioSmsProvider):
         self, data: Mapping[str, Any], attempt_id: int | None = None
     ) -> StatusUpdate | None:
         return parse_call_status(data, attempt_id)
+
+    async def find_sent(self, session, message: OutgoingMessage, since) -> SendResult | None:
+        # A call has no body to match it by: one whose answer was lost is settled by
+        # its status callback (or ends unconfirmed), never by calling twice.
+        raise Unsupported("twilio call search")
 
     @staticmethod
     def script_for(message: OutgoingMessage, short_body: str = "") -> VoiceScript:

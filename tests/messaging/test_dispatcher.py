@@ -338,3 +338,175 @@ def test_an_unfinished_attempt_is_resent_under_its_own_key(site):
     assert OutboxMessage.objects.get().status == "sent"
     crashed.close()
     worker.close()
+
+
+# --- answers lost after the provider may have accepted: settled, never sent twice ------
+
+
+@pytest.fixture
+def twilio_at_sim(sim, settings):
+    """Twilio's own provider (no idempotency key) against the sim's Twilio API."""
+    settings.SMS_PROVIDER = "twilio"
+    settings.TWILIO_BASE_URL = sim.url
+    settings.TWILIO_ACCOUNT_SID = "AC" + "1" * 32
+    settings.TWILIO_AUTH_TOKEN = "test-token"
+    settings.TWILIO_FROM = "+15005550006"
+    settings.TWILIO_MESSAGES_PER_SECOND = 100.0
+    return sim
+
+
+def last_reason(message: OutboxMessage) -> str:
+    return message.events.order_by("at", "id").last().reasons[-1]["code"]
+
+
+def test_an_answer_lost_after_acceptance_leaves_the_attempt_unknown_not_failed(site, sim):
+    set_faults(sim, timeout_rate=1.0, stall_seconds=2)
+    message = planned_reminder(site)
+    first = message.due_at
+    dispatcher = Dispatcher(timeout_seconds=0.3)
+    dispatcher.process_batch(now=first)
+    dispatcher.close()
+    message.refresh_from_db()
+    attempt = DeliveryAttempt.objects.get()
+    assert (message.status, message.attempts, message.error_code) == ("sending", 1, "timeout")
+    assert (attempt.status, attempt.finished_at) == ("unknown", None)
+    assert first + dt.timedelta(seconds=15) <= message.due_at <= first + dt.timedelta(seconds=30)
+    assert last_reason(message) == "outcome_unknown"
+    assert len(sim.server.state.records) == 1  # the provider has it
+
+
+def test_an_attempt_whose_answer_was_lost_is_recorded_from_the_provider_not_resent(site, sim):
+    set_faults(sim, timeout_rate=1.0, stall_seconds=2)
+    message = planned_reminder(site)
+    dispatcher = Dispatcher(timeout_seconds=0.3, retry_policy=RetryPolicy(max_attempts=1))
+    dispatcher.process_batch(now=message.due_at)
+    message.refresh_from_db()
+    dispatcher.process_batch(now=message.due_at)
+    dispatcher.close()
+    message.refresh_from_db()
+    attempt = DeliveryAttempt.objects.get()
+    [record] = sim.server.state.records
+    assert (message.status, message.attempts) == ("sent", 1)
+    assert message.provider_message_id == record.sid == attempt.provider_message_id
+    assert attempt.status == "queued" and attempt.finished_at is not None
+    assert sim.server.state.counts.get("duplicates", 0) == 0  # looked up, not resent
+
+
+def test_a_dropped_connection_after_acceptance_is_settled_the_same_way(site, sim):
+    set_faults(sim, drop_rate=1.0)
+    message = planned_reminder(site)
+    dispatcher = Dispatcher()
+    dispatcher.process_batch(now=message.due_at)
+    message.refresh_from_db()
+    assert (message.status, DeliveryAttempt.objects.get().status) == ("sending", "unknown")
+    dispatcher.process_batch(now=message.due_at)
+    dispatcher.close()
+    message.refresh_from_db()
+    [record] = sim.server.state.records
+    assert (message.status, message.provider_message_id) == ("sent", record.sid)
+
+
+def test_a_status_callback_settles_an_attempt_whose_answer_was_lost(site, sim):
+    set_faults(sim, timeout_rate=1.0, stall_seconds=2)
+    message = planned_reminder(site)
+    dispatcher = Dispatcher(timeout_seconds=0.3)
+    dispatcher.process_batch(now=message.due_at)
+    [record] = sim.server.state.records
+    attempt = DeliveryAttempt.objects.get()
+    assert actions.record_status(
+        "sim", record.sid, "delivered", now=message.due_at, attempt_id=attempt.id
+    )
+    message.refresh_from_db()
+    attempt.refresh_from_db()
+    assert (message.status, message.provider_message_id) == ("delivered", record.sid)
+    assert (attempt.status, attempt.provider_message_id) == ("delivered", record.sid)
+    assert attempt.finished_at is not None
+    assert not dispatcher.process_batch(now=message.due_at + dt.timedelta(hours=1))
+    dispatcher.close()
+    assert len(sim.server.state.records) == 1
+
+
+def test_a_lost_answer_is_never_counted_as_a_failed_attempt(site, sim):
+    # Every answer is lost: the message waits on the provider, never fails, and is
+    # sent once; a delivered message is never recorded as failed.
+    set_faults(sim, timeout_rate=1.0, stall_seconds=2)
+    message = planned_reminder(site)
+    dispatcher = Dispatcher(timeout_seconds=0.3, retry_policy=RetryPolicy(max_attempts=1))
+    for _ in range(3):
+        dispatcher.process_batch(now=message.due_at)
+        message.refresh_from_db()
+    dispatcher.close()
+    assert message.status == "sent"
+    assert len(sim.server.state.records) == 1
+    assert not DeliveryAttempt.objects.filter(status="failed").exists()
+
+
+def test_without_idempotency_a_lost_answer_is_found_by_searching_what_went_to_the_number(
+    pharmacy, twilio_at_sim
+):
+    set_faults(twilio_at_sim, timeout_rate=1.0, stall_seconds=2)
+    message = ready_notice(pharmacy, "ready")
+    dispatcher = Dispatcher(timeout_seconds=0.3)
+    dispatcher.process_batch(now=timezone.now())
+    message.refresh_from_db()
+    assert DeliveryAttempt.objects.get().status == "unknown"
+    set_faults(twilio_at_sim)
+    dispatcher.process_batch(now=message.due_at)
+    dispatcher.close()
+    message.refresh_from_db()
+    [record] = twilio_at_sim.server.state.records
+    assert (message.status, message.provider, message.provider_message_id) == (
+        "sent",
+        "twilio",
+        record.sid,
+    )
+
+
+def test_without_idempotency_an_attempt_is_resent_only_once_the_provider_says_it_never_got_it(
+    pharmacy, twilio_at_sim
+):
+    message = ready_notice(pharmacy, "ready")
+    now = timezone.now()
+    crashed, worker = Dispatcher(lease=dt.timedelta(seconds=10)), Dispatcher()
+    claim(crashed, now, prepare=True)  # attempt #1 saved, then the worker died
+    worker.process_batch(now=now + dt.timedelta(seconds=11))
+    message.refresh_from_db()
+    # Twilio's search may not show a message still in its queue: not proof yet.
+    assert (message.status, last_reason(message)) == ("sending", "outcome_unknown")
+    assert len(twilio_at_sim.server.state.records) == 0
+    worker.process_batch(now=max(message.due_at, now + dt.timedelta(minutes=6)))
+    message.refresh_from_db()
+    attempt = DeliveryAttempt.objects.get()
+    [record] = twilio_at_sim.server.state.records
+    assert (message.status, message.attempts, message.provider_message_id) == (
+        "sent",
+        1,
+        record.sid,
+    )
+    assert record.status_callback.endswith(f"/status/{attempt.id}")
+    crashed.close()
+    worker.close()
+
+
+def test_without_idempotency_an_attempt_nobody_can_account_for_ends_unconfirmed_not_resent(
+    pharmacy, twilio_at_sim, settings
+):
+    message = ready_notice(pharmacy, "ready")
+    now = timezone.now()
+    crashed = Dispatcher(lease=dt.timedelta(seconds=10))
+    claim(crashed, now, prepare=True)
+    settings.TWILIO_BASE_URL = "http://127.0.0.1:9"  # the provider does not answer
+    worker = Dispatcher(retry_policy=RetryPolicy(unknown_wait=dt.timedelta(minutes=10)))
+    worker.process_batch(now=now + dt.timedelta(seconds=11))
+    message.refresh_from_db()
+    assert (message.status, last_reason(message)) == ("sending", "outcome_unknown")
+    worker.process_batch(now=now + dt.timedelta(minutes=11))
+    message.refresh_from_db()
+    attempt = DeliveryAttempt.objects.get()
+    assert (message.status, message.error_code) == ("sent", "unconfirmed")
+    assert message.reasons[-1]["code"] == "delivery_unconfirmed"
+    assert (attempt.status, attempt.finished_at is not None) == ("unknown", True)
+    assert len(twilio_at_sim.server.state.records) == 0
+    assert not worker.process_batch(now=now + dt.timedelta(hours=2))
+    crashed.close()
+    worker.close()

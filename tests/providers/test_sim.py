@@ -1,15 +1,24 @@
 from __future__ import annotations
 
 import asyncio
+import collections
+import datetime as dt
 import json
 import time
+import urllib.parse
 import urllib.request
 
 import pytest
 
 from carebell.providers.base import OutgoingMessage
 from carebell.providers.sim import SimEmailProvider, SimSmsProvider, SimVoiceProvider
-from carebell.providers.sim_server import Faults, SimConfig, config_from_args, start_in_thread
+from carebell.providers.sim_server import (
+    SIM_ACCOUNT_SID,
+    Faults,
+    SimConfig,
+    config_from_args,
+    start_in_thread,
+)
 from carebell.providers.twilio_sms import verify_twilio_signature
 from tests.providers.conftest import RecordingServer
 
@@ -256,3 +265,78 @@ def test_the_command_line_reads_ports_and_faults():
     config = config_from_args(["--port", "9000", "--no-callbacks", "--failure-rate", "0.1"])
     assert (config.port, config.callbacks, config.faults.failure_rate) == (9000, False, 0.1)
     assert isinstance(config.faults, Faults)
+
+
+def send_with_timeout(provider, seconds: float, *messages):
+    import aiohttp
+
+    async def go():
+        timeout = aiohttp.ClientTimeout(total=seconds)
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            return await provider.send_batch(session, list(messages))
+
+    return asyncio.run(go())
+
+
+def test_a_timeout_after_acceptance_keeps_the_message_and_loses_the_answer(sim):
+    api(sim, "/sim/api/faults", {"timeout_rate": 1.0, "stall_seconds": 2})
+    provider = SimSmsProvider()
+    (result,) = send_with_timeout(provider, 0.3, sms(1))
+    assert (result.accepted, result.unknown, result.permanent) == (False, True, False)
+    assert result.error_code == "timeout"
+    (record,) = api(sim, "/sim/api/messages")["messages"]
+    found = asyncio.run(provider.lookup(None, idempotency_key="attempt-1"))
+    assert found.provider_message_id == record["sid"]
+
+
+def test_a_connection_dropped_after_acceptance_keeps_the_message_and_loses_the_answer(sim):
+    api(sim, "/sim/api/faults", {"drop_rate": 1.0})
+    (result,) = send(SimSmsProvider(), sms(1))
+    assert (result.accepted, result.unknown, result.error_code) == (False, True, "network")
+    assert len(api(sim, "/sim/api/messages")["messages"]) == 1
+
+
+def test_a_resend_under_a_kept_key_is_answered_with_the_kept_message_whatever_the_faults(sim):
+    api(sim, "/sim/api/faults", {"drop_rate": 1.0})
+    send(SimSmsProvider(), sms(1))
+    api(sim, "/sim/api/faults", {"clear": True, "failure_rate": 1.0})
+    (again,) = send(SimSmsProvider(), sms(1))
+    (record,) = api(sim, "/sim/api/messages")["messages"]
+    assert again.accepted and again.provider_message_id == record["sid"]
+
+
+def test_fault_rates_are_shares_of_one_draw_and_add_up(sim):
+    faults = {"throttle_rate": 0.2, "failure_rate": 0.2, "error_rate": 0.2, "drop_rate": 0.2}
+    api(sim, "/sim/api/faults", faults)
+    results = send(SimSmsProvider(), *[sms(i, to=f"+1555100{i:04d}") for i in range(400)])
+    codes = collections.Counter("ok" if r.accepted else r.error_code for r in results)
+    assert set(codes) == {"ok", "20429", "20500", "21211", "network"}
+    assert all(50 < count < 120 for count in codes.values()), codes
+    kept = len(api(sim, "/sim/api/messages")["messages"])
+    assert kept == codes["ok"] + codes["network"]  # drops are kept, refusals are not
+
+
+def test_the_twilio_list_finds_what_went_to_a_number_since_a_day(sim):
+    provider = SimSmsProvider()
+    send(provider, sms(1, to="+15550000001"), sms(2, to="+15550000002"))
+    url = f"{sim.url}/2010-04-01/Accounts/{SIM_ACCOUNT_SID}/Messages.json"
+    today = dt.datetime.now(dt.UTC).date()
+    tomorrow = today + dt.timedelta(days=1)
+
+    def listing(day):
+        query = urllib.parse.urlencode({"To": "+15550000001", "DateSent>": day.isoformat()})
+        with urllib.request.urlopen(f"{url}?{query}", timeout=5) as response:
+            return json.loads(response.read())
+
+    (found,) = listing(today)["messages"]
+    assert (found["to"], found["body"]) == ("+15550000001", "Reminder 1")
+    assert listing(tomorrow)["messages"] == []
+    assert listing(today)["next_page_uri"] is None
+
+
+def test_the_command_line_reads_the_lost_answer_faults():
+    lost = ["--timeout-rate", "0.05", "--stall-seconds", "3", "--drop-rate", "0.01"]
+    config = config_from_args([*lost, "--error-rate", "0.02", "--retry-after", "2"])
+    faults = config.faults
+    assert (faults.timeout_rate, faults.stall_seconds, faults.drop_rate) == (0.05, 3.0, 0.01)
+    assert (faults.error_rate, faults.retry_after) == (0.02, 2.0)

@@ -2,13 +2,16 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import datetime as dt
 import hashlib
 import hmac
 from urllib.parse import parse_qsl
 
+import aiohttp
 import pytest
+from aiohttp.client_reqrep import ConnectionKey
 
-from carebell.providers.base import OutgoingMessage, ProviderError, Unsupported
+from carebell.providers.base import OutgoingMessage, ProviderError, Unsupported, network_error
 from carebell.providers.twilio_sms import (
     TwilioConfig,
     TwilioSmsProvider,
@@ -136,7 +139,7 @@ def test_a_refused_connection_becomes_a_transient_result_not_an_exception():
 
     (result,) = asyncio.run(go())
     assert not result.accepted
-    assert (result.permanent, result.error_code) == (False, "network")
+    assert (result.permanent, result.error_code, result.unknown) == (False, "network", False)
 
 
 def test_a_body_over_1600_characters_is_refused_before_any_request():
@@ -340,3 +343,103 @@ def test_a_body_over_ten_segments_is_refused_before_any_request():
     requests, (result,) = send(created, message(body=body))
     assert requests == []
     assert (result.permanent, result.error_code) == (True, "too_many_segments")
+
+
+# --- settling an attempt whose answer was lost ----------------------------------------
+
+SINCE = dt.datetime(2026, 11, 25, 15, 0, tzinfo=dt.UTC)
+
+
+def listed(*resources, next_page_uri=None):
+    """A Messages list page, shaped as Twilio returns it."""
+    uri = f"/2010-04-01/Accounts/{SID}/Messages.json?To=%2B15558675310&PageSize=100&Page=0"
+    return {
+        "end": len(resources) - 1,
+        "first_page_uri": uri,
+        "messages": list(resources),
+        "next_page_uri": next_page_uri,
+        "page": 0,
+        "page_size": 100,
+        "previous_page_uri": None,
+        "start": 0,
+        "uri": uri,
+    }
+
+
+def recorded(**overrides):
+    """The recorded Message resource, sent to `message()`'s number and body at SINCE."""
+    resource = dict(SEND_EXAMPLE["response_201_example"]["body"])
+    resource.update(
+        to="+15558675310", body=message().body, date_created="Wed, 25 Nov 2026 15:00:02 +0000"
+    )
+    resource.update(overrides)
+    return resource
+
+
+def search(page):
+    async def go():
+        async with RecordingServer(lambda _r: (200, page, {})) as server:
+            found = await provider(server.url).lookup(None, message=message(), since=SINCE)
+            return server.requests, found
+
+    return asyncio.run(go())
+
+
+def test_without_a_sid_it_searches_what_went_to_the_number_since_the_attempt_started():
+    requests, found = search(
+        listed(recorded(sid="SMold", date_created="Tue, 24 Nov 2026 9:00:00 +0000"), recorded())
+    )
+    (request,) = requests
+    assert (request.method, request.path) == ("GET", f"/2010-04-01/Accounts/{SID}/Messages.json")
+    assert request.query == {"To": "+15558675310", "DateSent>": "2026-11-25", "PageSize": "100"}
+    assert request.headers["Authorization"].startswith("Basic ")
+    assert (found.provider_message_id, found.status) == ("SM" + "a" * 32, "sent")
+
+
+def test_the_search_matches_a_body_twilio_re_encoded():
+    body = message().body.replace(":", "\uff1a")  # smart encoding changes punctuation
+    _, found = search(listed(recorded(body=body)))
+    assert found is not None
+
+
+def test_the_search_finds_nothing_when_only_other_texts_went_to_the_number():
+    _, found = search(listed(recorded(body="Your order is ready."), recorded(to="+15550000000")))
+    assert found is None
+
+
+def test_the_search_cannot_say_when_the_number_has_more_than_one_page():
+    with pytest.raises(ProviderError) as raised:
+        search(listed(recorded(body="Other."), next_page_uri="/2010-04-01/Accounts/x?Page=1"))
+    assert not raised.value.permanent
+
+
+def test_a_call_is_never_searched_for():
+    from carebell.providers.twilio_voice import TwilioVoiceProvider
+
+    voice = TwilioVoiceProvider(TwilioConfig(account_sid=SID, auth_token="s", base_url="http://x"))
+    with pytest.raises(Unsupported):
+        asyncio.run(voice.lookup(None, message=message(channel="call"), since=SINCE))
+
+
+@pytest.mark.parametrize(
+    ("error", "unknown", "code"),
+    [
+        (
+            aiohttp.ClientConnectorError(
+                ConnectionKey("x", 80, False, True, None, None, None), OSError(111, "no")
+            ),
+            False,
+            "network",
+        ),
+        (aiohttp.ConnectionTimeoutError(), False, "network"),
+        (aiohttp.SocketTimeoutError(), True, "timeout"),
+        (TimeoutError(), True, "timeout"),
+        (aiohttp.ServerDisconnectedError(), True, "network"),
+        (aiohttp.ClientConnectionResetError(), True, "network"),
+        (aiohttp.ClientPayloadError(), True, "network"),
+    ],
+    ids=lambda v: type(v).__name__ if isinstance(v, BaseException) else str(v),
+)
+def test_a_transport_failure_is_unknown_unless_the_request_surely_never_left(error, unknown, code):
+    result = network_error(error)
+    assert (result.permanent, result.unknown, result.code) == (False, unknown, code)

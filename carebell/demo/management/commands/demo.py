@@ -19,7 +19,7 @@ from django.conf import settings
 from django.contrib.auth.models import Group, User
 from django.contrib.staticfiles.handlers import StaticFilesHandler
 from django.core.management import call_command
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.core.servers.basehttp import (
     ThreadedWSGIServer,
     WSGIRequestHandler,
@@ -53,6 +53,11 @@ class Command(BaseCommand):
         parser.add_argument("--patients", type=int, default=DEMO_PATIENTS, help="Demo size.")
 
     def handle(self, *args, **options) -> None:
+        if not settings.SIM_ENABLED:
+            raise CommandError(
+                "The demo sends through the simulated phone and mailbox, which are off: "
+                "run it with CAREBELL_DEBUG=1 (make demo)."
+            )
         call_command("migrate", interactive=False, verbosity=0)
         if not options["no_seed"] and not Patient.objects.exists():
             report = seed_demo(options["patients"], seed=1, now=timezone.now())
