@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -181,6 +182,9 @@ def main() -> None:
         # DEBUG off (Django would keep every query in memory); a throwaway key.
         "CAREBELL_DEBUG": "0",
         "CAREBELL_SECRET_KEY": os.environ.get("CAREBELL_SECRET_KEY", "bench-" + "x" * 50),
+        # The simulator is off with debug off unless switched on, with a secret.
+        "CAREBELL_SIM_ENABLED": "1",
+        "CAREBELL_SIM_AUTH_TOKEN": secrets.token_urlsafe(32),
     }
     os.environ.update(env)
     prepare_database(args.server, args.database, env)

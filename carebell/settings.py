@@ -19,8 +19,12 @@ try:
     SMS_PROVIDER = env_choice("SMS_PROVIDER", ("twilio", "sim", "console"), "console")
     VOICE_PROVIDER = env_choice("VOICE_PROVIDER", ("twilio", "sim", "console"), "console")
     EMAIL_PROVIDER = env_choice("EMAIL_PROVIDER", ("smtp", "anymail", "sim", "console"), "console")
+    # The simulated phone and mailbox (and their webhooks) exist only in development
+    # and the demo, unless switched on explicitly; `check --deploy` fails if they
+    # can be reached with debug off. Their secret is never a published default.
+    SIM_ENABLED = env_bool("SIM_ENABLED", default=DEBUG)
     SIM_URL = env_str("SIM_URL", "http://127.0.0.1:8025")
-    SIM_AUTH_TOKEN = env_str("SIM_AUTH_TOKEN", "carebell-sim")
+    SIM_AUTH_TOKEN = config.sim_token(SIM_ENABLED, DEBUG, DATA_DIR)
     SIM_MESSAGES_PER_SECOND = config.env_float("SIM_MESSAGES_PER_SECOND", 0.0)
     TWILIO_ACCOUNT_SID = env_str("TWILIO_ACCOUNT_SID")
     TWILIO_AUTH_TOKEN = env_str("TWILIO_AUTH_TOKEN")
@@ -37,7 +41,17 @@ try:
     EMAIL_TIMEOUT = env_int("SMTP_TIMEOUT", 20, minimum=1)
     DEFAULT_FROM_EMAIL = env_str("EMAIL_FROM", "carebell@localhost")
     EMAIL_UNSUBSCRIBE_MAILTO = env_str("EMAIL_UNSUBSCRIBE_MAILTO")
+    # /metrics: with debug off it answers only scrapers holding the token (404 when
+    # none is configured); one aggregate serves every scrape for a few seconds.
     METRICS_TOKEN = env_str("METRICS_TOKEN")
+    METRICS_NEED_TOKEN = not DEBUG
+    METRICS_CACHE_SECONDS = env_int("METRICS_CACHE_SECONDS", 5, minimum=0)
+    # Sign-in throttling (django-axes): per account and per address.
+    LOGIN_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
+    LOGIN_COOLOFF = config.env_minutes("LOGIN_COOLOFF_MINUTES", 15)
+    # Only behind a reverse proxy that sets X-Forwarded-Proto and X-Forwarded-For
+    # itself (overwriting what clients send) may carebell believe those headers.
+    BEHIND_PROXY = env_bool("BEHIND_PROXY", default=False)
     ANYMAIL_ESP = env_str("ANYMAIL_ESP")
     ANYMAIL = {
         "WEBHOOK_SECRET": env_str("ANYMAIL_WEBHOOK_SECRET") or None,
@@ -68,10 +82,16 @@ INSTALLED_APPS = [
     "carebell.formats",
     "carebell.providers",
     "carebell.demo",
+    # axes before carebell.web, whose audit of a failed sign-in reads axes's verdict.
+    "axes",
+    "csp",
+    "carebell.web",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "carebell.web.security.SecurityHeadersMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -79,7 +99,43 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it turns a lockout into carebell's sign-in page.
+    "axes.middleware.AxesMiddleware",
 ]
+
+# django-axes first: a locked-out account or address is refused before its password
+# is even checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = LOGIN_COOLOFF
+# Either is enough to lock: one account tried from many addresses, or one address
+# trying many accounts.
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_CLIENT_IP_CALLABLE = "carebell.web.sign_in.client_address"
+AXES_LOCKOUT_CALLABLE = "carebell.web.sign_in.locked_out"
+AXES_VERBOSE = False  # no configuration banner at every start; failures are audited
+
+# Scripts only from carebell itself (the admin's are files with data attributes).
+# Inline <style> is allowed: the patient pages and one admin list carry one.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
+PERMISSIONS_POLICY = (
+    "camera=(), microphone=(), geolocation=(), payment=(), usb=(), serial=(), "
+    "bluetooth=(), display-capture=(), browsing-topics=()"
+)
 
 ROOT_URLCONF = "carebell.urls"
 WSGI_APPLICATION = "carebell.wsgi.application"
@@ -135,6 +191,9 @@ SESSION_SAVE_EVERY_REQUEST = True
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
+if BEHIND_PROXY:
+    # The proxy terminated TLS and says so; a client's own header never reaches us.
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 
@@ -142,7 +201,6 @@ if not DEBUG:
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     SECURE_SSL_REDIRECT = env_bool("SSL_REDIRECT", default=True)
-    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_HSTS_SECONDS = 31536000
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True

@@ -2,12 +2,14 @@ from django.contrib import admin
 from django.urls import path
 
 from carebell.messaging import hooks, metrics, patient_pages, voice
+from carebell.web import views
 
 admin.site.site_header = "carebell"
 admin.site.site_title = "carebell"
 admin.site.index_title = "Patient messaging"
 
 urlpatterns = [
+    path("", views.home, name="home"),
     path("admin/", admin.site.urls),
     path("hooks/<str:provider>/status/<int:attempt_id>", hooks.status_callback, name="status-hook"),
     path("hooks/twilio/voice/<int:attempt_id>", voice.call_answered, name="voice-answered"),

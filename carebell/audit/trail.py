@@ -48,15 +48,17 @@ def record(
     site_id: int | None = None,
     detail: dict | None = None,
     at: dt.datetime | None = None,
+    actor_label: str = "",
 ) -> AuditEvent:
-    """Append one entry. `actor` is a user, or None with `detail["system"]` saying
-    which part of carebell acted."""
+    """Append one entry. `actor` is a user, or None with `detail["system"]` (or
+    `actor_label`) saying which part of carebell, or who, acted."""
     if obj is not None:
         object_type = object_type or obj._meta.label_lower
         object_id = object_id or str(obj.pk)
         site_id = site_id if site_id is not None else site_id_of(obj)
     user = actor if getattr(actor, "is_authenticated", False) else None
-    label = user.get_username() if user is not None else (detail or {}).get("system", "system")
+    label = user.get_username() if user is not None else ""
+    label = label or actor_label or (detail or {}).get("system", "system")
     return AuditEvent.objects.create(
         at=at or timezone.now(),
         actor=user,
@@ -66,4 +68,23 @@ def record(
         object_type=object_type,
         object_id=object_id,
         detail=detail or {},
+    )
+
+
+SIGN_IN_FAILED = "sign_in_failed"
+
+
+def record_sign_in_failure(
+    username: str, address: str, *, locked_out: bool, user_id: int | None = None
+) -> AuditEvent:
+    """A refused sign-in: the account name tried (staff names, not patient data), the
+    address it came from, and whether the throttle now refuses that account or
+    address. Never the password."""
+    return record(
+        None,
+        SIGN_IN_FAILED,
+        object_type="auth.user",
+        object_id="" if user_id is None else str(user_id),
+        detail={"username": username[:150], "address": address, "locked_out": locked_out},
+        actor_label="anonymous",
     )

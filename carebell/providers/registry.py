@@ -2,6 +2,11 @@
 CAREBELL_VOICE_PROVIDER, CAREBELL_EMAIL_PROVIDER), optionally overridden per site.
 
 Defaults are `console`: without configuration nothing real is ever contacted.
+
+The simulated providers (`sim`, `sim_voice`, `sim_email`) exist only while
+CAREBELL_SIM_ENABLED is on (the default in development and the demo, off in
+production): otherwise they are neither chosen nor found by name, so their webhooks
+answer 404 and nothing signed with a simulator's secret is believed.
 """
 
 from __future__ import annotations
@@ -70,6 +75,19 @@ CHOICES: dict[Channel, tuple[str, dict[str, Callable[[], Provider]]]] = {
 }
 
 
+#: The names the simulated phone and mailbox go by.
+SIMULATED = frozenset({"sim", "sim_voice", "sim_email"})
+
+
+def is_sim_enabled() -> bool:
+    return bool(getattr(settings, "SIM_ENABLED", False))
+
+
+def is_available(name: str) -> bool:
+    """False for a simulated provider while the simulator is off."""
+    return name not in SIMULATED or is_sim_enabled()
+
+
 def provider_name(channel: Channel | str, site_overrides: Mapping[str, str] | None = None) -> str:
     """The provider name for `channel`: the site's override, else the setting."""
     channel = Channel(channel)
@@ -83,13 +101,16 @@ def get_provider(
 ) -> Provider:
     """A provider instance for `channel` (and a site's `{"sms": "sim", …}` overrides).
 
-    An unknown name raises Unsupported rather than falling back to something else.
+    An unknown name, or the simulator while it is off, raises Unsupported rather than
+    falling back to something else.
     """
     channel = Channel(channel)
     name = provider_name(channel, site_overrides)
     factory = CHOICES[channel][1].get(name)
     if factory is None:
         raise Unsupported(f"{name} provider for {channel.value}")
+    if not is_available(name):
+        raise Unsupported(f"{name} provider for {channel.value} (CAREBELL_SIM_ENABLED is off)")
     return factory()
 
 
@@ -109,6 +130,7 @@ BY_NAME: dict[str, Callable[[], Provider]] = {
 
 
 def provider_by_name(name: str) -> Provider | None:
-    """The provider whose `name` is `name`, or None if there is none."""
+    """The provider whose `name` is `name`, or None if there is none (or it is the
+    simulator and the simulator is off)."""
     factory = BY_NAME.get(name)
-    return factory() if factory is not None else None
+    return factory() if factory is not None and is_available(name) else None

@@ -23,7 +23,7 @@ from carebell.providers.base import (
     SendResult,
     StatusUpdate,
 )
-from carebell.providers.sim_server import DEFAULT_TOKEN, SIM_ACCOUNT_SID
+from carebell.providers.sim_server import SIM_ACCOUNT_SID
 from carebell.providers.twilio_sms import (
     TwilioConfig,
     TwilioSmsProvider,
@@ -38,9 +38,10 @@ def sim_url() -> str:
 
 
 def sim_token() -> str:
-    """The secret the sim signs callbacks and patient replies with."""
-    token = getattr(settings, "SIM_AUTH_TOKEN", "") or getattr(settings, "TWILIO_AUTH_TOKEN", "")
-    return token or DEFAULT_TOKEN
+    """The secret the sim signs callbacks and patient replies with (CAREBELL_SIM_AUTH_TOKEN,
+    or the one generated into the data dir). Empty while the simulator is off, and an
+    empty secret verifies nothing."""
+    return getattr(settings, "SIM_AUTH_TOKEN", "")
 
 
 def sim_config() -> TwilioConfig:

@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import random
+import secrets
 import threading
 import time
 from collections import OrderedDict, deque
@@ -35,6 +36,7 @@ import aiohttp
 from aiohttp import web
 from twilio.request_validator import RequestValidator
 
+from carebell import config
 from carebell.config import env_str
 
 log = logging.getLogger("carebell.providers.sim")
@@ -42,7 +44,11 @@ log = logging.getLogger("carebell.providers.sim")
 API = "/2010-04-01/Accounts/{account}"
 #: The account sid carebell's `sim` provider uses (any other works too).
 SIM_ACCOUNT_SID = "AC" + "0" * 32
-DEFAULT_TOKEN = "carebell-sim"  # noqa: S105 - a loopback simulator's shared secret
+
+
+def random_token() -> str:
+    """A sim started without a token signs with a secret nobody else knows."""
+    return secrets.token_urlsafe(32)
 
 
 @dataclass
@@ -77,7 +83,7 @@ class Faults:
 class SimConfig:
     host: str = "127.0.0.1"
     port: int = 8025
-    auth_token: str = DEFAULT_TOKEN
+    auth_token: str = field(default_factory=random_token)
     inbound_url: str = "http://127.0.0.1:8000/hooks/sim/inbound"
     default_number: str = "+15005550006"
     callbacks: bool = True
@@ -631,8 +637,9 @@ def config_from_args(argv: list[str] | None = None) -> SimConfig:
 
 
 def default_token() -> str:
-    """The secret the sim signs with; carebell verifies with the same setting."""
-    return env_str("SIM_AUTH_TOKEN") or env_str("TWILIO_AUTH_TOKEN") or DEFAULT_TOKEN
+    """The secret the sim signs with: CAREBELL_SIM_AUTH_TOKEN, else the one generated
+    into the data dir, which a development carebell on the same data dir also reads."""
+    return env_str("SIM_AUTH_TOKEN") or config.sim_token(True, True, config.data_dir())
 
 
 def main(argv: list[str] | None = None) -> None:

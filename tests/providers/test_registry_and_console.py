@@ -104,3 +104,33 @@ def test_a_sim_email_callback_finds_its_provider_without_an_email_service(settin
 
     settings.ANYMAIL_ESP = ""
     assert provider_by_name("sim_email").name == "sim_email"
+
+
+@pytest.mark.parametrize("name", ["sim", "sim_voice", "sim_email"])
+def test_with_the_simulator_off_no_simulated_provider_is_found_by_name(settings, name):
+    from carebell.providers.registry import provider_by_name
+
+    settings.SIM_ENABLED = False
+    assert provider_by_name(name) is None
+    assert provider_by_name("console") is not None
+
+
+@pytest.mark.parametrize("channel", ["sms", "call", "email"])
+def test_with_the_simulator_off_choosing_it_is_refused_not_replaced(unconfigured, channel):
+    unconfigured.SIM_ENABLED = False
+    with pytest.raises(Unsupported, match="CAREBELL_SIM_ENABLED is off"):
+        get_provider(channel, {channel: "sim"})
+    unconfigured.SMS_PROVIDER = "sim"
+    with pytest.raises(Unsupported):
+        get_provider("sms")
+
+
+def test_the_simulator_signs_with_no_fixed_secret(settings):
+    from carebell.providers.sim import sim_token
+    from carebell.providers.sim_server import SimConfig
+
+    assert SimConfig().auth_token != SimConfig().auth_token
+    settings.SIM_AUTH_TOKEN = ""
+    assert sim_token() == ""
+    assert not SimSmsProvider().verify_signature("https://x", {}, {"X-Twilio-Signature": "x"})
+    assert not SimEmailProvider().verify_signature("https://x", {}, {"X-Twilio-Signature": "x"})
