@@ -81,6 +81,8 @@ class ValueType(StrEnum):
     LINK = "link"
     NUMBER = "number"
     CODE = "code"
+    #: (first name, start) pairs, one per appointment: siblings in one message.
+    VISITS = "visits"
 
 
 class Sensitivity(StrEnum):
@@ -127,7 +129,7 @@ CATALOGUE: dict[str, Placeholder] = {
         _p("APPTTIME", "time", "appointment time", "the scheduled time", "la hora programada"),
         _p("PREVAPPTDATE", "date", "date before a move", "the original day", "el dia original"),
         _p("PREVAPPTTIME", "time", "time before a move", "the original time", "la hora original"),
-        _p("APPTLIST", "text", "each child and time (siblings)", "your appointments", "sus citas"),
+        _p("APPTLIST", "visits", "each child with their time", "your appointments", "sus citas"),
         _p("PROVIDER", "text", "provider's name", "your provider", "su proveedor"),
         _p("LOCATION", "text", "where the appointment is", "our office", "nuestra oficina"),
         _p("APPTREASON", "text", "reason for the visit", "your visit", "su visita", "diagnosis"),
@@ -438,6 +440,40 @@ def _link(value: object, context: RenderContext) -> str | None:
     return _text(value, context) if isinstance(value, str) else None
 
 
+def _visits(value: object, context: RenderContext) -> str | None:
+    """Each child with their own time, in the order given: "Ana 9:00 AM, Ben 10:30 AM"
+    in an SMS (short, and GSM-7: no dash), "Ana at 9:00 AM and Ben at 10:30 AM" in an
+    email, "Ana a las 9:00 am y Ben a las 10:30 am" in Spanish, spoken on a call."""
+    if isinstance(value, str):
+        return _text(value, context)
+    if not isinstance(value, list | tuple) or not value:
+        return None
+    items = []
+    for pair in value:
+        if not isinstance(pair, list | tuple) or len(pair) != 2:
+            return None
+        name, start = _text(pair[0], context), pair[1]
+        moment = _time(start, context)
+        if name is None or moment is None or isinstance(start, str):
+            return None
+        items.append(_visit(name, moment, start, context))
+    if context.channel is Channel.SMS or len(items) == 1:
+        return ", ".join(items)
+    last = " y " if context.language == "es" else " and "
+    return ", ".join(items[:-1]) + last + items[-1]
+
+
+def _visit(name: str, moment: str, start: datetime | time, context: RenderContext) -> str:
+    if context.channel is Channel.SMS:
+        return f"{name} {moment}"
+    if context.language != "es":
+        return f"{name} at {moment}"
+    if context.channel is Channel.CALL:
+        return f"{name} a {moment}"  # a spoken time carries its article: "las nueve"
+    hour = _local(start, context.time_zone).hour if isinstance(start, datetime) else start.hour
+    return f"{name} {'a la' if hour % 12 == 1 else 'a las'} {moment}"
+
+
 _FORMATTERS = {
     ValueType.TEXT: _text,
     ValueType.DATE: _date,
@@ -446,6 +482,7 @@ _FORMATTERS = {
     ValueType.CODE: _code,
     ValueType.NUMBER: _number,
     ValueType.LINK: _link,
+    ValueType.VISITS: _visits,
 }
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from carebell.core import content, placeholders, segments, speech
@@ -54,7 +54,7 @@ _SAMPLES: dict[str, object] = {
     "APPTTIME": _APPOINTMENT,
     "PREVAPPTDATE": datetime(2026, 9, 28, 13, 0, tzinfo=UTC),
     "PREVAPPTTIME": datetime(2026, 9, 28, 13, 0, tzinfo=UTC),
-    "APPTLIST": "Alexandra 2:30 PM, Leo 3:00 PM",
+    "APPTLIST": (("Alexandra", _APPOINTMENT), ("Leo", _APPOINTMENT + timedelta(minutes=30))),
     "PROVIDER": "Dr. Rivera",
     "LOCATION": "Maple Street, Suite 2",
     "APPTREASON": "Follow-up visit",

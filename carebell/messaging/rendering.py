@@ -216,6 +216,8 @@ def _values(message, entities: dict, names: frozenset[str]) -> dict[str, object]
         values.update(_appointment_values(message, subjects, names))
     elif message.entity_type in ("prescription", "fill") and subjects:
         values.update(_rx_values(message, subjects))
+    if message.kind == Kind.RECALL and message.event_at:
+        values["DUEDATE"] = message.event_at  # the planner's due date (site midnight)
     if message.kind == Kind.REVIEW_REQUEST and "REVIEWLINK" in names:
         values["REVIEWLINK"] = signed_link("review", message.id)
     return values
@@ -233,12 +235,12 @@ def _appointment_values(message, appointments: list[_Appointment], names: frozen
     }
     if "CONFIRMLINK" in names:
         values["CONFIRMLINK"] = signed_link("confirm", message.id)
+    if "APPTLIST" in names:
+        # Each child with their own time; the template's language, channel and the
+        # site's zone write them (see placeholders._visits).
+        ordered = sorted(appointments, key=lambda a: (a.starts_at, a.patient.first_name))
+        values["APPTLIST"] = tuple((a.patient.first_name, a.starts_at) for a in ordered)
     if len(appointments) > 1:
-        zone = message.site.zone
-        values["APPTLIST"] = ", ".join(
-            f"{a.patient.first_name} {a.starts_at.astimezone(zone):%H:%M}"
-            for a in sorted(appointments, key=lambda a: a.starts_at)
-        )
         values["PATIENTNAME"] = " & ".join(sorted({a.patient.first_name for a in appointments}))
         values["PATIENTFIRSTNAME"] = values["PATIENTNAME"]
     return values

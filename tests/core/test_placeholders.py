@@ -136,6 +136,66 @@ def test_dates_and_times_are_written_for_the_language_in_the_sites_time_zone(
     assert ph.render("#APPTDATE# at #APPTTIME#", values, ctx(language, channel)).text == expected
 
 
+# Siblings on Saturday 21 March 2026 at 09:00 and 10:30 in New York (EDT).
+SIBLINGS = (
+    ("Ana", datetime(2026, 3, 21, 13, 0, tzinfo=UTC)),
+    ("Ben", datetime(2026, 3, 21, 14, 30, tzinfo=UTC)),
+)
+
+
+@pytest.mark.parametrize(
+    ("language", "channel", "expected"),
+    [
+        ("en", Channel.SMS, "Ana 9:00 AM, Ben 10:30 AM"),
+        ("en", Channel.EMAIL, "Ana at 9:00 AM and Ben at 10:30 AM"),
+        ("en", Channel.CALL, "Ana at nine o'clock in the morning and Ben at ten thirty in "
+         "the morning"),
+        ("es", Channel.SMS, "Ana 9:00 am, Ben 10:30 am"),
+        ("es", Channel.EMAIL, "Ana a las 9:00 am y Ben a las 10:30 am"),
+        ("es", Channel.CALL, "Ana a las nueve de la mañana y Ben a las diez y media de la "
+         "mañana"),
+    ],
+)  # fmt: skip
+def test_the_appointment_list_names_each_child_with_their_own_local_time(
+    language, channel, expected
+):
+    rendered = ph.render("#APPTLIST#", {"APPTLIST": SIBLINGS}, ctx(language, channel))
+    assert rendered == (expected, ())
+
+
+def test_the_appointment_list_joins_three_children_and_reads_for_one():
+    three = (*SIBLINGS, ("Cy", datetime(2026, 3, 21, 17, 0, tzinfo=UTC)))  # 1:00 PM
+    email = ctx(channel=Channel.EMAIL)
+    assert ph.render("#APPTLIST#", {"APPTLIST": three}, email).text == (
+        "Ana at 9:00 AM, Ben at 10:30 AM and Cy at 1:00 PM"
+    )
+    assert ph.render("#APPTLIST#", {"APPTLIST": three[2:]}, ctx("es", Channel.EMAIL)).text == (
+        "Cy a la 1:00 pm"
+    )
+    assert ph.render("#APPTLIST#", {"APPTLIST": SIBLINGS[:1]}, email).text == "Ana at 9:00 AM"
+
+
+def test_the_appointment_list_in_an_sms_stays_short_and_in_gsm7():
+    from carebell.core.segments import is_gsm7
+
+    for language in ("en", "es"):
+        text = ph.render("#APPTLIST#", {"APPTLIST": SIBLINGS}, ctx(language)).text
+        assert is_gsm7(text) and len(text) <= 26, text
+
+
+def test_names_in_the_appointment_list_are_escaped_in_html():
+    values = {"APPTLIST": (("<b>Ana</b>", SIBLINGS[0][1]),)}
+    text = ph.render("#APPTLIST#", values, ctx(channel=Channel.EMAIL, html=True)).text
+    assert text == "&lt;b&gt;Ana&lt;/b&gt; at 9:00 AM"
+
+
+@pytest.mark.parametrize("value", [(), (("Ana",),), (("Ana", "nine"),), ((None, APPOINTMENT),)])
+def test_an_unusable_appointment_list_becomes_the_fallback_and_a_warning(value):
+    rendered = ph.render("#APPTLIST#", {"APPTLIST": value}, ctx())
+    assert rendered.text == "your appointments"
+    assert [w.code for w in rendered.warnings] in (["missing_value"], ["unusable_value"])
+
+
 def test_the_local_date_is_used_when_utc_is_already_tomorrow():
     late = datetime(2026, 3, 18, 2, 0, tzinfo=UTC)  # 10 PM on the 17th in New York
     assert ph.render("#APPTDATE#", {"APPTDATE": late}, ctx()).text == "Tue, Mar 17"

@@ -13,48 +13,48 @@ _SIGN = "\n\n#SITENAME#\n#SITEPHONE#\n#SITEADDRESS#"
 _UNSUB = "\n\nTo stop these emails: #UNSUBSCRIBELINK#"
 
 TEXTS: dict[Kind, dict[str, str]] = {
+    # The appointment kinds that combine siblings name every child with their own time
+    # through #APPTLIST# ("Ana 9:00 AM, Ben 10:30 AM"); one child reads the same way.
     Kind.APPT_CONFIRMATION: {
         "subject": "Please confirm #PATIENTFIRSTNAME#'s appointment on #APPTDATE#",
-        "sms": "#SITENAME#: #PATIENTFIRSTNAME# is booked #APPTDATE# at #APPTTIME#. Reply C to "
-        "confirm or X to cancel. Questions: #SITEPHONE#. " + STOP,
-        "email": "Hello,\n\n#PATIENTNAME# is booked with #PROVIDER# on #APPTDATE# at "
-        "#APPTTIME#, at #LOCATION#.\n\nPlease confirm or cancel here: #CONFIRMLINK#\n\n"
+        "sms": "#SITENAME#: booked #APPTDATE#: #APPTLIST#. Reply C to confirm or X to cancel. "
+        "Questions: #SITEPHONE#. " + STOP,
+        "email": "Hello,\n\nWe have booked #APPTLIST# with #PROVIDER# on #APPTDATE#, at "
+        "#LOCATION#.\n\nPlease confirm or cancel here: #CONFIRMLINK#\n\n"
         "If you have questions, call us at #SITEPHONE#." + _SIGN + _UNSUB,
-        "call": "Hello, this is #SITENAME#. #PATIENTFIRSTNAME# has an appointment on "
-        "#APPTDATE# at #APPTTIME#. To confirm, press 1. To cancel, press 2. For questions, "
-        "call us at #SITEPHONE#.",
+        "call": "Hello, this is #SITENAME#. On #APPTDATE#, we have booked #APPTLIST#. To "
+        "confirm, press 1. To cancel, press 2. For questions, call us at #SITEPHONE#.",
     },
     Kind.APPT_REMINDER: {
         "subject": "Reminder: #PATIENTFIRSTNAME#'s appointment on #APPTDATE#",
-        "sms": "#SITENAME#: reminder, #PATIENTFIRSTNAME# has a visit #APPTDATE# at "
-        "#APPTTIME#. Reply C to confirm. Questions: #SITEPHONE#. " + STOP,
-        "email": "Hello,\n\nA reminder that #PATIENTNAME# sees #PROVIDER# on #APPTDATE# at "
-        "#APPTTIME#, at #LOCATION#.\n\nConfirm or cancel here: #CONFIRMLINK#\n\n"
+        "sms": "#SITENAME#: reminder for #APPTDATE#: #APPTLIST#. Reply C to confirm. "
+        "Questions: #SITEPHONE#. " + STOP,
+        "email": "Hello,\n\nA reminder: on #APPTDATE#, #PROVIDER# sees #APPTLIST#, at "
+        "#LOCATION#.\n\nConfirm or cancel here: #CONFIRMLINK#\n\n"
         "If you need to change the time, call us at #SITEPHONE#." + _SIGN + _UNSUB,
-        "call": "Hello, this is #SITENAME# with a reminder. #PATIENTFIRSTNAME# has an "
-        "appointment on #APPTDATE# at #APPTTIME#. To confirm, press 1. To cancel, press 2. "
-        "For questions, call us at #SITEPHONE#.",
+        "call": "Hello, this is #SITENAME# with a reminder. On #APPTDATE#, we will see "
+        "#APPTLIST#. To confirm, press 1. To cancel, press 2. For questions, call us at "
+        "#SITEPHONE#.",
     },
     Kind.APPT_CANCEL_ACK: {
         "subject": "We received your cancellation",
-        "sms": "#SITENAME#: we received the cancellation for #PATIENTFIRSTNAME# on "
-        "#APPTDATE# at #APPTTIME#. To rebook, call #SITEPHONE#. " + STOP,
-        "email": "Hello,\n\nWe received the cancellation for #PATIENTNAME#'s appointment "
-        "on #APPTDATE# at #APPTTIME#. No further reminders will be sent for it.\n\n"
+        "sms": "#SITENAME#: we received the cancellation for #APPTDATE#: #APPTLIST#. To "
+        "rebook, call #SITEPHONE#. " + STOP,
+        "email": "Hello,\n\nWe received the cancellation of the appointment on #APPTDATE# "
+        "for #APPTLIST#. No further reminders will be sent for it.\n\n"
         "To book a new time, call us at #SITEPHONE#." + _SIGN + _UNSUB,
-        "call": "Hello, this is #SITENAME#. We received the cancellation for "
-        "#PATIENTFIRSTNAME#'s appointment on #APPTDATE#. To book a new time, call us at "
-        "#SITEPHONE#.",
+        "call": "Hello, this is #SITENAME#. We received the cancellation of the appointment "
+        "on #APPTDATE# for #APPTLIST#. To book a new time, call us at #SITEPHONE#.",
     },
     Kind.APPT_CANCEL_REFUSED: {
         "subject": "Please call us about #PATIENTFIRSTNAME#'s appointment",
-        "sms": "#SITENAME#: it is too late to cancel #PATIENTFIRSTNAME#'s #APPTTIME# visit by "
-        "text. Please call #SITEPHONE#. " + STOP,
+        "sms": "#SITENAME#: it is too late to cancel by text (#APPTDATE#: #APPTLIST#). Please "
+        "call #SITEPHONE#. " + STOP,
         "email": "Hello,\n\nAppointments can be cancelled online up to #CANCELHOURS# hours "
-        "before they start, so we could not cancel #PATIENTNAME#'s appointment on "
-        "#APPTDATE# at #APPTTIME#.\n\nPlease call us at #SITEPHONE#." + _SIGN + _UNSUB,
-        "call": "Hello, this is #SITENAME#. It is too late to cancel #PATIENTFIRSTNAME#'s "
-        "appointment on #APPTDATE# automatically. Please call us at #SITEPHONE#.",
+        "before they start, so we could not cancel the appointment on #APPTDATE# for "
+        "#APPTLIST#.\n\nPlease call us at #SITEPHONE#." + _SIGN + _UNSUB,
+        "call": "Hello, this is #SITENAME#. It is too late to cancel the appointment on "
+        "#APPTDATE# for #APPTLIST# automatically. Please call us at #SITEPHONE#.",
     },
     Kind.APPT_RESCHEDULED: {
         "subject": "New time for #PATIENTFIRSTNAME#'s appointment: #APPTDATE#",

@@ -14,47 +14,49 @@ _SIGN = "\n\n#SITENAME#\n#SITEPHONE#\n#SITEADDRESS#"
 _UNSUB = "\n\nPara no recibir más correos: #UNSUBSCRIBELINK#"
 
 TEXTS: dict[Kind, dict[str, str]] = {
+    # The appointment kinds that combine siblings name every child with their own time
+    # through #APPTLIST# ("Ana 9:00 am, Ben 10:30 am"); one child reads the same way.
     Kind.APPT_CONFIRMATION: {
         "subject": "Confirme la cita de #PATIENTFIRSTNAME# del #APPTDATE#",
-        "sms": "#SITENAME#: cita de #PATIENTFIRSTNAME# el #APPTDATE#, #APPTTIME#. Responda C "
-        "para confirmar o X para cancelar. Tel #SITEPHONE#. " + STOP,
-        "email": "Hola:\n\n#PATIENTNAME# tiene una cita con #PROVIDER# el #APPTDATE# a las "
-        "#APPTTIME#, en #LOCATION#.\n\nConfirme o cancele aquí: #CONFIRMLINK#\n\n"
+        "sms": "#SITENAME#: cita el #APPTDATE#: #APPTLIST#. C para confirmar, X para "
+        "cancelar. Tel #SITEPHONE#. " + STOP,
+        "email": "Hola:\n\nEl #APPTDATE# hay cita con #PROVIDER# para #APPTLIST#, en "
+        "#LOCATION#.\n\nConfirme o cancele aquí: #CONFIRMLINK#\n\n"
         "Si tiene preguntas, llámenos al #SITEPHONE#." + _SIGN + _UNSUB,
-        "call": "Hola, le llamamos de #SITENAME#. #PATIENTFIRSTNAME# tiene una cita el "
-        "#APPTDATE# a #APPTTIME#. Para confirmar, marque 1. Para cancelar, marque 2. Si "
-        "tiene preguntas, llámenos al #SITEPHONE#.",
+        "call": "Hola, le llamamos de #SITENAME#. El #APPTDATE# hay cita para #APPTLIST#. "
+        "Para confirmar, marque 1. Para cancelar, marque 2. Si tiene preguntas, llámenos "
+        "al #SITEPHONE#.",
     },
     Kind.APPT_REMINDER: {
         "subject": "Recordatorio: cita de #PATIENTFIRSTNAME# el #APPTDATE#",
-        "sms": "#SITENAME#: recuerde la cita de #PATIENTFIRSTNAME# el #APPTDATE#, "
-        "#APPTTIME#. Responda C para confirmar. Tel #SITEPHONE#. " + STOP,
-        "email": "Hola:\n\nLe recordamos que #PATIENTNAME# tiene cita con #PROVIDER# el "
-        "#APPTDATE# a las #APPTTIME#, en #LOCATION#.\n\nConfirme o cancele aquí: "
-        "#CONFIRMLINK#\n\nSi necesita cambiar la hora, llámenos al #SITEPHONE#." + _SIGN + _UNSUB,
-        "call": "Hola, le llamamos de #SITENAME# para recordarle que #PATIENTFIRSTNAME# tiene "
-        "una cita el #APPTDATE# a #APPTTIME#. Para confirmar, marque 1. Para cancelar, "
-        "marque 2. Si tiene preguntas, llámenos al #SITEPHONE#.",
+        "sms": "#SITENAME#: recuerde la cita del #APPTDATE#: #APPTLIST#. C para confirmar. "
+        "Tel #SITEPHONE#. " + STOP,
+        "email": "Hola:\n\nLe recordamos la cita con #PROVIDER# del #APPTDATE# para "
+        "#APPTLIST#, en #LOCATION#.\n\nConfirme o cancele aquí: #CONFIRMLINK#\n\n"
+        "Si necesita cambiar la hora, llámenos al #SITEPHONE#." + _SIGN + _UNSUB,
+        "call": "Hola, le llamamos de #SITENAME# para recordarle la cita del #APPTDATE# para "
+        "#APPTLIST#. Para confirmar, marque 1. Para cancelar, marque 2. Si tiene preguntas, "
+        "llámenos al #SITEPHONE#.",
     },
     Kind.APPT_CANCEL_ACK: {
         "subject": "Recibimos su cancelación",
-        "sms": "#SITENAME#: recibimos el pedido de cancelar la cita de #PATIENTFIRSTNAME# del "
-        "#APPTDATE#. Para otra cita: #SITEPHONE#. " + STOP,
-        "email": "Hola:\n\nRecibimos la cancelación de la cita de #PATIENTNAME# del "
-        "#APPTDATE# a las #APPTTIME#. No enviaremos más recordatorios de esa cita.\n\n"
+        "sms": "#SITENAME#: recibimos el pedido de cancelar el #APPTDATE#: #APPTLIST#. "
+        "Otra cita: #SITEPHONE#. " + STOP,
+        "email": "Hola:\n\nRecibimos la cancelación de la cita del #APPTDATE# para "
+        "#APPTLIST#. No enviaremos más recordatorios de esa cita.\n\n"
         "Para una nueva cita, llámenos al #SITEPHONE#." + _SIGN + _UNSUB,
-        "call": "Hola, le llamamos de #SITENAME#. Recibimos la cancelación de la cita de "
-        "#PATIENTFIRSTNAME# del #APPTDATE#. Para una nueva cita, llámenos al #SITEPHONE#.",
+        "call": "Hola, le llamamos de #SITENAME#. Recibimos la cancelación de la cita del "
+        "#APPTDATE# para #APPTLIST#. Para una nueva cita, llámenos al #SITEPHONE#.",
     },
     Kind.APPT_CANCEL_REFUSED: {
         "subject": "Llámenos sobre la cita de #PATIENTFIRSTNAME#",
-        "sms": "#SITENAME#: ya es tarde para cancelar por mensaje la cita de "
-        "#PATIENTFIRSTNAME# (#APPTTIME#). Llame al #SITEPHONE#. " + STOP,
+        "sms": "#SITENAME#: es tarde para cancelar por mensaje (#APPTDATE#: #APPTLIST#). "
+        "Llame al #SITEPHONE#. " + STOP,
         "email": "Hola:\n\nLas citas se pueden cancelar en línea hasta #CANCELHOURS# horas "
-        "antes, así que no pudimos cancelar la cita de #PATIENTNAME# del #APPTDATE# a las "
-        "#APPTTIME#.\n\nPor favor, llámenos al #SITEPHONE#." + _SIGN + _UNSUB,
+        "antes, así que no pudimos cancelar la cita del #APPTDATE# para #APPTLIST#.\n\n"
+        "Por favor, llámenos al #SITEPHONE#." + _SIGN + _UNSUB,
         "call": "Hola, le llamamos de #SITENAME#. Ya es tarde para cancelar automáticamente "
-        "la cita de #PATIENTFIRSTNAME# del #APPTDATE#. Por favor, llámenos al #SITEPHONE#.",
+        "la cita del #APPTDATE# para #APPTLIST#. Por favor, llámenos al #SITEPHONE#.",
     },
     Kind.APPT_RESCHEDULED: {
         "subject": "Nueva hora para la cita de #PATIENTFIRSTNAME#: #APPTDATE#",
