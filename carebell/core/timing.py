@@ -4,7 +4,9 @@ Day offsets ("3 days before") go at the first allowed instant of the target day;
 hour offsets ("2 hours before") at the exact instant if it is allowed. When that is not
 possible the message moves to the latest allowed instant *before* the target — never
 after the appointment, never before the planning time `now` — and is skipped, with a
-reason, when no such instant remains.
+reason, when no such instant remains. Windows are half-open (see carebell.core.windows):
+a message moved back goes a minute before its window closes (19:59:00 for a 20:00 end),
+never at the end itself.
 """
 
 from __future__ import annotations
