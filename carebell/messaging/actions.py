@@ -353,8 +353,7 @@ def appointment_changed(appointment, *, now: dt.datetime, why: Reason | None) ->
             start=policy.local_instant(day, dt.time(0)),
             patient_ids=sorted({appointment.patient_id, *[p for p in combined_with if p]}),
         ):
-            if decision.planned:
-                writer.add(decision)
+            writer.store(decision)  # a text the SMS caps keep back is stored as blocked
         writer.flush()
         return writer.offered
 

@@ -8,13 +8,18 @@ Each check returns a Verdict with its reasons; the outbox writer applies them.
 from __future__ import annotations
 
 import datetime as dt
+from collections import defaultdict
 from dataclasses import dataclass
+
+from django.db.models import Q
 
 from carebell.appointments.models import Appointment
 from carebell.core import content
+from carebell.core.caps import WEEK_DAYS, CapAction, SmsRecord, fit_sms_cap
 from carebell.core.channels import OPTED_OUT_CODE
 from carebell.core.reasons import Code, Reason, reason
 from carebell.core.vocab import (
+    CAPPED_KINDS,
     PHONE_CHANNELS,
     AppointmentStatus,
     BlockReason,
@@ -60,6 +65,7 @@ def check_at_send(
     (`rendering.load_entities` of these messages) saves reading their subjects twice."""
     states = _subject_states(messages) if entities is None else _states_of(entities)
     windows = _Windows(now, policies)
+    caps = _Caps(messages, now, policies)
     verdicts: dict[int, Verdict] = {}
     for message in messages:
         verdict = (
@@ -67,6 +73,7 @@ def check_at_send(
             or _subject_check(message, states)
             or _recipient_check(message)
             or windows.check(message)
+            or caps.check(message)
         )
         if verdict is not None:
             verdicts[message.id] = verdict
@@ -201,6 +208,72 @@ def _window_check(
         return _cancel(why, reason(Code.NO_ALLOWED_TIME))
     return Verdict(
         OutboxStatus.SCHEDULED, (why, reason(Code.MOVED_LATER_TO_WINDOW, at=later)), defer_to=later
+    )
+
+
+class _Caps:
+    """The SMS frequency caps (SPEC §4) at send time, for one batch: a capped text goes
+    only if the texts already sent to the patient's number from the site leave room
+    (the planner kept to the caps, but a text may have been planned another way, or
+    moved by a window or a retry onto a full day). No room today: deferred to the first
+    allowed instant of the next day with room; none before its event: blocked (cap),
+    with the reasons. One query per batch reads what was sent."""
+
+    def __init__(self, messages: list, now: dt.datetime, policies: PolicyCache) -> None:
+        self.now, self.policies = now, policies
+        self.sent: dict[tuple[int, int, str], list[SmsRecord]] = defaultdict(list)
+        capped = [m for m in messages if _is_capped_text(m)]
+        if not capped:
+            return
+        since = now - dt.timedelta(days=WEEK_DAYS + 1)
+        rows = (
+            OutboxMessage.objects.filter(
+                site_id__in={m.site_id for m in capped},
+                patient_id__in={m.patient_id for m in capped},
+                channel=Channel.SMS.value,
+                kind__in=[k.value for k in CAPPED_KINDS],
+                status__in=[s.value for s in _GONE_OUT],
+            )
+            .filter(Q(sent_at__gte=since) | Q(sent_at__isnull=True, due_at__gte=since))
+            .exclude(id__in=[m.id for m in messages])
+        )
+        fields = ("site_id", "patient_id", "to_address", "sent_at", "due_at", "kind")
+        for site_id, patient_id, to, sent_at, due_at, kind in rows.values_list(*fields):
+            self.sent[(site_id, patient_id, to)].append(SmsRecord(sent_at or due_at, Kind(kind)))
+
+    def check(self, message) -> Verdict | None:
+        if not _is_capped_text(message):
+            return None
+        sent = self.sent[(message.site_id, message.patient_id, message.to_address)]
+        policy = self.policies.for_site(message.site)
+        zone = _recipient_zone(message)
+
+        def window(at: dt.datetime) -> dt.datetime | None:
+            return policy.earliest_allowed(Channel.SMS, at, message.not_after, zone)
+
+        found = fit_sms_cap(
+            Kind(message.kind), Channel.SMS, self.now, sent, zone or policy.zone,
+            message.not_after, window,
+        )  # fmt: skip
+        if found.action is CapAction.ALLOW:
+            sent.append(SmsRecord(self.now, Kind(message.kind)))  # the next of the batch
+            return None
+        if found.action is CapAction.DEFER:
+            return Verdict(OutboxStatus.SCHEDULED, found.reasons, defer_to=found.at)
+        return _block(BlockReason.CAP, *found.reasons)
+
+
+#: Texts that reached, or are reaching, the provider: they count toward the caps.
+_GONE_OUT = frozenset(
+    {OutboxStatus.SENDING, OutboxStatus.SENT, OutboxStatus.DELIVERED, OutboxStatus.UNDELIVERED}
+)
+
+
+def _is_capped_text(message) -> bool:
+    return (
+        message.channel == Channel.SMS.value
+        and message.kind in CAPPED_KINDS
+        and message.patient_id is not None
     )
 
 

@@ -1,16 +1,16 @@
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from carebell.core.caps import CapAction, SmsRecord, check_sms_cap
-from carebell.core.reasons import Code
+from carebell.core.caps import CapAction, SmsRecord, check_sms_cap, fit_sms_cap
+from carebell.core.reasons import Code, reason
 from carebell.core.vocab import Channel, Kind
 
 NY = ZoneInfo("America/New_York")
 AT = datetime(2024, 6, 10, 14, tzinfo=UTC)  # Monday 10:00 EDT
 
 
-def sent(at, kind=Kind.APPT_REMINDER, pending=False, mid=None):
-    return SmsRecord(at, kind, mid, pending)
+def sent(at, kind=Kind.APPT_REMINDER, pending=False, mid=None, about=None):
+    return SmsRecord(at, kind, mid, pending, about)
 
 
 def test_the_first_text_of_the_day_is_allowed():
@@ -66,4 +66,67 @@ def test_exempt_texts_do_not_count_toward_the_cap():
 
 def test_email_is_not_capped():
     d = check_sms_cap(Kind.APPT_REMINDER, Channel.EMAIL, AT, [sent(AT)], NY)
+    assert d.action is CapAction.ALLOW
+
+
+# fit_sms_cap: the caps together with the delivery window
+
+
+def eight_am(at: datetime) -> datetime:
+    """A window of 08:00 onwards in New York (the earliest allowed instant from `at`)."""
+    local = at.astimezone(NY)
+    if local.hour < 8:
+        local = local.replace(hour=8, minute=0, second=0, microsecond=0)
+    return local.astimezone(UTC)
+
+
+def fit(history, *, at=AT, not_after=None, window=eight_am, about=None, kind=Kind.APPT_REMINDER):
+    return fit_sms_cap(kind, Channel.SMS, at, history, NY, not_after, window, about)
+
+
+def test_a_text_that_fits_the_caps_keeps_its_time():
+    d = fit([sent(AT - timedelta(days=1))])
+    assert (d.action, d.at, d.reasons) == (CapAction.ALLOW, AT, ())
+
+
+def test_a_second_text_of_the_day_is_deferred_to_the_first_allowed_instant_of_the_next():
+    d = fit([sent(AT - timedelta(hours=1))])
+    assert d.action is CapAction.DEFER
+    assert d.at == datetime(2024, 6, 11, 12, tzinfo=UTC)  # Tuesday 08:00 EDT
+    assert d.reasons == (reason(Code.CAP_DAILY, day=AT.date(), at=d.at),)
+
+
+def test_a_deferral_the_window_carries_onto_a_full_day_moves_on_to_a_day_with_room():
+    wednesday = datetime(2024, 6, 12, 12, tzinfo=UTC)
+
+    def not_on_tuesday(at):
+        return max(eight_am(at), wednesday) if at < wednesday else eight_am(at)
+
+    history = [sent(AT), sent(wednesday + timedelta(hours=2))]
+    d = fit(history, window=not_on_tuesday)
+    assert (d.action, d.at) == (CapAction.DEFER, datetime(2024, 6, 13, 12, tzinfo=UTC))
+
+
+def test_a_text_with_no_room_before_its_deadline_is_blocked_with_reasons():
+    d = fit([sent(AT, mid=1, about=("appointment", 1))], not_after=AT + timedelta(hours=20))
+    assert d.action is CapAction.BLOCK
+    assert [r.code for r in d.reasons] == [Code.CAP_DAILY, Code.CAP_NO_ROOM]
+
+
+def test_a_text_with_no_room_is_combined_with_the_days_text_about_the_same_subject():
+    about = ("appointment", 7)
+    history = [sent(AT - timedelta(hours=1), mid="k1", about=about)]
+    d = fit(history, not_after=AT + timedelta(hours=20), about=about)
+    assert (d.action, d.combine_with) == (CapAction.COMBINE, "k1")
+    assert [r.code for r in d.reasons] == [Code.CAP_COMBINED]
+
+
+def test_a_deferral_that_the_window_moves_past_the_deadline_is_blocked():
+    d = fit([sent(AT)], not_after=datetime(2024, 6, 11, 11, tzinfo=UTC))  # 07:00 EDT
+    assert d.action is CapAction.BLOCK
+
+
+def test_fitting_leaves_exempt_kinds_and_email_alone():
+    assert fit([sent(AT)], kind=Kind.VERIFICATION).action is CapAction.ALLOW
+    d = fit_sms_cap(Kind.APPT_REMINDER, Channel.EMAIL, AT, [sent(AT)], NY)
     assert d.action is CapAction.ALLOW

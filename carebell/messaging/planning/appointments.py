@@ -3,7 +3,9 @@ offset of each enabled rule, to every eligible contact, siblings combined.
 
 One query reads the whole period (appointments with their patients' contacts),
 streamed in chunks on PostgreSQL; the rows are planned one site-local day at a time,
-so same-day siblings meet.
+so same-day siblings meet. The SMS caps apply to every text planned: each day's
+patients have their stored texts read in one query per chunk of patients, and the
+texts of the pass count as they are planned.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from carebell.messaging.models import AutomatedMessage
 from carebell.messaging.planning import contacts as contact_rows
 from carebell.messaging.planning.contacts import LoadedContact, as_datetime
 from carebell.messaging.planning.decisions import Decision, dedupe_key
+from carebell.messaging.planning.sms_caps import SmsCaps
 from carebell.sites.models import Site
 
 APPOINTMENT_KINDS = (Kind.APPT_CONFIRMATION, Kind.APPT_REMINDER)
@@ -45,6 +48,7 @@ _CONTACT = 9  # where a row's contact columns start
 _STATUS = {s.value: s for s in AppointmentStatus}
 _KIND = {k.value: k for k in Kind}
 _MIDNIGHT = dt.time(0)
+_SMS = Channel.SMS.value
 _TICK = dt.timedelta(microseconds=1)
 
 
@@ -88,10 +92,14 @@ def plan_site_appointments(
     *,
     start: dt.datetime | None = None,
     patient_ids: list[int] | None = None,
+    caps: SmsCaps | None = None,
 ) -> Iterator[Decision]:
     """Every decision for the site's open appointments from `start` (default `now`;
     from the start of its site-local day) to `until`, optionally of some patients
-    only, one site-local day at a time so same-day siblings meet."""
+    only, one site-local day at a time so same-day siblings meet. Texts keep to the
+    SMS caps of `caps` (pass the ledger the pass's other kinds use; default: one of
+    their own): a text that does not fit is deferred, or skipped with the caps'
+    reasons (see writer.is_capped)."""
     rules = [r for r in rules if r.kind in APPOINTMENT_KINDS]
     if not rules:
         return
@@ -100,9 +108,14 @@ def plan_site_appointments(
     lower = max(policy.local_instant(day, _MIDNIGHT), now)
     if lower >= end:
         return
+    caps = caps if caps is not None else SmsCaps(site.id, now)
     plans = [(rule, offset) for rule in rules for offset in offsets_of(rule)]
     for batch in _days(site.id, policy, day, lower, end, patient_ids):
-        yield from _plan_day(site, plans, policy, now, batch)
+        caps.load([rows[0][1] for _, rows in batch.appointments])
+        for decision in _plan_day(site, plans, policy, now, batch):
+            if decision.planned and decision.channel == _SMS:
+                caps.apply(decision, decision.zone, policy, now)
+            yield decision
 
 
 def _days(site_id, policy, day, lower, end, patient_ids) -> Iterator[_Day]:
@@ -222,14 +235,15 @@ def _recipients(contacts: list[LoadedContact], kind: Kind, settings, today) -> t
 
 def _decide(policy, now, offset, facts, name, by_id, choices) -> Iterator[tuple]:
     """(status, channel, contact id, contact point id, to, planned at, reasons,
-    language, appointment id, patient id, start, patient name) per decision."""
+    language, appointment id, patient id, start, patient name, recipient zone) per
+    decision."""
     appointment_id, patient_id, starts_at = facts.appointment_id, facts.patient_id, facts.start
     for choice in choices:
         contact = by_id[choice.contact_id]
         if not choice.deliveries:
             yield (
                 "skipped", "", choice.contact_id, None, "", None, choice.reasons, "en",
-                appointment_id, patient_id, starts_at, name,
+                appointment_id, patient_id, starts_at, name, None,
             )  # fmt: skip
         zone = zone_for(contact.facts.zone) if contact.facts.zone else None
         for delivery in choice.deliveries:
@@ -241,6 +255,7 @@ def _decide(policy, now, offset, facts, name, by_id, choices) -> Iterator[tuple]
                 "planned" if plan.at is not None else "skipped", delivery.channel.value,
                 choice.contact_id, contact.point_ids.get(delivery.address), delivery.address,
                 plan.at, reasons, contact.language, appointment_id, patient_id, starts_at, name,
+                zone,
             )  # fmt: skip
 
 
@@ -254,11 +269,11 @@ class _Maker:
 
     def __call__(self, found: tuple) -> Decision:
         (status, channel, contact_id, point_id, to, planned_at, reasons, language,
-         appointment_id, patient_id, starts_at, name) = found  # fmt: skip
+         appointment_id, patient_id, starts_at, name, zone) = found  # fmt: skip
         return Decision(
             status, self.kind, channel, self.site_id, patient_id, contact_id, point_id, to,
             "appointment", appointment_id, starts_at, planned_at, reasons, self.rule_id,
-            language, name, not_after=starts_at,
+            language, name, not_after=starts_at, zone=zone,
         )  # fmt: skip
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
 
 from carebell.core.reasons import Reason
 
@@ -31,6 +32,8 @@ class Decision:
     dedupe_key: str = ""
     priority: int = 5
     not_after: dt.datetime | None = None
+    #: The recipient's own time zone when known (their calendar counts for the caps).
+    zone: ZoneInfo | None = None
 
     @property
     def planned(self) -> bool:

@@ -38,10 +38,12 @@ def plan_period(
 
 
 def _decisions(site, rules, policy, now, end) -> Iterator[Decision]:
-    yield from appointments.plan_site_appointments(
-        site, rules, policy, now, end + appointments.HORIZON
-    )
+    # One SMS-cap ledger, as in a pass: nothing is stored, so the daily steps could not
+    # read the appointment texts from the outbox.
     caps = daily.SmsCaps(site.id, now)
+    yield from appointments.plan_site_appointments(
+        site, rules, policy, now, end + appointments.HORIZON, caps=caps
+    )
     day = policy.local_date(now)
     while (day_start := policy.local_instant(day, site.delivery.daily_process_start)) < end:
         when = max(now, day_start)

@@ -14,7 +14,6 @@ from contextlib import contextmanager
 from django.db import connection, transaction
 from django.utils import timezone
 
-from carebell.core.reasons import Code
 from carebell.messaging.models import AutomatedMessage, PlannerLease
 from carebell.messaging.planning import appointments, daily
 from carebell.messaging.planning.decisions import Decision
@@ -53,8 +52,9 @@ def plan_once(
 ) -> PlanReport:
     """Plan every site (or some) and store what is planned. Idempotent.
 
-    Appointment messages are stored before the pharmacy and greeting steps run, so
-    the SMS caps those steps read from the outbox see them. `appointments_too=False`
+    A site's steps share one SMS-cap ledger, so appointment, recall and pharmacy
+    texts share one budget per patient (what an earlier pass stored is read from the
+    outbox). Appointment messages are stored first. `appointments_too=False`
     skips the appointment sweep (changes are replanned when they happen; the sweep
     catches what arrived another way, and need not run every pass)."""
     now = now or timezone.now()
@@ -67,21 +67,21 @@ def plan_once(
         if not rules:
             continue
         policy = policies.for_site(site)
+        caps = daily.SmsCaps(site.id, now)  # one SMS budget for every kind of the site
         if appointments_too:
-            steps = appointments.plan_site_appointments(site, rules, policy, now)
+            steps = appointments.plan_site_appointments(site, rules, policy, now, caps=caps)
             _store(steps, OutboxWriter(now), report, on_decision)
         run_daily = daily.is_due(site, now, policy)
-        _store(_daily_steps(site, rules, policy, now, run_daily), OutboxWriter(now), report,
+        _store(_daily_steps(site, rules, policy, now, run_daily, caps), OutboxWriter(now), report,
                on_decision)  # fmt: skip
         if run_daily:
             daily.mark_done(site, now, policy)
     return report
 
 
-def _daily_steps(site, rules, policy, now, run_daily: bool) -> Iterator[Decision]:
+def _daily_steps(site, rules, policy, now, run_daily: bool, caps) -> Iterator[Decision]:
     """The pharmacy and greeting steps: events every pass, the daily batch when due;
-    both count against one SMS-cap ledger."""
-    caps = daily.SmsCaps(site.id, now)
+    both count against the site's SMS-cap ledger, which the appointments used too."""
     yield from daily.plan_site_events(site, rules, policy, now, caps)
     if run_daily:
         yield from daily.plan_site_daily(site, rules, policy, now, caps)
@@ -92,18 +92,8 @@ def _store(decisions, writer: OutboxWriter, report: PlanReport, on_decision) -> 
         report.count(decision)
         if on_decision is not None:
             on_decision(decision)
-        if decision.planned:
-            writer.add(decision)
-        elif is_capped(decision):
-            writer.add_capped(decision)
+        writer.store(decision)
     writer.flush()
-
-
-def is_capped(decision: Decision) -> bool:
-    """A message the SMS caps found no room for before its event."""
-    return bool(decision.to and decision.dedupe_key) and any(
-        r.code is Code.CAP_NO_ROOM for r in decision.reasons
-    )
 
 
 @contextmanager

@@ -20,6 +20,7 @@ import psycopg
 from django.db import connection, transaction
 from psycopg.types.json import set_json_dumps
 
+from carebell.core.reasons import Code
 from carebell.messaging.actions import reasons_json
 from carebell.messaging.models import OutboxMessage, OutboxSubject
 from carebell.messaging.planning.decisions import Decision
@@ -70,8 +71,19 @@ class OutboxWriter:
         """Keep a message the frequency caps left no room for as `blocked` (cap), so
         it is never silently dropped (SPEC §4) and staff can see why."""
         self.rows.append(self._row(decision, status="blocked", block_reason="cap"))
+        if decision.entity_ids:
+            self.combined.append(decision)
         if len(self.rows) >= self.flush_every:
             self._pass_on()
+
+    def store(self, decision: Decision) -> None:
+        """What every planning path calls for each decision: a planned one is written
+        as scheduled, one the caps kept from going as blocked (cap); the rest (an
+        ineligible contact, a time passed) are not messages."""
+        if decision.planned:
+            self.add(decision)
+        elif is_capped(decision):
+            self.add_capped(decision)
 
     def _row(self, d: Decision, status: str = "scheduled", block_reason: str = "") -> tuple:
         now = self.now
@@ -108,6 +120,17 @@ class OutboxWriter:
         _write(self.rows, self.combined)
         self.offered += len(self.rows)
         self.rows, self.combined = [], []
+
+
+_CAPPED_CODES = frozenset({Code.CAP_NO_ROOM, Code.CAP_COMBINED})
+
+
+def is_capped(decision: Decision) -> bool:
+    """A message the SMS caps found no room for before its event, or combined with
+    another text of the same day about the same subject."""
+    return bool(decision.to and decision.dedupe_key) and any(
+        r.code in _CAPPED_CODES for r in decision.reasons
+    )
 
 
 def _may_write_behind() -> bool:
