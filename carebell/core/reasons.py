@@ -92,6 +92,15 @@ class Code(StrEnum):
     WORD_RESTRICTED = "word_restricted"
     # Staff (SPEC §8)
     CANCELLED_BY_STAFF = "cancelled_by_staff"
+    # Recalls (SPEC §5.1)
+    RECALL_DUE = "recall_due"
+    RECALL_DUE_AT_AGE = "recall_due_at_age"
+    RECALL_DUE_SINCE_VISIT = "recall_due_since_visit"
+    RECALL_CLOSED = "recall_closed"
+    RECALL_BOOKED = "recall_booked"
+    RECALL_VISITED = "recall_visited"
+    RECALL_NOT_DUE = "recall_not_due"
+    RECALL_TOO_LATE = "recall_too_late"
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,6 +219,18 @@ CATALOGUE: dict[Code, Entry] = {
     Code.WELCOME_ON_OTHER_EVENT: Entry(_S, "The site sends the welcome message when {event}."),
     Code.WORD_RESTRICTED: Entry(_S, "The message contains the restricted word “{word}”."),
     Code.CANCELLED_BY_STAFF: Entry(_S, "Deleted from the queue by {user}."),
+    Code.RECALL_DUE: Entry(_I, "The practice's recall: {what}, due on {due}."),
+    Code.RECALL_DUE_AT_AGE: Entry(_I, "Due for the visit at age {years}, on {due}."),
+    Code.RECALL_DUE_SINCE_VISIT: Entry(
+        _I, "Due for a visit {months} months after the last one ({visit}), on {due}."
+    ),
+    Code.RECALL_CLOSED: Entry(_S, "The recall was completed."),
+    Code.RECALL_BOOKED: Entry(_S, "A visit is already booked, on {start}."),
+    Code.RECALL_VISITED: Entry(_S, "The patient was seen on {visit}, which satisfies the recall."),
+    Code.RECALL_NOT_DUE: Entry(_S, "The recall is due on {due}; its message goes on {day}."),
+    Code.RECALL_TOO_LATE: Entry(
+        _S, "The recall came due on {due}, more than {days} days ago: too late to announce."
+    ),
 }
 
 

@@ -1,8 +1,8 @@
-"""What pharmacy and greeting messages are due when (SPEC §5.4–§5.5).
+"""What pharmacy, greeting and recall messages are due when (SPEC §5.1, §5.4–§5.5).
 
 Event messages (ready for pickup, pickup confirmation, welcome) go at the first allowed
 instant after their event. Daily-batch messages (pickup reminders, refill reminders,
-reviews, birthdays) go at the first allowed instant after the site's daily process
+reviews, birthdays, recalls) go at the first allowed instant after the site's daily process
 start on their day. Whether a message is on at all for a site is the rule's business;
 these functions decide whether it is due for *this* fill, prescription or patient.
 """
@@ -336,3 +336,78 @@ def plan_welcome(
     if event is not settings.welcome_on:
         return skip(Code.WELCOME_ON_OTHER_EVENT, event=settings.welcome_on)
     return plan_event(policy, channel, event_at, now, recipient_zone)
+
+
+# Recalls (SPEC §5.1) ------------------------------------------------------------------------
+
+#: A recall whose message day's batch missed it (imported late, the planner down) is
+#: still announced this many days after; older ones are not, so enabling a recall rule
+#: does not message every patient overdue for years at once.
+RECALL_GRACE_DAYS = 30
+
+
+@dataclass(frozen=True, slots=True)
+class RecallFacts:
+    """A visit the patient is due for on the site's date `due_on`, and what may have
+    satisfied it: the recall closed (completed), the patient's last visit, the start of
+    the first open appointment booked ahead."""
+
+    patient_id: object
+    due_on: date
+    closed: bool = False
+    last_visit_on: date | None = None
+    booked_at: datetime | None = None
+
+
+def recall_due_at_age(born: date, years: int) -> date:
+    """When someone born on `born` is due for the visit at age `years`: that birthday
+    (29 February on 28 February in a common year)."""
+    return birthday_in(born.year + years, born)
+
+
+def recall_due_after_visit(last_visit: date, months: int) -> date:
+    """`months` after `last_visit`: the same day of the month, or the month's last day
+    when it is shorter (31 August + 6 months = 28 or 29 February)."""
+    index = last_visit.month - 1 + months
+    year, month = last_visit.year + index // 12, index % 12 + 1
+    return date(year, month, min(last_visit.day, _days_in(year, month)))
+
+
+def _days_in(year: int, month: int) -> int:
+    following = date(year + month // 12, month % 12 + 1, 1)
+    return (following - timedelta(days=1)).day
+
+
+def recall_problem(recall: RecallFacts, day: date, lead_days: int = 0) -> Reason | None:
+    """None when the recall's message is due on the site's date `day`: from `lead_days`
+    before the due date to RECALL_GRACE_DAYS after that, while the recall is open, no
+    visit is booked and the patient has not been seen since that day."""
+    if recall.closed:
+        return reason(Code.RECALL_CLOSED)
+    if recall.booked_at is not None:
+        return reason(Code.RECALL_BOOKED, start=recall.booked_at)
+    first = recall.due_on - timedelta(days=lead_days)
+    if recall.last_visit_on is not None and recall.last_visit_on >= first:
+        return reason(Code.RECALL_VISITED, visit=recall.last_visit_on)
+    if day < first:
+        return reason(Code.RECALL_NOT_DUE, due=recall.due_on, day=first)
+    if (day - first).days > RECALL_GRACE_DAYS:
+        return reason(Code.RECALL_TOO_LATE, due=recall.due_on, days=RECALL_GRACE_DAYS)
+    return None
+
+
+def plan_recall(
+    policy: DeliveryPolicy,
+    channel: Channel,
+    recall: RecallFacts,
+    day: date,
+    now: datetime,
+    lead_days: int = 0,
+    recipient_zone: ZoneInfo | None = None,
+) -> Plan:
+    """The recall message in the daily batch of the site's date `day`, if it is due then
+    (`recall_problem`); kept on that day (a later batch may still catch it up)."""
+    problem = recall_problem(recall, day, lead_days)
+    if problem is not None:
+        return Plan(None, None, (problem,))
+    return plan_daily(policy, channel, day, now, same_day_only=True, recipient_zone=recipient_zone)

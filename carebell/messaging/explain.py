@@ -1,19 +1,24 @@
 """What carebell did and would do about a patient, an appointment or a message, and
 why (SPEC §11): the stored outbox rows with their history, and the planner's current
-decisions — including the messages it would not send and the reason."""
+decisions (appointment messages and recalls) — including the messages it would not
+send, those the SMS caps defer or keep back, and the reason."""
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
+from itertools import chain
 
 from django.utils import timezone
 
 from carebell.appointments.models import Appointment
 from carebell.core.reasons import Code, Reason, render
 from carebell.messaging.models import AutomatedMessage, OutboxMessage
+from carebell.messaging.planning import daily
 from carebell.messaging.planning.appointments import plan_site_appointments
 from carebell.messaging.planning.decisions import Decision, masked
+from carebell.messaging.planning.sms_caps import SmsCaps
+from carebell.messaging.planning.writer import is_capped
 from carebell.messaging.policies import PolicyCache
 from carebell.people.models import Patient
 
@@ -75,11 +80,17 @@ def _decisions(patient: Patient, now: dt.datetime) -> Iterator[str]:
         return
     policy = PolicyCache().for_site(site)
     found = False
-    for decision in plan_site_appointments(site, rules, policy, now, patient_ids=[patient.id]):
+    # One ledger: the recall is weighed against the appointment texts, as in a pass.
+    caps = SmsCaps(site.id, now)
+    planned = chain(
+        plan_site_appointments(site, rules, policy, now, patient_ids=[patient.id], caps=caps),
+        daily.plan_patient_recalls(site, rules, policy, now, patient.id, caps),
+    )
+    for decision in planned:
         found = True
         yield _decision_line(decision)
     if not found:
-        yield "  nothing to plan (no open appointments in the planning horizon)"
+        yield "  nothing to plan (no open appointments in the planning horizon, no recall due)"
 
 
 def _decision_line(d: Decision) -> str:
@@ -88,6 +99,8 @@ def _decision_line(d: Decision) -> str:
         head += (
             f": would send by {d.channel} to {masked(d.to)} at {d.planned_at:%Y-%m-%d %H:%M} UTC"
         )
+    elif is_capped(d):
+        head += f": kept as blocked (cap), not sent by {d.channel} to {masked(d.to)}"
     else:
         head += f": not sent to contact {d.contact_id}"
     reasons = "; ".join(r.message for r in d.reasons)

@@ -6,17 +6,23 @@ from hypothesis import strategies as st
 
 from carebell.core.reasons import Code
 from carebell.core.schedule import (
+    RECALL_GRACE_DAYS,
     FillFacts,
     PharmacySettings,
     PrescriptionFacts,
+    RecallFacts,
     birthday_in,
     plan_birthday,
     plan_daily,
     plan_pickup_confirmation,
     plan_pickup_reminders,
     plan_ready_notice,
+    plan_recall,
     plan_review_request,
     plan_welcome,
+    recall_due_after_visit,
+    recall_due_at_age,
+    recall_problem,
     refill_kind_on,
 )
 from carebell.core.vocab import (
@@ -269,3 +275,64 @@ def test_a_daily_batch_on_a_fold_or_gap_day_happens_once_on_that_day(key, day, c
     assert p.is_allowed(channel, result.at)
     earlier = result.at - timedelta(microseconds=1)
     assert not p.is_allowed(channel, earlier) or earlier < p.local_instant(day, time(1, 30))
+
+
+# Recalls
+
+
+@pytest.mark.parametrize(
+    ("visit", "months", "due"),
+    [
+        (date(2025, 3, 15), 12, date(2026, 3, 15)),
+        (date(2025, 8, 31), 6, date(2026, 2, 28)),
+        (date(2023, 8, 31), 6, date(2024, 2, 29)),
+        (date(2025, 11, 30), 3, date(2026, 2, 28)),
+        (date(2025, 1, 31), -2, date(2024, 11, 30)),
+    ],
+)
+def test_a_recall_after_a_visit_is_due_the_same_day_months_later_or_the_months_end(
+    visit, months, due
+):
+    assert recall_due_after_visit(visit, months) == due
+
+
+def test_a_recall_by_age_is_due_on_that_birthday_and_a_leap_day_on_28_february():
+    assert recall_due_at_age(date(2020, 5, 4), 4) == date(2024, 5, 4)
+    assert recall_due_at_age(date(2020, 2, 29), 1) == date(2021, 2, 28)
+
+
+DUE = date(2024, 6, 10)
+MORNING = datetime(2024, 6, 10, 14, tzinfo=UTC)  # 10:00 in New York
+
+
+def due_on(**facts) -> RecallFacts:
+    return RecallFacts(1, DUE, **facts)
+
+
+@pytest.mark.parametrize(
+    ("facts", "day", "lead", "code"),
+    [
+        ({}, DUE, 0, None),
+        ({}, DUE - timedelta(days=1), 0, Code.RECALL_NOT_DUE),
+        ({}, DUE - timedelta(days=7), 7, None),
+        ({}, DUE + timedelta(days=RECALL_GRACE_DAYS), 0, None),
+        ({}, DUE + timedelta(days=RECALL_GRACE_DAYS + 1), 0, Code.RECALL_TOO_LATE),
+        ({"closed": True}, DUE, 0, Code.RECALL_CLOSED),
+        ({"booked_at": MORNING + timedelta(days=3)}, DUE, 0, Code.RECALL_BOOKED),
+        ({"last_visit_on": DUE}, DUE, 0, Code.RECALL_VISITED),
+        ({"last_visit_on": DUE - timedelta(days=1)}, DUE, 0, None),
+    ],
+)
+def test_a_recall_is_due_from_its_day_while_open_unbooked_and_unseen(facts, day, lead, code):
+    problem = recall_problem(due_on(**facts), day, lead)
+    assert (problem.code if problem else None) is code
+
+
+def test_a_due_recall_goes_in_the_daily_batch_of_the_day():
+    plan = plan_recall(POLICY, Channel.SMS, due_on(), DUE, MORNING)
+    assert plan.at == MORNING
+
+
+def test_a_recall_not_due_is_skipped_with_its_reason():
+    plan = plan_recall(POLICY, Channel.SMS, due_on(closed=True), DUE, MORNING)
+    assert plan.at is None and plan.reasons[0].code is Code.RECALL_CLOSED

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 
 import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
+from carebell.appointments.models import Recall
 from carebell.audit.models import AuditEvent
 from carebell.core.reasons import Code, reason
 from carebell.core.vocab import Kind
 from carebell.messaging import actions
 from carebell.messaging.models import OutboxMessage
+from tests.factories import set_preference
 from tests.messaging.engine_setup import enable, family
 
 pytestmark = pytest.mark.django_db
@@ -52,3 +55,47 @@ def test_a_cancelled_message_says_why(site):
 def test_an_unknown_id_is_a_clear_error(db):
     with pytest.raises(CommandError, match="no appointment with id 999"):
         explain(appointment=999)
+
+
+def nine_am_in_three_days(site) -> dt.datetime:
+    day = timezone.now().astimezone(site.zone).date() + dt.timedelta(days=3)
+    return dt.datetime.combine(day, dt.time(9), site.zone)
+
+
+def test_a_reminder_the_daily_cap_defers_says_why_and_until_when(site):
+    enable(site, Kind.APPT_REMINDER, [{"days": 1}, {"hours": 2}])
+    start = nine_am_in_three_days(site)
+    [(child, _parent, appointment)] = family(site, now=start - dt.timedelta(days=3))
+    actions.appointment_saved(appointment, None, now=timezone.now())
+    text = explain(patient=child.id)
+    eight = dt.datetime.combine(start.date(), dt.time(8), site.zone).astimezone(dt.UTC)
+    deferred = f"deferred to {eight.isoformat()}."
+    day_before = start.date() - dt.timedelta(days=1)
+    assert f"why: The patient already has an automated text on {day_before}; {deferred}" in text
+    assert f"would send by sms to +1202****0123 at {eight:%Y-%m-%d %H:%M} UTC" in text
+    assert text.count(deferred) == 2  # the stored message and the plan
+
+
+def test_a_reminder_the_caps_keep_back_is_shown_with_the_reason(site):
+    enable(site, Kind.APPT_REMINDER, [{"days": 1}, {"hours": 2}])
+    start = nine_am_in_three_days(site) - dt.timedelta(hours=1)
+    [(child, _parent, _appointment)] = family(site, now=start - dt.timedelta(days=3))
+    text = explain(patient=child.id)
+    assert "kept as blocked (cap), not sent by sms to +1202****0123" in text
+    assert "Combined with another text to the patient the same day" in text
+
+
+def test_a_recall_due_today_is_explained(site):
+    enable(site, Kind.RECALL)
+    [(child, parent, _appointment)] = family(site, preference="", now=timezone.now())
+    set_preference(parent, "recalls", "sms")
+    child.appointments.update(status="cancelled")
+    Recall.objects.create(
+        site=site,
+        patient=child,
+        reason="Vision screening",
+        due_on=timezone.localdate(timezone=site.zone),
+    )
+    text = explain(patient=child.id)
+    assert "recall about recall" in text and "would send by sms" in text
+    assert "The practice's recall: Vision screening, due on" in text

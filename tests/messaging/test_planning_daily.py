@@ -9,7 +9,8 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from carebell.core.reasons import Code
+from carebell.appointments.models import Recall
+from carebell.core.reasons import Code, reason
 from carebell.core.vocab import FillStep, Kind
 from carebell.messaging.models import MessageEvent, OutboxMessage, PlannerLease
 from carebell.messaging.planning import daily
@@ -363,3 +364,164 @@ def test_planning_costs_the_same_queries_for_few_or_many_patients(pharmacy, othe
         counts.append(len(queries))
     assert counts[0] == counts[1] < 60
     assert OutboxMessage.objects.filter(site=other_org_site).count() > 12 * 4
+
+
+# Recalls (SPEC §5.1)
+
+
+def recall_rule(site, offsets=None, **filters):
+    rule = enable(site, Kind.RECALL, offsets)
+    rule.filters = filters
+    rule.save()
+    return rule
+
+
+def due_recall(patient, due=TODAY, **fields):
+    return Recall.objects.create(
+        site=patient.site, patient=patient, reason="Annual well visit", due_on=due, **fields
+    )
+
+
+def recalls():
+    return OutboxMessage.objects.filter(kind="recall")
+
+
+def test_a_patient_due_for_a_recall_gets_one_message_on_the_due_day(site):
+    rule = recall_rule(site)
+    patient = factories.make_patient(site)
+    reachable(patient, "recalls", "sms")
+    recall = due_recall(patient)
+    decisions = run()
+    message = recalls().get()
+    assert (message.entity_type, message.entity_id, message.channel) == ("recall", recall.id, "sms")
+    assert message.planned_at == NOW
+    assert message.event_at == dt.datetime.combine(TODAY, dt.time(0), site.zone)
+    assert message.dedupe_key.startswith(f"r{rule.id}:recall:c{recall.id}@{TODAY.isoformat()}:")
+    [planned] = [d for d in decisions if d.kind == "recall"]
+    assert reason(Code.RECALL_DUE, what="Annual well visit", due=TODAY) in planned.reasons
+
+
+def test_a_recall_is_not_announced_again_the_next_day(site):
+    recall_rule(site)
+    patient = factories.make_patient(site)
+    reachable(patient, "recalls", "sms")
+    due_recall(patient)
+    run()
+    OutboxMessage.objects.update(status="delivered", sent_at=NOW)
+    rerun_daily(NOW + DAY)
+    rerun_daily(NOW + 2 * DAY)
+    assert recalls().count() == 1
+
+
+def test_a_recall_is_announced_on_its_day_not_before(site):
+    recall_rule(site)
+    patient = factories.make_patient(site)
+    reachable(patient, "recalls", "email")
+    due_recall(patient, TODAY + dt.timedelta(days=1))
+    run()
+    assert recalls().count() == 0
+    rerun_daily(NOW + DAY)
+    assert recalls().get().planned_at == NOW + DAY
+
+
+def test_a_rule_with_a_day_offset_announces_the_recall_that_many_days_ahead(site):
+    recall_rule(site, [{"days": 7}])
+    patient = factories.make_patient(site)
+    reachable(patient, "recalls", "email")
+    due_recall(patient, TODAY + dt.timedelta(days=7))
+    run()
+    assert recalls().get().event_at.date() == TODAY + dt.timedelta(days=7)
+
+
+def test_a_completed_recall_gets_no_message(site):
+    recall_rule(site)
+    patient = factories.make_patient(site)
+    reachable(patient, "recalls", "sms")
+    due_recall(patient, completed_at=NOW - DAY)
+    run()
+    assert recalls().count() == 0
+
+
+def test_a_recall_closed_after_its_first_day_is_not_announced_late(site):
+    recall_rule(site)
+    patient = factories.make_patient(site)
+    reachable(patient, "recalls", "sms")
+    recall = due_recall(patient, TODAY - dt.timedelta(days=1))
+    recall.completed_at = NOW
+    recall.save()
+    rerun_daily()
+    assert recalls().count() == 0
+
+
+def test_a_patient_with_a_visit_booked_is_not_recalled(site):
+    recall_rule(site)
+    patient = factories.make_patient(site)
+    reachable(patient, "recalls", "sms")
+    due_recall(patient)
+    visit = factories.make_appointment(patient, starts_at=NOW + 10 * DAY)
+    [skipped] = [d for d in run() if d.kind == "recall"]
+    assert skipped.reasons[-1] == reason(Code.RECALL_BOOKED, start=visit.starts_at)
+    assert recalls().count() == 0
+
+
+def test_a_recall_by_age_goes_on_the_birthday_of_that_age(site):
+    rule = recall_rule(site, ages=[11])
+    due = factories.make_patient(site, birth_date=dt.date(2015, 11, 25))
+    older = factories.make_patient(site, birth_date=dt.date(2014, 11, 25))
+    for patient in (due, older):
+        reachable(patient, "recalls", "email")
+    decisions = run()
+    message = recalls().get()
+    assert (message.entity_type, message.entity_id) == ("patient", due.id)
+    assert message.dedupe_key.startswith(f"r{rule.id}:recall:p{due.id}:age11:")
+    [planned] = [d for d in decisions if d.kind == "recall"]
+    assert reason(Code.RECALL_DUE_AT_AGE, years=11, due=TODAY) in planned.reasons
+
+
+def test_a_recall_by_months_since_the_last_visit(site):
+    recall_rule(site, months_since_last_visit=12)
+    due = factories.make_patient(site, last_visit_on=dt.date(2025, 11, 25))
+    recent = factories.make_patient(site, last_visit_on=dt.date(2026, 5, 25))
+    for patient in (due, recent):
+        reachable(patient, "recalls", "email")
+    run()
+    assert list(recalls().values_list("entity_id", flat=True)) == [due.id]
+
+
+def test_a_contact_without_a_recalls_preference_is_not_recalled(site):
+    recall_rule(site)
+    patient = factories.make_patient(site)
+    reachable(patient, "reminders", "sms")
+    due_recall(patient)
+    [skipped] = [d for d in run() if d.kind == "recall"]
+    assert [r.code for r in skipped.reasons][-1] is Code.NO_PREFERENCE
+    assert recalls().count() == 0
+
+
+def test_a_recall_text_on_a_day_with_a_treatment_text_waits_for_the_next_day(site):
+    enable(site, Kind.RX_READY)
+    recall_rule(site)
+    patient = factories.make_patient(site)
+    for category in ("rx_ready", "recalls"):
+        reachable(patient, category, "sms", mobile="+12025550172")
+    ready_fill(patient)
+    due_recall(patient)
+    run()
+    recall = recalls().get()
+    assert recall.planned_at == dt.datetime(2026, 11, 26, 8, tzinfo=site.zone)
+    assert recall.reasons[-1]["code"] == "cap_daily"
+    rerun_daily(NOW + HOUR)
+    assert OutboxMessage.objects.count() == 2
+
+
+def test_a_recall_email_names_its_due_date(site):
+    from carebell.messaging import rendering
+
+    recall_rule(site)
+    patient = factories.make_patient(site, first_name="Ada")
+    reachable(patient, "recalls", "email")
+    due_recall(patient)
+    run()
+    message = recalls().select_related("site", "patient").get()
+    rendering.render_batch([message])
+    assert "is due for a visit by Wednesday, November 25." in message.body

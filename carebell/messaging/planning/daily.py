@@ -1,12 +1,14 @@
-"""Pharmacy and greeting messages (SPEC §5.4–§5.5): the planner's entry points.
+"""Pharmacy, greeting and recall messages (SPEC §5.1, §5.4–§5.5): the planner's entry
+points.
 
 Two entry points, both called by the runner: `plan_site_events` on every pass, for
 what should not wait a day (ready for pickup, pickup confirmation, welcome), and
 `plan_site_daily` once a day after the site's daily process start (`is_due`,
-`mark_done`) for pickup reminders, refill reminders, review requests and birthdays.
+`mark_done`) for pickup reminders, refill reminders, review requests, birthdays and
+recalls. `plan_patient_recalls` is what `carebell explain` asks about one patient.
 
 Each kind finds its subjects in its own module (`pharmacy`, `refills`, `reviews`,
-`greetings`), reading rows set-based, a few queries per site and kind; `subjects`
+`greetings`, `recalls`), reading rows set-based, a few queries per site and kind; `subjects`
 turns them into decisions, contacts a chunk of patients at a time, and `sms_caps`
 holds the pass's SMS caps. Every timing and eligibility question goes to
 `carebell.core`. Each decision's `dedupe_key` names rule, kind, subject, occurrence
@@ -32,6 +34,7 @@ from carebell.messaging.planning.pharmacy import (
     ready_subjects,
     reminder_subjects,
 )
+from carebell.messaging.planning.recalls import plan_recalls
 from carebell.messaging.planning.refills import REFILL_KINDS, plan_refills
 from carebell.messaging.planning.reviews import REVIEW_LINK_OPENED, plan_reviews
 from carebell.messaging.planning.sms_caps import SmsCaps
@@ -48,6 +51,7 @@ __all__ = [
     "is_due",
     "mark_done",
     "pharmacy_settings",
+    "plan_patient_recalls",
     "plan_site_daily",
     "plan_site_events",
 ]
@@ -61,6 +65,7 @@ DAILY_KINDS = frozenset(
         Kind.REFILL_ASK_PRESCRIBER,
         Kind.REVIEW_REQUEST,
         Kind.BIRTHDAY,
+        Kind.RECALL,
     }
 )
 
@@ -125,7 +130,7 @@ def plan_site_daily(
     caps: SmsCaps | None = None,
 ) -> Iterator[Decision]:
     """The daily batch for the site's local date of `now`: pickup reminders, refill
-    reminders, review requests and birthdays."""
+    reminders, review requests, birthdays and recalls."""
     p = _new_pass(site, rules, policy, now, DAILY_KINDS, caps)
     if p is None:
         return
@@ -137,6 +142,23 @@ def plan_site_daily(
         yield from plan_reviews(p, rule)
     for rule in p.rules.get(Kind.BIRTHDAY, []):
         yield from decide(p, rule, Kind.BIRTHDAY, birthday_subjects(p))
+    for rule in p.rules.get(Kind.RECALL, []):
+        yield from plan_recalls(p, rule)
+
+
+def plan_patient_recalls(
+    site: Site,
+    rules: list[AutomatedMessage],
+    policy: DeliveryPolicy,
+    now: dt.datetime,
+    patient_id: int,
+    caps: SmsCaps | None = None,
+) -> Iterator[Decision]:
+    """The recall messages the daily batch of `now`'s local date would plan for one
+    patient, with their reasons."""
+    p = _new_pass(site, rules, policy, now, frozenset({Kind.RECALL}), caps)
+    for rule in p.rules.get(Kind.RECALL, []) if p is not None else []:
+        yield from plan_recalls(p, rule, [patient_id])
 
 
 def _new_pass(site, rules, policy, now, kinds: frozenset[Kind], caps) -> SitePass | None:
