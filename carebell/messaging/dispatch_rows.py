@@ -30,6 +30,7 @@ from psycopg import postgres, pq
 
 from carebell.core.vocab import OutboxStatus
 from carebell.messaging.models import DeliveryAttempt, MessageEvent, MessageTemplate, OutboxMessage
+from carebell.messaging.sql import utc_params
 from carebell.sites.models import Site
 
 OUTBOX = OutboxMessage._meta.db_table
@@ -239,7 +240,7 @@ def _ids_still(ids: Iterable[int], condition: str, value) -> set[int]:
     marks = ", ".join(["%s"] * len(ids))
     sql = f"SELECT id FROM {OUTBOX} WHERE id IN ({marks}) AND {condition} = %s"
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*ids, value])
+        cursor.execute(sql, utc_params([*ids, value]))
         return {row[0] for row in cursor.fetchall()}
 
 
@@ -254,7 +255,7 @@ def lease(ids: list[int], token: dt.datetime, now: dt.datetime) -> None:
         WHERE id IN ({marks})"""
     with connection.cursor() as cursor:
         # Raw, like the check: SQLite compares times as text in the form written.
-        cursor.execute(sql, [token, token, now, *ids])
+        cursor.execute(sql, utc_params([token, token, now, *ids]))
 
 
 def start_sending(
@@ -286,7 +287,7 @@ def start_sending(
             RETURNING o.id"""
         params = [due_at, due_at, now, *arrays, arrays[0], *([token] if token else [])]
         with connection.cursor() as cursor:
-            cursor.execute(sql, params)
+            cursor.execute(sql, utc_params(params))
             ours = {row[0] for row in cursor.fetchall()}
     else:
         ids = [m.id for m in messages]
@@ -298,7 +299,12 @@ def start_sending(
             segments = %s WHERE id = %s"""
         with connection.cursor() as cursor:
             cursor.executemany(
-                sql, [(r[1], due_at, due_at, now, *r[2:], r[0]) for r in rows if r[0] in ours]
+                sql,
+                [
+                    utc_params((r[1], due_at, due_at, now, *r[2:], r[0]))
+                    for r in rows
+                    if r[0] in ours
+                ],
             )
     for message in messages:
         if message.id in ours:
@@ -337,7 +343,7 @@ def insert_attempts(
                 '', '', false
             FROM {spread} ON CONFLICT DO NOTHING RETURNING id, message_id"""
         with connection.cursor() as cursor:
-            cursor.execute(sql, [started_at, *arrays])
+            cursor.execute(sql, utc_params([started_at, *arrays]))
             saved = {message_id: id_ for id_, message_id in cursor.fetchall()}
     else:
         attempts = [
@@ -417,7 +423,7 @@ def _record_postgres(now, attempts, outcomes) -> set[int]:
                     permanent = v.permanent
                 FROM {spread} WHERE a.id = v.id AND a.id = ANY(%s::bigint[])
                     AND (v.finished OR a.finished_at IS NULL)""",
-                [now, *arrays, arrays[0]],
+                utc_params([now, *arrays, arrays[0]]),
             )
         if not outcomes:
             return set()
@@ -449,7 +455,7 @@ def _record_postgres(now, attempts, outcomes) -> set[int]:
             )
             INSERT INTO {EVENTS} (message_id, at, status, reasons, note)
             SELECT id, %s, event_status, event_reasons::jsonb, event_note FROM moved""",
-            [now, now, now, *arrays, arrays[0], now],
+            utc_params([now, now, now, *arrays, arrays[0], now]),
         )
     return moved
 
@@ -461,7 +467,7 @@ def _record_sqlite(now, attempts, outcomes) -> set[int]:
             f"""UPDATE {ATTEMPTS} SET finished_at = CASE WHEN %s THEN %s END,
                 provider_message_id = %s, status = %s, error_code = %s, error_message = %s,
                 permanent = %s WHERE id = %s AND (%s OR finished_at IS NULL)""",
-            [(a[6], now, *a[1:6], a[0], a[6]) for a in attempts],
+            [utc_params((a[6], now, *a[1:6], a[0], a[6])) for a in attempts],
         )
         cursor.executemany(
             f"""UPDATE {OUTBOX} SET status = %s, provider = %s,
@@ -473,7 +479,7 @@ def _record_sqlite(now, attempts, outcomes) -> set[int]:
                 updated_at = %s, lease_expires_at = NULL
             WHERE id = %s""",
             [
-                (*o[1:5], now, o.finished_now, now, *o[6:10], now, o.id)
+                utc_params((*o[1:5], now, o.finished_now, now, *o[6:10], now, o.id))
                 for o in outcomes
                 if o.id in moved
             ],
@@ -481,7 +487,7 @@ def _record_sqlite(now, attempts, outcomes) -> set[int]:
         cursor.executemany(
             f"INSERT INTO {EVENTS} (message_id, at, status, reasons, note) "
             "VALUES (%s, %s, %s, %s, %s)",
-            [(o.id, now, *o[10:]) for o in outcomes if o.id in moved],
+            [utc_params((o.id, now, *o[10:])) for o in outcomes if o.id in moved],
         )
     return moved
 

@@ -72,6 +72,7 @@ from carebell.messaging.dispatch_rows import (
 from carebell.messaging.models import DeliveryAttempt, OutboxMessage
 from carebell.messaging.policies import PolicyCache
 from carebell.messaging.provider_set import ProviderSet
+from carebell.messaging.sql import utc_params
 from carebell.providers.base import OutgoingMessage, Provider, SendResult
 
 log = logging.getLogger("carebell.dispatcher")
@@ -99,7 +100,7 @@ def claim_due(now: dt.datetime, limit: int, lease_until: dt.datetime, worker: st
         )
         RETURNING id"""
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(sql, [lease_until, lease_until, now, now, limit])
+        cursor.execute(sql, utc_params([lease_until, lease_until, now, now, limit]))
         return [row[0] for row in cursor.fetchall()]
 
 
@@ -114,7 +115,7 @@ def lock_due(now: dt.datetime, limit: int) -> list[int]:
         WHERE status IN ('scheduled', 'queued', 'sending') AND due_at <= %s
         ORDER BY due_at LIMIT %s {skip_locked}"""
     with connection.cursor() as cursor:
-        cursor.execute(sql, [now, limit])
+        cursor.execute(sql, utc_params([now, limit]))
         return [row[0] for row in cursor.fetchall()]
 
 

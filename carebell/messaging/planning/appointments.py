@@ -26,6 +26,7 @@ from carebell.messaging.planning import contacts as contact_rows
 from carebell.messaging.planning.contacts import LoadedContact, as_datetime
 from carebell.messaging.planning.decisions import Decision, dedupe_key
 from carebell.messaging.planning.sms_caps import SmsCaps
+from carebell.messaging.sql import utc_params
 from carebell.sites.models import Site
 
 APPOINTMENT_KINDS = (Kind.APPT_CONFIRMATION, Kind.APPT_REMINDER)
@@ -160,7 +161,7 @@ def _rows(site_id, start, end, patient_ids: list[int] | None, category) -> Itera
             if patient_ids
             else "AND 1 = 0"
         )
-    params = [category, site_id, start, end, *(patient_ids or [])]
+    params = utc_params([category, site_id, start, end, *(patient_ids or [])])
     if connection.vendor != "postgresql":
         with connection.cursor() as cursor:
             cursor.execute(_SQL.format(patients=only), params)

@@ -36,6 +36,7 @@ from carebell.messaging.planning.subjects import (
     fixed,
     joined,
 )
+from carebell.messaging.sql import utc_params
 from carebell.sites.models import Site
 
 _CANCELLED = OutboxStatus.CANCELLED.value
@@ -146,7 +147,7 @@ def _fills(site_id: int, steps: list[FillStep], since: dt.datetime, columns: lis
         steps=",".join(["%s"] * len(steps)),
         recent=" OR ".join(f"f.{c.value}_at >= %s" for c in columns),
     )
-    params = [site_id, True, *(s.value for s in steps), *([since] * len(columns))]
+    params = utc_params([site_id, True, *(s.value for s in steps), *([since] * len(columns))])
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()

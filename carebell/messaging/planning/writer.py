@@ -24,6 +24,7 @@ from carebell.core.reasons import Code
 from carebell.messaging.actions import reasons_json
 from carebell.messaging.models import OutboxMessage, OutboxSubject
 from carebell.messaging.planning.decisions import Decision
+from carebell.messaging.sql import utc_params
 
 TABLE = OutboxMessage._meta.db_table
 COLUMNS = (
@@ -295,7 +296,8 @@ def _insert_or_ignore(rows: list[tuple]) -> None:
     marks = ", ".join(["%s"] * len(COLUMNS))
     with connection.cursor() as cursor:
         cursor.executemany(
-            f"INSERT OR IGNORE INTO {TABLE} ({', '.join(COLUMNS)}) VALUES ({marks})", rows
+            f"INSERT OR IGNORE INTO {TABLE} ({', '.join(COLUMNS)}) VALUES ({marks})",
+            [utc_params(row) for row in rows],
         )
 
 
