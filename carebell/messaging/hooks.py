@@ -1,9 +1,11 @@
 """Provider webhooks: delivery reports. Thin: verify, parse, hand to the writer.
 
-A forged request is refused with 403 before anything is written; a report for an
-id carebell does not know is answered 200 (so the provider stops retrying) and
-changes nothing; a replayed report changes nothing (de-duplicated by message id
-and status in `actions.record_status`).
+Every hook answers 4xx to what it cannot use, never 5xx: an unknown provider, or
+one not configured here, is 404; a forged request is refused with 403 before
+anything is written; fields no table can hold (NUL characters, ids longer than any
+provider's) are 400. A report for an id carebell does not know is answered 200 (so
+the provider stops retrying) and changes nothing; a replayed report changes nothing
+(de-duplicated by message id and status in `actions.record_status`).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import logging
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.http import (
     HttpRequest,
     HttpResponse,
@@ -23,11 +26,17 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from carebell.messaging import actions, inbound
-from carebell.providers.base import Unsupported
+from carebell.providers.base import Provider, StatusUpdate, Unsupported
 from carebell.providers.registry import provider_by_name
 from carebell.providers.twilio_sms import parse_inbound
 
 log = logging.getLogger("carebell.hooks")
+
+#: Longest provider message id and address carebell stores (the columns' lengths).
+MAX_MESSAGE_ID = 100
+MAX_ADDRESS = 254
+#: The providers that deliver inbound texts to /hooks/<provider>/inbound.
+INBOUND_PROVIDERS = ("twilio", "sim")
 
 
 def called_url(request: HttpRequest) -> str:
@@ -37,31 +46,72 @@ def called_url(request: HttpRequest) -> str:
     return settings.BASE_URL + request.get_full_path()
 
 
+def provider_for(name: str) -> Provider | None:
+    """The provider a hook URL names, or None: an unknown name, or a provider that is
+    not configured here (the email service's, without one), has no hooks."""
+    try:
+        return provider_by_name(name)
+    except ImproperlyConfigured:
+        return None
+
+
+def refusal(provider: Provider, name: str, request: HttpRequest) -> HttpResponse | None:
+    """The answer to a request `provider` did not sign (403) or whose fields no table
+    can hold (400); None for a request to act on."""
+    try:
+        genuine = provider.verify_signature(called_url(request), request.POST, request.headers)
+    except Unsupported:  # a provider that never calls back (SMTP, the console)
+        genuine = False
+    if not genuine:
+        log.warning("hooks.bad_signature", extra={"ids": {"provider": name}})
+        return HttpResponseForbidden("invalid signature")
+    if _has_nul(request.POST):
+        return HttpResponseBadRequest("a field holds a NUL character")
+    return None
+
+
+def _has_nul(form) -> bool:
+    # PostgreSQL stores no NUL character in text, and no real report carries one.
+    return any("\x00" in name or "\x00" in "".join(values) for name, values in form.lists())
+
+
+def is_storable(update: StatusUpdate) -> bool:
+    """True when the report's message id and error code fit carebell's columns."""
+    return 0 < len(update.provider_message_id) <= MAX_MESSAGE_ID and "\x00" not in (
+        update.provider_message_id + update.error_code
+    )
+
+
 @csrf_exempt
 @require_POST
 def status_callback(request: HttpRequest, provider: str, attempt_id: int) -> HttpResponse:
-    handler = provider_by_name(provider)
+    handler = provider_for(provider)
     if handler is None:
         return HttpResponseNotFound("unknown provider")
+    if (refused := refusal(handler, provider, request)) is not None:
+        return refused
     try:
-        genuine = handler.verify_signature(called_url(request), request.POST, request.headers)
-    except Unsupported:
-        genuine = False
-    if not genuine:
-        log.warning("hooks.bad_signature", extra={"ids": {"provider": provider}})
-        return HttpResponseForbidden("invalid signature")
-    update = handler.parse_status(request.POST, attempt_id)
-    if update is not None:
-        actions.record_status(
-            provider,
-            update.provider_message_id,
-            update.status,
-            now=timezone.now(),
-            attempt_id=attempt_id,
-            error_code=update.error_code,
-            opt_out=update.opt_out,
-        )
+        update = handler.parse_status(request.POST, attempt_id)
+    except Unsupported:  # its reports arrive elsewhere (the email service's webhook)
+        return HttpResponseNotFound("no status reports here")
+    if update is None:
+        return HttpResponse(status=200)
+    if not is_storable(update):
+        return HttpResponseBadRequest("not a status report carebell can store")
+    record_update(provider, update, attempt_id)
     return HttpResponse(status=200)
+
+
+def record_update(provider: str, update: StatusUpdate, attempt_id: int | None) -> None:
+    actions.record_status(
+        provider,
+        update.provider_message_id,
+        update.status,
+        now=timezone.now(),
+        attempt_id=attempt_id,
+        error_code=update.error_code[:32],
+        opt_out=update.opt_out,
+    )
 
 
 #: Twilio waits for TwiML in answer to an inbound text; an empty response sends
@@ -72,15 +122,19 @@ EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
 @csrf_exempt
 @require_POST
 def inbound_sms(request: HttpRequest, provider: str) -> HttpResponse:
-    handler = provider_by_name(provider)
-    if handler is None or provider not in ("twilio", "sim"):
+    handler = provider_for(provider) if provider in INBOUND_PROVIDERS else None
+    if handler is None:
         return HttpResponseNotFound("unknown provider")
-    if not handler.verify_signature(called_url(request), request.POST, request.headers):
-        log.warning("hooks.bad_signature", extra={"ids": {"provider": provider}})
-        return HttpResponseForbidden("invalid signature")
+    if (refused := refusal(handler, provider, request)) is not None:
+        return refused
     parsed = parse_inbound(request.POST)
     if not parsed.message_sid or not parsed.from_number:
         return HttpResponseBadRequest("not an inbound message: MessageSid and From are required")
+    if (
+        len(parsed.message_sid) > MAX_MESSAGE_ID
+        or max(len(parsed.from_number), len(parsed.to_number)) > MAX_ADDRESS
+    ):
+        return HttpResponseBadRequest("not an inbound message: MessageSid, From or To too long")
     inbound.handle_inbound_sms(
         inbound.InboundSms(
             provider=provider,
@@ -101,17 +155,9 @@ def email_event_received(sender, event, esp_name: str = "", **kwargs) -> None:
     from carebell.providers.anymail_email import status_from_event
 
     update = status_from_event(event)
-    if update is None:
+    if update is None or not is_storable(update):
         return
-    actions.record_status(
-        "anymail",
-        update.provider_message_id,
-        update.status,
-        now=timezone.now(),
-        attempt_id=update.attempt_id,
-        error_code=update.error_code,
-        opt_out=update.opt_out,
-    )
+    record_update("anymail", update, update.attempt_id)
 
 
 def anymail_hook_patterns() -> list:

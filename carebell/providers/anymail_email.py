@@ -27,8 +27,9 @@ from anymail.exceptions import (
     AnymailRecipientsRefused,
     AnymailUnsupportedFeature,
 )
+from anymail.signals import AnymailTrackingEvent
 from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
+from django.core.exceptions import BadRequest, ImproperlyConfigured
 from django.core.mail import get_connection
 from django.utils.crypto import constant_time_compare
 
@@ -103,15 +104,34 @@ def backend_path(esp: str) -> str:
 
 def tracking_view(esp: str = ""):
     """anymail's tracking-webhook view class for the service (route it, then connect
-    a receiver to anymail.signals.tracking that calls `parse_status`)."""
+    a receiver to anymail.signals.tracking that calls `parse_status`), answering 400
+    to a payload it cannot read."""
     esp = esp or configured_esp()
     module = importlib.import_module(f"anymail.webhooks.{esp}")
     for name, value in inspect.getmembers(module, inspect.isclass):
         if name.endswith(("TrackingWebhookView", "CombinedWebhookView")) and (
             value.__module__ == module.__name__
         ):
-            return value
+            return type(value.__name__, (RefusesUnreadablePayloads, value), {})
     raise Unsupported(f"tracking webhooks for {esp}")
+
+
+class RefusesUnreadablePayloads:
+    """Mixed into anymail's webhook views. anymail authenticates the request, then
+    reads the service's JSON or form with no guard: a malformed payload raises
+    whatever it trips on (JSONDecodeError, KeyError, TypeError, its own configuration
+    error for an inbound payload), a server error the service would take as "try
+    again later". What cannot be read is answered 400 and records nothing."""
+
+    def parse_events(self, request):
+        try:
+            return super().parse_events(request)
+        except Exception as error:  # whatever reading the payload tripped on
+            log.warning(
+                "hooks.unreadable_payload",
+                extra={"ids": {"provider": "anymail", "error": type(error).__name__}},
+            )
+            raise BadRequest("unreadable webhook payload") from error
 
 
 def configured_esp() -> str:
@@ -159,7 +179,10 @@ class AnymailEmailProvider(ConnectionEmailProvider):
 
     def parse_status(self, data: Any, attempt_id: int | None = None) -> StatusUpdate | None:
         """An AnymailTrackingEvent as a StatusUpdate (None for events carebell
-        does not record, such as queued or deferred)."""
+        does not record, such as queued or deferred). Anything else — a form posted
+        to carebell's own status hook — is not how the service reports: Unsupported."""
+        if not isinstance(data, AnymailTrackingEvent):
+            raise Unsupported("anymail status reports outside its tracking webhook")
         return status_from_event(data, attempt_id)
 
     def verify_signature(self, url: str, params: Any, headers: Mapping[str, str]) -> bool:
@@ -172,10 +195,12 @@ def status_from_event(event: Any, attempt_id: int | None = None) -> StatusUpdate
     if mapped is None or not message_id:
         return None
     status, permanent, opt_out = mapped
-    reason = event.reject_reason or ""
-    metadata = event.metadata or {}
-    if attempt_id is None and str(metadata.get("attempt_id", "")).isdigit():
-        attempt_id = int(metadata["attempt_id"])
+    reason = str(event.reject_reason or "")
+    # Metadata comes back as the service stores it: a forged event may carry anything.
+    metadata = event.metadata if isinstance(event.metadata, dict) else {}
+    given = str(metadata.get("attempt_id", ""))
+    if attempt_id is None and given.isascii() and given.isdigit():
+        attempt_id = int(given)
     return StatusUpdate(
         provider_message_id=message_id,
         status=status,

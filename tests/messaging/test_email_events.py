@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from carebell.core.vocab import ContactPointKind
 from carebell.messaging.hooks import anymail_hook_patterns
-from carebell.messaging.models import DeliveryAttempt, OutboxMessage
+from carebell.messaging.models import DeliveryAttempt, OutboxMessage, ProviderEvent
 from carebell.people.models import ContactPoint
 from tests import factories
 
@@ -76,3 +76,38 @@ def test_the_tracking_webhook_is_not_mounted_without_a_secret(settings):
     assert anymail_hook_patterns() == []
     settings.ANYMAIL = {"WEBHOOK_SECRET": "user:pass"}
     assert [p.name for p in anymail_hook_patterns()] == ["anymail-tracking"]
+
+
+@pytest.mark.parametrize("metadata", ["attempt_id=1", ["attempt_id"], None])
+def test_an_event_whose_metadata_is_not_a_mapping_is_recorded_by_its_message_id(
+    sent_email, metadata
+):
+    message, _attempt = sent_email
+    event = AnymailTrackingEvent(event_type="delivered", message_id="msg-1", metadata=metadata)
+    tracking.send(sender=object, event=event, esp_name="Postmark")
+    message.refresh_from_db()
+    assert message.status == "delivered"
+
+
+@pytest.mark.parametrize("attempt_id", ["9" * 30, "²", "-1"])
+def test_an_event_naming_an_attempt_no_table_holds_is_recorded_by_its_message_id(
+    sent_email, attempt_id
+):
+    message, _attempt = sent_email
+    event = AnymailTrackingEvent(
+        event_type="delivered", message_id="msg-1", metadata={"attempt_id": attempt_id}
+    )
+    tracking.send(sender=object, event=event, esp_name="Postmark")
+    message.refresh_from_db()
+    assert message.status == "delivered"
+
+
+def test_an_event_whose_message_id_no_column_holds_records_nothing(sent_email):
+    message, attempt = sent_email
+    event = AnymailTrackingEvent(
+        event_type="delivered", message_id="m" * 101, metadata={"attempt_id": str(attempt.id)}
+    )
+    tracking.send(sender=object, event=event, esp_name="Postmark")
+    message.refresh_from_db()
+    assert message.status == "sent"
+    assert not ProviderEvent.objects.exists()

@@ -99,3 +99,33 @@ def test_metrics_are_prometheus_text_with_the_queue_by_status(client, sent):
     assert response["Content-Type"].startswith("text/plain")
     assert 'carebell_outbox_messages{status="sent"} 1.0' in text
     assert "carebell_send_attempts_total" in text
+
+
+def signed_post(client, path: str, form: dict):
+    signature = RequestValidator(TOKEN).compute_signature(
+        "https://carebell.example.org" + path, form
+    )
+    return client.post(path, form, HTTP_X_TWILIO_SIGNATURE=signature)
+
+
+@pytest.mark.parametrize(
+    "form",
+    [
+        {"MessageSid": SID, "MessageStatus": "delivered", "ErrorCode": "\x00"},
+        {"MessageSid": SID + "\x00", "MessageStatus": "delivered"},
+        {"MessageSid": "SM" + "a" * 99, "MessageStatus": "delivered"},
+    ],
+)
+def test_a_signed_report_no_table_can_hold_is_refused_400_and_writes_nothing(client, sent, form):
+    message, attempt = sent
+    response = signed_post(client, f"/hooks/twilio/status/{attempt.id}", form)
+    assert response.status_code == 400
+    assert status_of(message) == OutboxStatus.SENT
+    assert not ProviderEvent.objects.exists()
+
+
+def test_an_inbound_text_from_a_provider_not_configured_here_is_404(client, settings):
+    settings.ANYMAIL_ESP = ""
+    for provider in ("anymail", "smtp", "console", "twilio_voice", "nope"):
+        assert client.post(f"/hooks/{provider}/inbound", {"From": "+1"}).status_code == 404
+    assert client.post("/hooks/anymail/status/1", {"a": "b"}).status_code == 404
