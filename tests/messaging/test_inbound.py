@@ -376,6 +376,8 @@ def test_the_default_sender_of_two_organizations_is_given_to_neither(
     client, settings, family_site, other_org_site
 ):
     settings.TWILIO_FROM = "+12025550150"
+    site, child = family_site
+    sent_confirmation(site, [factories.make_appointment(child)])
     Site.objects.update(sms_from="")
     text(client, "HELP", to="+12025550150")
     assert InboundMessage.objects.get().site is None
