@@ -186,7 +186,7 @@ def _answer_open_request(site, conversation, intent, inbound, language, now) -> 
         ).values_list("id", flat=True)
     )
     groups = [[i for i in g if i in open_ids] for g in groups]
-    groups = [g for g in groups if g]
+    groups = answers.distinct_groups(groups)
     if not groups:
         inbound.needs_review = True
         return
@@ -203,9 +203,14 @@ def _answer_open_request(site, conversation, intent, inbound, language, now) -> 
 
 def _answer(site, intent: Intent, appointment_ids: list[int], inbound, language, now) -> None:
     answered = answers.answer_appointments(
-        site, answers.Answer(intent.value), appointment_ids, via="sms", now=now
+        site,
+        answers.Answer(intent.value),
+        appointment_ids,
+        via="sms",
+        now=now,
+        address=inbound.from_address,
     )
-    for appointment, reply_kind in answered:
+    for appointment, reply_kind, _repeated in answered:
         if reply_kind is not None:
             actions.queue_reply(
                 site,

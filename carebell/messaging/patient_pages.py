@@ -2,7 +2,9 @@
 
 They show the minimum needed — a first name, a date, a site — and a wrong, altered or
 expired token gets the same plain "link not valid" page as a missing one, so a page
-never confirms that a message or a person exists.
+never confirms that a message or a person exists. A confirm link's form answers only
+what its page shows (visits not yet started); an answer it does not know is 400, and
+one already given changes nothing and says so.
 """
 
 from __future__ import annotations
@@ -83,25 +85,12 @@ def confirm(request: HttpRequest, token: str) -> HttpResponse:
     message = _message("confirm", token)
     if message is None or message.entity_type != "appointment":
         return _invalid(request)
-    ids = message.entity_ids or [message.entity_id]
     now = timezone.now()
+    appointments = _answerable(message, now)
+    if not appointments:
+        return _invalid(request)
     if request.method == "POST":
-        chosen = [i for i in ids if str(i) in request.POST.getlist("appointment")] or ids
-        answer = answers.Answer(request.POST.get("answer", ""))
-        answered = answers.answer_appointments(message.site, answer, chosen, via="link", now=now)
-        replies = [kind for _, kind in answered if kind is not None]
-        return render(
-            request,
-            "patient/answered.html",
-            {
-                "site": message.site,
-                "answer": answer.value,
-                "refused": Kind.APPT_CANCEL_REFUSED in replies,
-            },
-        )
-    appointments = Appointment.objects.select_related("patient").filter(
-        id__in=ids, starts_at__gt=now
-    )
+        return _answer(request, message, appointments, now)
     rows = [
         {
             "id": a.id,
@@ -109,8 +98,51 @@ def confirm(request: HttpRequest, token: str) -> HttpResponse:
             "starts": a.starts_at.astimezone(message.site.zone),
             "open": AppointmentStatus(a.status).is_open,
         }
-        for a in appointments.order_by("starts_at")
+        for a in appointments
     ]
-    if not rows:
-        return _invalid(request)
     return render(request, "patient/confirm.html", {"site": message.site, "rows": rows})
+
+
+def _answerable(message: OutboxMessage, now: dt.datetime) -> list[Appointment]:
+    """The appointments a confirm link still speaks for: those its message listed that
+    have not started. The page shows these and its form answers these, nothing else."""
+    ids = message.entity_ids or [message.entity_id]
+    return list(
+        Appointment.objects.select_related("patient")
+        .filter(site_id=message.site_id, id__in=ids, starts_at__gt=now)
+        .order_by("starts_at", "id")
+    )
+
+
+def _answer(request: HttpRequest, message: OutboxMessage, appointments, now) -> HttpResponse:
+    answer = answers.Answer.read(request.POST.get("answer", ""))
+    chosen = _chosen(request, appointments)
+    if answer is None or not chosen:
+        context = {"site": message.site, "no_visit": answer is not None}
+        return render(request, "patient/bad_answer.html", context, status=400)
+    answered = answers.answer_appointments(
+        message.site,
+        answer,
+        [a.id for a in chosen],
+        via="link",
+        now=now,
+        address=message.to_address,
+    )
+    context = {
+        "site": message.site,
+        "answer": answer.value,
+        "count": len(answered),
+        "repeated": all(a.repeated for a in answered),
+        "confirmed": any(a.appointment.status == AppointmentStatus.CONFIRMED for a in answered),
+        "refused": any(a.reply_kind == Kind.APPT_CANCEL_REFUSED for a in answered),
+    }
+    return render(request, "patient/answered.html", context)
+
+
+def _chosen(request: HttpRequest, appointments: list[Appointment]) -> list[Appointment]:
+    """The appointments the form picked: those ticked, or all of them when the page had
+    nothing to tick (one visit). Ticked ids the link does not speak for are ignored."""
+    ticked = set(request.POST.getlist("appointment"))
+    if not ticked and "choosing" not in request.POST:
+        return appointments
+    return [a for a in appointments if str(a.id) in ticked]

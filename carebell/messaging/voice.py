@@ -2,25 +2,24 @@
 
 The call's words were rendered when it was sent (stored on the outbox row); a key
 press on an appointment call confirms (1) or asks to cancel (2) through the same
-`answers` code as a text reply.
+`answers` code as a text reply, once per call (a replayed callback changes nothing).
+Only call attempts have these hooks: any other attempt id is 404.
 """
 
 from __future__ import annotations
 
 import re
 
-from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
+from django.http import HttpRequest, HttpResponse, HttpResponseNotFound
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from carebell.core.vocab import Channel
 from carebell.formats.service import quick_reply
-from carebell.messaging import answers, rendering
-from carebell.messaging.hooks import called_url
+from carebell.messaging import answers, hooks, rendering
 from carebell.messaging.models import DeliveryAttempt, OutboxMessage
 from carebell.providers.base import OutgoingMessage
-from carebell.providers.registry import provider_by_name
 from carebell.providers.twilio_voice import (
     TwilioVoiceProvider,
     answer_twiml,
@@ -31,20 +30,19 @@ from carebell.providers.twilio_voice import (
 TWIML = "text/xml"
 
 
-def _verified_attempt(request: HttpRequest, attempt_id: int) -> DeliveryAttempt | None:
-    """The attempt the call belongs to, if the request is signed by its provider."""
+def _verified_call(request: HttpRequest, attempt_id: int) -> DeliveryAttempt | HttpResponse:
+    """The call attempt the request is about, or the answer refusing it: 404 when the
+    attempt is not a call (or its provider is not here), else `hooks.refusal`'s."""
     attempt = (
         DeliveryAttempt.objects.select_related("message__site__delivery")
-        .filter(id=attempt_id)
+        .filter(id=attempt_id, message__channel=Channel.CALL)
         .first()
     )
-    if attempt is None:
-        return None
-    provider = provider_by_name(attempt.provider)
-    if provider is None:
-        return None
-    url = called_url(request)
-    return attempt if provider.verify_signature(url, request.POST, request.headers) else None
+    provider = hooks.provider_for(attempt.provider) if attempt is not None else None
+    if provider is None or Channel.CALL not in provider.limits.channels:
+        return HttpResponseNotFound("no such call")
+    refused = hooks.refusal(provider, attempt.provider, request)
+    return attempt if refused is None else refused
 
 
 def _first_sentence(text: str) -> str:
@@ -55,9 +53,9 @@ def _first_sentence(text: str) -> str:
 @csrf_exempt
 @require_POST
 def call_answered(request: HttpRequest, attempt_id: int) -> HttpResponse:
-    attempt = _verified_attempt(request, attempt_id)
-    if attempt is None:
-        return HttpResponseForbidden("invalid signature")
+    attempt = _verified_call(request, attempt_id)
+    if isinstance(attempt, HttpResponse):
+        return attempt
     message = attempt.message
     outgoing = OutgoingMessage(
         attempt_id=attempt.id,
@@ -76,23 +74,31 @@ def call_answered(request: HttpRequest, attempt_id: int) -> HttpResponse:
 @csrf_exempt
 @require_POST
 def key_pressed(request: HttpRequest, attempt_id: int) -> HttpResponse:
-    attempt = _verified_attempt(request, attempt_id)
-    if attempt is None:
-        return HttpResponseForbidden("invalid signature")
+    attempt = _verified_call(request, attempt_id)
+    if isinstance(attempt, HttpResponse):
+        return attempt
     message = attempt.message
     language = message.language
     keypress = parse_keypress(request.POST, attempt_id)
-    if not keypress.action or message.entity_type != "appointment":
+    answer = answers.Answer.read(keypress.action)
+    if answer is None or message.entity_type != "appointment":
         return HttpResponse(say_twiml(quick_reply("call_key_unknown", language), language), TWIML)
-    ids = message.entity_ids or [message.entity_id]
     answered = answers.answer_appointments(
-        message.site, answers.Answer(keypress.action), ids, via="call", now=timezone.now()
+        message.site,
+        answer,
+        message.entity_ids or [message.entity_id],
+        via="call",
+        now=timezone.now(),
+        address=message.to_address,
+        key_press=answers.KeyPress(
+            attempt.id, attempt.provider, keypress.digits, dict(request.POST.items())
+        ),
     )
     return HttpResponse(say_twiml(_spoken_reply(message, answered), language), TWIML)
 
 
-def _spoken_reply(message: OutboxMessage, answered) -> str:
-    kinds = [kind for _, kind in answered if kind is not None]
+def _spoken_reply(message: OutboxMessage, answered: list[answers.Answered]) -> str:
+    kinds = [a.reply_kind for a in answered if a.reply_kind is not None]
     if not kinds:
         return quick_reply("call_confirmed", message.language)
     draft = OutboxMessage(

@@ -8,8 +8,10 @@ import pytest
 from django.utils import timezone
 from twilio.request_validator import RequestValidator
 
+from carebell.appointments.models import Appointment, CancellationRequest
 from carebell.core.vocab import Kind
-from carebell.messaging.models import DeliveryAttempt, OutboxMessage
+from carebell.inbox.models import StaffNotification
+from carebell.messaging.models import DeliveryAttempt, InboundMessage, OutboundEvent, OutboxMessage
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -127,3 +129,43 @@ def test_a_call_is_rendered_as_speakable_text(site):
     render_batch([draft])
     assert "https" not in draft.body and "202-555" not in draft.body
     assert "two zero two" in draft.body and " and " in draft.body
+
+
+def test_a_replayed_key_press_changes_nothing(client, call):
+    appointment, attempt = call
+    path = f"/hooks/twilio/gather/{attempt.id}"
+    for _ in range(5):
+        response = post(client, path, {"CallSid": "CA1", "Digits": "2"})
+        assert response.status_code == 200 and "<Say" in response.content.decode()
+    assert CancellationRequest.objects.filter(appointment=appointment).count() == 1
+    assert StaffNotification.objects.filter(kind="cancellation").count() == 1
+    key_presses = InboundMessage.objects.filter(channel="call")
+    assert [(k.body, k.intent) for k in key_presses] == [("2", "cancel")]
+
+
+def test_a_key_press_replayed_after_a_later_answer_does_not_undo_it(client, call):
+    appointment, attempt = call
+    path = f"/hooks/twilio/gather/{attempt.id}"
+    post(client, path, {"CallSid": "CA1", "Digits": "1"})
+    Appointment.objects.filter(id=appointment.id).update(status="cancel_requested")
+    twiml = post(client, path, {"CallSid": "CA1", "Digits": "1"}).content.decode()
+    appointment.refresh_from_db()
+    assert appointment.status == "cancel_requested"
+    assert "confirmed" in twiml
+    assert OutboundEvent.objects.filter(event_type="appointment.confirmed").count() == 1
+
+
+def test_a_key_that_means_nothing_records_nothing(client, call):
+    appointment, attempt = call
+    twiml = post(client, f"/hooks/twilio/gather/{attempt.id}", {"CallSid": "CA1", "Digits": "7"})
+    assert "that key does nothing" in twiml.content.decode()
+    assert not InboundMessage.objects.exists()
+    appointment.refresh_from_db()
+    assert appointment.status == "booked"
+
+
+def test_the_voice_hooks_answer_404_for_an_attempt_that_does_not_exist(client, call):
+    for kind in ("voice", "gather"):
+        for attempt_id in (999_999, 2**63, 10**30):
+            path = f"/hooks/twilio/{kind}/{attempt_id}"
+            assert post(client, path, {"CallSid": "CA1", "Digits": "1"}).status_code == 404
