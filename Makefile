@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements.lock | cksum
 POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/postgres
 PORT ?= 8000
 
-.PHONY: install demo test test-sqlite test-postgres lint format bench lock clean
+.PHONY: install demo test test-sqlite test-postgres lint format bench faults lock clean
 
 install: $(STAMP)
 
@@ -42,6 +42,11 @@ format: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_rules.py
 	$(BIN)/python benchmarks/bench_render.py
+
+# The fault suite's long form on its own PostgreSQL database (README, "Fault suite");
+# its short form runs in test-postgres.
+faults: $(STAMP)
+	$(BIN)/python -m tests.faults --messages 5000
 
 # Refresh the exact pins after changing dependencies in pyproject.toml.
 lock:

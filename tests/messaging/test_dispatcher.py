@@ -6,7 +6,6 @@ import datetime as dt
 import itertools
 import json
 import urllib.request
-from zoneinfo import ZoneInfo
 
 import pytest
 from django.core.management import call_command
@@ -24,6 +23,7 @@ from carebell.messaging.planning.writer import OutboxWriter
 from carebell.messaging.policies import PolicyCache
 from carebell.people.models import ContactPoint, OptOutEvent
 from carebell.providers.sim_server import SimConfig, start_in_thread
+from tests.faults.harness import daytime_zone
 from tests.messaging.engine_setup import NOW, enable, family
 
 pytestmark = pytest.mark.django_db
@@ -203,12 +203,6 @@ def test_status_only_moves_forward(site):
     actions.record_status("console", message.provider_message_id, "sent", now=NOW)
     message.refresh_from_db()
     assert message.status == OutboxStatus.DELIVERED
-
-
-def daytime_zone(now: dt.datetime) -> str:
-    """A time zone where it is now mid-day, so no quiet hour stops a real-time send."""
-    zones = ("America/New_York", "Europe/Paris", "Asia/Kolkata", "Asia/Tokyo", "Pacific/Honolulu")
-    return next(z for z in zones if 10 <= now.astimezone(ZoneInfo(z)).hour < 18)
 
 
 def test_the_worker_command_sends_what_is_due_once(site):
