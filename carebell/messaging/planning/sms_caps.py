@@ -11,13 +11,17 @@ treatment texts share one ledger, so they share one budget per patient and site.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from zoneinfo import ZoneInfo
+
+import psycopg
+from django.db import connection
 
 from carebell.core.caps import CapAction, SmsRecord, fit_sms_cap
 from carebell.core.vocab import CAPPED_KINDS, Channel, Kind, OutboxStatus
 from carebell.core.windows import DeliveryPolicy
 from carebell.messaging.models import OutboxMessage
+from carebell.messaging.planning.contacts import as_datetime
 from carebell.messaging.planning.decisions import Decision
 from carebell.messaging.planning.subjects import chunks
 
@@ -38,29 +42,23 @@ class SmsCaps:
 
     def __init__(self, site_id: int, now: dt.datetime) -> None:
         self.site_id, self.now = site_id, now
-        # Per (patient, number): its texts, one per dedupe key (a stored row planned
-        # again in this pass replaces itself, never counts twice).
-        self.history: dict[tuple[int, str], list[SmsRecord]] = {}
+        # Per (patient, number): its texts as plain tuples of plain values (`_Text`),
+        # one per dedupe key (a stored row planned again in this pass replaces itself,
+        # never counts twice). A pass keeps one per patient: tuples of atoms leave the
+        # garbage collector's care, where objects or lists would make every full
+        # collection walk them all.
+        self.history: dict[tuple[int, str], tuple[tuple, ...]] = {}
         self.loaded: set[int] = set()
 
     def load(self, patient_ids: Iterable[int]) -> None:
-        """Read the outbox's capped texts of these patients (each patient once), one
-        query per chunk of patients."""
+        """Read the outbox's capped texts of these patients (each patient once): on
+        PostgreSQL one query per 20,000 patients, their ids one array parameter."""
         ids = sorted(set(patient_ids) - self.loaded)
         if not ids:
             return
-        fields = (
-            "patient_id", "to_address", "planned_at", "sent_at", "kind", "dedupe_key",
-            "entity_type", "entity_id",
-        )  # fmt: skip
-        for chunk in chunks(ids):
-            rows = OutboxMessage.objects.filter(
-                site_id=self.site_id, channel=_SMS, patient_id__in=chunk, kind__in=_CAPPED,
-                planned_at__gte=self.now - LOOKBACK,
-            ).exclude(status__in=_NOT_SENT)  # fmt: skip
-            for pid, to, planned, sent, kind, key, etype, eid in rows.values_list(*fields):
-                record = SmsRecord(sent or planned, _KIND[kind], key, False, (etype, eid))
-                self._remember((pid, to), record)
+        params = [self.site_id, _SMS, self.now - LOOKBACK]
+        for pid, to, planned, sent, kind, key, etype, eid in _history_rows(params, ids):
+            self._remember((pid, to), (as_datetime(sent or planned), kind, key, False, etype, eid))
         self.loaded.update(ids)
 
     def apply(self, d: Decision, zone: ZoneInfo | None, policy: DeliveryPolicy, now) -> None:
@@ -69,30 +67,63 @@ class SmsCaps:
         if d.channel != _SMS or d.kind not in _CAPPED or d.patient_id is None:
             return
         key = (d.patient_id, d.to)
-        kind, about = _KIND[d.kind], (d.entity_type, d.entity_id)
         found = self.history.get(key)
-        if found:
+        if found is not None:
             # Its own stored row is not a rival: re-planning must reach the same answer.
-            others = [r for r in found if r.message_id != d.dedupe_key]
-            _follow(d, kind, others, zone or policy.zone, policy, zone, about)
+            others = [_record(t) for t in found if t[2] != d.dedupe_key]
+            _follow(d, others, zone or policy.zone, policy, zone)
         if d.planned_at is None:
             d.status = "skipped"
             return
-        self._remember(key, SmsRecord(d.planned_at, kind, d.dedupe_key, True, about))
+        text = (d.planned_at, d.kind, d.dedupe_key, True, d.entity_type, d.entity_id)
+        if found is None:  # the common case: the patient's first text
+            self.history[key] = (text,)
+        else:
+            self._remember(key, text)
 
-    def _remember(self, key: tuple[int, str], record: SmsRecord) -> None:
-        records = self.history.get(key)
-        if records is None:
-            self.history[key] = [record]
-            return
-        for n, r in enumerate(records):
-            if r.message_id is not None and r.message_id == record.message_id:
-                records[n] = record
-                return
-        records.append(record)
+    def _remember(self, key: tuple[int, str], text: tuple) -> None:
+        found = self.history.get(key, ())
+        if text[2] is not None:
+            found = tuple(t for t in found if t[2] != text[2])
+        self.history[key] = (*found, text)
 
 
-def _follow(d: Decision, kind, others, cap_zone, policy, zone, about) -> None:
+def _record(text: tuple) -> SmsRecord:
+    """A ledger text (at, kind, dedupe key, pending, entity type, entity id) as the
+    core's SmsRecord."""
+    at, kind, key, pending, entity_type, entity_id = text
+    return SmsRecord(at, _KIND[kind], key, pending, (entity_type, entity_id))
+
+
+_HISTORY_SQL = f"""
+SELECT patient_id, to_address, planned_at, sent_at, kind, dedupe_key, entity_type, entity_id
+FROM {OutboxMessage._meta.db_table}
+WHERE site_id = %s AND channel = %s AND planned_at >= %s
+  AND kind IN ({", ".join(f"'{k}'" for k in sorted(_CAPPED))})
+  AND status NOT IN ({", ".join(f"'{s}'" for s in _NOT_SENT)})
+  AND patient_id {{ids}}
+"""
+#: Patients per history query: PostgreSQL takes their ids as one array parameter.
+PG_CHUNK = 20_000
+
+
+def _history_rows(params: list, ids: list[int]) -> Iterator[tuple]:
+    """The capped texts of the patients `ids` (site, channel, since: `params`)."""
+    if connection.vendor != "postgresql":
+        for chunk in chunks(ids):
+            sql = _HISTORY_SQL.format(ids=f"IN ({', '.join(['%s'] * len(chunk))})")
+            with connection.cursor() as cursor:
+                cursor.execute(sql, [*params, *chunk])
+                yield from cursor.fetchall()
+        return
+    # Server-side binding: the ids travel as one array, not thousands of literals.
+    with connection.cursor() as cursor, psycopg.Cursor(cursor.cursor.connection) as lookup:
+        for chunk in chunks(ids, PG_CHUNK):
+            lookup.execute(_HISTORY_SQL.format(ids="= ANY(%s)"), [*params, chunk])
+            yield from lookup.fetchall()
+
+
+def _follow(d: Decision, others: list[SmsRecord], cap_zone, policy, zone) -> None:
     """Move `d` to where the caps let it go, or clear its time when nowhere."""
     if not others:
         return
@@ -100,8 +131,9 @@ def _follow(d: Decision, kind, others, cap_zone, policy, zone, about) -> None:
     def window(at: dt.datetime) -> dt.datetime | None:
         return policy.earliest_allowed(Channel.SMS, at, d.not_after, zone)
 
+    about = (d.entity_type, d.entity_id)
     found = fit_sms_cap(
-        kind, Channel.SMS, d.planned_at, others, cap_zone, d.not_after, window, about
+        _KIND[d.kind], Channel.SMS, d.planned_at, others, cap_zone, d.not_after, window, about
     )
     if found.action is CapAction.ALLOW:
         return
