@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
+from carebell.people import actions
 from carebell.people.models import (
     ConsentRecord,
     Contact,
@@ -26,9 +27,63 @@ _EDIT = "sites.edit_patients"
 _CONTACT_SITE = "contact__patient__site"
 
 
+#: The entry points the admin saves and deletes through: they validate, replan the
+#: patient's pending messages in the admin's transaction and write the audit log.
+_SAVE = {
+    Patient: actions.save_patient,
+    Contact: actions.save_contact,
+    ContactPoint: actions.save_contact_point,
+    ContactPreference: actions.save_preference,
+}
+_REMOVE = {
+    Contact: actions.remove_contact,
+    ContactPoint: actions.remove_contact_point,
+    ContactPreference: actions.remove_preference,
+}
+
+
 class PeopleAdmin(ScopedAdmin):
+    """Every save and delete, of the object and of its inlines, goes through
+    carebell.people.actions — the door any other door uses too."""
+
     staff_view_permission = _VIEW
     staff_change_permission = _EDIT
+
+    def save_model(self, request, obj, form, change) -> None:
+        _SAVE[type(obj)](obj, by=request.user)
+
+    def save_formset(self, request, form, formset, change) -> None:
+        if formset.model not in _SAVE:
+            super().save_formset(request, form, formset, change)
+            return
+        instances = formset.save(commit=False)
+        for obj in formset.deleted_objects:
+            _REMOVE[type(obj)](obj, by=request.user)
+        for obj in instances:
+            _SAVE[type(obj)](obj, by=request.user)
+        formset.save_m2m()
+
+    def delete_model(self, request, obj) -> None:
+        if type(obj) in _REMOVE:
+            _REMOVE[type(obj)](obj, by=request.user)
+        else:
+            super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset) -> None:
+        for obj in queryset:
+            self.delete_model(request, obj)
+
+    # The entry points write the audit log (names of the fields changed, never values).
+    def log_addition(self, request, obj, message):
+        return None
+
+    def log_change(self, request, obj, message):
+        return None
+
+    def log_deletions(self, request, queryset):
+        if self.model in _REMOVE:
+            return []
+        return super().log_deletions(request, queryset)
 
 
 class ContactInline(ScopedTabularInline):

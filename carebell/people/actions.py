@@ -1,0 +1,207 @@
+"""The one way in for changes to patients, their contacts, contact points and
+preferences.
+
+Every door — the admin today; the staff app, the API and HL7/FHIR/CSV ingest next —
+calls these, never `save()`. Each validates (a ValidationError changes nothing),
+saves, plans the patient's pending messages again in the same transaction (so none
+planned under the old facts goes out: `messaging.planning.replan`), and writes the
+audit log (field names, never values). `by` is the staff member acting, or None with
+`source` naming the part of carebell that did (an import, a feed).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import Model, ProtectedError
+from django.utils import timezone
+
+from carebell.audit import trail
+from carebell.core.reasons import Code, reason
+from carebell.core.vocab import Channel
+from carebell.people.models import (
+    ConsentRecord,
+    Contact,
+    ContactPoint,
+    ContactPreference,
+    OptOutEvent,
+    Patient,
+)
+
+_NOT_COMPARED = frozenset({"id", "created_at", "updated_at"})
+_OPT_OUT_FLAGS = {
+    Channel.SMS: "opted_out_sms",
+    Channel.CALL: "opted_out_call",
+    Channel.EMAIL: "opted_out_email",
+}
+_CONSENT_FLAGS = {Channel.SMS: "consent_sms", Channel.CALL: "consent_call"}
+
+
+def save_patient(patient: Patient, *, by=None, source: str = "carebell", now=None) -> Patient:
+    """Create or change a patient (name, language, active flag, …)."""
+    return _save(patient, patient, by=by, source=source, now=now)
+
+
+def save_contact(contact: Contact, *, by=None, source: str = "carebell", now=None) -> Contact:
+    """Create or change a contact: authority, end date, position, language, zone …"""
+    return _save(contact, contact.patient, by=by, source=source, now=now)
+
+
+def save_contact_point(
+    point: ContactPoint, *, by=None, source: str = "carebell", now=None
+) -> ContactPoint:
+    """Create or change a phone number or email address of a contact.
+
+    A changed value is another number or mailbox: it loses the old one's verification
+    (SPEC §3.5) and consent (consent is recorded for the value shown to the person),
+    and takes the opt-out state the site recorded for the new value — an opted-out
+    number stays opted out whichever contact it moves to. An opt-out flag set or
+    cleared by hand is recorded as an opt-out or opt-in by staff, for every contact
+    point with that value at the site."""
+    now = now or timezone.now()
+    point.full_clean()
+    contact = point.contact
+    site_id = contact.patient.site_id
+    with transaction.atomic():
+        previous = _previous(point)
+        toggled: dict[Channel, bool] = {}
+        if previous is None or previous.value != point.value:
+            _take_address_state(point, site_id, previous)
+        else:
+            toggled = _toggled_opt_outs(point, previous)
+        point.save()
+        for channel, opted_out in toggled.items():
+            _staff_opt_out(site_id, point.value, channel, opted_out, now)
+        _replan(contact.patient, now)
+        _audit(by, source, point, previous, now)
+    return point
+
+
+def set_preference(
+    contact: Contact, category: str, value: str, *, by=None, source: str = "carebell", now=None
+) -> ContactPreference:
+    """Set the contact's preference for one category ("" clears it)."""
+    preference = ContactPreference.objects.filter(contact=contact, category=category).first()
+    if preference is None:
+        preference = ContactPreference(contact=contact, category=category)
+    preference.value = value
+    return save_preference(preference, by=by, source=source, now=now)
+
+
+def save_preference(
+    preference: ContactPreference, *, by=None, source: str = "carebell", now=None
+) -> ContactPreference:
+    return _save(preference, preference.contact.patient, by=by, source=source, now=now)
+
+
+def remove_contact(contact: Contact, *, by=None, source: str = "carebell", now=None) -> None:
+    _remove(contact, contact.patient, by=by, source=source, now=now)
+
+
+def remove_contact_point(
+    point: ContactPoint, *, by=None, source: str = "carebell", now=None
+) -> None:
+    _remove(point, point.contact.patient, by=by, source=source, now=now)
+
+
+def remove_preference(
+    preference: ContactPreference, *, by=None, source: str = "carebell", now=None
+) -> None:
+    _remove(preference, preference.contact.patient, by=by, source=source, now=now)
+
+
+# The shared steps --------------------------------------------------------------------
+
+
+def _save(obj: Model, patient: Patient, *, by, source: str, now: dt.datetime | None):
+    now = now or timezone.now()
+    obj.full_clean()
+    with transaction.atomic():
+        previous = _previous(obj)
+        obj.save()
+        _replan(patient, now)
+        _audit(by, source, obj, previous, now)
+    return obj
+
+
+def _remove(obj: Model, patient: Patient, *, by, source: str, now: dt.datetime | None) -> None:
+    now = now or timezone.now()
+    with transaction.atomic():
+        # Audited first: the object's id and site are read from it.
+        trail.record(by, "delete", obj, detail={"system": source}, at=now)
+        try:
+            with transaction.atomic():
+                obj.delete()
+        except ProtectedError:
+            raise ValidationError(
+                f"This {obj._meta.verbose_name} has message or consent history and is kept. "
+                "Change it instead (a contact's authority or end date, a preference to "
+                "no contact)."
+            ) from None
+        _replan(patient, now)
+
+
+def _previous(obj: Model):
+    return type(obj).objects.filter(pk=obj.pk).first() if obj.pk else None
+
+
+def _replan(patient: Patient, now: dt.datetime) -> None:
+    from carebell.messaging.planning.replan import replan_patients
+
+    replan_patients(patient.site, [patient.pk], now=now, why=reason(Code.RECIPIENT_CHANGED))
+
+
+def _audit(by, source: str, obj: Model, previous, now: dt.datetime) -> None:
+    names = [f.attname for f in obj._meta.concrete_fields if f.attname not in _NOT_COMPARED]
+    if previous is not None:
+        names = [n for n in names if getattr(obj, n) != getattr(previous, n)]
+    detail = {"fields": names} if by is not None else {"fields": names, "system": source}
+    trail.record(by, "create" if previous is None else "change", obj, detail=detail, at=now)
+
+
+def _take_address_state(point: ContactPoint, site_id: int, previous) -> None:
+    """A new or changed value's verification, consent and opt-out state."""
+    if previous is not None:
+        point.verified_at, point.verified_method = None, ""
+        for channel, flag in _CONSENT_FLAGS.items():
+            setattr(point, flag, _consented(point, channel))
+    for channel, flag in _OPT_OUT_FLAGS.items():
+        latest = (
+            OptOutEvent.objects.filter(site_id=site_id, address=point.value, channel=channel)
+            .values_list("opted_out", flat=True)
+            .first()
+        )
+        if latest is not None or previous is not None:
+            setattr(point, flag, bool(latest))
+
+
+def _consented(point: ContactPoint, channel: Channel) -> bool:
+    action = (
+        ConsentRecord.objects.filter(contact_point=point, channel=channel, address=point.value)
+        .values_list("action", flat=True)
+        .first()
+    )
+    return action == ConsentRecord.Action.GRANT
+
+
+def _toggled_opt_outs(point: ContactPoint, previous: ContactPoint) -> dict[Channel, bool]:
+    """The opt-out flags changed by hand, put back on `point`: the outbox's opt-out
+    path sets them, for every contact point with the value, and keeps the event."""
+    toggled = {}
+    for channel, flag in _OPT_OUT_FLAGS.items():
+        wanted = getattr(point, flag)
+        if wanted != getattr(previous, flag):
+            toggled[channel] = wanted
+            setattr(point, flag, not wanted)
+    return toggled
+
+
+def _staff_opt_out(site_id: int, address: str, channel: Channel, opted_out: bool, now) -> None:
+    from carebell.messaging import actions
+
+    if opted_out:
+        actions.opt_out_address(site_id, address, channel, source="staff", now=now)
+    else:
+        actions.opt_in_address(site_id, address, channel, source="staff", now=now)
