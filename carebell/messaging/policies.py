@@ -45,16 +45,20 @@ def core_settings(site: Site, row: DeliverySettingsRow) -> DeliverySettings:
 
 
 class PolicyCache:
-    """Compiled delivery policies per site, rebuilt when the settings row changes."""
+    """Compiled delivery policies per site, rebuilt when the site or its delivery
+    settings change: the key holds both rows' update stamps and the zone itself, so
+    a worker that keeps its cache across batches sees a new time zone on its next
+    batch, whichever of the two rows was saved."""
 
     def __init__(self) -> None:
         self._policies: dict[int, tuple[object, DeliveryPolicy]] = {}
 
     def for_site(self, site: Site) -> DeliveryPolicy:
         row = site.delivery
+        key = (site.time_zone, site.updated_at, row.updated_at)
         cached = self._policies.get(site.id)
-        if cached is not None and cached[0] == row.updated_at:
+        if cached is not None and cached[0] == key:
             return cached[1]
         policy = DeliveryPolicy(core_settings(site, row))
-        self._policies[site.id] = (row.updated_at, policy)
+        self._policies[site.id] = (key, policy)
         return policy

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.contrib import admin
 from django.db import models
 
+from carebell.sites import actions as site_actions
 from carebell.sites.admin_scoping import (
     SITE_FILTER,
     SITE_ITSELF,
@@ -89,6 +90,18 @@ class SiteAdmin(ScopedAdmin):
         # After the inlines, so settings entered on the form win over the defaults.
         set_up_site(form.instance)
 
+    # The site and its delivery settings are saved through carebell.sites.actions,
+    # which replans the site's pending messages in the admin's transaction.
+    def save_model(self, request, obj, form, change) -> None:
+        site_actions.save_site(obj, by=request.user)
+
+    def save_formset(self, request, form, formset, change) -> None:
+        if formset.model is not DeliverySettings:
+            super().save_formset(request, form, formset, change)
+            return
+        for row in formset.save(commit=False):
+            site_actions.save_delivery_settings(row, by=request.user)
+
 
 @admin.register(DeliverySettings)
 class DeliverySettingsAdmin(ScopedAdmin):
@@ -105,6 +118,16 @@ class DeliverySettingsAdmin(ScopedAdmin):
     list_select_related = ("site",)
     staff_view_permission = "sites.view_automated_messages"
     staff_change_permission = _SETTINGS
+
+    def save_model(self, request, obj, form, change) -> None:
+        site_actions.save_delivery_settings(obj, by=request.user)
+
+    # save_delivery_settings writes the audit entry (field names only).
+    def log_addition(self, request, obj, message):
+        return None
+
+    def log_change(self, request, obj, message):
+        return None
 
 
 @admin.register(Department)
