@@ -1,7 +1,9 @@
 """What carebell did and would do about a patient, an appointment or a message, and
 why (SPEC §11): the stored outbox rows with their history, and the planner's current
 decisions (appointment messages and recalls) — including the messages it would not
-send, those the SMS caps defer or keep back, and the reason."""
+send, those the SMS caps defer or keep back, and the reason. Each decision is set
+against what the outbox holds for its occurrence (a scheduled row, one that ended and
+will not be planned again, or nothing yet), so a plan is never mistaken for a send."""
 
 from __future__ import annotations
 
@@ -13,7 +15,8 @@ from django.utils import timezone
 
 from carebell.appointments.models import Appointment
 from carebell.core.reasons import Code, Reason, render
-from carebell.messaging.models import AutomatedMessage, OutboxMessage
+from carebell.core.vocab import OutboxStatus
+from carebell.messaging.models import PENDING, AutomatedMessage, OutboxMessage
 from carebell.messaging.planning import daily
 from carebell.messaging.planning.appointments import plan_site_appointments
 from carebell.messaging.planning.decisions import Decision, masked
@@ -86,11 +89,44 @@ def _decisions(patient: Patient, now: dt.datetime) -> Iterator[str]:
         plan_site_appointments(site, rules, policy, now, patient_ids=[patient.id], caps=caps),
         daily.plan_patient_recalls(site, rules, policy, now, patient.id, caps),
     )
-    for decision in planned:
+    decisions = list(planned)  # one patient's: a few dozen at most
+    held = _held(decisions)
+    for decision in decisions:
         found = True
         yield _decision_line(decision)
+        yield from _outbox_line(decision, held)
     if not found:
         yield "  nothing to plan (no open appointments in the planning horizon, no recall due)"
+
+
+def _held(decisions: list[Decision]) -> dict[str, tuple]:
+    """The outbox rows holding the decisions' occurrence keys: what the planner's
+    next pass would find there, so would not store again."""
+    keys = [d.dedupe_key for d in decisions if d.dedupe_key]
+    fields = ("dedupe_key", "id", "status", "block_reason", "planned_at")
+    return {row[0]: row[1:] for row in OutboxMessage.objects.filter(dedupe_key__in=keys)
+            .values_list(*fields)}  # fmt: skip
+
+
+def _outbox_line(d: Decision, held: dict[str, tuple]) -> Iterator[str]:
+    """What the outbox holds for a decision: planning alone is a hypothesis (a row
+    deleted by staff, say, keeps its occurrence and is never planned again)."""
+    if not d.dedupe_key:
+        return
+    found = held.get(d.dedupe_key)
+    if found is None:
+        if d.planned:
+            yield "    not in the outbox yet: the planner stores it on its next pass"
+        return
+    message_id, status, block_reason, planned_at = found
+    if status in PENDING:
+        at = f"{planned_at:%Y-%m-%d %H:%M} UTC"
+        yield f"    in the outbox: message {message_id}, {status} for {at}"
+    elif status in (OutboxStatus.CANCELLED, OutboxStatus.BLOCKED):
+        why = f" ({block_reason})" if block_reason else ""
+        yield f"    in the outbox: message {message_id}, {status}{why} — it will not be sent"
+    else:
+        yield f"    in the outbox: message {message_id}, {status}"
 
 
 def _decision_line(d: Decision) -> str:

@@ -99,3 +99,33 @@ def test_a_recall_due_today_is_explained(site):
     text = explain(patient=child.id)
     assert "recall about recall" in text and "would send by sms" in text
     assert "The practice's recall: Vision screening, due on" in text
+
+
+def test_after_stop_and_start_explain_shows_the_reminder_the_outbox_holds(site):
+    enable(site, Kind.APPT_REMINDER, [{"days": 1}])
+    [(child, _parent, appointment)] = family(site, now=timezone.now())
+    now = timezone.now()
+    actions.appointment_saved(appointment, None, now=now)
+    actions.opt_out_address(site.id, "+12025550123", "sms", source="keyword", now=now)
+    actions.opt_in_address(site.id, "+12025550123", "sms", source="keyword", now=now)
+    fresh = OutboxMessage.objects.get(status="scheduled")
+    text = explain(patient=child.id)
+    assert f"in the outbox: message {fresh.id}, scheduled for" in text
+    assert "would send by sms" in text
+
+
+def test_explain_says_when_the_outbox_holds_an_ended_message_for_what_planning_would_send(site):
+    enable(site, Kind.APPT_REMINDER, [{"days": 1}])
+    [(child, _parent, appointment)] = family(site, now=timezone.now())
+    actions.appointment_saved(appointment, None, now=timezone.now())
+    message = OutboxMessage.objects.get()
+    actions.cancel_messages([message.id], [], timezone.now())
+    text = explain(patient=child.id)
+    assert f"in the outbox: message {message.id}, cancelled — it will not be sent" in text
+
+
+def test_explain_says_what_the_planner_has_yet_to_store(site):
+    enable(site, Kind.APPT_REMINDER, [{"days": 1}])
+    [(child, _parent, _appointment)] = family(site, now=timezone.now())
+    text = explain(patient=child.id)
+    assert "not in the outbox yet: the planner stores it on its next pass" in text
