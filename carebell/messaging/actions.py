@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from typing import NamedTuple
 
 from django.db import transaction
 from django.db.models import Q
 
-from carebell.core.channels import OPTED_OUT_CODE
+from carebell.core.channels import OPTED_OUT_CODE, RECIPIENT_BLOCKS, block_reason_for
 from carebell.core.reasons import Code, Reason, reason
 from carebell.core.vocab import (
     AppointmentStatus,
@@ -57,9 +59,26 @@ def add_planned(messages: Sequence[OutboxMessage]) -> int:
 
 
 def _close_pending(
-    rows: Q, status: OutboxStatus, reasons: Sequence[Reason], now: dt.datetime, **extra
+    rows: Q,
+    status: OutboxStatus,
+    reasons: Sequence[Reason],
+    now: dt.datetime,
+    *,
+    release_key: bool = False,
+    **extra,
 ) -> int:
-    """Move every still-pending row matching `rows` to `status`, with events."""
+    """Move every still-pending row matching `rows` to `status`, with events.
+
+    A row closed because it was planned again (`release_key`), or blocked for a
+    reason about its recipient (RECIPIENT_BLOCKS), gives back its occurrence key
+    (`dedupe_key` becomes NULL, which never conflicts): the planner judges the
+    recipient again on every pass, so when the contact may receive the occurrence
+    again it is planned afresh, as a new row, instead of staying blocked for good
+    (status only moves forward). Every other ending — sent, deleted by staff,
+    cancelled by the patient, capped, a restricted word, a deadline passed — keeps
+    the key, so no pass plans that occurrence again."""
+    if release_key or extra.get("block_reason") in RECIPIENT_BLOCKS:
+        extra["dedupe_key"] = None
     with transaction.atomic():
         ids = sorted(
             set(
@@ -82,15 +101,22 @@ def _close_pending(
 
 
 def cancel_pending_for(
-    entity_type: str, entity_ids: Iterable[int], reasons: Sequence[Reason], now: dt.datetime
+    entity_type: str,
+    entity_ids: Iterable[int],
+    reasons: Sequence[Reason],
+    now: dt.datetime,
+    *,
+    replanned: bool = False,
 ) -> int:
     """Cancel pending messages about these entities (e.g. an appointment that moved),
-    including combined messages that list one of them. Returns the count."""
+    including combined messages that list one of them. `replanned`: the caller plans
+    what still applies at once, so the rows give back their keys (see _close_pending).
+    Returns the count."""
     ids = list(entity_ids)
     about = Q(entity_type=entity_type, entity_id__in=ids) | Q(
         subjects__entity_type=entity_type, subjects__entity_id__in=ids
     )
-    return _close_pending(about, OutboxStatus.CANCELLED, reasons, now)
+    return _close_pending(about, OutboxStatus.CANCELLED, reasons, now, release_key=replanned)
 
 
 def cancel_messages(message_ids: Iterable[int], reasons: Sequence[Reason], now: dt.datetime) -> int:
@@ -147,10 +173,22 @@ def opt_in_address(
 def opt_in_address_at(
     site_ids: Sequence[int], address: str, channel: Channel, *, source: str, now: dt.datetime
 ) -> None:
-    """`opt_in_address` at each of `site_ids`, the sites that share the sender."""
+    """`opt_in_address` at each of `site_ids`, the sites that share the sender.
+
+    The number's patients are planned again in the same transaction: what the
+    opt-out blocked gave back its occurrence keys, so every message still due is
+    planned afresh as a new row (status only moves forward; the blocked rows stay as
+    history) and `carebell explain` shows what the outbox now holds."""
+    from carebell.messaging.planning.replan import replan_patients
+    from carebell.sites.models import Site
+
     with transaction.atomic():
         for site_id in sorted(set(site_ids)):
             _record_opt_out(site_id, address, channel, False, source=source, now=now)
+        for site in Site.objects.filter(id__in=sorted(set(site_ids))).order_by("id"):
+            patients = ContactPoint.objects.filter(value=address, contact__patient__site=site)
+            patient_ids = set(patients.values_list("contact__patient_id", flat=True))
+            replan_patients(site, patient_ids, now=now, why=reason(Code.RECIPIENT_CHANGED))
 
 
 def _record_opt_out(
@@ -274,6 +312,8 @@ def close_message(
         stored = reasons_json(reasons)
         message.status = status
         message.block_reason = block_reason or ""
+        if block_reason in RECIPIENT_BLOCKS:  # see _close_pending
+            message.dedupe_key = None
         message.reasons = [*message.reasons, *stored]
         message.finished_at = message.updated_at = now
         message.lease_expires_at = None
@@ -295,6 +335,79 @@ def defer_message(
         message.updated_at = now
         message.save()
         MessageEvent.objects.create(message=message, at=now, status=message.status, reasons=stored)
+
+
+class Move(NamedTuple):
+    """A pending row planned again: its new time, and its recipient and language as
+    the new plan has them (a shared number may pass to another contact)."""
+
+    message_id: int
+    planned_at: dt.datetime
+    contact_id: int | None
+    contact_point_id: int | None
+    language: str
+    entity_name: str
+
+
+_CHUNK = 1000  # ids per statement (SQLite binds at most 32,766 parameters)
+
+
+def close_replanned(closures: Sequence[tuple[int, Sequence[Reason]]], now: dt.datetime) -> int:
+    """Close pending rows a replan no longer plans, each with its reasons: blocked
+    when one is about the recipient (`core.channels.block_reason_for`), cancelled
+    otherwise; each gives back its occurrence key (see _close_pending). Rows with
+    the same reasons go in one statement. Returns how many were closed."""
+    by_reasons: dict[tuple[Reason, ...], list[int]] = defaultdict(list)
+    for message_id, reasons in closures:
+        by_reasons[tuple(reasons)].append(message_id)
+    closed = 0
+    for reasons, ids in by_reasons.items():
+        block = block_reason_for(reasons)
+        status = OutboxStatus.CANCELLED if block is None else OutboxStatus.BLOCKED
+        extra = {} if block is None else {"block_reason": block}
+        for start in range(0, len(ids), _CHUNK):
+            rows = Q(id__in=ids[start : start + _CHUNK])
+            closed += _close_pending(rows, status, reasons, now, release_key=True, **extra)
+    return closed
+
+
+def move_planned(moves: Sequence[Move], reasons: Sequence[Reason], now: dt.datetime) -> int:
+    """Give pending rows the time, recipient and language a replan found, in bulk,
+    with an event each; rows no longer pending are left alone. Returns the count."""
+    moved = 0
+    for start in range(0, len(moves), _CHUNK):
+        moved += _move_chunk(moves[start : start + _CHUNK], reasons, now)
+    return moved
+
+
+def _move_chunk(moves: Sequence[Move], reasons: Sequence[Reason], now: dt.datetime) -> int:
+    with transaction.atomic():
+        pending = set(
+            OutboxMessage.objects.select_for_update()
+            .filter(id__in=[m.message_id for m in moves], status__in=PENDING)
+            .values_list("id", flat=True)
+        )
+        rows = [
+            OutboxMessage(
+                id=m.message_id, planned_at=m.planned_at, due_at=m.planned_at,
+                contact_id=m.contact_id, contact_point_id=m.contact_point_id,
+                language=m.language, entity_name=m.entity_name, lease_expires_at=None,
+                updated_at=now,
+            )
+            for m in moves
+            if m.message_id in pending
+        ]  # fmt: skip
+        fields = ["planned_at", "due_at", "contact_id", "contact_point_id", "language",
+                  "entity_name", "lease_expires_at", "updated_at"]  # fmt: skip
+        OutboxMessage.objects.bulk_update(rows, fields)
+        events = []
+        for m in moves:
+            if m.message_id in pending:
+                stored = reasons_json([*reasons, reason(Code.REPLANNED_TO, at=m.planned_at)])
+                events.append(MessageEvent(message_id=m.message_id, at=now, reasons=stored,
+                                           status=OutboxStatus.SCHEDULED))  # fmt: skip
+        MessageEvent.objects.bulk_create(events)
+    return len(rows)
 
 
 def appointment_saved(appointment, previous, *, now: dt.datetime) -> int:
@@ -336,7 +449,9 @@ def appointment_changed(appointment, *, now: dt.datetime, why: Reason | None) ->
             ).values_list("patient_id", flat=True)
         )
         if why is not None:
-            cancel_pending_for("appointment", [appointment.id], [why], now)
+            # Keys given back: an occurrence that still applies (the same time at a new
+            # location, a time moved back) is planned again below.
+            cancel_pending_for("appointment", [appointment.id], [why], now, replanned=True)
         rules = list(AutomatedMessage.objects.filter(site_id=appointment.site_id, enabled=True))
         if not rules or not AppointmentStatus(appointment.status).is_open:
             return 0
@@ -390,6 +505,24 @@ def queue_reply(
         created_at=now,
         updated_at=now,
     )
+    MessageEvent.objects.create(message=message, at=now, status=OutboxStatus.QUEUED)
+    return message
+
+
+def queue_staff_email(
+    site, to: str, subject: str, body: str, *, entity: tuple[str, int], now: dt.datetime
+) -> OutboxMessage:
+    """Queue a written email to staff (a department's notice, SPEC §5.3): to a
+    department's address, about no patient's contact point, so no preference,
+    consent or verification applies; it goes inside the site's email window like
+    any notice. `entity` names what it is about (the staff notification)."""
+    entity_type, entity_id = entity
+    message = OutboxMessage.objects.create(
+        site=site, to_address=to, channel=Channel.EMAIL, kind=Kind.GENERAL, priority=3,
+        entity_type=entity_type, entity_id=entity_id, planned_at=now, due_at=now,
+        status=OutboxStatus.QUEUED, subject=subject[:300], body=body, created_at=now,
+        updated_at=now,
+    )  # fmt: skip
     MessageEvent.objects.create(message=message, at=now, status=OutboxStatus.QUEUED)
     return message
 

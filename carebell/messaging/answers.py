@@ -21,7 +21,7 @@ from django.db import IntegrityError, transaction
 from carebell.appointments.models import Appointment, CancellationRequest
 from carebell.core.cancellation import CancellationEffect, decide_cancellation
 from carebell.core.vocab import AppointmentStatus, CancellationMode, Channel, Kind
-from carebell.inbox.models import StaffNotification
+from carebell.inbox import notifications
 from carebell.messaging import actions
 from carebell.messaging.models import InboundMessage, OutboundEvent
 from carebell.people.models import ContactPoint
@@ -208,15 +208,7 @@ def request_cancellation(
     if CancellationEffect.EMIT_CANCELLATION_EVENT in effects:
         emit(site, "appointment.cancelled", {"appointment": appointment.external_id}, now)
     if CancellationEffect.NOTIFY_DEPARTMENT in effects:
-        StaffNotification.objects.create(
-            site=site,
-            department=delivery.cancellation_department,
-            kind="cancellation",
-            text=decision.reasons[0].message,
-            entity_type="appointment",
-            entity_id=appointment.id,
-            created_at=now,
-        )
+        notifications.notify_cancellation(site, appointment, decision.reasons[0], via=via, now=now)
     return decision.reply_kind
 
 
