@@ -18,6 +18,7 @@ from carebell.core.vocab import (
     KIND_CATEGORY,
     PHONE_CHANNELS,
     Authority,
+    BlockReason,
     Category,
     Channel,
     Kind,
@@ -312,3 +313,75 @@ def plan_recipients(
     `dedupe`: every eligible contact is told, each contact point once."""
     ordered = sorted(contacts, key=lambda c: c.position)
     return dedupe(choose_channels(c, kind, settings, today) for c in ordered)
+
+
+def delivery_problem(
+    contact: ContactFacts,
+    kind: Kind,
+    channel: Channel,
+    address: str,
+    settings: DeliverySettings,
+    today: date,
+) -> Reason | None:
+    """None when a delivery planned earlier — a `kind` message over `channel` to
+    `address` for `contact` — may still go on the site's date `today`, else why not.
+
+    These are the conditions every delivery `choose_channels` makes meets, judged on
+    the contact's facts as they are now: the contact may receive the kind's category,
+    the preference still names `channel` and the site still enables it for the kind,
+    and `address` is still one of the contact's points for `channel` and may carry it.
+    Because they are necessary for the planner too, a delivery refused here is never
+    planned again while the facts stay as they are. A ladder's rung is not chosen
+    again: a change of contact points replans the message when it is made. Kinds
+    without a category (codes, replies) are never refused here.
+    """
+    category = KIND_CATEGORY.get(kind)
+    if category is None:
+        return None
+    problem = contact_problem(contact, category, today)
+    if problem is not None:
+        return problem
+    enabled = settings.kind_channels.get(kind, ALL_CHANNELS)
+    if not enabled:
+        return reason(Code.KIND_DISABLED, kind=kind)
+    if channel not in enabled:
+        return reason(Code.CHANNEL_DISABLED_FOR_KIND, kind=kind, channel=channel)
+    if channel not in _PREF_CHANNELS[contact.preferences[category]]:
+        return reason(Code.PREFERENCE_CHANGED, category=category, channel=channel)
+    for point in contact.points_for(channel):
+        if point is not None and point.value == address:
+            return point_problem(point, channel, settings)
+    return reason(Code.CONTACT_POINT_CHANGED, channel=channel)
+
+
+#: Blocks about the recipient, which the planner judges again on every pass: a row
+#: blocked for one of them gives back its occurrence key (see messaging.actions), so
+#: once the recipient may receive it again the occurrence is planned afresh.
+RECIPIENT_BLOCKS = frozenset(
+    {BlockReason.OPTED_OUT, BlockReason.NO_CONSENT, BlockReason.UNVERIFIED, BlockReason.INELIGIBLE}
+)
+_BLOCK_FOR_CODE = {
+    **dict.fromkeys(OPTED_OUT_CODE.values(), BlockReason.OPTED_OUT),
+    Code.NO_CONSENT: BlockReason.NO_CONSENT,
+    Code.NOT_VERIFIED: BlockReason.UNVERIFIED,
+    **dict.fromkeys(
+        (
+            Code.CONTACT_AUTHORITY_NONE, Code.CONTACT_END_DATED, Code.NO_PREFERENCE,
+            Code.PREFERENCE_NONE, Code.NO_CONTACT_POINT, Code.CONTACT_POINT_UNPARSEABLE,
+            Code.CHANNEL_DISABLED_FOR_KIND, Code.KIND_DISABLED, Code.DUPLICATE_CONTACT_POINT,
+            Code.CONTACT_POINT_CHANGED, Code.PREFERENCE_CHANGED,
+        ),
+        BlockReason.INELIGIBLE,
+    ),
+}  # fmt: skip
+
+
+def block_reason_for(reasons: Iterable[Reason]) -> BlockReason | None:
+    """The block (SPEC §8) a message refused for `reasons` is stored with: opted_out,
+    no_consent or unverified for those problems of its contact point, ineligible for
+    any other problem of the contact; None when no reason is about the recipient."""
+    for r in reasons:
+        found = _BLOCK_FOR_CODE.get(r.code)
+        if found is not None:
+            return found
+    return None

@@ -40,6 +40,12 @@ class Code(StrEnum):
     KIND_DISABLED = "kind_disabled"
     DUPLICATE_CONTACT_POINT = "duplicate_contact_point"
     LADDER_STEP_USED = "ladder_step_used"
+    # Planned again after a change of the recipient or the site (SPEC §3, §4)
+    CONTACT_POINT_CHANGED = "contact_point_changed"
+    PREFERENCE_CHANGED = "preference_changed"
+    RECIPIENT_CHANGED = "recipient_changed"
+    SETTINGS_CHANGED = "settings_changed"
+    REPLANNED_TO = "replanned_to"
     # Time (SPEC §4, §5.1)
     QUIET_HOURS = "quiet_hours"
     OUTSIDE_WINDOW = "outside_window"
@@ -139,6 +145,19 @@ CATALOGUE: dict[Code, Entry] = {
     Code.LADDER_STEP_USED: Entry(
         _I, "The preference is a ladder; {channel} was the first usable channel."
     ),
+    Code.CONTACT_POINT_CHANGED: Entry(
+        _S, "The contact's {channel} contact point changed after the message was planned."
+    ),
+    Code.PREFERENCE_CHANGED: Entry(
+        _S, "The contact's preference for {category} messages no longer includes {channel}."
+    ),
+    Code.RECIPIENT_CHANGED: Entry(
+        _S, "The contact's details changed; the patient's messages were planned again."
+    ),
+    Code.SETTINGS_CHANGED: Entry(
+        _S, "The site's time zone or delivery settings changed; messages were planned again."
+    ),
+    Code.REPLANNED_TO: Entry(_M, "Planned again for {at}."),
     Code.QUIET_HOURS: Entry(
         _S, "{at} is in quiet hours: no texts or calls before 08:00 or after 21:00."
     ),

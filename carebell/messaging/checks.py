@@ -16,10 +16,11 @@ from django.db.models import Q
 from carebell.appointments.models import Appointment
 from carebell.core import content
 from carebell.core.caps import WEEK_DAYS, CapAction, SmsRecord, fit_sms_cap
-from carebell.core.channels import OPTED_OUT_CODE
+from carebell.core.channels import OPTED_OUT_CODE, block_reason_for, delivery_problem
 from carebell.core.reasons import Code, Reason, reason
 from carebell.core.vocab import (
     CAPPED_KINDS,
+    KIND_CATEGORY,
     PHONE_CHANNELS,
     AppointmentStatus,
     BlockReason,
@@ -30,6 +31,7 @@ from carebell.core.vocab import (
 from carebell.core.windows import zone_for
 from carebell.messaging import actions
 from carebell.messaging.models import OutboxMessage
+from carebell.messaging.planning.contacts import load_contacts_by_id
 from carebell.messaging.policies import PolicyCache
 from carebell.pharmacy.models import Fill
 
@@ -65,6 +67,7 @@ def check_at_send(
     (`rendering.load_entities` of these messages) saves reading their subjects twice."""
     states = _subject_states(messages) if entities is None else _states_of(entities)
     windows = _Windows(now, policies)
+    eligibility = _Eligibility(messages, now, policies)
     caps = _Caps(messages, now, policies)
     verdicts: dict[int, Verdict] = {}
     for message in messages:
@@ -72,6 +75,7 @@ def check_at_send(
             _event_check(message, now)
             or _subject_check(message, states)
             or _recipient_check(message)
+            or eligibility.check(message)
             or windows.check(message)
             or caps.check(message)
         )
@@ -165,6 +169,48 @@ def _recipient_check(message: OutboxMessage) -> Verdict | None:
     if delivery.only_verified and point.verified_at is None:
         return _block(BlockReason.UNVERIFIED, reason(Code.NOT_VERIFIED, channel=channel))
     return None
+
+
+class _Eligibility:
+    """The contact's eligibility judged again (SPEC §3.2), the last line behind the
+    replan every change makes: authority, end date, the preference for the kind's
+    category, and the contact point still being the one addressed
+    (`core.channels.delivery_problem`, on the facts the planner reads). One query
+    per category among the batch's messages, never one per message."""
+
+    def __init__(self, messages: list, now: dt.datetime, policies: PolicyCache) -> None:
+        self.now, self.policies = now, policies
+        wanted: dict = defaultdict(set)
+        for message in messages:
+            category = _category_of(message)
+            if category is not None:
+                wanted[category].add(message.contact_id)
+        self.contacts = {
+            category: load_contacts_by_id(ids, category) for category, ids in wanted.items()
+        }
+
+    def check(self, message) -> Verdict | None:
+        category = _category_of(message)
+        if category is None:
+            return None
+        contact = self.contacts[category].get(message.contact_id)
+        if contact is None:
+            return None
+        policy = self.policies.for_site(message.site)
+        problem = delivery_problem(
+            contact.facts, Kind(message.kind), Channel(message.channel), message.to_address,
+            policy.settings, policy.local_date(self.now),
+        )  # fmt: skip
+        if problem is None:
+            return None
+        return _block(block_reason_for([problem]) or BlockReason.INELIGIBLE, problem)
+
+
+def _category_of(message):
+    """The preference category governing `message`, when it has a contact to judge."""
+    if message.contact_id is None or message.kind in IMMEDIATE_KINDS:
+        return None
+    return KIND_CATEGORY.get(message.kind)
 
 
 class _Windows:

@@ -9,12 +9,13 @@ import pytest
 
 from carebell.core.reasons import Code
 from carebell.core.vocab import ContactPointKind, FillStep, Kind, Relationship
+from carebell.messaging import actions
 from carebell.messaging.models import OutboxMessage
 from carebell.messaging.planning.runner import plan_once
 from carebell.people.models import Patient
 from carebell.sites.models import DeliverySettings
 from tests import factories
-from tests.messaging.engine_setup import NOW, enable
+from tests.messaging.engine_setup import NOW, enable, family
 
 pytestmark = pytest.mark.django_db
 
@@ -244,3 +245,73 @@ def test_a_site_that_welcomes_on_consent_waits_for_the_consent(pharmacy):
     Patient.objects.filter(id=consented.id).update(consented_at=NOW - HOUR)
     run()
     assert OutboxMessage.objects.get().entity_id == consented.id
+
+
+# Opting in again: what STOP blocked is planned afresh ------------------------------------
+
+NUMBER = "+12025550123"
+
+
+def planned_reminder(site):
+    """A clinic family whose reminder is in the outbox, scheduled."""
+    enable(site, Kind.APPT_REMINDER, [{"days": 1}])
+    [(_child, _parent, appointment)] = family(site)
+    actions.appointment_saved(appointment, None, now=NOW)
+    return appointment
+
+
+def stop_then_start(site, at=NOW):
+    actions.opt_out_address(site.id, NUMBER, "sms", source="keyword", now=at)
+    actions.opt_in_address(site.id, NUMBER, "sms", source="keyword", now=at + HOUR)
+
+
+def test_start_after_stop_plans_the_blocked_reminder_again(site):
+    appointment = planned_reminder(site)
+    stop_then_start(site)
+    blocked, fresh = OutboxMessage.objects.order_by("id")
+    assert (blocked.status, blocked.block_reason) == ("blocked", "opted_out")
+    assert (fresh.status, fresh.entity_id, fresh.to_address) == (
+        "scheduled",
+        appointment.id,
+        NUMBER,
+    )
+    assert fresh.planned_at == blocked.planned_at
+
+
+def test_start_after_stop_twice_plans_nothing_twice(site):
+    planned_reminder(site)
+    stop_then_start(site)
+    stop_then_start(site, NOW + 2 * HOUR)
+    plan_once(now=NOW + 4 * HOUR)
+    statuses = sorted(OutboxMessage.objects.values_list("status", flat=True))
+    assert statuses == ["blocked", "blocked", "scheduled"]
+
+
+def test_a_number_still_opted_out_is_not_planned_again_by_the_sweep(site):
+    planned_reminder(site)
+    actions.opt_out_address(site.id, NUMBER, "sms", source="keyword", now=NOW)
+    plan_once(now=NOW + HOUR)
+    assert list(OutboxMessage.objects.values_list("status", flat=True)) == ["blocked"]
+
+
+def test_a_reminder_deleted_by_staff_stays_deleted_after_start(site):
+    planned_reminder(site)
+    message = OutboxMessage.objects.get()
+    actions.cancel_messages([message.id], [], NOW)
+    stop_then_start(site)
+    plan_once(now=NOW + 2 * HOUR)
+    assert list(OutboxMessage.objects.values_list("status", flat=True)) == ["cancelled"]
+
+
+def test_a_reminder_survives_a_change_of_location_alone(site):
+    from carebell.appointments.models import Appointment
+
+    appointment = planned_reminder(site)
+    previous = Appointment.objects.get(id=appointment.id)
+    appointment.location_code = "annex"
+    appointment.save()
+    actions.appointment_saved(appointment, previous, now=NOW)
+    assert sorted(OutboxMessage.objects.values_list("status", flat=True)) == [
+        "cancelled",
+        "scheduled",
+    ]

@@ -60,6 +60,30 @@ def load_contacts(patient_ids: Iterable[int], category: Category) -> dict[int, l
     return found
 
 
+_BY_ID_SQL = f"""
+SELECT c.patient_id, {COLUMNS}
+FROM people_contact c
+{JOINS}
+WHERE c.id IN ({{ids}})
+"""
+
+
+def load_contacts_by_id(contact_ids: Iterable[int], category: Category) -> dict[int, LoadedContact]:
+    """These contacts by id, read as the planner reads them (same columns, same facts),
+    with their preference for `category`; one query per CHUNK contacts. The send-time
+    checks and replanning judge a planned message with these."""
+    ids = sorted(set(contact_ids))
+    found: dict[int, LoadedContact] = {}
+    with connection.cursor() as cursor:
+        for start in range(0, len(ids), CHUNK):
+            chunk = ids[start : start + CHUNK]
+            cursor.execute(_BY_ID_SQL.format(ids=",".join(["%s"] * len(chunk))), [category, *chunk])
+            for row in cursor.fetchall():
+                loaded = read_contact(row[0], row[1:], category)
+                found[loaded.facts.contact_id] = loaded
+    return found
+
+
 def as_date(value: object) -> dt.date | None:
     """A date from a raw row: SQLite returns dates as ISO text, PostgreSQL as dates."""
     if value is None or isinstance(value, dt.date):
