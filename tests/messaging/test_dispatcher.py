@@ -354,10 +354,10 @@ def last_reason(message: OutboxMessage) -> str:
 
 
 def test_an_answer_lost_after_acceptance_leaves_the_attempt_unknown_not_failed(site, sim):
-    set_faults(sim, timeout_rate=1.0, stall_seconds=2)
+    set_faults(sim, timeout_rate=1.0, stall_seconds=3)
     message = planned_reminder(site)
     first = message.due_at
-    dispatcher = Dispatcher(timeout_seconds=0.3)
+    dispatcher = Dispatcher(timeout_seconds=1.0)
     dispatcher.process_batch(now=first)
     dispatcher.close()
     message.refresh_from_db()
@@ -370,9 +370,9 @@ def test_an_answer_lost_after_acceptance_leaves_the_attempt_unknown_not_failed(s
 
 
 def test_an_attempt_whose_answer_was_lost_is_recorded_from_the_provider_not_resent(site, sim):
-    set_faults(sim, timeout_rate=1.0, stall_seconds=2)
+    set_faults(sim, timeout_rate=1.0, stall_seconds=3)
     message = planned_reminder(site)
-    dispatcher = Dispatcher(timeout_seconds=0.3, retry_policy=RetryPolicy(max_attempts=1))
+    dispatcher = Dispatcher(timeout_seconds=1.0, retry_policy=RetryPolicy(max_attempts=1))
     dispatcher.process_batch(now=message.due_at)
     message.refresh_from_db()
     dispatcher.process_batch(now=message.due_at)
@@ -401,9 +401,9 @@ def test_a_dropped_connection_after_acceptance_is_settled_the_same_way(site, sim
 
 
 def test_a_status_callback_settles_an_attempt_whose_answer_was_lost(site, sim):
-    set_faults(sim, timeout_rate=1.0, stall_seconds=2)
+    set_faults(sim, timeout_rate=1.0, stall_seconds=3)
     message = planned_reminder(site)
-    dispatcher = Dispatcher(timeout_seconds=0.3)
+    dispatcher = Dispatcher(timeout_seconds=1.0)
     dispatcher.process_batch(now=message.due_at)
     [record] = sim.server.state.records
     attempt = DeliveryAttempt.objects.get()
@@ -423,9 +423,9 @@ def test_a_status_callback_settles_an_attempt_whose_answer_was_lost(site, sim):
 def test_a_lost_answer_is_never_counted_as_a_failed_attempt(site, sim):
     # Every answer is lost: the message waits on the provider, never fails, and is
     # sent once; a delivered message is never recorded as failed.
-    set_faults(sim, timeout_rate=1.0, stall_seconds=2)
+    set_faults(sim, timeout_rate=1.0, stall_seconds=3)
     message = planned_reminder(site)
-    dispatcher = Dispatcher(timeout_seconds=0.3, retry_policy=RetryPolicy(max_attempts=1))
+    dispatcher = Dispatcher(timeout_seconds=1.0, retry_policy=RetryPolicy(max_attempts=1))
     for _ in range(3):
         dispatcher.process_batch(now=message.due_at)
         message.refresh_from_db()
@@ -438,9 +438,9 @@ def test_a_lost_answer_is_never_counted_as_a_failed_attempt(site, sim):
 def test_without_idempotency_a_lost_answer_is_found_by_searching_what_went_to_the_number(
     pharmacy, twilio_at_sim
 ):
-    set_faults(twilio_at_sim, timeout_rate=1.0, stall_seconds=2)
+    set_faults(twilio_at_sim, timeout_rate=1.0, stall_seconds=3)
     message = ready_notice(pharmacy, "ready")
-    dispatcher = Dispatcher(timeout_seconds=0.3)
+    dispatcher = Dispatcher(timeout_seconds=1.0)
     dispatcher.process_batch(now=timezone.now())
     message.refresh_from_db()
     assert DeliveryAttempt.objects.get().status == "unknown"
@@ -504,3 +504,27 @@ def test_without_idempotency_an_attempt_nobody_can_account_for_ends_unconfirmed_
     assert not worker.process_batch(now=now + dt.timedelta(hours=2))
     crashed.close()
     worker.close()
+
+
+def test_a_signed_status_callback_through_the_hook_settles_a_lost_answer(
+    pharmacy, twilio_at_sim, client, settings
+):
+    from twilio.request_validator import RequestValidator
+
+    set_faults(twilio_at_sim, timeout_rate=1.0, stall_seconds=3)
+    message = ready_notice(pharmacy, "ready")
+    dispatcher = Dispatcher(timeout_seconds=1.0)
+    dispatcher.process_batch(now=timezone.now())
+    [record] = twilio_at_sim.server.state.records
+    attempt = DeliveryAttempt.objects.get()
+    path = f"/hooks/twilio/status/{attempt.id}"
+    form = {"MessageSid": record.sid, "MessageStatus": "sent", "AccountSid": "AC" + "1" * 32}
+    signature = RequestValidator("test-token").compute_signature(settings.BASE_URL + path, form)
+    assert client.post(path, form, HTTP_X_TWILIO_SIGNATURE=signature).status_code == 200
+    message.refresh_from_db()
+    attempt.refresh_from_db()
+    assert (message.status, message.provider_message_id) == ("sent", record.sid)
+    assert (attempt.status, attempt.finished_at is not None) == ("sent", True)
+    assert not dispatcher.process_batch(now=timezone.now() + dt.timedelta(hours=2))
+    dispatcher.close()
+    assert len(twilio_at_sim.server.state.records) == 1
