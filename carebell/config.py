@@ -11,6 +11,7 @@ import datetime as dt
 import os
 import secrets
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 PREFIX = "CAREBELL_"
@@ -73,10 +74,36 @@ def env_choice(name: str, choices: tuple[str, ...], default: str) -> str:
     return raw
 
 
+def data_dir_path(environ: Mapping[str, str] | None = None) -> Path:
+    """Where CAREBELL_DATA_DIR points (default ./var), without creating it."""
+    raw = (os.environ if environ is None else environ).get(PREFIX + "DATA_DIR", "").strip()
+    return Path(raw or "var").resolve()
+
+
 def data_dir() -> Path:
-    path = Path(env_str("DATA_DIR", "var")).resolve()
-    path.mkdir(parents=True, exist_ok=True)
+    """The data directory, created if missing; one that cannot be created or written
+    to (a file, a read-only mount) is a configuration error, not a traceback later."""
+    path = data_dir_path()
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{PREFIX}DATA_DIR {str(path)!r} is a file, not a directory")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise ConfigError(f"{PREFIX}DATA_DIR {str(path)!r} cannot be created: {reason}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise ConfigError(f"{PREFIX}DATA_DIR {str(path)!r} is not writable")
     return path
+
+
+#: The signing key generated for development (see `secret_key`). Only a development
+#: run writes it, so a data directory holding one was made for development.
+GENERATED_KEY_FILE = "secret_key"
+
+
+def is_development_data_dir(path: Path) -> bool:
+    """True when `path` holds the secret a development run (the demo) generated."""
+    return (path / GENERATED_KEY_FILE).is_file()
 
 
 def database_config(default_sqlite: Path) -> dict:

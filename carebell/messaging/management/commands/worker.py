@@ -8,7 +8,17 @@ import threading
 
 from django.core.management.base import BaseCommand, CommandParser
 
+from carebell.cli import check_count, check_seconds
 from carebell.messaging.dispatcher import Dispatcher
+from carebell.messaging.models import OutboxMessage
+
+#: Below this an idle worker would query the database in a tight loop.
+MIN_IDLE = 0.1
+MAX_IDLE = 3600.0
+#: A lease must outlast a batch's sending, or another worker takes the rows back
+#: while they are still going out.
+MIN_LEASE = 1.0
+MAX_LEASE = 86_400.0
 
 
 class Command(BaseCommand):
@@ -21,26 +31,35 @@ class Command(BaseCommand):
             default=64,
             help="Provider requests in flight at once (default 64).",
         )
-        parser.add_argument("--batch-size", type=int, default=500)
+        parser.add_argument(
+            "--batch-size", type=int, default=500, help="Messages per batch (default 500)."
+        )
         parser.add_argument(
             "--once", action="store_true", help="Send everything that is due now, then exit."
         )
         parser.add_argument(
-            "--idle", type=float, default=1.0, help="Seconds to sleep when nothing is due."
+            "--idle",
+            type=float,
+            default=1.0,
+            help=f"Seconds to sleep when nothing is due (default 1; {MIN_IDLE:g} to "
+            f"{MAX_IDLE:g}: smaller values are refused, so an idle worker never spins).",
         )
         parser.add_argument(
             "--lease",
             type=float,
             default=120.0,
             help="Seconds a claimed batch stays this worker's; a crashed worker's rows "
-            "come back after it (default 120).",
+            f"come back after it (default 120; {MIN_LEASE:g} to {MAX_LEASE:g}).",
         )
 
     def handle(self, *args, concurrency: int, batch_size: int, once: bool, idle: float, **opts):
-        lease = opts.get("lease", 120.0)
-        if concurrency < 1 or batch_size < 1 or lease <= 0:
-            self.stderr.write("--concurrency, --batch-size and --lease must be positive")
-            raise SystemExit(2)
+        check_count("--concurrency", concurrency)
+        check_count("--batch-size", batch_size)
+        check_seconds("--idle", idle, MIN_IDLE, MAX_IDLE)
+        lease = check_seconds("--lease", opts["lease"], MIN_LEASE, MAX_LEASE)
+        # An unreachable or unmigrated database stops the worker at once, in one
+        # line; an outage later is logged and retried batch after batch.
+        OutboxMessage.objects.exists()
         dispatcher = Dispatcher(
             batch_size=batch_size, concurrency=concurrency, lease=dt.timedelta(seconds=lease)
         )
