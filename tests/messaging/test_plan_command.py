@@ -64,8 +64,14 @@ def test_a_dry_run_summary_counts_by_kind_channel_and_reason(clinic):
 
 
 def test_plan_stores_what_the_dry_run_showed(clinic):
-    assert "planned 1 message(s)" in run()
+    assert run().strip() == "stored 1 new message(s)"
     assert OutboxMessage.objects.get().kind == "appt_reminder"
+
+
+def test_plan_counts_the_rows_it_stored_so_a_second_pass_says_it_added_none(clinic):
+    run()
+    assert run().strip() == "stored 0 new message(s) (1 already in the outbox)"
+    assert OutboxMessage.objects.count() == 1
 
 
 @pytest.mark.parametrize(
@@ -79,6 +85,29 @@ def test_plan_stores_what_the_dry_run_showed(clinic):
 def test_bad_arguments_get_a_clear_error(clinic, args, error):
     with pytest.raises(CommandError, match=error):
         run(*args)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("--dry-run", "--from", "2026-13-45"),
+        ("--dry-run", "--from", "2026-02-30"),
+        ("--dry-run", "--to", "2026-12-01T25:00"),
+        ("--dry-run", "--to", "9999-12-31"),
+        ("--dry-run", "--to", "9999-12-30"),
+    ],
+)
+def test_impossible_dates_are_a_usage_error_not_a_traceback(clinic, args):
+    with pytest.raises(CommandError, match=r"not a valid date|too far|at most 366 days") as raised:
+        run(*args)
+    assert raised.value.returncode == 2
+
+
+def test_dates_without_dry_run_are_refused_rather_than_ignored(clinic):
+    with pytest.raises(CommandError, match="go with --dry-run") as raised:
+        run("--from", "2026-12-01")
+    assert raised.value.returncode == 2
+    assert OutboxMessage.objects.count() == 0
 
 
 def test_only_one_planner_is_elected_at_a_time(db):

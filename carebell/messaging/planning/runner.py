@@ -28,12 +28,17 @@ LEASE = dt.timedelta(minutes=2)
 
 
 class PlanReport:
-    """Counts of one planning pass, for logs and the command's summary."""
+    """Counts of one planning pass, for logs and the command's summary: decisions
+    by kind and channel or skip reason, and the outbox rows the pass handed over
+    (`offered`: planned, and capped ones kept as blocked) and newly `stored` (the
+    others were stored by an earlier pass)."""
 
     def __init__(self) -> None:
         self.planned: Counter[tuple[str, str]] = Counter()
         self.skipped: Counter[str] = Counter()
         self.segments = 0
+        self.offered = 0
+        self.stored = 0
 
     def count(self, decision: Decision) -> None:
         if decision.planned:
@@ -94,6 +99,8 @@ def _store(decisions, writer: OutboxWriter, report: PlanReport, on_decision) -> 
             on_decision(decision)
         writer.store(decision)
     writer.flush()
+    report.offered += writer.offered
+    report.stored += writer.stored
 
 
 @contextmanager

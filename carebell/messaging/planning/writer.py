@@ -51,7 +51,8 @@ _KEY = COLUMNS.index("dedupe_key")
 
 class OutboxWriter:
     """Collects planned decisions and writes them `flush_every` at a time; `flush()`
-    writes the rest and returns when everything is stored."""
+    writes the rest and returns when everything is stored. `offered` counts the rows
+    handed to the outbox, `stored` those it did not hold already."""
 
     def __init__(self, now: dt.datetime, flush_every: int = 20_000) -> None:
         self.now = now
@@ -59,6 +60,7 @@ class OutboxWriter:
         self.rows: list[tuple] = []
         self.combined: list[Decision] = []
         self.offered = 0
+        self.stored = 0
         self._behind: _WriteBehind | None = None
 
     def add(self, decision: Decision) -> None:
@@ -114,11 +116,11 @@ class OutboxWriter:
                 behind.put(self.rows, self.combined)
                 self.offered += len(self.rows)
                 self.rows, self.combined = [], []
-            behind.finish()
+            self.stored += behind.finish()
             return
         if not self.rows:
             return
-        _write(self.rows, self.combined)
+        self.stored += _write(self.rows, self.combined)
         self.offered += len(self.rows)
         self.rows, self.combined = [], []
 
@@ -143,13 +145,15 @@ def _may_write_behind() -> bool:
     )
 
 
-def _write(rows: list[tuple], combined: list[Decision]) -> None:
+def _write(rows: list[tuple], combined: list[Decision]) -> int:
+    """Stores the rows whose key is new; returns how many."""
     with transaction.atomic():
         if connection.vendor == "postgresql":
-            _copy_insert(rows)
+            stored = _copy_insert(rows)
         else:
-            _insert_or_ignore(rows)
+            stored = _insert_or_ignore(rows)
         _link_subjects(combined)
+    return stored
 
 
 class _WriteBehind:
@@ -159,6 +163,7 @@ class _WriteBehind:
     def __init__(self, owner: OutboxWriter) -> None:
         self._batches: queue.Queue = queue.Queue(maxsize=1)
         self._error: BaseException | None = None
+        self._stored = 0
         self._abandoned = threading.Event()
         self._thread = threading.Thread(target=self._run, name="outbox-writer", daemon=True)
         self._thread.start()
@@ -169,10 +174,12 @@ class _WriteBehind:
         self._raise()
         self._batches.put((rows, combined))
 
-    def finish(self) -> None:
+    def finish(self) -> int:
+        """Waits for the batches put; returns how many rows they stored."""
         self._batches.put(None)
         self._thread.join()
         self._raise()
+        return self._stored
 
     def _raise(self) -> None:
         if self._error is not None:
@@ -184,7 +191,7 @@ class _WriteBehind:
             while (batch := self._next()) is not None:
                 if self._error is None:
                     try:
-                        _write(*batch)
+                        self._stored += _write(*batch)
                     except BaseException as exc:  # raised in the planner's thread
                         self._error = exc
         finally:
@@ -213,7 +220,7 @@ def reasons_text(reasons: tuple) -> str:
     return text
 
 
-def _copy_insert(rows: list[tuple]) -> None:
+def _copy_insert(rows: list[tuple]) -> int:
     """Rows whose key is not stored yet go straight into the outbox by COPY; if
     another writer stores one of them meanwhile, the batch goes through the stage's
     INSERT … ON CONFLICT DO NOTHING instead."""
@@ -221,12 +228,13 @@ def _copy_insert(rows: list[tuple]) -> None:
         raw = cursor.cursor  # the psycopg cursor, for COPY
         fresh = _not_stored(raw, rows)
         if not fresh:
-            return
+            return 0
         try:
             with transaction.atomic():  # a savepoint to return to
                 _copy(raw, TABLE, fresh, _types(raw, json="jsonb"))
         except psycopg.errors.UniqueViolation:
-            _stage_insert(cursor, fresh)
+            return _stage_insert(cursor, fresh)
+        return len(fresh)
 
 
 def _not_stored(raw, rows: list[tuple]) -> list[tuple]:
@@ -247,7 +255,7 @@ def _not_stored(raw, rows: list[tuple]) -> list[tuple]:
     return fresh
 
 
-def _stage_insert(cursor, rows: list[tuple]) -> None:
+def _stage_insert(cursor, rows: list[tuple]) -> int:
     raw = cursor.cursor
     # Only the written columns, without the table's NOT NULL id (an identity column,
     # which LIKE copies without its default).
@@ -260,7 +268,9 @@ def _stage_insert(cursor, rows: list[tuple]) -> None:
         f"INSERT INTO {TABLE} ({', '.join(COLUMNS)}) SELECT {_FROM_STAGE} FROM {STAGE} "
         f"ON CONFLICT (dedupe_key) DO NOTHING"
     )
+    stored = cursor.rowcount
     cursor.execute(f"TRUNCATE {STAGE}")
+    return stored
 
 
 def _copy(raw, table: str, rows: list[tuple], types: list[str]) -> None:
@@ -292,13 +302,14 @@ def _types(cursor, json: str) -> list[str]:
     return [json if c in JSON_COLUMNS else t for c, t in zip(COLUMNS, _column_types, strict=True)]
 
 
-def _insert_or_ignore(rows: list[tuple]) -> None:
+def _insert_or_ignore(rows: list[tuple]) -> int:
     marks = ", ".join(["%s"] * len(COLUMNS))
     with connection.cursor() as cursor:
         cursor.executemany(
             f"INSERT OR IGNORE INTO {TABLE} ({', '.join(COLUMNS)}) VALUES ({marks})",
             [utc_params(row) for row in rows],
         )
+        return cursor.rowcount  # summed over the rows; an ignored row adds nothing
 
 
 def _link_subjects(combined: list[Decision]) -> None:
