@@ -1,4 +1,7 @@
 import json
+import os
+import subprocess
+import sys
 from io import StringIO
 
 import pytest
@@ -35,9 +38,26 @@ def test_it_previews_an_email_subject_and_a_call_script():
     assert "five five five" in run("--channel", "call", "--body", "#SITEPHONE#")
 
 
-def test_it_shows_errors_for_placeholders_the_kind_may_not_use():
-    out = run("--channel", "sms", "--kind", "birthday", "--body", "#CODE#")
-    assert "error: #CODE# at body line 1, column 1" in out
+def test_it_shows_errors_for_placeholders_the_kind_may_not_use_and_fails():
+    out = StringIO()
+    with pytest.raises(CommandError, match="1 error"):
+        call_command("template", "preview", "--channel", "sms", "--kind", "birthday",
+                     "--body", "#CODE#", stdout=out)  # fmt: skip
+    assert "error: #CODE# at body line 1, column 1" in out.getvalue()
+
+
+@pytest.mark.real_clock
+def test_a_template_with_errors_exits_non_zero_from_the_command_line(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CAREBELL_")}
+    env.update(CAREBELL_DEBUG="1", CAREBELL_DATA_DIR=str(tmp_path))
+    result = subprocess.run(
+        [sys.executable, "-m", "carebell", "template", "preview", "--channel", "sms",
+         "--kind", "birthday", "--body", "#CODE#"],
+        env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "error: #CODE#" in result.stdout
+    assert "Traceback" not in result.stderr
 
 
 def test_it_needs_a_channel_with_a_body():

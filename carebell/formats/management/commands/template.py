@@ -42,6 +42,11 @@ class Command(BaseCommand):
             self.stdout.write(json.dumps(result, ensure_ascii=False))
         else:
             self.stdout.write(_as_text(result))
+        if result["errors"]:
+            # The preview is shown either way; the exit status tells a script that
+            # this template would be refused.
+            count = len(result["errors"])
+            raise CommandError(f"the template has {count} error(s), shown above")
 
     def _from_body(self, options) -> dict:
         if not options.get("channel"):
