@@ -12,6 +12,16 @@ ORGANIZATION_SLUG = "maple-health"
 CLINIC_NAME = "Maple Health Pediatrics"
 PHARMACY_NAME = "Maple Health Pharmacy"
 TIME_ZONE = "America/New_York"
+#: Where the demo sites run when it is night in New York: about an hour apart all
+#: round the world, so one of them is always in the middle of its morning.
+DAYTIME_ZONES = (
+    "Pacific/Pago_Pago", "Pacific/Honolulu", "America/Anchorage", "America/Los_Angeles",
+    "America/Denver", "America/Chicago", "America/New_York", "America/Halifax",
+    "America/Sao_Paulo", "Atlantic/South_Georgia", "Atlantic/Azores", "Europe/London",
+    "Europe/Paris", "Europe/Athens", "Europe/Istanbul", "Asia/Dubai", "Asia/Karachi",
+    "Asia/Dhaka", "Asia/Bangkok", "Asia/Singapore", "Asia/Tokyo", "Australia/Brisbane",
+    "Pacific/Noumea", "Pacific/Auckland",
+)  # fmt: skip
 CLINIC_PHONE = "+12125550100"
 PHARMACY_PHONE = "+12125550101"
 EMAIL_DOMAINS = ("example.org", "example.com")

@@ -12,10 +12,12 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
 
 from django.db import transaction
 
 from carebell.core.vocab import SiteKind
+from carebell.core.windows import QUIET_END, QUIET_START
 from carebell.demo import data
 from carebell.demo.bulk import IdAllocator, Table, writer_for_connection
 from carebell.demo.generate import COLUMNS, WRITE_ORDER, DemoGenerator, SiteContext
@@ -30,6 +32,12 @@ CHUNK_PATIENTS = 5_000
 # until commit: worth it for benchmark-sized seeds only.
 SUSPEND_KEYS_FROM = 50_000
 FRONT_DESK = "Front Desk"
+#: The local hours in which the demo's sites may start: texts may go from 08:00 to
+#: 21:00 where the recipient is (quiet hours, never relaxed) and calls from 09:00 to
+#: 19:00, so a demo seeded then has texts and calls arriving at once, for hours.
+DAYTIME = (dt.time(9), dt.time(17))
+#: Among the zones it is night in New York, the one closest to this local time wins.
+LATE_MORNING = dt.time(11)
 
 
 class DatabaseNotEmpty(Exception):
@@ -77,9 +85,43 @@ def create_sites(now: dt.datetime) -> tuple[Organization, Site, Site]:
         name=data.ORGANIZATION_NAME + (f" {suffix}" if suffix else ""),
         slug=data.ORGANIZATION_SLUG + (f"-{suffix}" if suffix else ""),
     )
-    clinic = _site(organization, data.CLINIC_NAME, SiteKind.CLINIC, data.CLINIC_PHONE)
-    pharmacy = _site(organization, data.PHARMACY_NAME, SiteKind.PHARMACY, data.PHARMACY_PHONE)
+    zone = choose_time_zone(now)
+    clinic = _site(organization, data.CLINIC_NAME, SiteKind.CLINIC, data.CLINIC_PHONE, zone)
+    pharmacy = _site(organization, data.PHARMACY_NAME, SiteKind.PHARMACY, data.PHARMACY_PHONE, zone)
     return organization, clinic, pharmacy
+
+
+def choose_time_zone(now: dt.datetime) -> str:
+    """Where the demo sites (and so their patients, who have no zone of their own)
+    run: New York when it is daytime there, else the zone of DAYTIME_ZONES where it
+    is closest to late morning, so whoever tries the demo, at whatever hour, gets
+    texts and calls at once without quiet hours being bent."""
+    if is_daytime(data.TIME_ZONE, now):
+        return data.TIME_ZONE
+    return min(data.DAYTIME_ZONES, key=lambda zone: _minutes_from_late_morning(zone, now))
+
+
+def is_daytime(zone: str, now: dt.datetime) -> bool:
+    return DAYTIME[0] <= now.astimezone(ZoneInfo(zone)).time() < DAYTIME[1]
+
+
+def _minutes_from_late_morning(zone: str, now: dt.datetime) -> int:
+    local = now.astimezone(ZoneInfo(zone))
+    minutes = local.hour * 60 + local.minute - (LATE_MORNING.hour * 60 + LATE_MORNING.minute)
+    return min(minutes % 1440, -minutes % 1440)
+
+
+def describe_clock(site: Site, now: dt.datetime) -> str:
+    """One line for the demo's screen: the sites' zone, its time now, and whether
+    texts and calls can go out at once there."""
+    local = now.astimezone(site.zone)
+    where = f"The demo sites run on {site.time_zone} time, where it is {local:%H:%M} now"
+    if QUIET_START <= local.time() < QUIET_END:
+        return f"{where}, so texts go out at once (calls from 09:00 to 19:00)."
+    return (
+        f"{where}: texts and calls wait for {QUIET_START:%H:%M} there (quiet hours) and "
+        "email goes at once. Seed an empty data dir to get sites where it is daytime."
+    )
 
 
 def _free_suffix() -> int:
@@ -91,13 +133,13 @@ def _free_suffix() -> int:
     return suffix
 
 
-def _site(organization: Organization, name: str, kind: SiteKind, phone: str) -> Site:
+def _site(organization: Organization, name: str, kind: SiteKind, phone: str, zone: str) -> Site:
     handle = name.lower().replace(" ", "-")
     site = Site.objects.create(
         organization=organization,
         name=name,
         kind=kind,
-        time_zone=data.TIME_ZONE,
+        time_zone=zone,
         phone_region="US",
         phone=phone,
         address="100 Maple Avenue, Springfield",

@@ -1,6 +1,10 @@
 import datetime as dt
 import io
+import os
 import re
+import subprocess
+import sys
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -19,6 +23,7 @@ from carebell.core.vocab import (
     SiteKind,
 )
 from carebell.demo import data
+from carebell.demo.seeding import DAYTIME, choose_time_zone, describe_clock
 from carebell.messaging.models import AutomatedMessage
 from carebell.messaging.rules_defaults import default_rules
 from carebell.people.models import ConsentRecord, Contact, ContactPoint, ContactPreference, Patient
@@ -29,13 +34,13 @@ NOW = dt.datetime(2026, 3, 10, 15, 30, tzinfo=dt.UTC)
 FICTIONAL_PHONE = re.compile(r"^\+1\d{3}55501\d{2}$")
 
 
-def seed(patients=120, seed=7, **options):
+def seed(patients=120, seed=7, now=NOW, **options):
     out = io.StringIO()
     call_command(
         "seed_demo",
         patients=patients,
         seed=seed,
-        now=NOW,
+        now=now,
         no_progress=True,
         stdout=out,
         **options,
@@ -201,3 +206,61 @@ def test_it_reports_what_it_wrote_without_naming_anyone(db):
     assert "10 patients" in output
     names = values(Patient.objects.all(), "last_name")
     assert not any(name in output for name in names)
+
+
+# -- a demo tried at any hour --------------------------------------------------------
+
+NIGHT_IN_NEW_YORK = dt.datetime(2026, 11, 25, 5, 0, tzinfo=dt.UTC)  # midnight there
+
+
+def test_sites_seeded_at_night_in_new_york_run_where_it_is_daytime(db):
+    output = seed(patients=10, now=NIGHT_IN_NEW_YORK)
+    zones = values(Site.objects.filter(organization__slug=data.ORGANIZATION_SLUG), "time_zone")
+    (zone,) = zones
+    local = NIGHT_IN_NEW_YORK.astimezone(ZoneInfo(zone))
+    assert zone != data.TIME_ZONE and DAYTIME[0] <= local.time() < DAYTIME[1]
+    assert f"run on {zone} time, where it is {local:%H:%M} now, so texts go out at once" in output
+
+
+def test_sites_seeded_in_new_york_daytime_stay_in_new_york(db):
+    output = seed(patients=10)  # 15:30 UTC: 11:30 in New York
+    sites = Site.objects.filter(organization__slug=data.ORGANIZATION_SLUG)
+    assert values(sites, "time_zone") == {"America/New_York"}
+    assert "America/New_York time, where it is 11:30 now" in output
+
+
+def test_appointments_of_sites_seeded_elsewhere_fall_in_their_local_working_hours(db):
+    seed(patients=40, now=NIGHT_IN_NEW_YORK)
+    clinic = Site.objects.get(organization__slug=data.ORGANIZATION_SLUG, kind=SiteKind.CLINIC)
+    hours = {a.starts_at.astimezone(clinic.zone).hour for a in Appointment.objects.all()}
+    assert hours and min(hours) >= 8 and max(hours) <= 17
+
+
+@pytest.mark.parametrize("day", [dt.date(2026, 1, 14), dt.date(2026, 7, 15), dt.date(2026, 3, 8)])
+@pytest.mark.parametrize("minute", range(0, 24 * 60, 20))
+def test_whatever_the_hour_the_demo_zone_is_in_its_daytime(day, minute):
+    now = dt.datetime.combine(day, dt.time(0), tzinfo=dt.UTC) + dt.timedelta(minutes=minute)
+    zone = choose_time_zone(now)
+    assert DAYTIME[0] <= now.astimezone(ZoneInfo(zone)).time() < DAYTIME[1]
+
+
+def test_the_demo_says_when_its_sites_are_in_quiet_hours(db):
+    seed(patients=2)
+    clinic = Site.objects.filter(organization__slug=data.ORGANIZATION_SLUG).first()
+    late = dt.datetime(2026, 3, 11, 3, 0, tzinfo=dt.UTC)  # 23:00 in New York
+    line = describe_clock(clinic, late)
+    assert "where it is 23:00 now: texts and calls wait for 08:00 there" in line
+
+
+@pytest.mark.slow
+@pytest.mark.real_clock
+def test_seed_demo_sets_up_a_fresh_data_dir_first(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CAREBELL_")}
+    env.update(CAREBELL_DEBUG="1", CAREBELL_DATA_DIR=str(tmp_path))
+    result = subprocess.run(
+        [sys.executable, "-m", "carebell", "seed-demo", "--patients", "4", "--no-progress"],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "Setting up the database first" in result.stderr
+    assert "Seeded Maple Health: 4 patients" in result.stdout

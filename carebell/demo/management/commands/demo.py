@@ -27,8 +27,9 @@ from django.core.servers.basehttp import (
 )
 from django.utils import timezone
 
+from carebell.cli import check_count
 from carebell.demo import data
-from carebell.demo.seeding import seed_demo
+from carebell.demo.seeding import describe_clock, seed_demo
 from carebell.demo.services import start_background_services, stop_background_services
 from carebell.people.models import Patient
 from carebell.sites.models import DeliverySettings, Site, StaffMembership
@@ -58,10 +59,15 @@ class Command(BaseCommand):
                 "The demo sends through the simulated phone and mailbox, which are off: "
                 "run it with CAREBELL_DEBUG=1 (make demo)."
             )
+        check_count("--port", options["port"], 1, 65_535)
+        check_count("--patients", options["patients"], 0)
         call_command("migrate", interactive=False, verbosity=0)
         if not options["no_seed"] and not Patient.objects.exists():
             report = seed_demo(options["patients"], seed=1, now=timezone.now())
             self.stdout.write(f"Seeded {report.organization.name} ({report.total_rows} rows).")
+        clinic = Site.objects.filter(organization__slug=data.ORGANIZATION_SLUG).first()
+        if clinic is not None:
+            self.stdout.write(describe_clock(clinic, timezone.now()))
         passwords = _demo_passwords(Path(settings.DATA_DIR) / "demo-passwords.json")
         _ensure_admin(passwords[ADMIN])
         _ensure_front_desk(passwords[FRONT_DESK_USER])
@@ -69,7 +75,10 @@ class Command(BaseCommand):
         self._serve(options["port"], passwords)
 
     def _serve(self, port: int, passwords: dict[str, str]) -> None:
-        server = ThreadedWSGIServer((HOST, port), WSGIRequestHandler, ipv6=False)
+        try:
+            server = ThreadedWSGIServer((HOST, port), WSGIRequestHandler, ipv6=False)
+        except OSError as error:  # the port is taken, or reserved
+            raise CommandError(f"cannot serve on {HOST}:{port}: {error.strerror}") from None
         server.daemon_threads = True
         server.set_app(StaticFilesHandler(get_internal_wsgi_application()))
         stop_event = threading.Event()

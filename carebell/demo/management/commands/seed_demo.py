@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 
+from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 from tqdm import tqdm
 
-from carebell.demo.seeding import DatabaseNotEmpty, seed_demo
+from carebell.demo.seeding import DatabaseNotEmpty, describe_clock, seed_demo
 
 
 def _instant(value: str) -> dt.datetime:
@@ -43,6 +46,7 @@ class Command(BaseCommand):
         if options["patients"] < 0:
             raise CommandError("--patients must be 0 or more.")
         now = options["now"] or timezone.now()
+        self._migrate_if_needed()
         with tqdm(
             total=options["patients"],
             unit="patients",
@@ -66,3 +70,12 @@ class Command(BaseCommand):
         )
         for label, count in sorted(report.rows.items()):
             self.stdout.write(f"  {label}: {count}")
+        self.stdout.write(describe_clock(report.clinic, now))
+
+    def _migrate_if_needed(self) -> None:
+        """A fresh data dir (or an older database) is set up first, as `carebell
+        demo` does, rather than failing on a missing table."""
+        executor = MigrationExecutor(connection)
+        if executor.migration_plan(executor.loader.graph.leaf_nodes()):
+            self.stderr.write("Setting up the database first (carebell migrate).")
+            call_command("migrate", interactive=False, verbosity=0)
