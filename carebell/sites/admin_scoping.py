@@ -19,40 +19,14 @@ from django.db.models import Model, QuerySet
 from django.http import HttpRequest
 
 from carebell.audit import trail as audit_trail
+from carebell.sites import access
+from carebell.sites.access import SITE_ITSELF, granted_site_ids
 from carebell.sites.models import Organization, Site, StaffMembership
-
-#: A site path of "" means the model is Site itself.
-SITE_ITSELF = ""
-
-
-def granted_site_ids(user) -> QuerySet:
-    """The ids of the sites `user` was granted, as a subquery."""
-    return StaffMembership.objects.filter(user_id=user.pk).values("site_id")
 
 
 def scope_to_user(queryset: QuerySet, user, site_path: str | None) -> QuerySet:
-    """Rows of `queryset` the user may see: all for superusers, none when the model
-    has no site (`site_path` None), else those whose site at `site_path` is granted."""
-    if user.is_superuser:
-        return queryset
-    if site_path is None:
-        return queryset.none()
-    lookup = f"{site_path}__in" if site_path else "pk__in"
-    scoped = queryset.filter(**{lookup: granted_site_ids(user)})
-    return scoped.distinct() if site_path and _crosses_many(queryset, site_path) else scoped
-
-
-def _crosses_many(queryset: QuerySet, site_path: str) -> bool:
-    """True when the path walks a reverse or many-to-many relation (so rows repeat)."""
-    model = queryset.model
-    for name in site_path.split("__"):
-        field = model._meta.get_field(name)
-        if field.one_to_many or field.many_to_many:
-            return True
-        if field.related_model is None:
-            return False
-        model = field.related_model
-    return False
+    """Rows of `queryset` the user may see (carebell.sites.access.scope, the one rule)."""
+    return access.scope(queryset, user, site_path)
 
 
 #: Where the site lies for models that are not registered with a scoped admin.
