@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import os
 import signal
 import threading
 
@@ -11,6 +13,8 @@ from django.core.management.base import BaseCommand, CommandParser
 from carebell.cli import check_count, check_seconds
 from carebell.messaging.dispatcher import Dispatcher
 from carebell.messaging.models import OutboxMessage
+
+log = logging.getLogger("carebell.worker")
 
 #: Below this an idle worker would query the database in a tight loop.
 MIN_IDLE = 0.1
@@ -76,4 +80,7 @@ class Command(BaseCommand):
         # SIGTERM finishes the batch in hand, then exits: nothing is left half-recorded.
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         signal.signal(signal.SIGINT, lambda *_: stop.set())
+        # Said once the handlers are in place, so a supervisor (or a test) knows that a
+        # SIGTERM from now on is a clean stop.
+        log.info("worker.started", extra={"ids": {"pid": os.getpid()}})
         dispatcher.run(stop, idle_seconds=idle)
