@@ -85,7 +85,10 @@ INSTALLED_APPS = [
     # axes before carebell.web, whose audit of a failed sign-in reads axes's verdict.
     "axes",
     "csp",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
     "carebell.web",
+    "carebell.web.staff",
 ]
 
 MIDDLEWARE = [
@@ -97,6 +100,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, as django-axes asks: it turns a lockout into carebell's sign-in page.
@@ -138,6 +142,8 @@ PERMISSIONS_POLICY = (
 )
 
 ROOT_URLCONF = "carebell.urls"
+LOGIN_URL = "staff:sign-in"
+LOGIN_REDIRECT_URL = "staff:home"
 WSGI_APPLICATION = "carebell.wsgi.application"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

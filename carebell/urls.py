@@ -1,5 +1,5 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 
 from carebell.messaging import hooks, metrics, patient_pages, voice
 from carebell.web import views
@@ -11,6 +11,7 @@ admin.site.index_title = "Patient messaging"
 urlpatterns = [
     path("", views.home, name="home"),
     path("admin/", admin.site.urls),
+    path("staff/", include("carebell.web.staff.urls")),
     path("hooks/<str:provider>/status/<int:attempt_id>", hooks.status_callback, name="status-hook"),
     path("hooks/twilio/voice/<int:attempt_id>", voice.call_answered, name="voice-answered"),
     path("hooks/twilio/gather/<int:attempt_id>", voice.key_pressed, name="voice-key"),

@@ -389,6 +389,11 @@ class DeliverySettings(TimeStamped):
     apply_defaults_on_consent = models.BooleanField(
         default=False, help_text="Apply patient defaults only when the patient consents."
     )
+    # Staff sign-in.
+    require_two_factor_for_admins = models.BooleanField(
+        default=False,
+        help_text="System Administrators of this site sign in with a one-time code too.",
+    )
 
     class Meta:
         verbose_name_plural = "delivery settings"

@@ -53,6 +53,11 @@ def locked_out(
 ) -> HttpResponse:
     """django-axes' lockout answer: the sign-in page again, empty, saying plainly why
     the sign-in was refused and for how long (429)."""
+    match = getattr(request, "resolver_match", None)
+    if match is not None and match.namespace == "staff":
+        from carebell.web.staff.views.account import render_locked_out
+
+        return render_locked_out(request)
     from django.contrib import admin
     from django.contrib.admin.forms import AdminAuthenticationForm
 

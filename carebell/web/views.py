@@ -9,6 +9,9 @@ from django.urls import reverse
 
 
 def home(request: HttpRequest) -> HttpResponseRedirect:
-    """The start page is the sign-in page (a signed-in user goes on to the admin)."""
-    query = urlencode({"next": reverse("admin:index")}, safe="/")
-    return HttpResponseRedirect(f"{reverse('admin:login')}?{query}")
+    """The start page is the staff app's sign-in page (a signed-in user goes on to
+    the staff home page)."""
+    if request.user.is_authenticated:
+        return HttpResponseRedirect(reverse("staff:home"))
+    query = urlencode({"next": reverse("staff:home")}, safe="/")
+    return HttpResponseRedirect(f"{reverse('staff:sign-in')}?{query}")

@@ -28,7 +28,7 @@ def test_the_admin_runs_under_the_policy(page, live_server, site):
     User.objects.create_superuser("root", password="a-long-test-password")
     page.add_init_script(RECORD_VIOLATIONS)
 
-    page.goto(f"{live_server.url}/")
+    page.goto(f"{live_server.url}/admin/login/")
     page.fill("#id_username", "root")
     page.fill("#id_password", "a-long-test-password")
     page.click("input[type=submit]")

@@ -23,9 +23,9 @@ def production(settings):
 def test_the_start_page_sends_an_anonymous_visitor_to_sign_in(client):
     response = client.get("/")
     assert response.status_code == 302
-    assert response["Location"] == "/admin/login/?next=/admin/"
+    assert response["Location"] == "/staff/sign-in/?next=/staff/"
     signin = client.get(response["Location"])
-    assert signin.status_code == 200 and 'id="login-form"' in signin.content.decode()
+    assert signin.status_code == 200 and 'name="password"' in signin.content.decode()
 
 
 def test_a_missing_page_in_production_is_carebells_own_404(client, production):

@@ -1,0 +1,122 @@
+"""The staff app's one adapter to the messaging engine.
+
+Everything the staff pages need from carebell.messaging beyond its models — the dry
+run, replanning after a rule changed, choosing the formats a rule uses — is reached
+through here, so that when the engine's rooms move only this module follows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from dataclasses import dataclass, field
+
+from django.db import transaction
+from django.utils import timezone
+
+from carebell.audit import trail
+from carebell.core.reasons import Code, reason
+from carebell.messaging.models import PENDING, AutomatedMessage, MessageTemplate, OutboxMessage
+from carebell.sites.models import Site
+
+FORECAST_DAYS = 7
+
+
+@dataclass
+class Forecast:
+    """What a rule would send in the coming days, and what it would hold back."""
+
+    days: int
+    lines: list[dict] = field(default_factory=list)
+
+    @property
+    def planned(self) -> list[dict]:
+        """The messages that would go, soonest first, each with `when` as a datetime."""
+        lines = [
+            {**line, "when": dt.datetime.fromisoformat(line["planned_at"])}
+            for line in self.lines
+            if line["planned_at"] and _is_planned(line)
+        ]
+        return sorted(lines, key=lambda line: line["when"])
+
+    @property
+    def not_sent(self) -> list[tuple[str, int]]:
+        """(reason code, how many) for the decisions that would not send."""
+        held = [line for line in self.lines if not _is_planned(line)]
+        return Counter((line["reasons"] or ["unknown"])[-1] for line in held).most_common()
+
+    @property
+    def segments(self) -> int:
+        return sum(line["segments"] or 0 for line in self.planned)
+
+
+def _is_planned(line: dict) -> bool:
+    return line["status"] in PENDING
+
+
+def forecast(rule: AutomatedMessage, *, now: dt.datetime | None = None) -> Forecast:
+    """The dry run of `rule` as it stands (saved or not, enabled or not) over the next
+    FORECAST_DAYS days. The rule is written only inside a transaction that is rolled
+    back, so nothing of it remains, and the dry run itself writes nothing."""
+    from carebell.messaging.planning.dry_run import plan_period
+
+    now = now or timezone.now()
+    end = now + dt.timedelta(days=FORECAST_DAYS)
+    result = Forecast(days=FORECAST_DAYS)
+    with transaction.atomic():
+        others = AutomatedMessage.objects.filter(site_id=rule.site_id).exclude(pk=rule.pk)
+        enabled_others = list(others.filter(enabled=True).values_list("pk", flat=True))
+        others.filter(pk__in=enabled_others).update(enabled=False)
+        trial = AutomatedMessage.objects.get(pk=rule.pk) if rule.pk else AutomatedMessage()
+        for name in ("site_id", "kind", "name", "offsets", "channels", "filters"):
+            setattr(trial, name, getattr(rule, name))
+        trial.settings_override = rule.settings_override
+        trial.enabled = True
+        trial.save()
+        site = Site.objects.select_related("delivery").get(pk=rule.site_id)
+        result.lines = [
+            line for line in plan_period([site], now, now, end) if line["kind"] == rule.kind
+        ]
+        transaction.set_rollback(True)
+    return result
+
+
+def save_rule(rule: AutomatedMessage, *, by, now: dt.datetime | None = None) -> int:
+    """Create or change an automated message and plan the site's pending messages
+    again in the same transaction (as carebell.sites.actions does for delivery
+    settings). Returns how many pending messages the replan moved or closed."""
+    from carebell.messaging.planning.replan import replan_site
+
+    now = now or timezone.now()
+    rule.full_clean()
+    with transaction.atomic():
+        created = rule.pk is None
+        rule.save()
+        done = replan_site(rule.site, now=now, why=reason(Code.SETTINGS_CHANGED))
+        trail.record(by, "create" if created else "change", rule, at=now)
+    return done.moved + done.closed + done.stored
+
+
+def use_formats(rule: AutomatedMessage, chosen: dict[tuple[str, str], int], *, by) -> None:
+    """Make each chosen message format the one in use for the rule's kind, over its
+    channel and in its language (one format in use per kind, channel and language)."""
+    with transaction.atomic():
+        for (channel, language), template_id in chosen.items():
+            formats = MessageTemplate.objects.filter(
+                site_id=rule.site_id, kind=rule.kind, channel=channel, language=language
+            )
+            if not formats.filter(pk=template_id).exists():
+                continue
+            if formats.filter(pk=template_id, in_use=True).exists():
+                continue
+            formats.filter(in_use=True).update(in_use=False, updated_at=timezone.now())
+            formats.filter(pk=template_id).update(in_use=True, updated_at=timezone.now())
+            trail.record(
+                by, "change", object_type="messaging.messagetemplate",
+                object_id=str(template_id), site_id=rule.site_id, detail={"fields": ["in_use"]},
+            )  # fmt: skip
+
+
+def replanned_since(site: Site, since: dt.datetime) -> int:
+    """How many of the site's messages a replan touched at or after `since`."""
+    return OutboxMessage.objects.filter(site=site, updated_at__gte=since).count()

@@ -1,0 +1,1 @@
+"""The staff app's pages, one module per screen."""
