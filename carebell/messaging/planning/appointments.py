@@ -3,9 +3,9 @@ offset of each enabled rule, to every eligible contact, siblings combined.
 
 One query reads the whole period (appointments with their patients' contacts),
 streamed in chunks on PostgreSQL; the rows are planned one site-local day at a time,
-so same-day siblings meet. The SMS caps apply to every text planned: each day's
-patients have their stored texts read in one query per chunk of patients, and the
-texts of the pass count as they are planned.
+so same-day siblings meet. The SMS caps apply to every text planned: the texts
+already stored are read once for the pass (the site's, or the patients' asked
+about), and the pass's own count as they are planned.
 """
 
 from __future__ import annotations
@@ -111,8 +111,8 @@ def plan_site_appointments(
         return
     caps = caps if caps is not None else SmsCaps(site.id, now)
     plans = [(rule, offset) for rule in rules for offset in offsets_of(rule)]
+    caps.load(patient_ids)  # None: the site's texts, one query for the sweep
     for batch in _days(site.id, policy, day, lower, end, patient_ids):
-        caps.load([rows[0][1] for _, rows in batch.appointments])
         for decision in _plan_day(site, plans, policy, now, batch):
             if decision.planned and decision.channel == _SMS:
                 caps.apply(decision, decision.zone, policy, now)

@@ -1,11 +1,12 @@
 """The SMS frequency caps' ledger for one site's planning pass.
 
 `carebell.core.caps` decides; `SmsCaps` feeds it each patient's texts (those already
-in the outbox, loaded a batch of patients at a time, plus those planned earlier in
-the pass) and applies its answer to a decision: allow, defer to the first allowed
-instant of a day with room, or skip with the caps' reasons (the writer then keeps it
-as `blocked` (cap): never silently dropped). Appointment, recall and pharmacy
-treatment texts share one ledger, so they share one budget per patient and site.
+in the outbox, read once per pass for a sweep or per chunk of patients otherwise,
+plus those planned earlier in the pass) and applies its answer to a decision: allow,
+defer to the first allowed instant of a day with room, or skip with the caps' reasons
+(the writer then keeps it as `blocked` (cap): never silently dropped). Appointment,
+recall and pharmacy treatment texts share one ledger, so they share one budget per
+patient and site.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from carebell.messaging.models import OutboxMessage
 from carebell.messaging.planning.contacts import as_datetime
 from carebell.messaging.planning.decisions import Decision
 from carebell.messaging.planning.subjects import chunks
+from carebell.messaging.sql import utc_params
 
 # Rows that no longer count toward the SMS caps: they will never reach the patient.
 _NOT_SENT = [OutboxStatus.CANCELLED.value, OutboxStatus.BLOCKED.value, OutboxStatus.FAILED.value]
@@ -49,37 +51,41 @@ class SmsCaps:
         # collection walk them all.
         self.history: dict[tuple[int, str], tuple[tuple, ...]] = {}
         self.loaded: set[int] = set()
+        self.loaded_all = False
 
-    def load(self, patient_ids: Iterable[int]) -> None:
-        """Read the outbox's capped texts of these patients (each patient once): on
-        PostgreSQL one query per 20,000 patients, their ids one array parameter."""
-        ids = sorted(set(patient_ids) - self.loaded)
-        if not ids:
+    def load(self, patient_ids: Iterable[int] | None) -> None:
+        """Read the outbox's capped texts of these patients (each patient once), or,
+        with None, of every patient of the site: a sweep's one query for the pass."""
+        if self.loaded_all:
             return
-        params = [self.site_id, _SMS, self.now - LOOKBACK]
-        for pid, to, planned, sent, kind, key, etype, eid in _history_rows(params, ids):
+        params = utc_params([self.site_id, _SMS, self.now - LOOKBACK])
+        if patient_ids is None:
+            rows, self.loaded_all = _site_rows(params), True
+        else:
+            ids = sorted(set(patient_ids) - self.loaded)
+            rows = _history_rows(params, ids)
+            self.loaded.update(ids)
+        for pid, to, planned, sent, kind, key, etype, eid in rows:
             self._remember((pid, to), (as_datetime(sent or planned), kind, key, False, etype, eid))
-        self.loaded.update(ids)
 
     def apply(self, d: Decision, zone: ZoneInfo | None, policy: DeliveryPolicy, now) -> None:
         """Keep `d`, defer it to the first allowed instant of a day with room, or skip
         it with the cap's reasons. Call `load` for its patient first."""
         if d.channel != _SMS or d.kind not in _CAPPED or d.patient_id is None:
             return
-        key = (d.patient_id, d.to)
-        found = self.history.get(key)
-        if found is not None:
-            # Its own stored row is not a rival: re-planning must reach the same answer.
-            others = [_record(t) for t in found if t[2] != d.dedupe_key]
-            _follow(d, others, zone or policy.zone, policy, zone)
+        key, own = (d.patient_id, d.to), d.dedupe_key
+        found = self.history.get(key, ())
+        # Its own stored row is not a rival: re-planning must reach the same answer.
+        # Commonly there is nothing else: the patient's first text, or its own row.
+        if len(found) == 1 and found[0][2] == own:
+            found = ()
+        rivals = tuple(t for t in found if t[2] != own) if found else ()
+        if rivals:
+            _follow(d, [_record(t) for t in rivals], zone or policy.zone, policy, zone)
         if d.planned_at is None:
             d.status = "skipped"
             return
-        text = (d.planned_at, d.kind, d.dedupe_key, True, d.entity_type, d.entity_id)
-        if found is None:  # the common case: the patient's first text
-            self.history[key] = (text,)
-        else:
-            self._remember(key, text)
+        self.history[key] = (*rivals, (d.planned_at, d.kind, own, True, d.entity_type, d.entity_id))
 
     def _remember(self, key: tuple[int, str], text: tuple) -> None:
         found = self.history.get(key, ())
@@ -96,30 +102,58 @@ def _record(text: tuple) -> SmsRecord:
 
 
 _HISTORY_SQL = f"""
-SELECT patient_id, to_address, planned_at, sent_at, kind, dedupe_key, entity_type, entity_id
-FROM {OutboxMessage._meta.db_table}
-WHERE site_id = %s AND channel = %s AND planned_at >= %s
-  AND kind IN ({", ".join(f"'{k}'" for k in sorted(_CAPPED))})
-  AND status NOT IN ({", ".join(f"'{s}'" for s in _NOT_SENT)})
-  AND patient_id {{ids}}
+SELECT o.patient_id, o.to_address, o.planned_at, o.sent_at, o.kind, o.dedupe_key,
+       o.entity_type, o.entity_id
+FROM {OutboxMessage._meta.db_table} o {{join}}
+WHERE o.site_id = %s AND o.channel = %s AND o.planned_at >= %s
+  AND o.kind IN ({", ".join(f"'{k}'" for k in sorted(_CAPPED))})
+  AND o.status NOT IN ({", ".join(f"'{s}'" for s in _NOT_SENT)}) {{only}}
 """
+#: Rows fetched at a time from the server-side cursor of a sweep's history.
+FETCH = 5_000
+_CURSOR = "sms_caps_history"
 #: Patients per history query: PostgreSQL takes their ids as one array parameter.
 PG_CHUNK = 20_000
 
 
+def _site_rows(params: list) -> Iterator[tuple]:
+    """The capped texts of every patient of the site (site, channel, since: `params`)."""
+    sql = _HISTORY_SQL.format(join="", only="")
+    if connection.vendor != "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            yield from cursor.fetchall()
+        return
+    # A server-side cursor (the site may hold millions), in binary: its datetimes
+    # cost a third of the text ones to read.
+    with connection.cursor() as cursor:
+        named = cursor.cursor.connection.cursor(name=_CURSOR, binary=True, withhold=True)
+        with named:
+            named.itersize = FETCH
+            named.execute(sql, params)
+            yield from named
+
+
 def _history_rows(params: list, ids: list[int]) -> Iterator[tuple]:
     """The capped texts of the patients `ids` (site, channel, since: `params`)."""
+    if not ids:
+        return
     if connection.vendor != "postgresql":
         for chunk in chunks(ids):
-            sql = _HISTORY_SQL.format(ids=f"IN ({', '.join(['%s'] * len(chunk))})")
+            only = f"AND o.patient_id IN ({', '.join(['%s'] * len(chunk))})"
             with connection.cursor() as cursor:
-                cursor.execute(sql, [*params, *chunk])
+                cursor.execute(_HISTORY_SQL.format(join="", only=only), [*params, *chunk])
                 yield from cursor.fetchall()
         return
-    # Server-side binding: the ids travel as one array, not thousands of literals.
+    # The ids travel as one array (server-side binding), joined rather than matched
+    # with = ANY: a filter over an array is a linear search per row, which costs
+    # seconds per query when PostgreSQL's estimates pick the site's index.
+    sql = _HISTORY_SQL.format(
+        join="JOIN unnest(%s::bigint[]) AS wanted(id) ON o.patient_id = wanted.id", only=""
+    )
     with connection.cursor() as cursor, psycopg.Cursor(cursor.cursor.connection) as lookup:
         for chunk in chunks(ids, PG_CHUNK):
-            lookup.execute(_HISTORY_SQL.format(ids="= ANY(%s)"), [*params, chunk])
+            lookup.execute(sql, [chunk, *params])
             yield from lookup.fetchall()
 
 
