@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from carebell.audit import trail
 from carebell.core.reasons import Code, reason
-from carebell.messaging.models import PENDING, AutomatedMessage, MessageTemplate, OutboxMessage
+from carebell.messaging.models import AutomatedMessage, MessageTemplate, OutboxMessage
 from carebell.sites.models import Site
 
 FORECAST_DAYS = 7
@@ -51,7 +51,7 @@ class Forecast:
 
 
 def _is_planned(line: dict) -> bool:
-    return line["status"] in PENDING
+    return line["status"] == "planned"  # a Decision's status: "planned" | "skipped"
 
 
 def forecast(rule: AutomatedMessage, *, now: dt.datetime | None = None) -> Forecast:
