@@ -157,6 +157,7 @@ SECTIONS = [
     ),
     (_("Families"), ("combine_siblings",)),
     (_("Who may be contacted"), ("only_verified", "require_opt_in", "restricted_words")),
+    (_("Text messages"), ("smart_encoding",)),
     (
         _("Refill reminders"),
         (
@@ -250,6 +251,7 @@ class DeliverySettingsForm(forms.ModelForm):
             "review_resend_days": _("Ask again after (days)"),
             "review_max_sends": _("Ask at most (times)"),
             "welcome_on_consent": _("Welcome on consent"),
+            "smart_encoding": _("Plain characters in texts"),
             "require_two_factor_for_admins": _("Two-factor sign-in for System Administrators"),
         }
         help_texts = {
@@ -269,6 +271,9 @@ class DeliverySettingsForm(forms.ModelForm):
             "review_resend_days": _("If the link was not opened."),
             "review_max_sends": _("Including the first request."),
             "welcome_on_consent": _("Greet when the patient consents rather than when added."),
+            "smart_encoding": _(
+                "Curly quotes and similar become plain ones, so a text takes fewer segments."
+            ),
             "require_two_factor_for_admins": _(
                 "Administrators must give a code from an authenticator app when signing in."
             ),

@@ -40,3 +40,47 @@ def staff_header(context):
 @register.filter
 def zone_name(site) -> str:
     return getattr(site, "time_zone", "")
+
+
+KIND_LABELS = {
+    "appt_confirmation": _("Appointment confirmation request"),
+    "appt_reminder": _("Appointment reminder"),
+    "appt_cancel_ack": _("Cancellation acknowledgement"),
+    "appt_cancel_refused": _("Late cancellation refused"),
+    "appt_rescheduled": _("Reschedule notice"),
+    "appt_no_show": _("No-show follow-up"),
+    "recall": _("Recall"),
+    "rx_ready": _("Ready for pickup"),
+    "rx_pickup_reminder": _("Pickup reminder"),
+    "rx_pickup_confirmation": _("Pickup confirmation"),
+    "refill_due": _("Refill due"),
+    "refill_past_due": _("Refill past due"),
+    "refill_ask_prescriber": _("Refill: ask your prescriber"),
+    "review_request": _("Review request"),
+    "birthday": _("Birthday greeting"),
+    "welcome": _("Welcome"),
+    "general": _("General message"),
+}
+
+
+@register.filter
+def kind_label(kind: str) -> str:
+    return KIND_LABELS.get(kind, kind.replace("_", " "))
+
+
+STATUS_LABELS = {
+    "scheduled": _("Scheduled"),
+    "queued": _("Queued"),
+    "sending": _("Sending"),
+    "sent": _("Sent"),
+    "delivered": _("Delivered"),
+    "undelivered": _("Undelivered"),
+    "failed": _("Failed"),
+    "cancelled": _("Cancelled"),
+    "blocked": _("Blocked"),
+}
+
+
+@register.filter
+def status_label(status: str) -> str:
+    return STATUS_LABELS.get(status, status)

@@ -138,7 +138,9 @@ def two_factor(request: HttpRequest) -> HttpResponse:
             form.add_error("code", _("That code is not right. Check the phone's clock and retry."))
     context = {
         "form": form,
-        "qr": segno.make(device.config_url, error="m").svg_inline(scale=5, border=2),
+        "qr": segno.make(device.config_url, error="m").svg_inline(
+            scale=5, border=4, omitsize=True, light="#fff"
+        ),
         "secret": _grouped(base64.b32encode(device.bin_key).decode()),
         "required": guard.must_set_up_two_factor(user),
     }
