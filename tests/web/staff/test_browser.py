@@ -158,3 +158,5 @@ def test_the_pages_fit_a_tablet_and_the_site_switcher_works(signed_in, admin, ph
     page.click("nav >> text=Delivery settings")
     page.wait_for_selector("h1:has-text('Delivery settings')")
     assert page.evaluate("document.documentElement.scrollWidth") <= 768
+    assert "Refill reminder channels" in page.inner_text("main")
+    shoot(page, "delivery-settings-pharmacy-tablet")
