@@ -15,7 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from carebell.audit import trail
-from carebell.core.reasons import Code, reason
+from carebell.core.reasons import CATALOGUE, Code, reason
 from carebell.messaging.models import AutomatedMessage, MessageTemplate, OutboxMessage
 from carebell.sites.models import Site
 
@@ -41,13 +41,24 @@ class Forecast:
 
     @property
     def not_sent(self) -> list[tuple[str, int]]:
-        """(reason code, how many) for the decisions that would not send."""
+        """(why, how many) for the decisions that would not send, most frequent first."""
         held = [line for line in self.lines if not _is_planned(line)]
-        return Counter((line["reasons"] or ["unknown"])[-1] for line in held).most_common()
+        counts = Counter((line["reasons"] or [""])[-1] for line in held)
+        return [(reason_text(code), count) for code, count in counts.most_common()]
 
     @property
     def segments(self) -> int:
         return sum(line["segments"] or 0 for line in self.planned)
+
+
+def reason_text(code: str) -> str:
+    """The catalogue's sentence for a reason code; the code itself where the sentence
+    needs details the dry run's lines do not carry."""
+    try:
+        sentence = CATALOGUE[Code(code)].sentence
+    except ValueError:
+        return code or "—"
+    return sentence if "{" not in sentence else code.replace("_", " ").capitalize()
 
 
 def _is_planned(line: dict) -> bool:

@@ -155,3 +155,13 @@ def test_the_format_in_use_is_picked_among_the_sites_formats(admin, reminder, si
 def test_save_rule_replans_and_counts(reminder, booked):
     reminder.enabled = True
     assert engine.save_rule(reminder, by=None) == 1
+
+
+def test_the_forecast_says_in_words_why_a_message_would_not_go(reminder):
+    forecast = engine.Forecast(days=7)
+    forecast.lines = [
+        {"status": "skipped", "reasons": ["no_contact_point"], "planned_at": None},
+        {"status": "skipped", "reasons": ["not_a_code"], "planned_at": None},
+    ]
+    texts = [text for text, _count in forecast.not_sent]
+    assert "not_a_code" in texts and all("{" not in text for text in texts)
