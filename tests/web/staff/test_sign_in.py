@@ -179,3 +179,16 @@ def test_signing_out_ends_the_session(client, site):
     assert client.get("/staff/sign-out/").status_code == 405
     client.post("/staff/sign-out/")
     assert client.get("/staff/").status_code == 302
+
+
+def test_a_password_waits_only_five_minutes_for_its_code(client, site):
+    import datetime as dt
+
+    import time_machine
+
+    user = factories.make_staff(site, FRONT_DESK)
+    device = confirmed_device(user)
+    sign_in(client, user.username)
+    with time_machine.travel(dt.timedelta(minutes=6)):
+        response = client.post("/staff/sign-in/code/", {"code": code_for(device)})
+    assert response["Location"] == "/staff/sign-in/"

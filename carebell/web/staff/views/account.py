@@ -14,6 +14,7 @@ from django.contrib.auth.forms import PasswordChangeForm
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
@@ -29,6 +30,8 @@ from carebell.web.staff.forms import CodeForm, SignInForm
 #: The user who gave a right password and still owes a code.
 PENDING_KEY = "staff_pending_user"
 DEVICE_NAME = "authenticator"
+#: How long a right password waits for its code before the sign-in starts over.
+PENDING_SECONDS = 5 * 60
 
 
 def _next(request: HttpRequest) -> str:
@@ -55,7 +58,9 @@ def sign_in(request: HttpRequest) -> HttpResponse:
         if user is None:
             form.add_error(None, _("That user name and password do not match an account."))
         elif user_has_device(user):
-            request.session[PENDING_KEY] = {"id": user.pk, "backend": user.backend}
+            request.session[PENDING_KEY] = {
+                "id": user.pk, "backend": user.backend, "at": timezone.now().timestamp()
+            }  # fmt: skip
             query = urlencode({"next": _next(request)}, safe="/")
             return HttpResponseRedirect(f"{reverse('staff:sign-in-code')}?{query}")
         else:
@@ -78,6 +83,8 @@ def _pending_user(request: HttpRequest):
     if request.user.is_authenticated:
         return request.user
     pending = request.session.get(PENDING_KEY) or {}
+    if timezone.now().timestamp() - pending.get("at", 0) > PENDING_SECONDS:
+        return None
     user = auth.get_user_model()._default_manager.filter(pk=pending.get("id")).first()
     if user is not None:
         user.backend = pending.get("backend")
