@@ -217,9 +217,9 @@ def copy_text(site, now: dt.datetime) -> list[bytes]:
 
     from carebell.core.timing import AppointmentFacts, Offset, plan_appointment_message
     from carebell.core.vocab import Channel
-    from carebell.messaging.actions import reasons_json
     from carebell.messaging.models import AutomatedMessage
     from carebell.messaging.policies import PolicyCache
+    from carebell.outbox import reasons_json
 
     rule = AutomatedMessage.objects.get(site=site)
     policy = PolicyCache().for_site(site)

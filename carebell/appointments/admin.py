@@ -5,8 +5,8 @@ from __future__ import annotations
 from django.contrib import admin
 from django.utils import timezone
 
+from carebell.appointments import actions
 from carebell.appointments.models import Appointment, CancellationRequest, Recall
-from carebell.messaging import actions
 from carebell.sites.admin_scoping import SITE_FILTER, ScopedAdmin, ScopedTabularInline
 
 _VIEW = "sites.view_patients"

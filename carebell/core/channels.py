@@ -355,7 +355,7 @@ def delivery_problem(
 
 
 #: Blocks about the recipient, which the planner judges again on every pass: a row
-#: blocked for one of them gives back its occurrence key (see messaging.actions), so
+#: blocked for one of them gives back its occurrence key (see carebell.outbox), so
 #: once the recipient may receive it again the occurrence is planned afresh.
 RECIPIENT_BLOCKS = frozenset(
     {BlockReason.OPTED_OUT, BlockReason.NO_CONSENT, BlockReason.UNVERIFIED, BlockReason.INELIGIBLE}

@@ -9,10 +9,10 @@ import datetime as dt
 
 from django.db import transaction
 
+from carebell import outbox
 from carebell.core.placeholders import RenderContext, render
 from carebell.core.reasons import Reason
 from carebell.inbox.models import StaffNotification
-from carebell.messaging import actions
 from carebell.sites.models import Department, Site
 
 TEXT_LIMIT = StaffNotification._meta.get_field("text").max_length
@@ -37,7 +37,7 @@ def notify_department(
             entity_type=entity_type, entity_id=entity_id, created_at=now,
         )  # fmt: skip
         if department is not None and department.email:
-            actions.queue_staff_email(
+            outbox.queue_staff_email(
                 site, department.email, subject, text,
                 entity=("staff_notification", notification.id), now=now,
             )  # fmt: skip

@@ -1,6 +1,6 @@
 """Admin for message formats, automated-message rules, the outbox and its history.
 
-Outbox rows are written only through carebell.messaging.actions, so the queue and
+Outbox rows are written only through carebell.outbox, so the queue and
 everything that records what happened to a message are read-only here.
 """
 
@@ -9,9 +9,9 @@ from __future__ import annotations
 from django.contrib import admin
 from django.utils import timezone
 
+from carebell import outbox
 from carebell.audit import trail as audit_trail
 from carebell.core.reasons import Code, reason
-from carebell.messaging import actions as outbox_actions
 from carebell.messaging.models import (
     AutomatedMessage,
     DeliveryAttempt,
@@ -124,7 +124,7 @@ class OutboxMessageAdmin(AppendOnlyAdmin):
     @admin.action(description="Delete (cancel) selected pending messages", permissions=["cancel"])
     def cancel_pending(self, request, queryset) -> None:
         ids = list(queryset.values_list("id", flat=True))
-        cancelled = outbox_actions.cancel_messages(
+        cancelled = outbox.cancel_messages(
             ids,
             [reason(Code.CANCELLED_BY_STAFF, user=request.user.get_username())],
             timezone.now(),

@@ -18,12 +18,12 @@ from typing import NamedTuple
 
 from django.db import IntegrityError, transaction
 
+from carebell import events, outbox
 from carebell.appointments.models import Appointment, CancellationRequest
 from carebell.core.cancellation import CancellationEffect, decide_cancellation
 from carebell.core.vocab import AppointmentStatus, CancellationMode, Channel, Kind
 from carebell.inbox import notifications
-from carebell.messaging import actions
-from carebell.messaging.models import InboundMessage, OutboundEvent
+from carebell.messaging.models import InboundMessage
 from carebell.people.models import ContactPoint
 from carebell.sites.models import Site
 
@@ -171,7 +171,9 @@ def confirm(appointment: Appointment, now: dt.datetime) -> None:
         return None
     appointment.status, appointment.confirmed_at = AppointmentStatus.CONFIRMED, now
     appointment.save(update_fields=["status", "confirmed_at", "updated_at"])
-    emit(appointment.site, "appointment.confirmed", {"appointment": appointment.external_id}, now)
+    events.emit(
+        appointment.site, "appointment.confirmed", {"appointment": appointment.external_id}, now
+    )
     return None
 
 
@@ -204,9 +206,9 @@ def request_cancellation(
         appointment.status = AppointmentStatus.CANCEL_REQUESTED
     appointment.save(update_fields=["status", "cancelled_at", "updated_at"])
     if CancellationEffect.STOP_MESSAGES in effects:
-        actions.cancel_pending_for("appointment", [appointment.id], decision.reasons, now)
+        outbox.cancel_pending_for("appointment", [appointment.id], decision.reasons, now)
     if CancellationEffect.EMIT_CANCELLATION_EVENT in effects:
-        emit(site, "appointment.cancelled", {"appointment": appointment.external_id}, now)
+        events.emit(site, "appointment.cancelled", {"appointment": appointment.external_id}, now)
     if CancellationEffect.NOTIFY_DEPARTMENT in effects:
         notifications.notify_cancellation(site, appointment, decision.reasons[0], via=via, now=now)
     return decision.reply_kind
@@ -221,8 +223,3 @@ def distinct_groups(groups: Iterable[list[int]]) -> list[list[int]]:
         if group:
             seen.setdefault(frozenset(group), list(dict.fromkeys(group)))
     return list(seen.values())
-
-
-def emit(site: Site, event_type: str, payload: dict, now: dt.datetime) -> None:
-    """Queue an event for the source system's webhook feed (SPEC §9)."""
-    OutboundEvent.objects.create(site=site, event_type=event_type, payload=payload, created_at=now)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from django.db.models import Q
 
+from carebell import outbox
 from carebell.appointments.models import Appointment
 from carebell.core import content
 from carebell.core.caps import WEEK_DAYS, CapAction, SmsRecord, fit_sms_cap
@@ -29,7 +30,6 @@ from carebell.core.vocab import (
     OutboxStatus,
 )
 from carebell.core.windows import zone_for
-from carebell.messaging import actions
 from carebell.messaging.models import OutboxMessage
 from carebell.messaging.planning.contacts import load_contacts_by_id
 from carebell.messaging.policies import PolicyCache
@@ -354,9 +354,9 @@ def apply_verdicts(verdicts: dict[int, Verdict], now: dt.datetime) -> None:
     """Store each verdict through the outbox writer."""
     for message_id, verdict in verdicts.items():
         if verdict.status == OutboxStatus.CANCELLED:
-            actions.close_message(message_id, OutboxStatus.CANCELLED, verdict.reasons, now)
+            outbox.close_message(message_id, OutboxStatus.CANCELLED, verdict.reasons, now)
         elif verdict.status == OutboxStatus.BLOCKED:
-            actions.close_message(
+            outbox.close_message(
                 message_id,
                 OutboxStatus.BLOCKED,
                 verdict.reasons,
@@ -364,4 +364,4 @@ def apply_verdicts(verdicts: dict[int, Verdict], now: dt.datetime) -> None:
                 block_reason=verdict.block_reason,
             )
         else:
-            actions.defer_message(message_id, verdict.defer_to, verdict.reasons, now)
+            outbox.defer_message(message_id, verdict.defer_to, verdict.reasons, now)

@@ -1,7 +1,7 @@
 """What a dispatched batch comes to: each attempt's result row and each message's
 new state with the event that says why — sent, retried, failed, waiting on an
 attempt whose outcome is unknown, or ended unconfirmed — for
-`dispatch_rows.record_outcomes` to write in one statement per table."""
+`outbox.record_outcomes` to write in one statement per table."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import random
 from carebell.core.reasons import Reason
 from carebell.core.retry import RetryPolicy, Settle, SettleDecision, decide_retry, next_check
 from carebell.core.vocab import AttemptStatus, OutboxStatus
-from carebell.messaging import actions
-from carebell.messaging.dispatch_rows import Claimed, Outcome
+from carebell.dispatch.rows import Claimed
 from carebell.messaging.models import DeliveryAttempt
+from carebell.outbox import AttemptResult, Outcome, reasons_json
 from carebell.providers.base import SendResult
 
 
@@ -33,7 +33,7 @@ class Recorder:
         self.now = now
         self.policy = policy
         self.rng = rng
-        self.attempt_rows: list[tuple] = []
+        self.attempt_rows: list[AttemptResult] = []
         self.outcomes: list[Outcome] = []
         self.opt_outs: list[Claimed] = []
 
@@ -44,7 +44,7 @@ class Recorder:
         else:
             status = result.status if result.accepted else AttemptStatus.FAILED
         self.attempt_rows.append(
-            (
+            AttemptResult(
                 attempt.id,
                 result.provider_message_id,
                 status,
@@ -73,7 +73,7 @@ class Recorder:
         finished = decision.action is not Settle.WAIT
         failed = decision.action is Settle.FAIL
         self.attempt_rows.append(
-            (
+            AttemptResult(
                 attempt.id,
                 attempt.provider_message_id,
                 AttemptStatus.FAILED if failed else AttemptStatus.UNKNOWN,
@@ -107,7 +107,7 @@ class Recorder:
     def _waiting(
         self, message: Claimed, code: str, decision: SettleDecision, text: str | None = None
     ) -> Outcome:
-        reasons = json.dumps(actions.reasons_json(decision.reasons))
+        reasons = json.dumps(reasons_json(decision.reasons))
         return Outcome(
             message.id, OutboxStatus.SENDING, message.provider, None, False, False,
             decision.at, code[:32], None if text is None else text[:300], None,
@@ -117,7 +117,7 @@ class Recorder:
     def _unconfirmed(self, message: Claimed, decision: SettleDecision) -> Outcome:
         # `sent`, not `failed`: the provider may have delivered it (a later delivery
         # report still moves it on), and it is not sent again.
-        stored = actions.reasons_json(decision.reasons)
+        stored = reasons_json(decision.reasons)
         every = json.dumps([*message.reasons, *stored])
         return Outcome(
             message.id, OutboxStatus.SENT, message.provider, None, True, False, None,
@@ -135,7 +135,7 @@ class Recorder:
 
     def _failed(self, message: Claimed, result: SendResult, reasons: list[Reason]) -> Outcome:
         message.error_code = result.error_code[:32]
-        stored = actions.reasons_json(reasons)
+        stored = reasons_json(reasons)
         if result.opt_out:
             self.opt_outs.append(message)
         return Outcome(
@@ -157,7 +157,7 @@ class Recorder:
         )
         if decision.gives_up:
             return self._failed(message, result, list(decision.reasons))
-        reasons = json.dumps(actions.reasons_json(decision.reasons))
+        reasons = json.dumps(reasons_json(decision.reasons))
         return Outcome(
             message.id, OutboxStatus.SENDING, message.provider, None, False, False,
             decision.retry_at, result.error_code[:32], result.error_message[:300], None,

@@ -17,13 +17,13 @@ that honours idempotency keys is sent the same attempt again under its own key;
 one that does not is resent only once it says it never got the message, asked
 again while unsure, and the message ends unconfirmed (`sent`, with the reason)
 rather than reach the patient twice. A status callback to the attempt's URL
-settles it too (`actions.record_status`). Settling calls the provider, so it runs
+settles it too (`outbox.record_status`). Settling calls the provider, so it runs
 outside the claiming transaction: those rows are leased at once, and the lease
 expiry is their token — if this worker's lease ran out meanwhile and another
 worker claimed them, the token no longer matches and this worker leaves them to
 the other instead of racing it.
 
-Rows travel as plain records (`dispatch_rows.Claimed`) and are written with
+Rows travel as plain records (`dispatch.rows.Claimed`) and are written with
 set-based statements; model instances and a statement per row cost more CPU than
 the HTTP call itself, and each extra write of an outbox row costs PostgreSQL an
 entry in each of its indexes (profiled at 1,500 messages/s).
@@ -42,9 +42,10 @@ from dataclasses import dataclass, field
 
 import aiohttp
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
+from carebell import outbox
 from carebell.core.retry import (
     Lookup,
     RetryPolicy,
@@ -52,67 +53,17 @@ from carebell.core.retry import (
     SettleDecision,
     decide_unsettled,
 )
-from carebell.core.vocab import BlockReason, OutboxStatus
-from carebell.messaging import actions, checks, pacing, rendering
+from carebell.core.vocab import OutboxStatus
+from carebell.dispatch.rows import Claimed, load_claimed
+from carebell.messaging import checks, pacing, rendering
 from carebell.messaging.dispatch_outcomes import Recorder, first_due_at
-from carebell.messaging.dispatch_rows import (
-    Claimed,
-    NewAttempt,
-    insert_attempts,
-    lease,
-    load_claimed,
-    record_outcomes,
-    start_sending,
-    update_rows,
-)
-from carebell.messaging.models import DeliveryAttempt, OutboxMessage
+from carebell.messaging.models import DeliveryAttempt
 from carebell.messaging.policies import PolicyCache
 from carebell.messaging.provider_set import ProviderSet
-from carebell.messaging.sql import utc_params
 from carebell.providers.base import OutgoingMessage, Provider, SendResult
+from carebell.twoway import consent
 
 log = logging.getLogger("carebell.dispatcher")
-
-TABLE = OutboxMessage._meta.db_table
-DUE_STATUSES = ("scheduled", "queued", "sending")
-
-
-def claim_due(now: dt.datetime, limit: int, lease_until: dt.datetime, worker: str) -> list[int]:
-    """Lease up to `limit` due messages to this worker and return their ids.
-
-    PostgreSQL: FOR UPDATE SKIP LOCKED, so concurrent workers never take the same
-    row and never wait for each other. SQLite has one writer at a time, so the same
-    conditional UPDATE is atomic there without it. `lease_until` is written to
-    `lease_expires_at`. (The dispatcher itself locks rows with `lock_due` inside the
-    transaction that starts them, and leases only those it must reconcile.)
-    """
-    skip_locked = "FOR UPDATE SKIP LOCKED" if connection.vendor == "postgresql" else ""
-    sql = f"""
-        UPDATE {TABLE} SET due_at = %s, lease_expires_at = %s, updated_at = %s
-        WHERE id IN (
-            SELECT id FROM {TABLE}
-            WHERE status IN ('scheduled', 'queued', 'sending') AND due_at <= %s
-            ORDER BY due_at LIMIT %s {skip_locked}
-        )
-        RETURNING id"""
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(sql, utc_params([lease_until, lease_until, now, now, limit]))
-        return [row[0] for row in cursor.fetchall()]
-
-
-def lock_due(now: dt.datetime, limit: int) -> list[int]:
-    """Lock up to `limit` due messages for the current transaction; their ids.
-
-    PostgreSQL: FOR UPDATE SKIP LOCKED, so concurrent workers take disjoint rows
-    without waiting. SQLite: the transaction already holds the database's one
-    write lock (IMMEDIATE), so a plain SELECT is enough."""
-    skip_locked = "FOR UPDATE SKIP LOCKED" if connection.vendor == "postgresql" else ""
-    sql = f"""SELECT id FROM {TABLE}
-        WHERE status IN ('scheduled', 'queued', 'sending') AND due_at <= %s
-        ORDER BY due_at LIMIT %s {skip_locked}"""
-    with connection.cursor() as cursor:
-        cursor.execute(sql, utc_params([now, limit]))
-        return [row[0] for row in cursor.fetchall()]
 
 
 @dataclass
@@ -123,7 +74,7 @@ class Batch:
     token: dt.datetime  # the lease expiry, token of the rows leased for reconciling
     messages: list[Claimed]
     unfinished: list[tuple[Claimed, DeliveryAttempt]] = field(default_factory=list)
-    to_send: list[tuple[Claimed, NewAttempt | DeliveryAttempt, Provider]] = field(
+    to_send: list[tuple[Claimed, outbox.NewAttempt | DeliveryAttempt, Provider]] = field(
         default_factory=list
     )
     reconciled: list[tuple[Claimed, DeliveryAttempt, SendResult]] = field(default_factory=list)
@@ -187,7 +138,7 @@ class Dispatcher:
         now = now or timezone.now()
         self._chosen = {}
         with transaction.atomic():
-            ids = lock_due(now, self.batch_size)
+            ids = outbox.lock_due(now, self.batch_size)
             if not ids:
                 return False
             batch = Batch(now=now, token=now + self.lease, messages=load_claimed(ids))
@@ -231,7 +182,7 @@ class Dispatcher:
             return
         batch.unfinished = [(m, unfinished[m.id]) for m in batch.messages if m.id in unfinished]
         batch.messages = [m for m in batch.messages if m.id not in unfinished]
-        lease(list(unfinished), batch.token, batch.now)
+        outbox.lease(list(unfinished), batch.token, batch.now)
 
     def _reconcile_unfinished(self, batch: Batch) -> None:
         """Settle each unfinished attempt before anything is sent again (SPEC: sent
@@ -329,15 +280,15 @@ class Dispatcher:
         `token`, only for the messages whose lease still carries it."""
         batch.messages, later = pacing.admit(batch.messages, batch.now, self.providers)
         for message_id, slot in later.items():
-            actions.defer_message(message_id, slot, (), batch.now)
-        ours = start_sending(batch.messages, batch.now + self.lease, batch.now, token=token)
+            outbox.defer_message(message_id, slot, (), batch.now)
+        ours = outbox.start_sending(batch.messages, batch.now + self.lease, batch.now, token=token)
         if lost := len(batch.messages) - len(ours):
             log.warning(
                 "dispatcher.lease_lost", extra={"ids": {"worker": self.worker_id, "count": lost}}
             )
         batch.messages = [m for m in batch.messages if m.id in ours]
         fresh = [m for m in batch.messages if m.resume_attempt is None]
-        attempts = insert_attempts(
+        attempts = outbox.insert_attempts(
             [(m, self._provider(m).name) for m in fresh], started_at=batch.now
         )
         for message in batch.messages:
@@ -369,10 +320,10 @@ class Dispatcher:
         for message, attempt, decision in batch.settled:
             recorder.settle(message, attempt, decision)
         with transaction.atomic():
-            moved = record_outcomes(batch.now, recorder.attempt_rows, recorder.outcomes)
+            moved = outbox.record_outcomes(batch.now, recorder.attempt_rows, recorder.outcomes)
         for message in recorder.opt_outs:
             if message.id in moved:
-                actions.opt_out_address(
+                consent.opt_out_address(
                     message.site_id,
                     message.to_address,
                     message.channel,
@@ -414,6 +365,3 @@ def _outgoing(message: Claimed, attempt, base_url: str) -> OutgoingMessage:
         site_id=message.site_id,
         kind=message.kind,
     )
-
-
-__all__ = ["BlockReason", "Dispatcher", "claim_due", "lock_due", "update_rows"]

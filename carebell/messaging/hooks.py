@@ -5,7 +5,7 @@ one not configured here, is 404; a forged request is refused with 403 before
 anything is written; fields no table can hold (NUL characters, ids longer than any
 provider's) are 400. A report for an id carebell does not know is answered 200 (so
 the provider stops retrying) and changes nothing; a replayed report changes nothing
-(de-duplicated by message id and status in `actions.record_status`).
+(de-duplicated by message id and status in `outbox.record_status`).
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from carebell.messaging import actions, inbound
+from carebell import outbox
+from carebell.messaging import inbound
 from carebell.providers.base import Provider, StatusUpdate, Unsupported
 from carebell.providers.registry import provider_by_name
 from carebell.providers.twilio_sms import parse_inbound
@@ -103,7 +104,7 @@ def status_callback(request: HttpRequest, provider: str, attempt_id: int) -> Htt
 
 
 def record_update(provider: str, update: StatusUpdate, attempt_id: int | None) -> None:
-    actions.record_status(
+    outbox.record_status(
         provider,
         update.provider_message_id,
         update.status,

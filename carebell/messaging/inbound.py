@@ -21,6 +21,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 
+from carebell import events, outbox
 from carebell.appointments.models import Appointment
 from carebell.core.keywords import Intent, read_reply
 from carebell.core.placeholders import RenderContext, render
@@ -28,10 +29,11 @@ from carebell.core.senders import is_service_sid, spelling_of
 from carebell.core.vocab import AppointmentStatus, Channel, Kind, OutboxStatus
 from carebell.formats.service import keyword_reply, quick_reply
 from carebell.inbox.models import Conversation
-from carebell.messaging import actions, answers
+from carebell.messaging import answers
 from carebell.messaging.models import InboundMessage, OutboxMessage
 from carebell.people.models import ContactPoint
 from carebell.sites.models import Site, SiteSenderNumber, default_sms_senders
+from carebell.twoway import consent
 
 
 @dataclass(frozen=True)
@@ -142,16 +144,16 @@ def _act(inbound: InboundMessage, site: Site, sender_site_ids, conversation, now
     language = points[0].contact.language if points else "en"
     address = inbound.from_address
     if reading.intent is Intent.OPT_OUT:
-        actions.opt_out_address_at(
+        consent.opt_out_address_at(
             sender_site_ids, address, Channel.SMS, source="keyword", now=now,
             detail=inbound.body[:50],
         )  # fmt: skip
         _reply_keyword(site, address, "stop", language, now)
         event = {"channel": "sms", "inbound_id": inbound.id}
         for sender_site in Site.objects.filter(id__in=sender_site_ids).order_by("id"):
-            answers.emit(sender_site, "contact.opted_out", event, now)
+            events.emit(sender_site, "contact.opted_out", event, now)
     elif reading.intent is Intent.OPT_IN:
-        actions.opt_in_address_at(sender_site_ids, address, Channel.SMS, source="keyword", now=now)
+        consent.opt_in_address_at(sender_site_ids, address, Channel.SMS, source="keyword", now=now)
         _reply_keyword(site, address, "start", language, now)
     elif reading.intent is Intent.HELP:
         _reply_keyword(site, address, "help", language, now)
@@ -212,7 +214,7 @@ def _answer(site, intent: Intent, appointment_ids: list[int], inbound, language,
     )
     for appointment, reply_kind, _repeated in answered:
         if reply_kind is not None:
-            actions.queue_reply(
+            outbox.queue_reply(
                 site,
                 inbound.from_address,
                 reply_kind,
@@ -229,7 +231,7 @@ def _reply_keyword(site: Site, address: str, keyword: str, language: str, now) -
         {"SITENAME": site.name, "SITEPHONE": site.phone},
         RenderContext(language=language, time_zone=site.zone),
     ).text
-    actions.queue_reply(site, address, Kind.KEYWORD_REPLY, now=now, language=language, body=text)
+    outbox.queue_reply(site, address, Kind.KEYWORD_REPLY, now=now, language=language, body=text)
 
 
 def _ask_which(site: Site, address: str, appointment_ids: list[int], language, now) -> None:
@@ -243,4 +245,4 @@ def _ask_which(site: Site, address: str, appointment_ids: list[int], language, n
     )  # fmt: skip
     template = quick_reply("pick_visit", language).format(items=items)
     text = render(template, {"SITENAME": site.name}, context).text
-    actions.queue_reply(site, address, Kind.INBOX_REPLY, now=now, language=language, body=text)
+    outbox.queue_reply(site, address, Kind.INBOX_REPLY, now=now, language=language, body=text)

@@ -1,6 +1,6 @@
 """Message formats, automated-message rules, the outbox and what came back.
 
-Outbox rows are written only through carebell.messaging.actions (the one writer).
+Outbox rows are written only through carebell.outbox (the one writer).
 """
 
 from __future__ import annotations

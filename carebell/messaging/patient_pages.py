@@ -18,19 +18,20 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
+from carebell import outbox
 from carebell.appointments.models import Appointment
 from carebell.core.vocab import AppointmentStatus, Channel, Kind
-from carebell.messaging import actions, answers
-from carebell.messaging.models import MessageEvent, OutboxMessage
+from carebell.messaging import answers
+from carebell.messaging.models import OutboxMessage
 from carebell.messaging.rendering import LINK_SALT
 from carebell.sites.models import ReviewLink
+from carebell.twoway import consent
 
 MAX_AGE = {
     "confirm": dt.timedelta(days=60),
     "review": dt.timedelta(days=90),
     "unsub": dt.timedelta(days=365),
 }
-REVIEW_OPENED = "review_link_opened"
 
 
 def _message(purpose: str, token: str) -> OutboxMessage | None:
@@ -52,10 +53,7 @@ def review(request: HttpRequest, token: str) -> HttpResponse:
     link = message and ReviewLink.objects.filter(site=message.site, is_default=True).first()
     if not link:
         return _invalid(request)
-    if not MessageEvent.objects.filter(message=message, note=REVIEW_OPENED).exists():
-        MessageEvent.objects.create(
-            message=message, at=timezone.now(), status=message.status, note=REVIEW_OPENED
-        )
+    outbox.record_review_opened(message, timezone.now())
     return HttpResponseRedirect(link.url)
 
 
@@ -68,7 +66,7 @@ def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
     if message is None or message.channel != Channel.EMAIL:
         return _invalid(request)
     if request.method == "POST":
-        actions.opt_out_address(
+        consent.opt_out_address(
             message.site_id,
             message.to_address,
             Channel.EMAIL,

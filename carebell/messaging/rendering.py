@@ -20,9 +20,9 @@ from carebell.core import segments
 from carebell.core.placeholders import CompiledTemplate, RenderContext, compile_template
 from carebell.core.speech import speakable
 from carebell.core.vocab import Channel, Kind
-from carebell.messaging.dispatch_rows import by_ids, fetch_rows
 from carebell.messaging.models import MessageTemplate, OutboxMessage
 from carebell.pharmacy.models import Fill, Prescription
+from carebell.sql import by_ids, fetch_rows
 
 LINK_SALT = {"confirm": "carebell.confirm", "review": "carebell.review", "unsub": "carebell.unsub"}
 

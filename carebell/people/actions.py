@@ -199,9 +199,9 @@ def _toggled_opt_outs(point: ContactPoint, previous: ContactPoint) -> dict[Chann
 
 
 def _staff_opt_out(site_id: int, address: str, channel: Channel, opted_out: bool, now) -> None:
-    from carebell.messaging import actions
+    from carebell.twoway import consent
 
     if opted_out:
-        actions.opt_out_address(site_id, address, channel, source="staff", now=now)
+        consent.opt_out_address(site_id, address, channel, source="staff", now=now)
     else:
-        actions.opt_in_address(site_id, address, channel, source="staff", now=now)
+        consent.opt_in_address(site_id, address, channel, source="staff", now=now)

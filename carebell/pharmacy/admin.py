@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib import admin
 from django.utils import timezone
 
-from carebell.messaging import actions
+from carebell.pharmacy import actions
 from carebell.pharmacy.models import Fill, Prescription
 from carebell.sites.admin_scoping import SITE_FILTER, ScopedAdmin, ScopedTabularInline
 

@@ -30,7 +30,7 @@ def test_moving_an_appointment_in_the_admin_replans_its_reminder(admin_client, s
     [(_child, _parent, appointment)] = family(site)
     appointment.starts_at = timezone.now() + dt.timedelta(days=5)
     appointment.save()
-    from carebell.messaging import actions
+    from carebell.appointments import actions
 
     actions.appointment_saved(appointment, None, now=timezone.now())
     old = OutboxMessage.objects.get()

@@ -7,14 +7,16 @@ from collections import Counter
 
 import pytest
 
+from carebell.appointments import actions as appointment_actions
 from carebell.core.reasons import Code, reason
 from carebell.core.vocab import Kind, OutboxStatus
-from carebell.messaging import actions
 from carebell.messaging.checks import apply_verdicts, check_at_send
 from carebell.messaging.models import OutboxMessage
 from carebell.messaging.planning.appointments import plan_site_appointments
 from carebell.messaging.planning.writer import OutboxWriter
 from carebell.messaging.policies import PolicyCache
+from carebell.pharmacy import actions as fill_actions
+from carebell.twoway import consent
 from tests import factories
 from tests.messaging.engine_setup import NOW, enable, family
 
@@ -84,7 +86,9 @@ def test_a_moved_appointment_cancels_its_reminder_and_plans_a_new_one(site):
     plan(site)
     appointment.starts_at += dt.timedelta(days=2)
     appointment.save()
-    actions.appointment_changed(appointment, now=NOW, why=reason(Code.APPOINTMENT_MOVED))
+    appointment_actions.appointment_changed(
+        appointment, now=NOW, why=reason(Code.APPOINTMENT_MOVED)
+    )
     old, new = OutboxMessage.objects.order_by("id")
     assert old.status == OutboxStatus.CANCELLED
     assert old.reasons[-1]["code"] == "appointment_moved"
@@ -97,7 +101,9 @@ def test_a_cancelled_appointment_is_not_replanned(site):
     plan(site)
     appointment.status = "cancelled"
     appointment.save()
-    actions.appointment_changed(appointment, now=NOW, why=reason(Code.APPOINTMENT_CANCELLED))
+    appointment_actions.appointment_changed(
+        appointment, now=NOW, why=reason(Code.APPOINTMENT_CANCELLED)
+    )
     assert list(OutboxMessage.objects.values_list("status", flat=True)) == ["cancelled"]
 
 
@@ -105,7 +111,7 @@ def test_an_opted_out_number_blocks_its_pending_messages(site):
     enable(site, Kind.APPT_REMINDER, [{"days": 1}])
     family(site)
     plan(site)
-    blocked = actions.opt_out_address(site.id, "+12025550123", "sms", source="keyword", now=NOW)
+    blocked = consent.opt_out_address(site.id, "+12025550123", "sms", source="keyword", now=NOW)
     message = OutboxMessage.objects.get()
     assert blocked == 1
     assert (message.status, message.block_reason) == ("blocked", "opted_out")
@@ -159,7 +165,7 @@ def test_a_picked_up_fill_stops_its_pending_pickup_reminders(pharmacy):
     review = OutboxMessage.objects.create(kind=Kind.REVIEW_REQUEST, **common)
     fill.step = "picked_up"
     fill.save()
-    assert actions.fill_changed(fill, now=NOW) == 1
+    assert fill_actions.fill_changed(fill, now=NOW) == 1
     reminder.refresh_from_db()
     review.refresh_from_db()
     assert (reminder.status, reminder.reasons[-1]["code"]) == ("cancelled", "picked_up")
@@ -340,7 +346,7 @@ def test_a_booked_visit_whose_reminder_the_caps_keep_back_is_stored_as_blocked(s
     child, _ = visits(site, *(local(site, n, 10) for n in (2, 3, 4)))
     plan(site)
     fourth = factories.make_appointment(child, starts_at=local(site, 5, 10))
-    actions.appointment_saved(fourth, None, now=NOW)
+    appointment_actions.appointment_saved(fourth, None, now=NOW)
     kept = texts(site).get(entity_id=fourth.id)
     assert (kept.status, kept.block_reason) == ("blocked", "cap")
     assert texts(site).filter(status="scheduled").count() == 3

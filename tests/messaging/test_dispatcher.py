@@ -12,15 +12,16 @@ from django.core.management import call_command
 from django.db import transaction
 from django.utils import timezone
 
+from carebell import outbox
 from carebell.core.retry import RetryPolicy
 from carebell.core.vocab import Kind, OutboxStatus
-from carebell.messaging import actions
-from carebell.messaging.dispatch_rows import load_claimed
-from carebell.messaging.dispatcher import Batch, Dispatcher, lock_due
+from carebell.dispatch.rows import load_claimed
+from carebell.messaging.dispatcher import Batch, Dispatcher
 from carebell.messaging.models import AutomatedMessage, DeliveryAttempt, OutboxMessage
 from carebell.messaging.planning.appointments import plan_site_appointments
 from carebell.messaging.planning.writer import OutboxWriter
 from carebell.messaging.policies import PolicyCache
+from carebell.outbox import lock_due
 from carebell.people.models import ContactPoint, OptOutEvent
 from carebell.providers.sim_server import SimConfig, start_in_thread
 from tests.faults.harness import daytime_zone
@@ -198,9 +199,9 @@ def test_an_unsubscribed_recipient_fails_and_the_number_is_opted_out(site, sim):
 
 def test_status_only_moves_forward(site):
     message = send_due(planned_reminder(site))
-    assert not actions.close_message(message.id, OutboxStatus.CANCELLED, (), NOW)
-    actions.record_status("console", message.provider_message_id, "delivered", now=NOW)
-    actions.record_status("console", message.provider_message_id, "sent", now=NOW)
+    assert not outbox.close_message(message.id, OutboxStatus.CANCELLED, (), NOW)
+    outbox.record_status("console", message.provider_message_id, "delivered", now=NOW)
+    outbox.record_status("console", message.provider_message_id, "sent", now=NOW)
     message.refresh_from_db()
     assert message.status == OutboxStatus.DELIVERED
 
@@ -407,7 +408,7 @@ def test_a_status_callback_settles_an_attempt_whose_answer_was_lost(site, sim):
     dispatcher.process_batch(now=message.due_at)
     [record] = sim.server.state.records
     attempt = DeliveryAttempt.objects.get()
-    assert actions.record_status(
+    assert outbox.record_status(
         "sim", record.sid, "delivered", now=message.due_at, attempt_id=attempt.id
     )
     message.refresh_from_db()

@@ -9,12 +9,14 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
+from carebell import outbox
+from carebell.appointments import actions as appointment_actions
 from carebell.appointments.models import Recall
 from carebell.audit.models import AuditEvent
 from carebell.core.reasons import Code, reason
 from carebell.core.vocab import Kind
-from carebell.messaging import actions
 from carebell.messaging.models import OutboxMessage
+from carebell.twoway import consent
 from tests.factories import set_preference
 from tests.messaging.engine_setup import enable, family
 
@@ -39,10 +41,10 @@ def test_a_patient_without_a_preference_is_told_why_nothing_goes(site):
 def test_a_cancelled_message_says_why(site):
     enable(site, Kind.APPT_REMINDER, [{"days": 1}])
     [(_child, _parent, appointment)] = family(site, now=timezone.now())
-    actions.appointment_saved(appointment, None, now=timezone.now())
+    appointment_actions.appointment_saved(appointment, None, now=timezone.now())
     appointment.status = "cancelled"
     appointment.save()
-    actions.appointment_changed(
+    appointment_actions.appointment_changed(
         appointment, now=timezone.now(), why=reason(Code.APPOINTMENT_CANCELLED)
     )
     message = OutboxMessage.objects.get()
@@ -66,7 +68,7 @@ def test_a_reminder_the_daily_cap_defers_says_why_and_until_when(site):
     enable(site, Kind.APPT_REMINDER, [{"days": 1}, {"hours": 2}])
     start = nine_am_in_three_days(site)
     [(child, _parent, appointment)] = family(site, now=start - dt.timedelta(days=3))
-    actions.appointment_saved(appointment, None, now=timezone.now())
+    appointment_actions.appointment_saved(appointment, None, now=timezone.now())
     text = explain(patient=child.id)
     eight = dt.datetime.combine(start.date(), dt.time(8), site.zone).astimezone(dt.UTC)
     deferred = f"deferred to {eight.isoformat()}."
@@ -105,9 +107,9 @@ def test_after_stop_and_start_explain_shows_the_reminder_the_outbox_holds(site):
     enable(site, Kind.APPT_REMINDER, [{"days": 1}])
     [(child, _parent, appointment)] = family(site, now=timezone.now())
     now = timezone.now()
-    actions.appointment_saved(appointment, None, now=now)
-    actions.opt_out_address(site.id, "+12025550123", "sms", source="keyword", now=now)
-    actions.opt_in_address(site.id, "+12025550123", "sms", source="keyword", now=now)
+    appointment_actions.appointment_saved(appointment, None, now=now)
+    consent.opt_out_address(site.id, "+12025550123", "sms", source="keyword", now=now)
+    consent.opt_in_address(site.id, "+12025550123", "sms", source="keyword", now=now)
     fresh = OutboxMessage.objects.get(status="scheduled")
     text = explain(patient=child.id)
     assert f"in the outbox: message {fresh.id}, scheduled for" in text
@@ -117,9 +119,9 @@ def test_after_stop_and_start_explain_shows_the_reminder_the_outbox_holds(site):
 def test_explain_says_when_the_outbox_holds_an_ended_message_for_what_planning_would_send(site):
     enable(site, Kind.APPT_REMINDER, [{"days": 1}])
     [(child, _parent, appointment)] = family(site, now=timezone.now())
-    actions.appointment_saved(appointment, None, now=timezone.now())
+    appointment_actions.appointment_saved(appointment, None, now=timezone.now())
     message = OutboxMessage.objects.get()
-    actions.cancel_messages([message.id], [], timezone.now())
+    outbox.cancel_messages([message.id], [], timezone.now())
     text = explain(patient=child.id)
     assert f"in the outbox: message {message.id}, cancelled — it will not be sent" in text
 

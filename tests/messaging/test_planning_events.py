@@ -7,13 +7,15 @@ import datetime as dt
 
 import pytest
 
+from carebell import outbox
+from carebell.appointments import actions as appointment_actions
 from carebell.core.reasons import Code
 from carebell.core.vocab import ContactPointKind, FillStep, Kind, Relationship
-from carebell.messaging import actions
 from carebell.messaging.models import OutboxMessage
 from carebell.messaging.planning.runner import plan_once
 from carebell.people.models import Patient
 from carebell.sites.models import DeliverySettings
+from carebell.twoway import consent
 from tests import factories
 from tests.messaging.engine_setup import NOW, enable, family
 
@@ -256,13 +258,13 @@ def planned_reminder(site):
     """A clinic family whose reminder is in the outbox, scheduled."""
     enable(site, Kind.APPT_REMINDER, [{"days": 1}])
     [(_child, _parent, appointment)] = family(site)
-    actions.appointment_saved(appointment, None, now=NOW)
+    appointment_actions.appointment_saved(appointment, None, now=NOW)
     return appointment
 
 
 def stop_then_start(site, at=NOW):
-    actions.opt_out_address(site.id, NUMBER, "sms", source="keyword", now=at)
-    actions.opt_in_address(site.id, NUMBER, "sms", source="keyword", now=at + HOUR)
+    consent.opt_out_address(site.id, NUMBER, "sms", source="keyword", now=at)
+    consent.opt_in_address(site.id, NUMBER, "sms", source="keyword", now=at + HOUR)
 
 
 def test_start_after_stop_plans_the_blocked_reminder_again(site):
@@ -289,7 +291,7 @@ def test_start_after_stop_twice_plans_nothing_twice(site):
 
 def test_a_number_still_opted_out_is_not_planned_again_by_the_sweep(site):
     planned_reminder(site)
-    actions.opt_out_address(site.id, NUMBER, "sms", source="keyword", now=NOW)
+    consent.opt_out_address(site.id, NUMBER, "sms", source="keyword", now=NOW)
     plan_once(now=NOW + HOUR)
     assert list(OutboxMessage.objects.values_list("status", flat=True)) == ["blocked"]
 
@@ -297,7 +299,7 @@ def test_a_number_still_opted_out_is_not_planned_again_by_the_sweep(site):
 def test_a_reminder_deleted_by_staff_stays_deleted_after_start(site):
     planned_reminder(site)
     message = OutboxMessage.objects.get()
-    actions.cancel_messages([message.id], [], NOW)
+    outbox.cancel_messages([message.id], [], NOW)
     stop_then_start(site)
     plan_once(now=NOW + 2 * HOUR)
     assert list(OutboxMessage.objects.values_list("status", flat=True)) == ["cancelled"]
@@ -310,7 +312,7 @@ def test_a_reminder_survives_a_change_of_location_alone(site):
     previous = Appointment.objects.get(id=appointment.id)
     appointment.location_code = "annex"
     appointment.save()
-    actions.appointment_saved(appointment, previous, now=NOW)
+    appointment_actions.appointment_saved(appointment, previous, now=NOW)
     assert sorted(OutboxMessage.objects.values_list("status", flat=True)) == [
         "cancelled",
         "scheduled",

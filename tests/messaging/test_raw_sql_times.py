@@ -10,9 +10,10 @@ import pytest
 from django.db import connection
 
 from carebell.core.vocab import Kind, OutboxStatus
-from carebell.messaging.dispatcher import Dispatcher, claim_due, lock_due
+from carebell.messaging.dispatcher import Dispatcher
 from carebell.messaging.models import OutboxMessage
-from carebell.messaging.sql import utc, utc_params
+from carebell.outbox import lease, lock_due
+from carebell.sql import utc, utc_params
 from tests.messaging.engine_setup import NOW, enable, family
 from tests.messaging.test_dispatcher import plan, planned_reminder
 
@@ -40,7 +41,9 @@ def test_a_due_message_is_found_with_a_now_in_another_zone(site):
     message = planned_reminder(site)
     now = in_new_york(message.due_at)  # the same instant, written 5 hours earlier
     assert lock_due(now, 10) == [message.id]
-    assert claim_due(now, 10, now + dt.timedelta(minutes=2), "worker-1") == [message.id]
+    lease([message.id], now + dt.timedelta(minutes=2), now)
+    message.refresh_from_db()
+    assert message.lease_expires_at == message.due_at == now + dt.timedelta(minutes=2)
 
 
 def test_a_batch_run_with_a_now_in_another_zone_sends_the_due_message(site):

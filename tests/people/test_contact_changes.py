@@ -10,9 +10,9 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.urls import reverse
 
+from carebell.appointments import actions
 from carebell.audit.models import AuditEvent
 from carebell.core.vocab import ContactPointKind, Kind
-from carebell.messaging import actions
 from carebell.messaging.models import OutboxMessage
 from carebell.people import actions as people
 from carebell.people.models import Contact, ContactPoint, OptOutEvent

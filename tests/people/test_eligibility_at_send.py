@@ -8,8 +8,9 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from carebell.appointments import actions
 from carebell.core.vocab import Kind
-from carebell.messaging import actions, checks
+from carebell.messaging import checks
 from carebell.messaging.models import OutboxMessage
 from carebell.messaging.policies import PolicyCache
 from carebell.people.models import Contact, ContactPoint, ContactPreference

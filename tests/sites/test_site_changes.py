@@ -15,9 +15,9 @@ from django.forms.models import model_to_dict
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
+from carebell.appointments import actions
 from carebell.audit.models import AuditEvent
 from carebell.core.vocab import ContactPointKind, FillStep, Kind, Relationship
-from carebell.messaging import actions
 from carebell.messaging.models import OutboxMessage
 from carebell.messaging.planning.runner import plan_once
 from carebell.messaging.policies import PolicyCache

@@ -1,0 +1,78 @@
+"""The one way in for changes to appointments.
+
+Every door — the admin, an HL7 feed, the API — calls these after saving an
+appointment; each replans its messages in the same transaction (SPEC §5.1).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.db import transaction
+
+from carebell import outbox
+from carebell.core.reasons import Code, Reason, reason
+from carebell.core.vocab import AppointmentStatus
+from carebell.messaging.models import PENDING, AutomatedMessage, OutboxMessage
+
+
+def appointment_saved(appointment, previous, *, now: dt.datetime) -> int:
+    """Call after saving `appointment` (`previous`: the row as it was, None for a new
+    one): replans its messages when the change matters to them (time, status,
+    location, patient). Returns rows planned."""
+    from carebell.core.timing import AppointmentFacts, change_reason
+
+    if previous is None:
+        return appointment_changed(appointment, now=now, why=None)
+
+    def facts(a) -> AppointmentFacts:
+        return AppointmentFacts(
+            a.id, a.patient_id, a.site_id, a.starts_at, AppointmentStatus(a.status)
+        )
+
+    why = change_reason(facts(previous), facts(appointment))
+    if why is None and previous.location_code == appointment.location_code:
+        return 0
+    return appointment_changed(appointment, now=now, why=why or reason(Code.APPOINTMENT_MOVED))
+
+
+def appointment_changed(appointment, *, now: dt.datetime, why: Reason | None) -> int:
+    """Replan an appointment's messages in the transaction of its change (SPEC §5.1):
+    pending ones are cancelled with `why` (None for a new appointment), and what now
+    applies is planned again, for its siblings too when a combined message listed
+    them. Returns rows planned."""
+    from carebell.messaging.planning.appointments import plan_site_appointments
+    from carebell.messaging.planning.writer import OutboxWriter
+    from carebell.messaging.policies import PolicyCache
+
+    with transaction.atomic():
+        combined_with = list(
+            OutboxMessage.objects.filter(
+                subjects__entity_type="appointment",
+                subjects__entity_id=appointment.id,
+                status__in=PENDING,
+            ).values_list("patient_id", flat=True)
+        )
+        if why is not None:
+            # Keys given back: an occurrence that still applies (the same time at a new
+            # location, a time moved back) is planned again below.
+            outbox.cancel_pending_for("appointment", [appointment.id], [why], now, replanned=True)
+        rules = list(AutomatedMessage.objects.filter(site_id=appointment.site_id, enabled=True))
+        if not rules or not AppointmentStatus(appointment.status).is_open:
+            return 0
+        site = appointment.site
+        policy = PolicyCache().for_site(site)
+        day = policy.local_date(appointment.starts_at)
+        writer = OutboxWriter(now)
+        for decision in plan_site_appointments(
+            site,
+            rules,
+            policy,
+            now,
+            policy.local_instant(day + dt.timedelta(days=1), dt.time(0)),
+            start=policy.local_instant(day, dt.time(0)),
+            patient_ids=sorted({appointment.patient_id, *[p for p in combined_with if p]}),
+        ):
+            writer.store(decision)  # a text the SMS caps keep back is stored as blocked
+        writer.flush()
+        return writer.offered

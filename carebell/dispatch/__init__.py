@@ -1,0 +1,1 @@
+"""The worker: claim due messages, check them again, render, send, record."""

@@ -1,0 +1,1 @@
+"""Two-way messaging: replies, keywords, confirm and cancel by text or call, consent."""
