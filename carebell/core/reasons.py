@@ -159,7 +159,7 @@ CATALOGUE: dict[Code, Entry] = {
     ),
     Code.REPLANNED_TO: Entry(_M, "Planned again for {at}."),
     Code.QUIET_HOURS: Entry(
-        _S, "{at} is in quiet hours: no texts or calls before 08:00 or after 21:00."
+        _S, "{at} is in quiet hours: no texts or calls before 08:00 or from 21:00 on."
     ),
     Code.OUTSIDE_WINDOW: Entry(_S, "{at} is outside the site's {channel} delivery window."),
     Code.NOT_DELIVERY_DAY: Entry(_S, "{day} is not a delivery day for the site."),
