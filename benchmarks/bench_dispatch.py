@@ -122,7 +122,7 @@ def free_port() -> int:
 
 def start_sim(env: dict[str, str], n: int) -> tuple[subprocess.Popen, str]:
     port = free_port()
-    command = [sys.executable, "-m", "carebell.providers.sim_server", "--port", str(port)]
+    command = [sys.executable, "-m", "carebell.simulator.server", "--port", str(port)]
     sim = subprocess.Popen(
         [*command, "--no-callbacks", "--max-records", str(n + 1000)],
         env=env,

@@ -150,7 +150,7 @@ def sim_token(enabled: bool, debug: bool, directory: Path) -> str:
 
     Never a fixed, published value: empty while the simulator is off; generated once
     into the data dir in development and the demo (the simulator started by
-    `python -m carebell.providers.sim_server` reads the same file); required, and
+    `python -m carebell.simulator.server` reads the same file); required, and
     long, when the simulator is switched on with debug off."""
     token = env_str("SIM_AUTH_TOKEN")
     if not enabled:

@@ -89,6 +89,7 @@ INSTALLED_APPS = [
     "django_otp.plugins.otp_totp",
     "carebell.web",
     "carebell.web.staff",
+    "carebell.web.patient",
 ]
 
 MIDDLEWARE = [

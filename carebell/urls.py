@@ -1,8 +1,10 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from carebell.messaging import hooks, metrics, patient_pages, voice
-from carebell.web import views
+from carebell.web import metrics, views
+from carebell.web.patient import views as patient
+from carebell.webhooks import views as hooks
+from carebell.webhooks import voice
 
 admin.site.site_header = "carebell"
 admin.site.site_title = "carebell"
@@ -17,8 +19,8 @@ urlpatterns = [
     path("hooks/twilio/gather/<int:attempt_id>", voice.key_pressed, name="voice-key"),
     path("hooks/<str:provider>/inbound", hooks.inbound_sms, name="inbound-hook"),
     path("metrics", metrics.metrics_view, name="metrics"),
-    path("p/confirm/<str:token>", patient_pages.confirm, name="patient-confirm"),
-    path("p/review/<str:token>", patient_pages.review, name="patient-review"),
-    path("p/unsub/<str:token>", patient_pages.unsubscribe, name="patient-unsubscribe"),
+    path("p/confirm/<str:token>", patient.confirm, name="patient-confirm"),
+    path("p/review/<str:token>", patient.review, name="patient-review"),
+    path("p/unsub/<str:token>", patient.unsubscribe, name="patient-unsubscribe"),
     *hooks.anymail_hook_patterns(),
 ]

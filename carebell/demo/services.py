@@ -21,8 +21,8 @@ def simulated_phone(stop: threading.Event) -> None:
 
     from django.conf import settings
 
-    from carebell.providers.sim import sim_token
-    from carebell.providers.sim_server import SimConfig, start_in_thread
+    from carebell.simulator.providers import sim_token
+    from carebell.simulator.server import SimConfig, start_in_thread
 
     port = urlsplit(settings.SIM_URL).port or 8025
     handle = start_in_thread(
@@ -50,7 +50,7 @@ def planner(stop: threading.Event) -> None:
 
 def dispatcher(stop: threading.Event) -> None:
     """One dispatcher worker sending what is due through the simulated phone."""
-    from carebell.messaging.dispatcher import Dispatcher
+    from carebell.dispatch.dispatcher import Dispatcher
 
     try:
         Dispatcher(batch_size=50).run(stop, idle_seconds=1.0)

@@ -8,6 +8,6 @@ class MessagingConfig(AppConfig):
     def ready(self) -> None:
         from anymail.signals import tracking
 
-        from carebell.messaging.hooks import email_event_received
+        from carebell.webhooks.views import email_event_received
 
         tracking.connect(email_event_received, dispatch_uid="carebell.email_events")

@@ -20,20 +20,20 @@ from carebell.providers.base import Provider, Unsupported
 
 
 def _twilio_sms() -> Provider:
-    from carebell.providers.twilio_sms import TwilioSmsProvider
+    from carebell.providers.twilio.sms import TwilioSmsProvider
 
     return TwilioSmsProvider()
 
 
 def _twilio_voice() -> Provider:
-    from carebell.providers.twilio_voice import TwilioVoiceProvider
+    from carebell.providers.twilio.voice import TwilioVoiceProvider
 
     return TwilioVoiceProvider()
 
 
 def _sim(kind: str) -> Callable[[], Provider]:
     def build() -> Provider:
-        from carebell.providers import sim
+        from carebell.simulator import providers as sim
 
         return {"sms": sim.SimSmsProvider, "call": sim.SimVoiceProvider}.get(
             kind, sim.SimEmailProvider

@@ -115,7 +115,7 @@ class Sim:
         self.proc: subprocess.Popen | None = None
 
     def start(self, env: dict[str, str]) -> None:
-        command = [sys.executable, "-m", "carebell.providers.sim_server", "--port", str(self.port)]
+        command = [sys.executable, "-m", "carebell.simulator.server", "--port", str(self.port)]
         self.proc = subprocess.Popen(
             [*command, *self.options],
             env=env,

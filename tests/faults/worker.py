@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> None:
 
     django.setup()
     from carebell.core.retry import RetryPolicy
-    from carebell.messaging.dispatcher import Dispatcher
+    from carebell.dispatch.dispatcher import Dispatcher
 
     policy = RetryPolicy(
         base_seconds=0.5,

@@ -8,11 +8,11 @@ import datetime as dt
 
 import pytest
 
+from carebell.dispatch.dispatcher import Dispatcher
 from carebell.inbox.models import StaffNotification
-from carebell.messaging import answers
-from carebell.messaging.dispatcher import Dispatcher
 from carebell.messaging.models import OutboxMessage
 from carebell.sites.models import DeliverySettings, Department
+from carebell.twoway import answers
 from tests import factories
 from tests.messaging.engine_setup import NOW
 

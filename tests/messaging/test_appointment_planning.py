@@ -10,7 +10,7 @@ import pytest
 from carebell.appointments import actions as appointment_actions
 from carebell.core.reasons import Code, reason
 from carebell.core.vocab import Kind, OutboxStatus
-from carebell.messaging.checks import apply_verdicts, check_at_send
+from carebell.dispatch.checks import apply_verdicts, check_at_send
 from carebell.messaging.models import OutboxMessage
 from carebell.messaging.planning.appointments import plan_site_appointments
 from carebell.messaging.planning.writer import OutboxWriter

@@ -515,7 +515,7 @@ def test_a_recall_text_on_a_day_with_a_treatment_text_waits_for_the_next_day(sit
 
 
 def test_a_recall_email_names_its_due_date(site):
-    from carebell.messaging import rendering
+    from carebell.dispatch import rendering
 
     recall_rule(site)
     patient = factories.make_patient(site, first_name="Ada")

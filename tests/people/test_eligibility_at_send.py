@@ -10,7 +10,7 @@ from django.test.utils import CaptureQueriesContext
 
 from carebell.appointments import actions
 from carebell.core.vocab import Kind
-from carebell.messaging import checks
+from carebell.dispatch import checks
 from carebell.messaging.models import OutboxMessage
 from carebell.messaging.policies import PolicyCache
 from carebell.people.models import Contact, ContactPoint, ContactPreference

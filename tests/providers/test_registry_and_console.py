@@ -11,10 +11,10 @@ from carebell.providers.anymail_email import AnymailEmailProvider
 from carebell.providers.base import OutgoingMessage, Unsupported
 from carebell.providers.console import ConsoleProvider
 from carebell.providers.registry import get_provider, provider_name
-from carebell.providers.sim import SimEmailProvider, SimSmsProvider, SimVoiceProvider
 from carebell.providers.smtp import SmtpProvider
-from carebell.providers.twilio_sms import TwilioSmsProvider
-from carebell.providers.twilio_voice import TwilioVoiceProvider
+from carebell.providers.twilio.sms import TwilioSmsProvider
+from carebell.providers.twilio.voice import TwilioVoiceProvider
+from carebell.simulator.providers import SimEmailProvider, SimSmsProvider, SimVoiceProvider
 
 
 @pytest.fixture
@@ -126,8 +126,8 @@ def test_with_the_simulator_off_choosing_it_is_refused_not_replaced(unconfigured
 
 
 def test_the_simulator_signs_with_no_fixed_secret(settings):
-    from carebell.providers.sim import sim_token
-    from carebell.providers.sim_server import SimConfig
+    from carebell.simulator.providers import sim_token
+    from carebell.simulator.server import SimConfig
 
     assert SimConfig().auth_token != SimConfig().auth_token
     settings.SIM_AUTH_TOKEN = ""

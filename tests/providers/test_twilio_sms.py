@@ -12,12 +12,12 @@ import pytest
 from aiohttp.client_reqrep import ConnectionKey
 
 from carebell.providers.base import OutgoingMessage, ProviderError, Unsupported, network_error
-from carebell.providers.twilio_sms import (
+from carebell.providers.twilio.signature import verify_twilio_signature
+from carebell.providers.twilio.sms import (
     TwilioConfig,
     TwilioSmsProvider,
     classify,
     parse_inbound,
-    verify_twilio_signature,
 )
 from tests.providers.conftest import RecordingServer, load_vectors
 
@@ -414,7 +414,7 @@ def test_the_search_cannot_say_when_the_number_has_more_than_one_page():
 
 
 def test_a_call_is_never_searched_for():
-    from carebell.providers.twilio_voice import TwilioVoiceProvider
+    from carebell.providers.twilio.voice import TwilioVoiceProvider
 
     voice = TwilioVoiceProvider(TwilioConfig(account_sid=SID, auth_token="s", base_url="http://x"))
     with pytest.raises(Unsupported):

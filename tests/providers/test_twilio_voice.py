@@ -6,8 +6,8 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from carebell.providers.base import OutgoingMessage
-from carebell.providers.twilio_sms import TwilioConfig
-from carebell.providers.twilio_voice import (
+from carebell.providers.twilio.sms import TwilioConfig
+from carebell.providers.twilio.voice import (
     TwilioVoiceProvider,
     VoiceScript,
     answer_twiml,

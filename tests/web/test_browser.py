@@ -12,12 +12,12 @@ from django.db import connection
 from django.utils import timezone
 
 from carebell.core.vocab import ContactPointKind, Kind
-from carebell.messaging.dispatcher import Dispatcher
+from carebell.dispatch.dispatcher import Dispatcher
+from carebell.dispatch.rendering import signed_link
 from carebell.messaging.models import OutboxMessage
-from carebell.messaging.rendering import signed_link
 from carebell.people.models import ContactPoint
-from carebell.providers.sim import sim_token
-from carebell.providers.sim_server import SimConfig, start_in_thread
+from carebell.simulator.providers import sim_token
+from carebell.simulator.server import SimConfig, start_in_thread
 from carebell.sites.roles import FRONT_DESK
 from tests import factories
 

@@ -9,7 +9,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from carebell.messaging import metrics
+from carebell.web import metrics
 
 pytestmark = pytest.mark.django_db
 

@@ -9,7 +9,7 @@ import urllib.request
 
 import pytest
 
-from carebell.providers.sim_server import SimConfig, start_in_thread
+from carebell.simulator.server import SimConfig, start_in_thread
 
 MAILBOX = "ana.ashford12@example.org"
 MOBILE = "+12125550123"

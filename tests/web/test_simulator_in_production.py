@@ -11,7 +11,7 @@ from twilio.request_validator import RequestValidator
 from carebell.audit.models import AuditEvent
 from carebell.messaging.models import InboundMessage, ProviderEvent
 from carebell.providers.checks import check_no_simulator_in_production
-from carebell.providers.sim import sim_token
+from carebell.simulator.providers import sim_token
 from tests import factories
 
 pytestmark = pytest.mark.django_db

@@ -11,7 +11,7 @@ import threading
 from django.core.management.base import BaseCommand, CommandParser
 
 from carebell.cli import check_count, check_seconds
-from carebell.messaging.dispatcher import Dispatcher
+from carebell.dispatch.dispatcher import Dispatcher
 from carebell.messaging.models import OutboxMessage
 
 log = logging.getLogger("carebell.worker")

@@ -16,16 +16,18 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from carebell.core.vocab import Channel
+from carebell.dispatch import rendering
 from carebell.formats.service import quick_reply
-from carebell.messaging import answers, hooks, rendering
 from carebell.messaging.models import DeliveryAttempt, OutboxMessage
 from carebell.providers.base import OutgoingMessage
-from carebell.providers.twilio_voice import (
+from carebell.providers.twilio.voice import (
     TwilioVoiceProvider,
     answer_twiml,
     parse_keypress,
     say_twiml,
 )
+from carebell.twoway import answers
+from carebell.webhooks import views as hooks
 
 TWIML = "text/xml"
 

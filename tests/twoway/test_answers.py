@@ -14,11 +14,11 @@ from twilio.request_validator import RequestValidator
 
 from carebell.appointments.models import CancellationRequest
 from carebell.core.vocab import ContactPointKind, Kind
+from carebell.dispatch.rendering import signed_link
 from carebell.inbox.models import Conversation, StaffNotification
-from carebell.messaging import answers
 from carebell.messaging.models import DeliveryAttempt, OutboundEvent, OutboxMessage
-from carebell.messaging.rendering import signed_link
-from carebell.providers.sim import sim_token
+from carebell.simulator.providers import sim_token
+from carebell.twoway import answers
 from tests import factories
 
 pytestmark = pytest.mark.django_db

@@ -10,12 +10,12 @@ import pytest
 from django.db import connection
 
 from carebell.core.vocab import Kind, OutboxStatus
-from carebell.messaging.dispatcher import Dispatcher
+from carebell.dispatch.dispatcher import Dispatcher
 from carebell.messaging.models import OutboxMessage
 from carebell.outbox import lease, lock_due
 from carebell.sql import utc, utc_params
+from tests.dispatch.test_dispatcher import plan, planned_reminder
 from tests.messaging.engine_setup import NOW, enable, family
-from tests.messaging.test_dispatcher import plan, planned_reminder
 
 pytestmark = pytest.mark.django_db
 

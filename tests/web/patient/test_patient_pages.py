@@ -10,9 +10,9 @@ from django.utils import timezone
 
 from carebell.appointments.models import Appointment, CancellationRequest
 from carebell.core.vocab import ContactPointKind, Kind
+from carebell.dispatch.rendering import signed_link
 from carebell.inbox.models import StaffNotification
 from carebell.messaging.models import MessageEvent, OutboundEvent, OutboxMessage
-from carebell.messaging.rendering import signed_link
 from carebell.people.models import ContactPoint
 from carebell.sites.models import ReviewLink
 from tests import factories

@@ -7,7 +7,7 @@ from twilio.request_validator import RequestValidator
 
 from carebell.core.vocab import OutboxStatus
 from carebell.messaging.models import DeliveryAttempt, MessageEvent, OutboxMessage, ProviderEvent
-from tests.messaging.test_dispatcher import planned_reminder, send_due
+from tests.dispatch.test_dispatcher import planned_reminder, send_due
 
 pytestmark = pytest.mark.django_db
 

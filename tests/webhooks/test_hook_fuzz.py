@@ -23,10 +23,10 @@ from twilio.request_validator import RequestValidator
 import carebell.urls
 from carebell.appointments.models import Appointment
 from carebell.core.vocab import ContactPointKind, Kind
-from carebell.messaging import hooks
 from carebell.messaging.models import DeliveryAttempt, InboundMessage, OutboxMessage
 from carebell.providers.registry import BY_NAME
-from carebell.providers.sim import sim_token
+from carebell.simulator.providers import sim_token
+from carebell.webhooks import views as hooks
 from tests import factories
 
 pytestmark = pytest.mark.django_db

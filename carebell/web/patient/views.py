@@ -21,11 +21,10 @@ from django.views.decorators.http import require_http_methods
 from carebell import outbox
 from carebell.appointments.models import Appointment
 from carebell.core.vocab import AppointmentStatus, Channel, Kind
-from carebell.messaging import answers
+from carebell.dispatch.rendering import LINK_SALT
 from carebell.messaging.models import OutboxMessage
-from carebell.messaging.rendering import LINK_SALT
 from carebell.sites.models import ReviewLink
-from carebell.twoway import consent
+from carebell.twoway import answers, consent
 
 MAX_AGE = {
     "confirm": dt.timedelta(days=60),

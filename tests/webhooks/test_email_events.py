@@ -9,9 +9,9 @@ from anymail.signals import AnymailTrackingEvent, tracking
 from django.utils import timezone
 
 from carebell.core.vocab import ContactPointKind
-from carebell.messaging.hooks import anymail_hook_patterns
 from carebell.messaging.models import DeliveryAttempt, OutboxMessage, ProviderEvent
 from carebell.people.models import ContactPoint
+from carebell.webhooks.views import anymail_hook_patterns
 from tests import factories
 
 pytestmark = pytest.mark.django_db

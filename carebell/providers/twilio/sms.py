@@ -3,7 +3,7 @@
 aiohttp rather than the twilio SDK's HTTP client or httpx: measured on this
 project's machine at ~0.4 ms CPU per request against httpx's ~3.7 ms
 (../shared/MEASURED.md), which at 1,500 messages/s is the whole budget. The twilio
-package is used only for what it is best at: `RequestValidator`.
+package is used only for what it is best at: `RequestValidator` (in `signature`).
 
 API reference: https://www.twilio.com/docs/messaging/api/message-resource
 Status callbacks: https://www.twilio.com/docs/messaging/guides/outbound-message-status-in-status-callbacks
@@ -25,8 +25,6 @@ from urllib.parse import quote_plus
 
 import aiohttp
 from django.conf import settings
-from multidict import MultiDict
-from twilio.request_validator import RequestValidator, get_signature_algorithm
 from yarl import URL
 
 from carebell.core.vocab import Channel
@@ -38,15 +36,13 @@ from carebell.providers.base import (
     SendResult,
     StatusUpdate,
     Unsupported,
-    header,
     parse_retry_after,
 )
+from carebell.providers.twilio.signature import verify_twilio_signature
 
 log = logging.getLogger("carebell.providers.twilio")
 
 API_VERSION = "2010-04-01"
-SIGNATURE_HEADER = "X-Twilio-Signature"
-SIGNATURE_SETTINGS_HEADER = "X-Twilio-Webhooks-Signature-Settings"
 IDEMPOTENCY_HEADER = "I-Twilio-Idempotency-Token"
 
 # --- Twilio's vocabulary → carebell's -------------------------------------------
@@ -217,20 +213,6 @@ def parse_message_status(
         event_id=f"{sid}:{raw}",
         provider_status=raw,
     )
-
-
-def verify_twilio_signature(
-    auth_token: str, url: str, params: Any, headers: Mapping[str, str]
-) -> bool:
-    """X-Twilio-Signature check with twilio's RequestValidator (HMAC over the URL and
-    the sorted form fields; JSON bodies via bodySHA256). No token, no trust."""
-    signature = header(headers, SIGNATURE_HEADER)
-    if not auth_token or not signature:
-        return False
-    if isinstance(params, list | tuple):
-        params = MultiDict(params)
-    algorithm = get_signature_algorithm(header(headers, SIGNATURE_SETTINGS_HEADER))
-    return RequestValidator(auth_token).validate(url, params, signature, algorithm=algorithm)
 
 
 # --- the provider ----------------------------------------------------------------

@@ -54,12 +54,12 @@ from carebell.core.retry import (
     decide_unsettled,
 )
 from carebell.core.vocab import OutboxStatus
+from carebell.dispatch import checks, pacing, rendering
+from carebell.dispatch.outcomes import Recorder, first_due_at
+from carebell.dispatch.provider_set import ProviderSet
 from carebell.dispatch.rows import Claimed, load_claimed
-from carebell.messaging import checks, pacing, rendering
-from carebell.messaging.dispatch_outcomes import Recorder, first_due_at
 from carebell.messaging.models import DeliveryAttempt
 from carebell.messaging.policies import PolicyCache
-from carebell.messaging.provider_set import ProviderSet
 from carebell.providers.base import OutgoingMessage, Provider, SendResult
 from carebell.twoway import consent
 

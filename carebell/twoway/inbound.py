@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db.models import Q
 
 from carebell import events, outbox
 from carebell.appointments.models import Appointment
@@ -28,12 +28,11 @@ from carebell.core.placeholders import RenderContext, render
 from carebell.core.senders import is_service_sid, spelling_of
 from carebell.core.vocab import AppointmentStatus, Channel, Kind, OutboxStatus
 from carebell.formats.service import keyword_reply, quick_reply
-from carebell.inbox.models import Conversation
-from carebell.messaging import answers
+from carebell.inbox import conversations
 from carebell.messaging.models import InboundMessage, OutboxMessage
 from carebell.people.models import ContactPoint
 from carebell.sites.models import Site, SiteSenderNumber, default_sms_senders
-from carebell.twoway import consent
+from carebell.twoway import answers, consent
 
 
 @dataclass(frozen=True)
@@ -71,7 +70,7 @@ def handle_inbound_sms(sms: InboundSms, now: dt.datetime) -> InboundMessage | No
         inbound.save(update_fields=["needs_review"])
         return inbound
     with transaction.atomic():
-        conversation = _conversation(site, sms.from_number, now)
+        conversation = conversations.record_arrival(site, sms.from_number, now)
         inbound.conversation = conversation
         _act(inbound, site, [s.id for s in senders_sites], conversation, now)
         inbound.save(update_fields=["conversation", "intent", "needs_review"])
@@ -115,16 +114,6 @@ def _site_to_answer(sites: list[Site], address: str) -> Site | None:
     return next((s for s in sites if s.id == chosen), sites[0])
 
 
-def _conversation(site: Site, address: str, now: dt.datetime) -> Conversation:
-    conversation, _ = Conversation.objects.select_for_update().get_or_create(
-        site=site, channel=Channel.SMS, address=address
-    )
-    Conversation.objects.filter(id=conversation.id).update(
-        unread_count=F("unread_count") + 1, last_message_at=now
-    )
-    return conversation
-
-
 def _points(site: Site, address: str):
     return ContactPoint.objects.filter(value=address, contact__patient__site=site).select_related(
         "contact__patient"
@@ -136,9 +125,8 @@ def _act(inbound: InboundMessage, site: Site, sender_site_ids, conversation, now
     the number asked that sender, whichever of its sites texts it."""
     points = list(_points(site, inbound.from_address))
     opted_out = any(p.opted_out_sms for p in points)
-    waiting = conversation.awaiting_choice or {}
     reading = read_reply(
-        inbound.body, opted_out=opted_out, choices=len(waiting.get("appointments", []))
+        inbound.body, opted_out=opted_out, choices=len(conversations.awaited_choices(conversation))
     )
     inbound.intent = reading.intent.value
     language = points[0].contact.language if points else "en"
@@ -158,10 +146,8 @@ def _act(inbound: InboundMessage, site: Site, sender_site_ids, conversation, now
     elif reading.intent is Intent.HELP:
         _reply_keyword(site, address, "help", language, now)
     elif reading.intent is Intent.CHOICE:
-        chosen = waiting["appointments"][reading.choice - 1]
-        conversation.awaiting_choice = {}
-        conversation.save(update_fields=["awaiting_choice"])
-        _answer(site, Intent(waiting["intent"]), [chosen], inbound, language, now)
+        intent, chosen = conversations.take_choice(conversation, reading.choice)
+        _answer(site, intent, [chosen], inbound, language, now)
     elif reading.intent in (Intent.CONFIRM, Intent.CANCEL):
         _answer_open_request(site, conversation, reading.intent, inbound, language, now)
     else:
@@ -198,8 +184,7 @@ def _answer_open_request(site, conversation, intent, inbound, language, now) -> 
         return
     starts = dict(Appointment.objects.filter(id__in=open_ids).values_list("id", "starts_at"))
     listed = sorted((i for g in groups for i in g), key=lambda i: (starts[i], i))
-    conversation.awaiting_choice = {"intent": intent.value, "appointments": listed}
-    conversation.save(update_fields=["awaiting_choice"])
+    conversations.await_choice(conversation, intent, listed)
     _ask_which(site, inbound.from_address, listed, language, now)
 
 

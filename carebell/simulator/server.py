@@ -7,7 +7,7 @@ every message in memory (bounded), honours idempotency keys (same key → same s
 no second record), injects faults on demand, posts status callbacks signed like
 Twilio, and shows a browser page where a person reads and answers as the patient.
 
-    python -m carebell.providers.sim_server --port 8025
+    python -m carebell.simulator.server --port 8025
 
 Control: GET/POST /sim/api/faults, POST /sim/api/reset, GET /sim/api/messages.
 """
@@ -34,12 +34,12 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
-from twilio.request_validator import RequestValidator
 
 from carebell import config
 from carebell.config import env_str
+from carebell.providers.twilio.signature import SIGNATURE_HEADER, sign
 
-log = logging.getLogger("carebell.providers.sim")
+log = logging.getLogger("carebell.simulator.providers")
 
 API = "/2010-04-01/Accounts/{account}"
 #: The account sid carebell's `sim` provider uses (any other works too).
@@ -281,11 +281,6 @@ def resource_response(record: Record, account: str, status: int = 200) -> web.Re
     return web.Response(body=body.encode(), status=status, headers=_JSON_HEADERS)
 
 
-def sign(token: str, url: str, form: dict[str, str]) -> str:
-    """X-Twilio-Signature for a form POST to `url`, exactly as Twilio computes it."""
-    return RequestValidator(token).compute_signature(url, form)
-
-
 class SimServer:
     """The aiohttp application and its callback client."""
 
@@ -493,7 +488,7 @@ class SimServer:
         return web.json_response({"webhook_status": status})
 
     async def page(self, _request: web.Request) -> web.Response:
-        html = resources.files("carebell.providers").joinpath("sim_page.html").read_text()
+        html = resources.files("carebell.simulator").joinpath("page.html").read_text()
         return web.Response(text=html, content_type="text/html")
 
     # --- helpers -------------------------------------------------------------------------
@@ -522,7 +517,7 @@ class SimServer:
 
     async def _post_signed(self, url: str, form: dict[str, str]) -> int:
         assert self.client is not None
-        headers = {"X-Twilio-Signature": sign(self.config.auth_token, url, form)}
+        headers = {SIGNATURE_HEADER: sign(self.config.auth_token, url, form)}
         try:
             async with self.client.post(url, data=form, headers=headers) as response:
                 return response.status
@@ -596,7 +591,7 @@ async def _serve(runner: web.AppRunner, config: SimConfig) -> str:
 
 
 def config_from_args(argv: list[str] | None = None) -> SimConfig:
-    parser = argparse.ArgumentParser(prog="python -m carebell.providers.sim_server")
+    parser = argparse.ArgumentParser(prog="python -m carebell.simulator.server")
     base_url = env_str("BASE_URL", "http://127.0.0.1:8000").rstrip("/")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8025)

@@ -23,7 +23,7 @@ from twilio.twiml.voice_response import Gather, VoiceResponse
 
 from carebell.core.vocab import Channel
 from carebell.providers.base import Limits, OutgoingMessage, SendResult, StatusUpdate, Unsupported
-from carebell.providers.twilio_sms import TwilioSmsProvider
+from carebell.providers.twilio.sms import TwilioSmsProvider
 
 #: carebell language → (Twilio <Say> language, voice). Amazon Polly voices through
 #: Twilio: https://www.twilio.com/docs/voice/twiml/say/text-speech#available-voices-and-languages

@@ -26,10 +26,10 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from carebell import outbox
-from carebell.messaging import inbound
 from carebell.providers.base import Provider, StatusUpdate, Unsupported
 from carebell.providers.registry import provider_by_name
-from carebell.providers.twilio_sms import parse_inbound
+from carebell.providers.twilio.sms import parse_inbound
+from carebell.twoway import inbound
 
 log = logging.getLogger("carebell.hooks")
 

@@ -103,8 +103,8 @@ def test_a_forged_key_press_changes_nothing(client, call):
 
 
 def test_a_call_is_rendered_as_speakable_text(site):
+    from carebell.dispatch.rendering import render_batch
     from carebell.messaging.models import MessageTemplate
-    from carebell.messaging.rendering import render_batch
 
     MessageTemplate.objects.create(
         site=site,

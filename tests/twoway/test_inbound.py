@@ -16,8 +16,8 @@ from carebell.core.vocab import ContactPointKind, Kind
 from carebell.inbox.models import Conversation, StaffNotification
 from carebell.messaging.models import InboundMessage, OutboxMessage
 from carebell.people.models import ContactPoint, OptOutEvent
-from carebell.providers.sim import sim_token
-from carebell.providers.twilio_sms import MAX_MEDIA, parse_inbound
+from carebell.providers.twilio.sms import MAX_MEDIA, parse_inbound
+from carebell.simulator.providers import sim_token
 from carebell.sites.models import Site, SiteSenderNumber
 from tests import factories
 from tests.providers.conftest import load_vectors

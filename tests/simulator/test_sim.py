@@ -11,15 +11,15 @@ import urllib.request
 import pytest
 
 from carebell.providers.base import OutgoingMessage
-from carebell.providers.sim import SimEmailProvider, SimSmsProvider, SimVoiceProvider
-from carebell.providers.sim_server import (
+from carebell.providers.twilio.signature import verify_twilio_signature
+from carebell.simulator.providers import SimEmailProvider, SimSmsProvider, SimVoiceProvider
+from carebell.simulator.server import (
     SIM_ACCOUNT_SID,
     Faults,
     SimConfig,
     config_from_args,
     start_in_thread,
 )
-from carebell.providers.twilio_sms import verify_twilio_signature
 from tests.providers.conftest import RecordingServer
 
 TOKEN = "sim-secret"

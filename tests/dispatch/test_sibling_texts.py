@@ -7,10 +7,10 @@ import datetime as dt
 import pytest
 
 from carebell.core.vocab import Channel, Kind
+from carebell.dispatch.rendering import render_batch
 from carebell.messaging.models import OutboxMessage
-from carebell.messaging.rendering import render_batch
+from tests.dispatch.test_dispatcher import plan
 from tests.messaging.engine_setup import NOW, enable, family
-from tests.messaging.test_dispatcher import plan
 
 pytestmark = pytest.mark.django_db
 

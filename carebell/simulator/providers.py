@@ -1,5 +1,5 @@
 """The `sim` providers: carebell's side of the simulated phone and mailbox
-(`sim_server`). Chosen with CAREBELL_SMS_PROVIDER / _EMAIL_ / _VOICE_ = sim.
+(`carebell.simulator.server`). Chosen with CAREBELL_SMS_PROVIDER / _EMAIL_ / _VOICE_ = sim.
 
 SMS reuses the Twilio provider unchanged against SIM_URL (the sim speaks Twilio's
 Messages API); email and calls use the sim's own small JSON endpoints. The sim
@@ -23,14 +23,14 @@ from carebell.providers.base import (
     SendResult,
     StatusUpdate,
 )
-from carebell.providers.sim_server import SIM_ACCOUNT_SID
-from carebell.providers.twilio_sms import (
+from carebell.providers.twilio.signature import verify_twilio_signature
+from carebell.providers.twilio.sms import (
     TwilioConfig,
     TwilioSmsProvider,
     parse_message_status,
-    verify_twilio_signature,
 )
-from carebell.providers.twilio_voice import TwilioVoiceProvider, parse_call_status
+from carebell.providers.twilio.voice import TwilioVoiceProvider, parse_call_status
+from carebell.simulator.server import SIM_ACCOUNT_SID
 
 
 def sim_url() -> str:

@@ -13,9 +13,9 @@ from collections import defaultdict
 
 from django.db import transaction
 
-from carebell.messaging import rendering
+from carebell.dispatch import rendering
+from carebell.dispatch.provider_set import ProviderSet
 from carebell.messaging.models import OutboxMessage, SenderPace
-from carebell.messaging.provider_set import ProviderSet
 
 #: How far ahead one batch may reserve slots for itself.
 HORIZON = dt.timedelta(seconds=1)

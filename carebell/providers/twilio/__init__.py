@@ -1,0 +1,1 @@
+"""Twilio: SMS (`sms`), calls (`voice`) and their shared request signatures (`signature`)."""

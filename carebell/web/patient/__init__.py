@@ -1,0 +1,1 @@
+"""The patient's pages: confirm by link, a review link, a one-click email unsubscribe."""
