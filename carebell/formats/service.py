@@ -30,6 +30,7 @@ __all__ = [
     "preview",
     "quick_reply",
     "sample_values",
+    "save_format",
     "validate_template",
 ]
 
@@ -309,3 +310,58 @@ def _sms_figures(text: str, smart_encoding: bool) -> dict:
         "segments": counted.segments,
         "split": segments.split(text),
     }
+
+
+# --- Saving --------------------------------------------------------------------------
+
+
+def save_format(template, *, by, now: datetime | None = None) -> list[Problem]:
+    """Create or change a message format (a MessageTemplate), the one way staff
+    doors write one. Errors refuse the save (a ValidationError, nothing written);
+    the warnings are returned. A format saved in use takes over from the one in use
+    for its site, kind, channel and language, in the same transaction, so the
+    `one_template_in_use` constraint never refuses a second format."""
+    from django.core.exceptions import ValidationError
+    from django.db import IntegrityError, transaction
+    from django.utils import timezone
+
+    from carebell.audit import trail
+
+    now = now or timezone.now()
+    problems = template.problems()
+    if error := as_validation_error(problems):
+        raise error
+    template.is_default = _is_default(template)
+    created = template.pk is None
+    try:
+        with transaction.atomic():
+            if template.in_use:
+                _others_in_use(template).update(in_use=False, updated_at=now)
+            template.save()
+            trail.record(by, "create" if created else "change", template, at=now)
+    except IntegrityError:
+        # Another format was put in use for the same slot at the same moment.
+        raise ValidationError(
+            "Another format was put in use for this kind, channel and language just now; "
+            "please try again."
+        ) from None
+    return [p for p in problems if not p.is_error]
+
+
+def _others_in_use(template):
+    return type(template).objects.filter(
+        site_id=template.site_id, kind=template.kind, channel=template.channel,
+        language=template.language, in_use=True,
+    ).exclude(pk=template.pk)  # fmt: skip
+
+
+def _is_default(template) -> bool:
+    try:
+        default = default_template(
+            Kind(template.kind), Channel(template.channel), template.language
+        )
+    except (KeyError, ValueError):
+        return False
+    return (template.subject, template.body, template.html_body) == (
+        default.subject, default.body, default.html_body,
+    )  # fmt: skip

@@ -1,6 +1,7 @@
 from django.urls import path
 
 from carebell.web.staff.views import account, delivery, home, rules
+from carebell.web.staff.views import formats as format_views
 
 app_name = "staff"
 
@@ -16,4 +17,8 @@ urlpatterns = [
     path("automated/", rules.rule_list, name="rules"),
     path("automated/<int:rule_id>/", rules.rule_edit, name="rule"),
     path("automated/<int:rule_id>/toggle/", rules.rule_toggle, name="rule-toggle"),
+    path("formats/", format_views.format_list, name="formats"),
+    path("formats/new/", format_views.format_edit, name="format-new"),
+    path("formats/<int:format_id>/", format_views.format_edit, name="format"),
+    path("formats/preview/", format_views.format_preview, name="format-preview"),
 ]

@@ -14,6 +14,7 @@ NAVIGATION = [
     ("staff:home", _("Today"), None),
     ("staff:rules", _("Automated messages"), "view_automated_messages"),
     ("staff:delivery-settings", _("Delivery settings"), "view_automated_messages"),
+    ("staff:formats", _("Message formats"), "view_automated_messages"),
 ]
 
 
