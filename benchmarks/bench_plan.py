@@ -10,7 +10,7 @@ rule: an appointment reminder 1 day before. A later run reuses the seed when it
 still has M appointments, all at least a day ahead (--reseed forces a new one).
 Then, in the same run, each from a checkpoint:
 
-(a) COPY: the outbox rows the planner writes (the columns of writer.COLUMNS, the
+(a) COPY: the outbox rows the planner writes (the columns of outbox._copy.COLUMNS, the
     same values, built beforehand as COPY text) into messaging_outboxmessage in one
     transaction; then the table is emptied;
 (b) the planner: runner.plan_once for the site, as `carebell plan` runs it (reads
@@ -218,8 +218,8 @@ def copy_text(site, now: dt.datetime) -> list[bytes]:
     from carebell.core.timing import AppointmentFacts, Offset, plan_appointment_message
     from carebell.core.vocab import Channel
     from carebell.messaging.models import AutomatedMessage
-    from carebell.messaging.policies import PolicyCache
     from carebell.outbox import reasons_json
+    from carebell.planning.policies import PolicyCache
 
     rule = AutomatedMessage.objects.get(site=site)
     policy = PolicyCache().for_site(site)
@@ -248,7 +248,7 @@ def copy_text(site, now: dt.datetime) -> list[bytes]:
 def run_copy(blocks: list[bytes]) -> float:
     from django.db import connection, transaction
 
-    from carebell.messaging.planning.writer import COLUMNS, TABLE
+    from carebell.outbox._copy import COLUMNS, TABLE
 
     started = time.perf_counter()
     statement = f"COPY {TABLE} ({', '.join(COLUMNS)}) FROM STDIN"
@@ -262,7 +262,7 @@ def run_copy(blocks: list[bytes]) -> float:
 
 
 def run_planner(site, now: dt.datetime) -> tuple[float, object]:
-    from carebell.messaging.planning import runner
+    from carebell.planning import runner
 
     started = time.perf_counter()
     report = runner.plan_once(now, site_ids=[site.id])
@@ -276,7 +276,7 @@ def fingerprint() -> tuple[int, int]:
     """Row count and a sum of hashes over every column the planner writes."""
     from django.db import connection
 
-    from carebell.messaging.planning.writer import COLUMNS, TABLE
+    from carebell.outbox._copy import COLUMNS, TABLE
 
     with connection.cursor() as cursor:
         cursor.execute(

@@ -41,9 +41,9 @@ def appointment_changed(appointment, *, now: dt.datetime, why: Reason | None) ->
     pending ones are cancelled with `why` (None for a new appointment), and what now
     applies is planned again, for its siblings too when a combined message listed
     them. Returns rows planned."""
-    from carebell.messaging.planning.appointments import plan_site_appointments
-    from carebell.messaging.planning.writer import OutboxWriter
-    from carebell.messaging.policies import PolicyCache
+    from carebell.outbox import OutboxWriter
+    from carebell.planning.appointments import plan_site_appointments
+    from carebell.planning.policies import PolicyCache
 
     with transaction.atomic():
         combined_with = list(

@@ -40,7 +40,7 @@ def planner(stop: threading.Event) -> None:
     """The planner, every few seconds so the demo reacts quickly."""
     import os
 
-    from carebell.messaging.planning.runner import run_forever
+    from carebell.planning.runner import run_forever
 
     try:
         run_forever(stop, holder=f"demo:{os.getpid()}", interval=5.0, sweep_every=60.0)

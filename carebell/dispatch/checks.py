@@ -31,9 +31,9 @@ from carebell.core.vocab import (
 )
 from carebell.core.windows import zone_for
 from carebell.messaging.models import OutboxMessage
-from carebell.messaging.planning.contacts import load_contacts_by_id
-from carebell.messaging.policies import PolicyCache
 from carebell.pharmacy.models import Fill
+from carebell.planning.contacts import load_contacts_by_id
+from carebell.planning.policies import PolicyCache
 
 #: Answers to the contact's own action go at once: a STOP confirmation, a code the
 #: patient is waiting for at the counter, a staff reply in a live conversation.

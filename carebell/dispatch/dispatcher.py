@@ -59,7 +59,7 @@ from carebell.dispatch.outcomes import Recorder, first_due_at
 from carebell.dispatch.provider_set import ProviderSet
 from carebell.dispatch.rows import Claimed, load_claimed
 from carebell.messaging.models import DeliveryAttempt
-from carebell.messaging.policies import PolicyCache
+from carebell.planning.policies import PolicyCache
 from carebell.providers.base import OutgoingMessage, Provider, SendResult
 from carebell.twoway import consent
 

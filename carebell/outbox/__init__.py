@@ -47,7 +47,9 @@ from carebell.messaging.models import (
     OutboxMessage,
     ProviderEvent,
 )
+from carebell.outbox._copy import OutboxWriter, is_capped
 from carebell.outbox._sql import AttemptResult, NewAttempt, Outcome, Started, backend
+from carebell.outbox._stored import reasons_json
 
 log = logging.getLogger("carebell.outbox")
 
@@ -55,6 +57,7 @@ __all__ = [
     "AttemptResult",
     "Move",
     "NewAttempt",
+    "OutboxWriter",
     "Outcome",
     "block_pending_to",
     "cancel_messages",
@@ -63,6 +66,7 @@ __all__ = [
     "close_replanned",
     "defer_message",
     "insert_attempts",
+    "is_capped",
     "lease",
     "lock_due",
     "move_planned",
@@ -81,11 +85,6 @@ def moves_from(new: OutboxStatus, among: Iterable[OutboxStatus] = OutboxStatus) 
     """The statuses (of `among`) a row may leave for `new`, by `can_move`: what a
     bulk statement's WHERE names, so SQL and Python keep the one rule."""
     return [s.value for s in among if can_move(s, new)]
-
-
-def reasons_json(reasons: Iterable[Reason]) -> list[dict]:
-    """Reasons as stored on outbox rows and events: code plus parameters."""
-    return [{"code": r.code.value, **{k: r.param(k) for k, _ in r.params}} for r in reasons]
 
 
 def _close_pending(

@@ -4,7 +4,7 @@ preferences.
 Every door — the admin today; the staff app, the API and HL7/FHIR/CSV ingest next —
 calls these, never `save()`. Each validates (a ValidationError changes nothing),
 saves, plans the patient's pending messages again in the same transaction (so none
-planned under the old facts goes out: `messaging.planning.replan`), and writes the
+planned under the old facts goes out: `planning.replan`), and writes the
 audit log (field names, never values). `by` is the staff member acting, or None with
 `source` naming the part of carebell that did (an import, a feed).
 """
@@ -112,6 +112,56 @@ def remove_preference(
     _remove(preference, preference.contact.patient, by=by, source=source, now=now)
 
 
+def apply_preferences(
+    site, changes, *, by=None, source: str = "carebell", now=None
+) -> dict[str, int]:
+    """Store many preferences at once, set-based (the bulk defaults of SPEC §3.4):
+    `changes` are (contact_id, category, value) of contacts of `site` (others are
+    ignored). In one transaction: the rows are written, every touched patient's
+    pending messages are planned again, and one audit entry records the counts.
+    Returns how many contacts changed per category."""
+    from collections import Counter
+
+    from carebell.core.vocab import Category, Preference
+
+    now = now or timezone.now()
+    wanted = {(c, Category(cat)): Preference(v).value for c, cat, v in changes}
+    with transaction.atomic():
+        contacts = dict(
+            Contact.objects.filter(patient__site=site, pk__in={c for c, _ in wanted})
+            .select_for_update()
+            .values_list("pk", "patient_id")
+        )
+        wanted = {key: v for key, v in wanted.items() if key[0] in contacts}
+        rows = ContactPreference.objects.filter(contact_id__in=contacts)
+        existing = {(p.contact_id, p.category): p for p in rows}
+        changed, added = [], []
+        for (contact_id, category), value in wanted.items():
+            row = existing.get((contact_id, category))
+            if row is None:
+                added.append(
+                    ContactPreference(contact_id=contact_id, category=category, value=value)
+                )
+            elif row.value != value:
+                row.value, row.updated_at = value, now
+                changed.append(row)
+        ContactPreference.objects.bulk_update(changed, ["value", "updated_at"])
+        ContactPreference.objects.bulk_create(added)
+        done = changed + added
+        counts = dict(Counter(str(row.category) for row in done))
+        patients = sorted({contacts[row.contact_id] for row in done})
+        if patients:
+            from carebell.planning.replan import replan_patients
+
+            replan_patients(site, patients, now=now, why=reason(Code.RECIPIENT_CHANGED))
+            detail = {"fields": ["value"], "counts": counts, "patients": len(patients)}
+            if by is None:
+                detail["system"] = source
+            trail.record(by, "change", object_type="people.contactpreference",
+                         site_id=site.pk, detail=detail, at=now)  # fmt: skip
+    return counts
+
+
 # The shared steps --------------------------------------------------------------------
 
 
@@ -148,7 +198,7 @@ def _previous(obj: Model):
 
 
 def _replan(patient: Patient, now: dt.datetime) -> None:
-    from carebell.messaging.planning.replan import replan_patients
+    from carebell.planning.replan import replan_patients
 
     replan_patients(patient.site, [patient.pk], now=now, why=reason(Code.RECIPIENT_CHANGED))
 

@@ -5,9 +5,9 @@ Every door — the admin today, the staff app and the API next — calls these, 
 change alters what the rules core decides (the site's time zone; windows, delivery
 days, verification and opt-in rules, channels per kind …) plans every pending
 message of the site again in the same transaction, set-based
-(`messaging.planning.replan.replan_site`). The running planner and workers see the
+(`planning.replan.replan_site`). The running planner and workers see the
 change on their next pass: their policy cache is keyed by both rows' update stamps
-(`messaging.policies.PolicyCache`). Both write the audit log (field names only).
+(`planning.policies.PolicyCache`). Both write the audit log (field names only).
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def save_delivery_settings(
 ) -> DeliverySettings:
     """Create or change a site's delivery settings; pending messages are planned
     again when the rules core's view of them changed."""
-    from carebell.messaging.policies import core_settings
+    from carebell.planning.policies import core_settings
 
     now = now or timezone.now()
     row.full_clean()
@@ -60,7 +60,7 @@ def save_delivery_settings(
 
 
 def _replan(site: Site, now: dt.datetime) -> None:
-    from carebell.messaging.planning.replan import replan_site
+    from carebell.planning.replan import replan_site
 
     replan_site(site, now=now, why=reason(Code.SETTINGS_CHANGED))
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 from django.db import transaction
 
 from carebell.messaging.models import AutomatedMessage
-from carebell.messaging.rules_defaults import default_rules
 from carebell.messaging.templates_install import install_default_templates
+from carebell.planning.rules_defaults import default_rules
 from carebell.sites.models import DeliverySettings, Site
 
 

@@ -70,7 +70,7 @@ def opt_in_address_at(
     opt-out blocked gave back its occurrence keys, so every message still due is
     planned afresh as a new row (status only moves forward; the blocked rows stay as
     history) and `carebell explain` shows what the outbox now holds."""
-    from carebell.messaging.planning.replan import replan_patients
+    from carebell.planning.replan import replan_patients
     from carebell.sites.models import Site
 
     with transaction.atomic():

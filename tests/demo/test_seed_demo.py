@@ -25,9 +25,9 @@ from carebell.core.vocab import (
 from carebell.demo import data
 from carebell.demo.seeding import DAYTIME, choose_time_zone, describe_clock
 from carebell.messaging.models import AutomatedMessage
-from carebell.messaging.rules_defaults import default_rules
 from carebell.people.models import ConsentRecord, Contact, ContactPoint, ContactPreference, Patient
 from carebell.pharmacy.models import Fill, Prescription
+from carebell.planning.rules_defaults import default_rules
 from carebell.sites.models import Site
 
 NOW = dt.datetime(2026, 3, 10, 15, 30, tzinfo=dt.UTC)

@@ -18,11 +18,10 @@ from carebell.core.vocab import Kind, OutboxStatus
 from carebell.dispatch.dispatcher import Batch, Dispatcher
 from carebell.dispatch.rows import load_claimed
 from carebell.messaging.models import AutomatedMessage, DeliveryAttempt, OutboxMessage
-from carebell.messaging.planning.appointments import plan_site_appointments
-from carebell.messaging.planning.writer import OutboxWriter
-from carebell.messaging.policies import PolicyCache
-from carebell.outbox import lock_due
+from carebell.outbox import OutboxWriter, lock_due
 from carebell.people.models import ContactPoint, OptOutEvent
+from carebell.planning.appointments import plan_site_appointments
+from carebell.planning.policies import PolicyCache
 from carebell.simulator.server import SimConfig, start_in_thread
 from tests.faults.harness import daytime_zone
 from tests.messaging.engine_setup import NOW, enable, family

@@ -12,8 +12,8 @@ from carebell.appointments import actions
 from carebell.core.vocab import Kind
 from carebell.dispatch import checks
 from carebell.messaging.models import OutboxMessage
-from carebell.messaging.policies import PolicyCache
 from carebell.people.models import Contact, ContactPoint, ContactPreference
+from carebell.planning.policies import PolicyCache
 from tests.messaging.engine_setup import NOW, enable, family
 
 pytestmark = pytest.mark.django_db

@@ -19,8 +19,8 @@ from carebell.appointments import actions
 from carebell.audit.models import AuditEvent
 from carebell.core.vocab import ContactPointKind, FillStep, Kind, Relationship
 from carebell.messaging.models import OutboxMessage
-from carebell.messaging.planning.runner import plan_once
-from carebell.messaging.policies import PolicyCache
+from carebell.planning.policies import PolicyCache
+from carebell.planning.runner import plan_once
 from carebell.sites import actions as site_actions
 from carebell.sites.models import DeliverySettings, Site
 from tests import factories

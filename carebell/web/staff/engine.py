@@ -69,7 +69,7 @@ def forecast(rule: AutomatedMessage, *, now: dt.datetime | None = None) -> Forec
     """The dry run of `rule` as it stands (saved or not, enabled or not) over the next
     FORECAST_DAYS days. The rule is written only inside a transaction that is rolled
     back, so nothing of it remains, and the dry run itself writes nothing."""
-    from carebell.messaging.planning.dry_run import plan_period
+    from carebell.planning.dry_run import plan_period
 
     now = now or timezone.now()
     end = now + dt.timedelta(days=FORECAST_DAYS)
@@ -96,7 +96,7 @@ def save_rule(rule: AutomatedMessage, *, by, now: dt.datetime | None = None) -> 
     """Create or change an automated message and plan the site's pending messages
     again in the same transaction (as carebell.sites.actions does for delivery
     settings). Returns how many pending messages the replan moved or closed."""
-    from carebell.messaging.planning.replan import replan_site
+    from carebell.planning.replan import replan_site
 
     now = now or timezone.now()
     rule.full_clean()

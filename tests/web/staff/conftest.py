@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from carebell.messaging.models import AutomatedMessage
-from carebell.messaging.rules_defaults import default_rules
+from carebell.planning.rules_defaults import default_rules
 from carebell.sites.roles import FRONT_DESK, PHARMACY_STAFF, READ_ONLY, SYSTEM_ADMINISTRATOR
 from tests import factories
 

@@ -15,7 +15,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from carebell.core.vocab import ContactPointKind, Kind
 from carebell.messaging.models import AutomatedMessage
-from carebell.messaging.rules_defaults import default_rules
+from carebell.planning.rules_defaults import default_rules
 from carebell.sites.models import DeliverySettings, Department, StaffMembership
 from carebell.sites.roles import SYSTEM_ADMINISTRATOR
 from tests import factories

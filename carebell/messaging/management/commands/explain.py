@@ -6,9 +6,9 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from carebell.appointments.models import Appointment
 from carebell.audit import trail
-from carebell.messaging import explain
 from carebell.messaging.models import OutboxMessage
 from carebell.people.models import Patient
+from carebell.planning import explain
 
 
 class Command(BaseCommand):

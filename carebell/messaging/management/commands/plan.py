@@ -11,8 +11,8 @@ from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
 from carebell.cli import usage_error
-from carebell.messaging.planning.dry_run import plan_period
-from carebell.messaging.planning.runner import plan_once
+from carebell.planning.dry_run import plan_period
+from carebell.planning.runner import plan_once
 from carebell.sites.models import Site
 
 

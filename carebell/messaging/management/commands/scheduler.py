@@ -11,7 +11,7 @@ from django.core.management.base import BaseCommand, CommandParser
 
 from carebell.cli import check_seconds
 from carebell.messaging.models import PlannerLease
-from carebell.messaging.planning.runner import run_forever
+from carebell.planning.runner import run_forever
 
 #: Below this the planner would start pass after pass without rest.
 MIN_INTERVAL = 1.0

@@ -17,13 +17,13 @@ from carebell.appointments.models import Appointment
 from carebell.core.reasons import Code, Reason, render
 from carebell.core.vocab import OutboxStatus
 from carebell.messaging.models import PENDING, AutomatedMessage, OutboxMessage
-from carebell.messaging.planning import daily
-from carebell.messaging.planning.appointments import plan_site_appointments
-from carebell.messaging.planning.decisions import Decision, masked
-from carebell.messaging.planning.sms_caps import SmsCaps
-from carebell.messaging.planning.writer import is_capped
-from carebell.messaging.policies import PolicyCache
+from carebell.outbox import is_capped
 from carebell.people.models import Patient
+from carebell.planning import daily
+from carebell.planning.appointments import plan_site_appointments
+from carebell.planning.decisions import Decision, masked
+from carebell.planning.policies import PolicyCache
+from carebell.planning.sms_caps import SmsCaps
 
 
 def sentences(stored: list[dict]) -> list[str]:

@@ -20,7 +20,7 @@ What the outbox holds pending for the patients (or the site) is judged again:
   the planner's next pass where it is still due: the event kinds on every pass, the
   daily kinds on their next daily batch.
 
-Rows closed here give their occurrence key back (`actions.close_replanned`), so
+Rows closed here give their occurrence key back (`outbox.close_replanned`), so
 when the facts change back the same occurrence is planned again.
 """
 
@@ -35,22 +35,22 @@ from typing import NamedTuple
 from django.db import transaction
 from django.db.models import Q
 
+from carebell import outbox
 from carebell.appointments.models import Appointment
 from carebell.core.channels import delivery_problem
 from carebell.core.reasons import Code, Reason, reason
 from carebell.core.vocab import KIND_CATEGORY, Channel, Kind
 from carebell.core.windows import DeliveryPolicy, zone_for
-from carebell.messaging import actions
 from carebell.messaging.models import PENDING, AutomatedMessage, OutboxMessage
-from carebell.messaging.planning.appointments import (
+from carebell.outbox import OutboxWriter
+from carebell.planning.appointments import (
     APPOINTMENT_KINDS,
     HORIZON,
     plan_site_appointments,
 )
-from carebell.messaging.planning.contacts import load_contacts_by_id
-from carebell.messaging.planning.decisions import Decision
-from carebell.messaging.planning.writer import OutboxWriter
-from carebell.messaging.policies import PolicyCache
+from carebell.planning.contacts import load_contacts_by_id
+from carebell.planning.decisions import Decision
+from carebell.planning.policies import PolicyCache
 from carebell.sites.models import Site
 
 _APPOINTMENT_KINDS = [k.value for k in APPOINTMENT_KINDS]
@@ -184,7 +184,7 @@ def _reconcile(
     wanted = {(r.entity_id, r.contact_id) for r in pending}
     seen: set[str] = set()
     skipped: dict[tuple, list[Reason]] = defaultdict(list)
-    moves: list[actions.Move] = []
+    moves: list[outbox.Move] = []
     writer = OutboxWriter(now)
     for d in decisions:
         row = by_key.get(d.dedupe_key) if d.dedupe_key else None
@@ -201,8 +201,8 @@ def _reconcile(
         for r in pending
         if r.dedupe_key not in seen
     ]
-    done.closed += actions.close_replanned(closures, now)
-    done.moved += actions.move_planned(moves, [why], now)
+    done.closed += outbox.close_replanned(closures, now)
+    done.moved += outbox.move_planned(moves, [why], now)
     done.kept += len(pending) - len(closures) - len(moves)
     writer.flush()
     done.stored += writer.offered
@@ -217,8 +217,8 @@ def _differs(row: _Row, d: Decision) -> bool:
     ) or row.entity_name != d.entity_name[:200]
 
 
-def _move_to(row: _Row, d: Decision) -> actions.Move:
-    return actions.Move(
+def _move_to(row: _Row, d: Decision) -> outbox.Move:
+    return outbox.Move(
         row.id, d.planned_at, d.contact_id, d.contact_point_id, d.language, d.entity_name[:200]
     )
 
@@ -231,7 +231,7 @@ def _judge(rows: list[_Row], policy: DeliveryPolicy, now, why: Reason, done: Rep
     contacts = _contacts_of(rows)
     today = policy.local_date(now)
     closures: list[tuple[int, tuple[Reason, ...]]] = []
-    moves: list[actions.Move] = []
+    moves: list[outbox.Move] = []
     for row in rows:
         kind = Kind(row.kind)
         contact = contacts.get((KIND_CATEGORY.get(kind), row.contact_id))
@@ -252,10 +252,10 @@ def _judge(rows: list[_Row], policy: DeliveryPolicy, now, why: Reason, done: Rep
             late = reason(Code.NO_ALLOWED_TIME, not_before=at, target=row.not_after)
             closures.append((row.id, (why, late)))
         else:
-            moves.append(actions.Move(row.id, later, row.contact_id, row.contact_point_id,
+            moves.append(outbox.Move(row.id, later, row.contact_id, row.contact_point_id,
                                       row.language, row.entity_name))  # fmt: skip
-    done.closed += actions.close_replanned(closures, now)
-    done.moved += actions.move_planned(moves, [why], now)
+    done.closed += outbox.close_replanned(closures, now)
+    done.moved += outbox.move_planned(moves, [why], now)
     done.kept += len(rows) - len(closures) - len(moves)
 
 

@@ -12,8 +12,8 @@ from carebell.appointments import actions as appointment_actions
 from carebell.core.reasons import Code
 from carebell.core.vocab import ContactPointKind, FillStep, Kind, Relationship
 from carebell.messaging.models import OutboxMessage
-from carebell.messaging.planning.runner import plan_once
 from carebell.people.models import Patient
+from carebell.planning.runner import plan_once
 from carebell.sites.models import DeliverySettings
 from carebell.twoway import consent
 from tests import factories

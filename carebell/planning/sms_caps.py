@@ -22,10 +22,10 @@ from carebell.core.caps import CapAction, SmsRecord, fit_sms_cap
 from carebell.core.vocab import CAPPED_KINDS, Channel, Kind, OutboxStatus
 from carebell.core.windows import DeliveryPolicy
 from carebell.messaging.models import OutboxMessage
-from carebell.messaging.planning.contacts import as_datetime
-from carebell.messaging.planning.decisions import Decision
-from carebell.messaging.planning.subjects import chunks
-from carebell.messaging.sql import utc_params
+from carebell.planning.contacts import as_datetime
+from carebell.planning.decisions import Decision
+from carebell.planning.subjects import chunks
+from carebell.sql import utc_params
 
 # Rows that no longer count toward the SMS caps: they will never reach the patient.
 _NOT_SENT = [OutboxStatus.CANCELLED.value, OutboxStatus.BLOCKED.value, OutboxStatus.FAILED.value]

@@ -26,8 +26,8 @@ from carebell.core.schedule import (
 from carebell.core.timing import Plan
 from carebell.core.vocab import FillStep, Kind, OutboxStatus, PatientEvent, ReadyTrigger
 from carebell.messaging.models import OutboxMessage, OutboxSubject
-from carebell.messaging.planning.contacts import as_datetime
-from carebell.messaging.planning.subjects import (
+from carebell.planning.contacts import as_datetime
+from carebell.planning.subjects import (
     EVENT_LOOKBACK,
     PlanFor,
     SitePass,
@@ -36,8 +36,8 @@ from carebell.messaging.planning.subjects import (
     fixed,
     joined,
 )
-from carebell.messaging.sql import utc_params
 from carebell.sites.models import Site
+from carebell.sql import utc_params
 
 _CANCELLED = OutboxStatus.CANCELLED.value
 _STEP_COLUMNS = ", ".join(f"f.{s.value}_at" for s in FillStep)

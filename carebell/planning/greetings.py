@@ -10,8 +10,8 @@ from django.db.models import Q
 
 from carebell.core.schedule import plan_birthday, plan_welcome
 from carebell.core.vocab import PatientEvent
-from carebell.messaging.planning.subjects import EVENT_LOOKBACK, SitePass, Subject, fixed
 from carebell.people.models import Patient
+from carebell.planning.subjects import EVENT_LOOKBACK, SitePass, Subject, fixed
 
 
 def birthday_subjects(p: SitePass) -> Iterator[Subject]:

@@ -1,11 +1,14 @@
-"""Stores planned decisions in the outbox in bulk, creating nothing twice.
+"""Stores planned decisions in the outbox in bulk, creating nothing twice: the
+outbox's `plan` verb (`OutboxWriter`), private beneath carebell.outbox.
 
-PostgreSQL: one query finds which keys of a batch are stored already, and binary
-COPY writes the others straight into the outbox (a temporary table and INSERT …
-ON CONFLICT DO NOTHING when another writer got in between). Outside a
-transaction (a planner pass), a large pass writes behind: a thread with its own
-connection stores one batch while the planner decides the next, so the two
-cores work at once. SQLite: INSERT OR IGNORE in one transaction per flush.
+Each database has its own way in, behind one small interface (`_Postgres`,
+`_SQLite`: `insert_new`, `writes_behind`). PostgreSQL: one query finds which keys
+of a batch are stored already, and binary COPY writes the others straight into the
+outbox (a temporary table and INSERT … ON CONFLICT DO NOTHING when another writer
+got in between). Outside a transaction (a planner pass), a large pass writes
+behind: a thread with its own connection stores one batch while the planner decides
+the next, so the two cores work at once. SQLite: INSERT OR IGNORE in one transaction
+per flush.
 """
 
 from __future__ import annotations
@@ -15,16 +18,20 @@ import json
 import queue
 import threading
 import weakref
+from collections import namedtuple
+from typing import TYPE_CHECKING
 
 import psycopg
 from django.db import connection, transaction
 from psycopg.types.json import set_json_dumps
 
 from carebell.core.reasons import Code
-from carebell.messaging.actions import reasons_json
 from carebell.messaging.models import OutboxMessage, OutboxSubject
-from carebell.messaging.planning.decisions import Decision
-from carebell.messaging.sql import utc_params
+from carebell.outbox._stored import reasons_json
+from carebell.sql import utc_params
+
+if TYPE_CHECKING:  # the planner's decisions are read by attribute; no import cycle
+    from carebell.planning.decisions import Decision
 
 TABLE = OutboxMessage._meta.db_table
 COLUMNS = (
@@ -46,7 +53,8 @@ _EMPTY = "[]"
 _REASONS_TEXT: dict[int, tuple[tuple, str]] = {}
 _REASONS_TEXT_LIMIT = 10_000
 _column_types: list[str] = []
-_KEY = COLUMNS.index("dedupe_key")
+#: One outbox row as the planner stores it, a field per column of COLUMNS.
+PlannedRow = namedtuple("PlannedRow", COLUMNS)
 
 
 class OutboxWriter:
@@ -57,7 +65,7 @@ class OutboxWriter:
     def __init__(self, now: dt.datetime, flush_every: int = 20_000) -> None:
         self.now = now
         self.flush_every = flush_every
-        self.rows: list[tuple] = []
+        self.rows: list[PlannedRow] = []
         self.combined: list[Decision] = []
         self.offered = 0
         self.stored = 0
@@ -88,11 +96,11 @@ class OutboxWriter:
         elif is_capped(decision):
             self.add_capped(decision)
 
-    def _row(self, d: Decision, status: str = "scheduled", block_reason: str = "") -> tuple:
+    def _row(self, d: Decision, status: str = "scheduled", block_reason: str = "") -> PlannedRow:
         now = self.now
         planned = d.planned_at or now
         ids = json.dumps(d.entity_ids) if d.entity_ids else _EMPTY
-        return (
+        return PlannedRow(
             d.site_id, d.patient_id, d.contact_id, d.contact_point_id, d.to, d.channel, d.kind,
             d.priority, d.rule_id, d.language, d.entity_type, d.entity_id, d.entity_name[:200],
             ids, d.event_at, d.not_after, d.dedupe_key, planned, planned, status, block_reason,
@@ -139,19 +147,14 @@ def is_capped(decision: Decision) -> bool:
 def _may_write_behind() -> bool:
     # Only when no transaction is open: otherwise its rows must commit with it.
     return (
-        connection.vendor == "postgresql"
-        and not connection.in_atomic_block
-        and connection.get_autocommit()
+        _database().writes_behind and not connection.in_atomic_block and connection.get_autocommit()
     )
 
 
-def _write(rows: list[tuple], combined: list[Decision]) -> int:
+def _write(rows: list[PlannedRow], combined: list[Decision]) -> int:
     """Stores the rows whose key is new; returns how many."""
     with transaction.atomic():
-        if connection.vendor == "postgresql":
-            stored = _copy_insert(rows)
-        else:
-            stored = _insert_or_ignore(rows)
+        stored = _database().insert_new(rows)
         _link_subjects(combined)
     return stored
 
@@ -220,7 +223,7 @@ def reasons_text(reasons: tuple) -> str:
     return text
 
 
-def _copy_insert(rows: list[tuple]) -> int:
+def _copy_insert(rows: list[PlannedRow]) -> int:
     """Rows whose key is not stored yet go straight into the outbox by COPY; if
     another writer stores one of them meanwhile, the batch goes through the stage's
     INSERT … ON CONFLICT DO NOTHING instead."""
@@ -237,10 +240,10 @@ def _copy_insert(rows: list[tuple]) -> int:
         return len(fresh)
 
 
-def _not_stored(raw, rows: list[tuple]) -> list[tuple]:
+def _not_stored(raw, rows: list[PlannedRow]) -> list[PlannedRow]:
     """The rows whose dedupe key is neither stored nor taken by an earlier row (what
     ON CONFLICT DO NOTHING would insert), found with one query."""
-    keys = [row[_KEY] for row in rows]
+    keys = [row.dedupe_key for row in rows]
     # Server-side binding: the keys travel as one array parameter.
     with psycopg.Cursor(raw.connection) as lookup:
         lookup.execute(f"SELECT dedupe_key FROM {TABLE} WHERE dedupe_key = ANY(%s)", [keys])
@@ -302,7 +305,7 @@ def _types(cursor, json: str) -> list[str]:
     return [json if c in JSON_COLUMNS else t for c, t in zip(COLUMNS, _column_types, strict=True)]
 
 
-def _insert_or_ignore(rows: list[tuple]) -> int:
+def _insert_or_ignore(rows: list[PlannedRow]) -> int:
     marks = ", ".join(["%s"] * len(COLUMNS))
     with connection.cursor() as cursor:
         cursor.executemany(
@@ -323,3 +326,31 @@ def _link_subjects(combined: list[Decision]) -> None:
         for message_id, key in fresh.values_list("id", "dedupe_key")
         for i in by_key[key].entity_ids
     )
+
+
+class _Postgres:
+    """Binary COPY of the rows not stored yet; a second connection may write behind
+    the planner (two cores at once)."""
+
+    writes_behind = True
+
+    @staticmethod
+    def insert_new(rows: list[PlannedRow]) -> int:
+        return _copy_insert(rows)
+
+
+class _SQLite:
+    """INSERT OR IGNORE; one writer at a time, so never behind."""
+
+    writes_behind = False
+
+    @staticmethod
+    def insert_new(rows: list[PlannedRow]) -> int:
+        return _insert_or_ignore(rows)
+
+
+_DATABASES = {"postgresql": _Postgres, "sqlite": _SQLite}
+
+
+def _database() -> type[_Postgres] | type[_SQLite]:
+    return _DATABASES[connection.vendor]

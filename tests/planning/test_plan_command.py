@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from carebell.core.vocab import Kind
 from carebell.messaging.models import OutboxMessage
-from carebell.messaging.planning.runner import elected
+from carebell.planning.runner import elected
 from tests.messaging.engine_setup import enable, family
 
 pytestmark = pytest.mark.django_db
@@ -134,7 +134,7 @@ def test_only_one_planner_is_elected_at_a_time(db):
 
 
 def test_the_continuous_planner_sweeps_appointments_only_now_and_then(db, monkeypatch):
-    from carebell.messaging.planning import runner
+    from carebell.planning import runner
 
     sweeps: list[bool] = []
     stop = threading.Event()

@@ -22,12 +22,12 @@ from carebell.core.timing import AppointmentFacts, Offset, plan_appointment_mess
 from carebell.core.vocab import AppointmentStatus, Category, Channel, Kind, OffsetUnit
 from carebell.core.windows import DeliveryPolicy, zone_for
 from carebell.messaging.models import AutomatedMessage
-from carebell.messaging.planning import contacts as contact_rows
-from carebell.messaging.planning.contacts import LoadedContact, as_datetime
-from carebell.messaging.planning.decisions import Decision, dedupe_key
-from carebell.messaging.planning.sms_caps import SmsCaps
-from carebell.messaging.sql import utc_params
+from carebell.planning import contacts as contact_rows
+from carebell.planning.contacts import LoadedContact, as_datetime
+from carebell.planning.decisions import Decision, dedupe_key
+from carebell.planning.sms_caps import SmsCaps
 from carebell.sites.models import Site
+from carebell.sql import utc_params
 
 APPOINTMENT_KINDS = (Kind.APPT_CONFIRMATION, Kind.APPT_REMINDER)
 #: How far ahead appointments are planned; later ones are planned on a later pass.

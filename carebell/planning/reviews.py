@@ -15,9 +15,9 @@ from carebell.core.channels import Delivery
 from carebell.core.schedule import plan_review_request
 from carebell.core.vocab import Kind
 from carebell.messaging.models import PENDING, MessageEvent, OutboxMessage
-from carebell.messaging.planning.decisions import Decision, dedupe_key
-from carebell.messaging.planning.pharmacy import fill_groups, fill_subject, picked_up_fills
-from carebell.messaging.planning.subjects import PlanFor, SitePass, Subject, chunks, decide
+from carebell.planning.decisions import Decision, dedupe_key
+from carebell.planning.pharmacy import fill_groups, fill_subject, picked_up_fills
+from carebell.planning.subjects import PlanFor, SitePass, Subject, chunks, decide
 
 #: The note on a MessageEvent that records a patient opening a review link.
 REVIEW_LINK_OPENED = "review_link_opened"

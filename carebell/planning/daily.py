@@ -26,19 +26,19 @@ from django.db import transaction
 from carebell.core.vocab import Kind
 from carebell.core.windows import DeliveryPolicy
 from carebell.messaging.models import AutomatedMessage, PlannerLease
-from carebell.messaging.planning.decisions import Decision
-from carebell.messaging.planning.greetings import birthday_subjects, welcome_subjects
-from carebell.messaging.planning.pharmacy import (
+from carebell.planning.decisions import Decision
+from carebell.planning.greetings import birthday_subjects, welcome_subjects
+from carebell.planning.pharmacy import (
     confirmation_subjects,
     pharmacy_settings,
     ready_subjects,
     reminder_subjects,
 )
-from carebell.messaging.planning.recalls import plan_recalls
-from carebell.messaging.planning.refills import REFILL_KINDS, plan_refills
-from carebell.messaging.planning.reviews import REVIEW_LINK_OPENED, plan_reviews
-from carebell.messaging.planning.sms_caps import SmsCaps
-from carebell.messaging.planning.subjects import EVENT_LOOKBACK, SitePass, decide
+from carebell.planning.recalls import plan_recalls
+from carebell.planning.refills import REFILL_KINDS, plan_refills
+from carebell.planning.reviews import REVIEW_LINK_OPENED, plan_reviews
+from carebell.planning.sms_caps import SmsCaps
+from carebell.planning.subjects import EVENT_LOOKBACK, SitePass, decide
 from carebell.sites.models import Site
 
 # Re-exported: the runner, the dry run and tests use them through this module.

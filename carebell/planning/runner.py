@@ -15,10 +15,10 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from carebell.messaging.models import AutomatedMessage, PlannerLease
-from carebell.messaging.planning import appointments, daily
-from carebell.messaging.planning.decisions import Decision
-from carebell.messaging.planning.writer import OutboxWriter
-from carebell.messaging.policies import PolicyCache
+from carebell.outbox import OutboxWriter
+from carebell.planning import appointments, daily
+from carebell.planning.decisions import Decision
+from carebell.planning.policies import PolicyCache
 from carebell.sites.models import Site
 
 log = logging.getLogger("carebell.planner")

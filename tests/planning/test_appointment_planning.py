@@ -12,10 +12,10 @@ from carebell.core.reasons import Code, reason
 from carebell.core.vocab import Kind, OutboxStatus
 from carebell.dispatch.checks import apply_verdicts, check_at_send
 from carebell.messaging.models import OutboxMessage
-from carebell.messaging.planning.appointments import plan_site_appointments
-from carebell.messaging.planning.writer import OutboxWriter
-from carebell.messaging.policies import PolicyCache
+from carebell.outbox import OutboxWriter
 from carebell.pharmacy import actions as fill_actions
+from carebell.planning.appointments import plan_site_appointments
+from carebell.planning.policies import PolicyCache
 from carebell.twoway import consent
 from tests import factories
 from tests.messaging.engine_setup import NOW, enable, family
@@ -118,8 +118,8 @@ def test_an_opted_out_number_blocks_its_pending_messages(site):
 
 
 def test_a_message_the_caps_leave_no_room_for_is_kept_as_blocked(site):
-    from carebell.messaging.planning.decisions import Decision
-    from carebell.messaging.planning.writer import is_capped
+    from carebell.outbox import is_capped
+    from carebell.planning.decisions import Decision
 
     capped = Decision(
         "skipped",
@@ -273,7 +273,7 @@ def test_planning_the_capped_week_again_gives_the_same_answers(site):
 
 
 def test_appointment_and_pharmacy_texts_share_one_budget(pharmacy):
-    from tests.messaging.test_planning_events import reachable, ready_fill
+    from tests.planning.test_planning_events import reachable, ready_fill
 
     enable(pharmacy, Kind.APPT_REMINDER, [{"days": 1}])
     enable(pharmacy, Kind.RX_READY)
@@ -336,7 +336,7 @@ def test_two_capped_texts_due_together_go_one_today_and_one_tomorrow(site):
 
 
 def run_planner():
-    from carebell.messaging.planning.runner import plan_once
+    from carebell.planning.runner import plan_once
 
     plan_once(now=NOW)
 

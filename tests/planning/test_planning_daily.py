@@ -13,12 +13,12 @@ from carebell.appointments.models import Recall
 from carebell.core.reasons import Code, reason
 from carebell.core.vocab import FillStep, Kind
 from carebell.messaging.models import MessageEvent, OutboxMessage, PlannerLease
-from carebell.messaging.planning import daily
-from carebell.messaging.planning.runner import plan_once
-from carebell.messaging.policies import PolicyCache
+from carebell.planning import daily
+from carebell.planning.policies import PolicyCache
+from carebell.planning.runner import plan_once
 from tests import factories
 from tests.messaging.engine_setup import NOW, enable
-from tests.messaging.test_planning_events import (
+from tests.planning.test_planning_events import (
     DAY,
     HOUR,
     reachable,

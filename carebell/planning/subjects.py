@@ -21,13 +21,13 @@ from carebell.core.timing import Plan
 from carebell.core.vocab import CAPPED_KINDS, Channel, Kind
 from carebell.core.windows import DeliveryPolicy, DeliverySettings, zone_for
 from carebell.messaging.models import AutomatedMessage
-from carebell.messaging.planning.contacts import LoadedContact, load_contacts
-from carebell.messaging.planning.decisions import Decision, dedupe_key
+from carebell.planning.contacts import LoadedContact, load_contacts
+from carebell.planning.decisions import Decision, dedupe_key
 from carebell.sites.models import Site
 
 if TYPE_CHECKING:
     # Only a type here: sms_caps imports `chunks` from this module.
-    from carebell.messaging.planning.sms_caps import SmsCaps
+    from carebell.planning.sms_caps import SmsCaps
 
 #: How long an event stays news: a fill ready, a pickup or a new patient older than
 #: this is not announced, so enabling a rule does not message the whole history.

@@ -32,9 +32,9 @@ from carebell.core.schedule import (
 )
 from carebell.core.vocab import AppointmentStatus, Kind
 from carebell.messaging.models import AutomatedMessage
-from carebell.messaging.planning.decisions import Decision
-from carebell.messaging.planning.subjects import SitePass, Subject, chunks, decide, fixed
 from carebell.people.models import Patient
+from carebell.planning.decisions import Decision
+from carebell.planning.subjects import SitePass, Subject, chunks, decide, fixed
 
 _OPEN = [s.value for s in AppointmentStatus if s.is_open]
 # Candidate rows are read with a little slack, then kept by their exact due date.

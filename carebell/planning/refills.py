@@ -17,9 +17,9 @@ from carebell.core.grouping import Group, PatientItem, group_same_day
 from carebell.core.reasons import Reason
 from carebell.core.schedule import PrescriptionFacts, plan_daily, refill_kind_on
 from carebell.core.vocab import DeaSchedule, Kind, PrescriptionStatus
-from carebell.messaging.planning.contacts import as_date
-from carebell.messaging.planning.decisions import Decision
-from carebell.messaging.planning.subjects import SitePass, Subject, decide, fixed, joined
+from carebell.planning.contacts import as_date
+from carebell.planning.decisions import Decision
+from carebell.planning.subjects import SitePass, Subject, decide, fixed, joined
 
 REFILL_KINDS = (Kind.REFILL_DUE, Kind.REFILL_PAST_DUE, Kind.REFILL_ASK_PRESCRIBER)
 

@@ -7,11 +7,11 @@ import datetime as dt
 from collections.abc import Iterable, Iterator
 
 from carebell.core.windows import zone_for
-from carebell.messaging import rendering
+from carebell.dispatch import rendering
 from carebell.messaging.models import AutomatedMessage, OutboxMessage
-from carebell.messaging.planning import appointments, daily
-from carebell.messaging.planning.decisions import Decision, masked
-from carebell.messaging.policies import PolicyCache
+from carebell.planning import appointments, daily
+from carebell.planning.decisions import Decision, masked
+from carebell.planning.policies import PolicyCache
 from carebell.sites.models import Site
 
 RENDER_BATCH = 500
