@@ -160,3 +160,22 @@ def test_the_pages_fit_a_tablet_and_the_site_switcher_works(signed_in, admin, ph
     assert page.evaluate("document.documentElement.scrollWidth") <= 768
     assert "Refill reminder channels" in page.inner_text("main")
     shoot(page, "delivery-settings-pharmacy-tablet")
+
+
+def test_a_reader_sees_the_settings_and_the_messages_without_controls(page, live_server, site):
+    from carebell.sites.roles import READ_ONLY
+
+    factories.make_staff(site, READ_ONLY, username="rory")
+    AutomatedMessage.objects.bulk_create(default_rules(site))
+    page.add_init_script(RECORD_VIOLATIONS)
+    sign_in(page, live_server, "rory")
+    page.wait_for_selector("text=Today at")
+    page.click("nav >> text=Delivery settings")
+    page.wait_for_selector("text=You can read these settings")
+    assert page.is_disabled("#id_email_sms_window_start")
+    assert page.locator("text=Save settings").count() == 0
+    shoot(page, "delivery-settings-read-only")
+    page.click("nav >> text=Automated messages")
+    page.wait_for_selector("table.rules")
+    assert page.locator("table.rules button").count() == 0
+    no_violations(page)
