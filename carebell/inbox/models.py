@@ -72,5 +72,28 @@ class StaffNotification(models.Model):
     read_at = models.DateTimeField(null=True, blank=True)
     emailed_at = models.DateTimeField(null=True, blank=True)
 
+    class Meta:
+        # The staff list reads a site's newest first.
+        indexes = [models.Index(fields=["site", "-created_at"], name="notification_site_newest")]
+
     def __str__(self) -> str:
         return self.kind
+
+
+class NotificationRead(models.Model):
+    """That one staff member has read one notification: each person's unread list is
+    their own (the notification's `read_at` says only that someone read it)."""
+
+    notification = models.ForeignKey(
+        StaffNotification, on_delete=models.CASCADE, related_name="reads"
+    )
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    read_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["notification", "user"], name="notification_read_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"read {self.notification_id} by {self.user_id}"

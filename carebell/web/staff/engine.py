@@ -131,3 +131,65 @@ def use_formats(rule: AutomatedMessage, chosen: dict[tuple[str, str], int], *, b
 def replanned_since(site: Site, since: dt.datetime) -> int:
     """How many of the site's messages a replan touched at or after `since`."""
     return OutboxMessage.objects.filter(site=site, updated_at__gte=since).count()
+
+
+# The queue and the patient panel (SPEC §8, §11).
+
+PLAN_DAYS = 30
+
+
+def reason_sentences(stored: list[dict]) -> list[str]:
+    """Stored reasons (code plus parameters) as the catalogue's sentences."""
+    from carebell.planning.explain import sentences
+
+    return sentences(stored or [])
+
+
+def cancel_queued(site: Site, message_ids, *, by, now: dt.datetime | None = None) -> int:
+    """Delete (cancel) the site's pending messages among `message_ids` through the
+    outbox; sent or ended ones are kept untouched. Each cancelled one is audited.
+    Returns how many were cancelled."""
+    from carebell import outbox
+
+    now = now or timezone.now()
+    ids = list(
+        OutboxMessage.objects.filter(site=site, id__in=list(message_ids)).values_list(
+            "id", flat=True
+        )
+    )
+    if not ids:
+        return 0
+    why = [reason(Code.CANCELLED_BY_STAFF, user=by.get_username())]
+    with transaction.atomic():
+        cancelled = outbox.cancel_messages(ids, why, now)
+        done = OutboxMessage.objects.filter(id__in=ids, status="cancelled", updated_at=now)
+        for message_id in done.values_list("id", flat=True):
+            trail.record(by, "cancel", object_type="messaging.outboxmessage",
+                         object_id=str(message_id), site_id=site.pk, at=now)  # fmt: skip
+    return cancelled
+
+
+def planned_for_patient(patient, *, now: dt.datetime | None = None, days: int = PLAN_DAYS):
+    """What planning decides now for `patient` (the decisions `carebell explain
+    --patient` prints): those planned within `days`, and those it would not send.
+    Writes nothing."""
+    from itertools import chain
+
+    from carebell.planning import daily
+    from carebell.planning.appointments import plan_site_appointments
+    from carebell.planning.policies import PolicyCache
+    from carebell.planning.sms_caps import SmsCaps
+
+    now = now or timezone.now()
+    site = patient.site
+    rules = list(AutomatedMessage.objects.filter(site=site, enabled=True))
+    if not rules:
+        return []
+    policy = PolicyCache().for_site(site)
+    caps = SmsCaps(site.id, now)
+    decisions = chain(
+        plan_site_appointments(site, rules, policy, now, patient_ids=[patient.id], caps=caps),
+        daily.plan_patient_recalls(site, rules, policy, now, patient.id, caps),
+    )
+    end = now + dt.timedelta(days=days)
+    return [d for d in decisions if not d.planned or (d.planned_at and d.planned_at < end)]

@@ -1,6 +1,15 @@
 from django.urls import path
 
-from carebell.web.staff.views import account, delivery, home, rules
+from carebell.web.staff.views import (
+    account,
+    audit,
+    delivery,
+    home,
+    notifications,
+    patients,
+    queue,
+    rules,
+)
 from carebell.web.staff.views import formats as format_views
 
 app_name = "staff"
@@ -14,6 +23,15 @@ urlpatterns = [
     path("account/password/", account.password_change, name="password"),
     path("site/", account.choose_site, name="choose-site"),
     path("settings/delivery/", delivery.delivery_settings, name="delivery-settings"),
+    path("queue/", queue.queue, name="queue"),
+    path("queue/export.csv", queue.export, name="queue-export"),
+    path("queue/delete/", queue.cancel, name="queue-cancel"),
+    path("queue/<int:message_id>/", queue.message_detail, name="queue-message"),
+    path("patients/", patients.patient_list, name="patients"),
+    path("patients/<int:patient_id>/", patients.patient_panel, name="patient"),
+    path("notifications/", notifications.notification_list, name="notifications"),
+    path("notifications/read/", notifications.mark_read, name="notifications-read"),
+    path("audit/", audit.audit_log, name="audit"),
     path("automated/", rules.rule_list, name="rules"),
     path("automated/<int:rule_id>/", rules.rule_edit, name="rule"),
     path("automated/<int:rule_id>/toggle/", rules.rule_toggle, name="rule-toggle"),

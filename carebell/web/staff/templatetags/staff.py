@@ -15,6 +15,10 @@ NAVIGATION = [
     ("staff:rules", _("Automated messages"), "view_automated_messages"),
     ("staff:delivery-settings", _("Delivery settings"), "view_automated_messages"),
     ("staff:formats", _("Message formats"), "view_automated_messages"),
+    ("staff:queue", _("Queue"), "view_queue"),
+    ("staff:patients", _("Patients"), "view_patients"),
+    ("staff:notifications", _("Notifications"), "work_inbox"),
+    ("staff:audit", _("Audit log"), "view_audit"),
 ]
 
 
@@ -29,6 +33,11 @@ def staff_header(context):
         for name, label, permission in NAVIGATION
         if permission is None or access.can(user, permission, site)
     ]
+    for link in links:
+        if link["url"] == "staff:notifications":
+            from carebell.web.staff.views.notifications import unread_count
+
+            link["count"] = unread_count(user, site)
     return {
         "request": request,
         "site": site,

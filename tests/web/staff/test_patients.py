@@ -1,0 +1,163 @@
+"""Patients: the list with its search and filters, and a patient's messaging panel —
+contacts, contact points, preferences, consent history, every message with its
+reasons and what planning would do next — for each role, never another
+organization's patient."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.utils import timezone
+
+from carebell.audit.models import AuditEvent
+from carebell.core.reasons import CATALOGUE, Code
+from carebell.core.vocab import ContactPointKind, Kind
+from carebell.messaging.models import AutomatedMessage, OutboxMessage
+from carebell.people.models import ConsentRecord
+from carebell.sites.roles import FRONT_DESK, PHARMACY_STAFF, READ_ONLY, SYSTEM_ADMINISTRATOR
+from carebell.web.staff.views import patients as patients_view
+from tests import factories
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def ana(site):
+    """A child whose mother takes texts and whose father has no authority."""
+    patient = factories.make_patient(site, first_name="Ana", last_name="Quintero",
+                                     birth_date=dt.date(2019, 3, 14), language="es")  # fmt: skip
+    mother = factories.make_contact(patient, first_name="Lucia")
+    point = factories.add_point(mother, ContactPointKind.MOBILE, "+12025550190",
+                                consent_sms=True, verified_at=timezone.now())  # fmt: skip
+    factories.add_point(mother, ContactPointKind.EMAIL, "lucia@example.org")
+    factories.set_preference(mother, "reminders", "sms")
+    father = factories.make_contact(patient, first_name="Marco", relationship="father",
+                                    authority="none")  # fmt: skip
+    factories.add_point(father, ContactPointKind.MOBILE, "+12025550191", opted_out_sms=True)
+    ConsentRecord.objects.create(site=site, contact_point=point, address=point.value,
+                                 channel="sms", action="grant", source="paper",
+                                 wording="Yes, text me about visits.",
+                                 recorded_at=timezone.now())  # fmt: skip
+    return patient
+
+
+def outbox_row(patient, status="scheduled", **fields):
+    now = timezone.now()
+    values = {
+        "site": patient.site, "patient": patient, "to_address": "+12025550190",
+        "channel": "sms", "kind": "appt_reminder", "planned_at": now, "due_at": now,
+        "status": status, "created_at": now, "updated_at": now, **fields,
+    }  # fmt: skip
+    return OutboxMessage.objects.create(**values)
+
+
+@pytest.mark.parametrize("role", [SYSTEM_ADMINISTRATOR, FRONT_DESK, PHARMACY_STAFF, READ_ONLY])
+def test_every_role_finds_patients_of_its_own_site_only(staff_of, site, other_org_site, role,
+                                                          ana):  # fmt: skip
+    factories.make_patient(other_org_site, first_name="Theirs", last_name="Quintana")
+    page = staff_of(role).get("/staff/patients/", {"name": "Quin"}).content.decode()
+    assert "Quintero, Ana" in page and "Theirs" not in page
+
+
+@pytest.mark.parametrize(
+    "query, found",
+    [
+        ({"name": "quintero ana"}, True),
+        ({"name": "Quintero Bea"}, False),
+        ({"birth_date": "2019-03-14"}, True),
+        ({"birth_date": "2019-03-15"}, False),
+        ({"phone": "(202) 555-0190"}, True),
+        ({"phone": "+12025550199"}, False),
+        ({"email": "lucia@EXAMPLE.org"}, True),
+        ({"language": "es"}, True),
+        ({"language": "en"}, False),
+        ({"has_mobile": "yes"}, True),
+        ({"has_email": "no"}, False),
+        ({"category": "reminders", "preference": "sms"}, True),
+        ({"category": "reminders", "preference": "email"}, False),
+        ({"category": "recalls", "preference": "unset"}, True),
+    ],
+)
+def test_the_search_filters_patients(staff_of, ana, query, found):
+    page = staff_of(READ_ONLY).get("/staff/patients/", query).content.decode()
+    assert ("Quintero, Ana" in page) is found
+
+
+@pytest.mark.parametrize(
+    "query",
+    [{"birth_date": "14/03/2019x"}, {"phone": "not a phone"}, {"email": "nobody"},
+     {"language": "klingon"}, {"preference": "sms"}, {"has_mobile": "maybe"}],
+)  # fmt: skip
+def test_bad_search_input_gets_a_clear_message(staff_of, ana, query):
+    response = staff_of(READ_ONLY).get("/staff/patients/", query)
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert 'class="error"' in page and "Quintero, Ana" not in page
+
+
+def test_the_list_pages_by_cursor(staff_of, site, monkeypatch):
+    monkeypatch.setattr(patients_view, "PAGE_SIZE", 2)
+    made = [
+        factories.make_patient(site, last_name=name) for name in ("Abe", "Bo", "Cy", "Di", "Ed")
+    ]
+    client = staff_of(READ_ONLY)
+    seen, url = [], "/staff/patients/"
+    for _ in range(5):
+        response = client.get(url)
+        seen += [p.pk for p in response.context["patients"]]
+        if not response.context["next_url"]:
+            break
+        url = "/staff/patients/" + response.context["next_url"]
+    assert seen == [p.pk for p in made]
+
+
+def test_the_panel_shows_contacts_points_preferences_and_consent(staff_of, ana):
+    client = staff_of(READ_ONLY)
+    page = client.get(f"/staff/patients/{ana.pk}/").content.decode()
+    assert page.index("#1 Lucia") < page.index("#2 Marco")
+    assert "receives no automated messages" in page  # the father: authority none
+    assert "+12025550190" in page and "lucia@example.org" in page
+    assert "Yes, text me about visits." in page and "Granted" in page
+    assert "Reminders: sms" in page and "Authority: <strong>None</strong>" in page
+    assert AuditEvent.objects.filter(actor=client.user, action="view",
+                                     object_type="people.patient",
+                                     object_id=str(ana.pk)).exists()  # fmt: skip
+
+
+def test_the_panel_says_why_a_message_was_not_sent(staff_of, ana):
+    outbox_row(ana, "blocked", block_reason="opted_out", reasons=[{"code": "opted_out_sms"}])
+    outbox_row(ana, "cancelled", reasons=[{"code": "cancelled_by_staff", "user": "dana"}])
+    page = staff_of(FRONT_DESK).get(f"/staff/patients/{ana.pk}/").content.decode()
+    assert CATALOGUE[Code.OPTED_OUT_SMS].sentence in page
+    assert "Deleted from the queue by dana." in page
+
+
+def test_the_panel_shows_what_planning_would_send_in_the_next_30_days(staff_of, site, ana, rules):
+    AutomatedMessage.objects.filter(site=site, kind=Kind.APPT_REMINDER).update(enabled=True)
+    start = timezone.now().replace(hour=15, minute=0) + dt.timedelta(days=3)
+    factories.make_appointment(ana, starts_at=start)
+    response = staff_of(FRONT_DESK).get(f"/staff/patients/{ana.pk}/")
+    planned = response.context["planned"]
+    assert planned and all(line["decision"].kind == "appt_reminder" for line in planned)
+    assert any(line["who"] == "Lucia Quintero" for line in planned)
+    not_planned = response.context["not_planned"]
+    assert any("Marco" in line["who"] for line in not_planned)
+    assert "Appointment reminder" in response.content.decode()
+
+
+def test_the_panel_runs_a_bounded_number_of_queries(staff_of, ana,
+                                                     django_assert_max_num_queries):  # fmt: skip
+    for _ in range(30):
+        outbox_row(ana, "sent", reasons=[{"code": "quiet_hours"}])
+    client = staff_of(READ_ONLY)
+    with django_assert_max_num_queries(30):
+        client.get(f"/staff/patients/{ana.pk}/")
+
+
+def test_another_organizations_patient_is_not_found(outsider, ana):
+    assert outsider.get(f"/staff/patients/{ana.pk}/").status_code == 404
+
+
+def test_an_unknown_patient_is_not_found(staff_of, site):
+    assert staff_of(READ_ONLY).get("/staff/patients/999999/").status_code == 404
