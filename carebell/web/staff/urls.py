@@ -11,6 +11,7 @@ from carebell.web.staff.views import (
     rules,
 )
 from carebell.web.staff.views import formats as format_views
+from carebell.web.staff.views import preferences as preference_views
 
 app_name = "staff"
 
@@ -39,4 +40,10 @@ urlpatterns = [
     path("formats/new/", format_views.format_edit, name="format-new"),
     path("formats/<int:format_id>/", format_views.format_edit, name="format"),
     path("formats/preview/", format_views.format_preview, name="format-preview"),
+    path("preferences/", preference_views.contact_preferences, name="contact-preferences"),
+    path(
+        "patients/<int:patient_id>/apply-defaults/",
+        preference_views.apply_defaults,
+        name="apply-defaults",
+    ),
 ]

@@ -15,6 +15,7 @@ NAVIGATION = [
     ("staff:rules", _("Automated messages"), "view_automated_messages"),
     ("staff:delivery-settings", _("Delivery settings"), "view_automated_messages"),
     ("staff:formats", _("Message formats"), "view_automated_messages"),
+    ("staff:contact-preferences", _("Contact preferences"), "edit_delivery_settings"),
     ("staff:queue", _("Queue"), "view_queue"),
     ("staff:patients", _("Patients"), "view_patients"),
     ("staff:notifications", _("Notifications"), "work_inbox"),
