@@ -7,6 +7,7 @@ import pytest
 from django.contrib.auth.models import AnonymousUser, User
 from django.http import Http404
 from django.urls import URLPattern, URLResolver, get_resolver
+from django.urls.resolvers import RegexPattern
 
 from carebell.messaging.models import AutomatedMessage
 from carebell.sites import access
@@ -34,14 +35,25 @@ def walk(resolver: URLResolver, prefix: str = "", namespace: str = ""):
             yield route, name, pattern.callback
 
 
-def test_every_staff_view_names_its_permission():
+def unguarded_routes(resolver: URLResolver) -> list[str]:
     unguarded = []
-    for route, name, view in walk(get_resolver()):
+    for route, name, view in walk(resolver):
         if route.startswith(PUBLIC_PREFIXES) or name in PUBLIC_NAMES:
             continue
         if getattr(view, "staff_permission", None) is None:
             unguarded.append(route)
-    assert unguarded == []
+    return unguarded
+
+
+def test_every_staff_view_names_its_permission():
+    assert unguarded_routes(get_resolver()) == []
+
+
+def test_the_walk_catches_a_view_without_a_permission():
+    from django.urls import include, path
+
+    urls = [path("staff/", include([path("forgotten/", lambda request: None, name="x")]))]
+    assert unguarded_routes(URLResolver(RegexPattern(r"^/"), urls)) == ["staff/forgotten/"]
 
 
 def test_the_public_staff_views_are_marked_public():
