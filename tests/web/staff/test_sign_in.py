@@ -192,3 +192,20 @@ def test_a_password_waits_only_five_minutes_for_its_code(client, site):
     with time_machine.travel(dt.timedelta(minutes=6)):
         response = client.post("/staff/sign-in/code/", {"code": code_for(device)})
     assert response["Location"] == "/staff/sign-in/"
+
+
+def test_the_admin_asks_for_the_code_of_a_user_who_holds_an_authenticator(client, site):
+    user = factories.make_staff(site, FRONT_DESK)
+    device = confirmed_device(user)
+    client.post("/admin/login/", {"username": user.username, "password": PASSWORD})
+    response = client.get("/admin/")
+    assert response["Location"] == "/staff/sign-in/code/?next=/admin/"
+    client.post("/staff/sign-in/code/", {"code": code_for(device)})
+    assert client.get("/admin/").status_code == 200
+
+
+def test_the_admin_sends_an_administrator_without_a_required_device_to_set_up(client, site):
+    require_two_factor(site)
+    admin = factories.make_staff(site, SYSTEM_ADMINISTRATOR)
+    client.post("/admin/login/", {"username": admin.username, "password": PASSWORD})
+    assert client.get("/admin/")["Location"] == "/staff/account/two-factor/"
