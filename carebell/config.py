@@ -12,6 +12,7 @@ import os
 import secrets
 import sys
 from collections.abc import Mapping
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 PREFIX = "CAREBELL_"
@@ -58,6 +59,18 @@ def env_float(name: str, default: float) -> float:
         return float(raw)
     except ValueError:
         raise ConfigError(f"{PREFIX}{name} must be a number, not {raw!r}") from None
+
+
+def env_decimal(name: str, default: str, *, minimum: str | None = None) -> Decimal:
+    """A decimal amount (prices: no binary rounding), e.g. "0.0079"."""
+    raw = env_str(name) or default
+    try:
+        value = Decimal(raw)
+    except InvalidOperation:
+        raise ConfigError(f"{PREFIX}{name} must be a number, not {raw!r}") from None
+    if not value.is_finite() or (minimum is not None and value < Decimal(minimum)):
+        raise ConfigError(f"{PREFIX}{name} must be a number of at least {minimum}, not {raw!r}")
+    return value
 
 
 def env_list(name: str, default: list[str]) -> list[str]:

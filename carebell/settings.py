@@ -46,6 +46,9 @@ try:
     METRICS_TOKEN = env_str("METRICS_TOKEN")
     METRICS_NEED_TOKEN = not DEBUG
     METRICS_CACHE_SECONDS = env_int("METRICS_CACHE_SECONDS", 5, minimum=0)
+    # Staff reports estimate SMS cost as segments sent × this price (the provider's
+    # price per outbound segment, in the account's currency).
+    SMS_PRICE_PER_SEGMENT = config.env_decimal("SMS_PRICE_PER_SEGMENT", "0.0083", minimum="0")
     # Sign-in throttling (django-axes): per account and per address.
     LOGIN_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
     LOGIN_COOLOFF = config.env_minutes("LOGIN_COOLOFF_MINUTES", 15)

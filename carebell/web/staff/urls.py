@@ -12,6 +12,7 @@ from carebell.web.staff.views import (
 )
 from carebell.web.staff.views import formats as format_views
 from carebell.web.staff.views import preferences as preference_views
+from carebell.web.staff.views import reports as report_views
 
 app_name = "staff"
 
@@ -46,4 +47,6 @@ urlpatterns = [
         preference_views.apply_defaults,
         name="apply-defaults",
     ),
+    path("reports/", report_views.reports, name="reports"),
+    path("reports/<slug:name>.csv", report_views.report_csv, name="report-csv"),
 ]

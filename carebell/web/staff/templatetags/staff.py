@@ -16,6 +16,7 @@ NAVIGATION = [
     ("staff:delivery-settings", _("Delivery settings"), "view_automated_messages"),
     ("staff:formats", _("Message formats"), "view_automated_messages"),
     ("staff:contact-preferences", _("Contact preferences"), "edit_delivery_settings"),
+    ("staff:reports", _("Reports"), "view_queue"),
     ("staff:queue", _("Queue"), "view_queue"),
     ("staff:patients", _("Patients"), "view_patients"),
     ("staff:notifications", _("Notifications"), "work_inbox"),
