@@ -12,7 +12,7 @@ from django.db import transaction
 
 from carebell import outbox
 from carebell.core.reasons import Code, Reason, reason
-from carebell.core.vocab import AppointmentStatus
+from carebell.core.vocab import AppointmentStatus, EntityType
 from carebell.messaging.models import PENDING, AutomatedMessage, OutboxMessage
 
 
@@ -48,7 +48,7 @@ def appointment_changed(appointment, *, now: dt.datetime, why: Reason | None) ->
     with transaction.atomic():
         combined_with = list(
             OutboxMessage.objects.filter(
-                subjects__entity_type="appointment",
+                subjects__entity_type=EntityType.APPOINTMENT,
                 subjects__entity_id=appointment.id,
                 status__in=PENDING,
             ).values_list("patient_id", flat=True)
@@ -56,7 +56,9 @@ def appointment_changed(appointment, *, now: dt.datetime, why: Reason | None) ->
         if why is not None:
             # Keys given back: an occurrence that still applies (the same time at a new
             # location, a time moved back) is planned again below.
-            outbox.cancel_pending_for("appointment", [appointment.id], [why], now, replanned=True)
+            outbox.cancel_pending_for(
+                EntityType.APPOINTMENT, [appointment.id], [why], now, replanned=True
+            )
         rules = list(AutomatedMessage.objects.filter(site_id=appointment.site_id, enabled=True))
         if not rules or not AppointmentStatus(appointment.status).is_open:
             return 0

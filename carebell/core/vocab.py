@@ -217,6 +217,18 @@ def can_move(current: OutboxStatus, new: OutboxStatus) -> bool:
     return _STATUS_RANK[new] > _STATUS_RANK[current]
 
 
+class EntityType(StrEnum):
+    """What an outbox row is about (its `entity_type`, with `entity_id`; a combined
+    message lists several of one type in `entity_ids` and its subjects)."""
+
+    APPOINTMENT = "appointment"
+    PRESCRIPTION = "prescription"
+    FILL = "fill"
+    RECALL = "recall"
+    PATIENT = "patient"
+    STAFF_NOTIFICATION = "staff_notification"
+
+
 class AttemptStatus(StrEnum):
     """A delivery attempt's state. `started` until the provider answers; then its
     answer (`queued`, `sent`, `delivered`) or `failed` (a definite refusal: an error

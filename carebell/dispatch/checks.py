@@ -26,6 +26,7 @@ from carebell.core.vocab import (
     AppointmentStatus,
     BlockReason,
     Channel,
+    EntityType,
     Kind,
     OutboxStatus,
 )
@@ -101,13 +102,13 @@ def _subject_states(messages: list[OutboxMessage]) -> dict[tuple[str, int], str]
         if m.entity_type in ids:
             ids[m.entity_type].update(m.entity_ids or [m.entity_id])
     states = {
-        ("appointment", i): s
+        (EntityType.APPOINTMENT, i): s
         for i, s in Appointment.objects.filter(id__in=ids["appointment"]).values_list(
             "id", "status"
         )
     }
     states.update(
-        (("fill", i), s)
+        ((EntityType.FILL, i), s)
         for i, s in Fill.objects.filter(id__in=ids["fill"]).values_list("id", "step")
     )
     return states
@@ -116,9 +117,9 @@ def _subject_states(messages: list[OutboxMessage]) -> dict[tuple[str, int], str]
 def _states_of(entities: dict) -> dict[tuple[str, int], str]:
     states = {}
     for (entity_type, entity_id), entity in entities.items():
-        if entity_type == "appointment":
+        if entity_type == EntityType.APPOINTMENT:
             states[entity_type, entity_id] = entity.status
-        elif entity_type == "fill":
+        elif entity_type == EntityType.FILL:
             states[entity_type, entity_id] = entity.step
     return states
 
@@ -128,7 +129,7 @@ def _subject_check(message: OutboxMessage, states: dict) -> Verdict | None:
         state = states.get((message.entity_type, entity_id))
         if state is None:
             continue
-        if message.entity_type == "appointment":
+        if message.entity_type == EntityType.APPOINTMENT:
             verdict = _appointment_verdict(message, AppointmentStatus(state))
         else:
             verdict = _fill_verdict(message, state)

@@ -19,7 +19,7 @@ from carebell.appointments.models import Appointment
 from carebell.core import segments
 from carebell.core.placeholders import CompiledTemplate, RenderContext, compile_template
 from carebell.core.speech import speakable
-from carebell.core.vocab import Channel, Kind
+from carebell.core.vocab import Channel, EntityType, Kind
 from carebell.messaging.models import MessageTemplate, OutboxMessage
 from carebell.pharmacy.models import Fill, Prescription
 from carebell.sql import by_ids, fetch_rows
@@ -183,11 +183,13 @@ def load_entities(messages: Iterable) -> dict[tuple[str, int], object]:
         wanted[message.entity_type].update(_entity_ids(message))
     found: dict[tuple[str, int], object] = {}
     loaders = {
-        "appointment": _appointments,
-        "prescription": lambda ids: Prescription.objects.select_related("patient").filter(
+        EntityType.APPOINTMENT: _appointments,
+        EntityType.PRESCRIPTION: lambda ids: Prescription.objects.select_related("patient").filter(
             id__in=ids
         ),
-        "fill": lambda ids: Fill.objects.select_related("prescription__patient").filter(id__in=ids),
+        EntityType.FILL: lambda ids: Fill.objects.select_related("prescription__patient").filter(
+            id__in=ids
+        ),
     }
     for entity_type, ids in wanted.items():
         if entity_type in loaders and ids:
@@ -212,9 +214,9 @@ def _values(message, entities: dict, names: frozenset[str]) -> dict[str, object]
         values["UNSUBSCRIBELINK"] = signed_link("unsub", message.id)
     subjects = [entities.get((message.entity_type, i)) for i in _entity_ids(message)]
     subjects = [s for s in subjects if s is not None]
-    if message.entity_type == "appointment" and subjects:
+    if message.entity_type == EntityType.APPOINTMENT and subjects:
         values.update(_appointment_values(message, subjects, names))
-    elif message.entity_type in ("prescription", "fill") and subjects:
+    elif message.entity_type in (EntityType.PRESCRIPTION, EntityType.FILL) and subjects:
         values.update(_rx_values(message, subjects))
     if message.kind == Kind.RECALL and message.event_at:
         values["DUEDATE"] = message.event_at  # the planner's due date (site midnight)

@@ -12,6 +12,7 @@ from django.db import transaction
 from carebell import outbox
 from carebell.core.placeholders import RenderContext, render
 from carebell.core.reasons import Reason
+from carebell.core.vocab import EntityType
 from carebell.inbox.models import StaffNotification
 from carebell.sites.models import Department, Site
 
@@ -39,7 +40,7 @@ def notify_department(
         if department is not None and department.email:
             outbox.queue_staff_email(
                 site, department.email, subject, text,
-                entity=("staff_notification", notification.id), now=now,
+                entity=(EntityType.STAFF_NOTIFICATION, notification.id), now=now,
             )  # fmt: skip
     return notification
 
@@ -67,6 +68,6 @@ def notify_cancellation(
         kind="cancellation",
         subject=f"{site.name}: a patient asked to cancel an appointment",
         text=text,
-        entity=("appointment", appointment.id),
+        entity=(EntityType.APPOINTMENT, appointment.id),
         now=now,
     )

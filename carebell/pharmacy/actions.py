@@ -6,7 +6,7 @@ import datetime as dt
 
 from carebell import outbox
 from carebell.core.reasons import Code, reason
-from carebell.core.vocab import Kind
+from carebell.core.vocab import EntityType, Kind
 
 
 def fill_changed(fill, *, now: dt.datetime) -> int:
@@ -18,5 +18,9 @@ def fill_changed(fill, *, now: dt.datetime) -> int:
     if code is None:
         return 0
     return outbox.cancel_pending_for(
-        "fill", [fill.id], [reason(code)], now, kinds=[Kind.RX_READY, Kind.RX_PICKUP_REMINDER]
+        EntityType.FILL,
+        [fill.id],
+        [reason(code)],
+        now,
+        kinds=[Kind.RX_READY, Kind.RX_PICKUP_REMINDER],
     )

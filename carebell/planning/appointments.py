@@ -45,6 +45,9 @@ WHERE a.site_id = %s AND a.starts_at >= %s AND a.starts_at < %s
   AND a.status IN ('booked', 'confirmed', 'cancel_requested') {{patients}}
 ORDER BY a.starts_at, a.id, c.position
 """
+# A row's columns by name. Rows stay plain tuples (see _Day: a tuple subclass
+# built per row would cost the garbage collector and a million constructions a pass).
+_ID, _PATIENT, _STARTS, _STATUS_COL, _TYPE, _PROVIDER, _LOCATION, _FIRST, _LAST = range(9)
 _CONTACT = 9  # where a row's contact columns start
 _STATUS = {s.value: s for s in AppointmentStatus}
 _KIND = {k.value: k for k in Kind}
@@ -66,7 +69,11 @@ def offsets_of(rule: AutomatedMessage) -> list[Offset]:
 
 def passes_filters(rule: AutomatedMessage, row: tuple) -> bool:
     filters = rule.filters or {}
-    checks = (("appointment_types", row[4]), ("providers", row[5]), ("locations", row[6]))
+    checks = (
+        ("appointment_types", row[_TYPE]),
+        ("providers", row[_PROVIDER]),
+        ("locations", row[_LOCATION]),
+    )
     return all(not filters.get(name) or value in filters[name] for name, value in checks)
 
 
@@ -100,7 +107,7 @@ def plan_site_appointments(
     only, one site-local day at a time so same-day siblings meet. Texts keep to the
     SMS caps of `caps` (pass the ledger the pass's other kinds use; default: one of
     their own): a text that does not fit is deferred, or skipped with the caps'
-    reasons (see writer.is_capped)."""
+    reasons (see outbox.is_capped)."""
     rules = [r for r in rules if r.kind in APPOINTMENT_KINDS]
     if not rules:
         return
@@ -127,11 +134,11 @@ def _days(site_id, policy, day, lower, end, patient_ids) -> Iterator[_Day]:
     rows: list[tuple] = []
     start = None
     for row in _rows(site_id, lower, end, patient_ids, Category.REMINDERS):
-        if rows and row[0] != rows[0][0]:
+        if rows and row[_ID] != rows[0][_ID]:
             batch.appointments.append((start, tuple(rows)))
             rows = []
         if not rows:
-            start = as_datetime(row[2])
+            start = as_datetime(row[_STARTS])
             if start >= day_end:
                 if batch.appointments:
                     yield batch
@@ -203,15 +210,15 @@ def _plan_day(site, plans, policy, now, batch: _Day) -> Iterator[Decision]:
     planned: list[list[tuple]] = [[] for _ in plans]
     for start, rows in batch.appointments:
         row = rows[0]
-        facts = AppointmentFacts(row[0], row[1], site.id, start, _STATUS[row[3]])
+        facts = AppointmentFacts(row[_ID], row[_PATIENT], site.id, start, _STATUS[row[_STATUS_COL]])
         contacts = [
-            contact_rows.read_contact(row[1], r[_CONTACT:], Category.REMINDERS)
+            contact_rows.read_contact(row[_PATIENT], r[_CONTACT:], Category.REMINDERS)
             for r in rows
             if r[_CONTACT] is not None
         ]
         by_id = {c.facts.contact_id: c for c in contacts}
         choices: dict[Kind, tuple] = {}  # recipients per kind, shared by the rules
-        name = f"{row[7]} {row[8]}"
+        name = f"{row[_FIRST]} {row[_LAST]}"
         for n, (rule, offset) in enumerate(plans):
             if rule.filters and not passes_filters(rule, row):
                 continue

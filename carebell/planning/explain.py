@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from carebell.appointments.models import Appointment
 from carebell.core.reasons import Code, Reason, render
-from carebell.core.vocab import OutboxStatus
+from carebell.core.vocab import EntityType, OutboxStatus
 from carebell.messaging.models import PENDING, AutomatedMessage, OutboxMessage
 from carebell.outbox import is_capped
 from carebell.people.models import Patient
@@ -65,9 +65,11 @@ def explain_patient(patient: Patient, now: dt.datetime | None = None) -> Iterato
 def explain_appointment(appointment: Appointment, now: dt.datetime | None = None) -> Iterator[str]:
     now = now or timezone.now()
     yield f"appointment {appointment.id} ({appointment.status}) at {appointment.site.name}"
-    about = OutboxMessage.objects.filter(entity_type="appointment", entity_id=appointment.id)
+    about = OutboxMessage.objects.filter(
+        entity_type=EntityType.APPOINTMENT, entity_id=appointment.id
+    )
     combined = OutboxMessage.objects.filter(
-        subjects__entity_type="appointment", subjects__entity_id=appointment.id
+        subjects__entity_type=EntityType.APPOINTMENT, subjects__entity_id=appointment.id
     )
     for message in (about | combined).distinct().order_by("planned_at", "id"):
         yield from describe_message(message)

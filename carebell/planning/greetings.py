@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from django.db.models import Q
 
 from carebell.core.schedule import plan_birthday, plan_welcome
-from carebell.core.vocab import PatientEvent
+from carebell.core.vocab import EntityType, PatientEvent
 from carebell.people.models import Patient
 from carebell.planning.subjects import EVENT_LOOKBACK, SitePass, Subject, fixed
 
@@ -29,7 +29,9 @@ def birthday_subjects(p: SitePass) -> Iterator[Subject]:
             return plan_birthday(p.policy, ch, born, today, p.now, zone)
 
         plan_for = fixed(f"p{pid}@{today.year}", plan)
-        yield Subject(pid, f"{first} {last}", "patient", [pid], midnight, plan_for, not_after=ends)
+        yield Subject(
+            pid, f"{first} {last}", EntityType.PATIENT, [pid], midnight, plan_for, not_after=ends
+        )
 
 
 def welcome_subjects(p: SitePass) -> Iterator[Subject]:
@@ -44,4 +46,4 @@ def welcome_subjects(p: SitePass) -> Iterator[Subject]:
         def plan(ch, zone, at=at):
             return plan_welcome(p.policy, ch, event, at, p.rx, p.now, zone)
 
-        yield Subject(pid, f"{first} {last}", "patient", [pid], at, fixed(f"p{pid}", plan))
+        yield Subject(pid, f"{first} {last}", EntityType.PATIENT, [pid], at, fixed(f"p{pid}", plan))

@@ -24,7 +24,7 @@ from carebell.core.schedule import (
     ready_at,
 )
 from carebell.core.timing import Plan
-from carebell.core.vocab import FillStep, Kind, OutboxStatus, PatientEvent, ReadyTrigger
+from carebell.core.vocab import EntityType, FillStep, Kind, OutboxStatus, PatientEvent, ReadyTrigger
 from carebell.messaging.models import OutboxMessage, OutboxSubject
 from carebell.planning.contacts import as_datetime
 from carebell.planning.subjects import (
@@ -186,10 +186,12 @@ def _announced(kind: Kind, fill_ids: list[int]) -> set[int]:
     """Fills already the subject of a (not cancelled) message of `kind`."""
     found: set[int] = set()
     for chunk in chunks(sorted(fill_ids)):
-        own = OutboxMessage.objects.filter(kind=kind, entity_type="fill", entity_id__in=chunk)
+        own = OutboxMessage.objects.filter(
+            kind=kind, entity_type=EntityType.FILL, entity_id__in=chunk
+        )
         found.update(own.exclude(status=_CANCELLED).values_list("entity_id", flat=True))
         listed = OutboxSubject.objects.filter(
-            entity_type="fill", entity_id__in=chunk, message__kind=kind
+            entity_type=EntityType.FILL, entity_id__in=chunk, message__kind=kind
         ).exclude(message__status=_CANCELLED)
         found.update(listed.values_list("entity_id", flat=True))
     return found
@@ -209,6 +211,6 @@ def fill_groups(p: SitePass, kind: Kind, rows: list[FillRow], day_of) -> Iterato
 def fill_subject(group: Group, members: list[FillRow], plan_for: PlanFor) -> Subject:
     first = members[0].facts
     return Subject(
-        first.patient_id, members[0].name, "fill", [m.facts.fill_id for m in members],
+        first.patient_id, members[0].name, EntityType.FILL, [m.facts.fill_id for m in members],
         members[-1].at, plan_for, group.reasons,
     )  # fmt: skip

@@ -30,7 +30,7 @@ from carebell.core.schedule import (
     recall_due_after_visit,
     recall_due_at_age,
 )
-from carebell.core.vocab import AppointmentStatus, Kind
+from carebell.core.vocab import AppointmentStatus, EntityType, Kind
 from carebell.messaging.models import AutomatedMessage
 from carebell.people.models import Patient
 from carebell.planning.decisions import Decision
@@ -104,7 +104,9 @@ def _by_age(p: SitePass, rule, earliest: dt.date, latest: dt.date, patient_ids) 
             due = recall_due_at_age(birth, years)
             if earliest <= due <= latest:
                 why = reason(Code.RECALL_DUE_AT_AGE, years=years, due=due)
-                out.append((pid, name, due, seen, f"p{pid}:age{years}", why, ("patient", pid)))
+                out.append(
+                    (pid, name, due, seen, f"p{pid}:age{years}", why, (EntityType.PATIENT, pid))
+                )
     return out
 
 
@@ -122,7 +124,7 @@ def _since_visit(p: SitePass, rule, earliest, latest, patient_ids) -> list[tuple
         if earliest <= due <= latest:
             why = reason(Code.RECALL_DUE_SINCE_VISIT, months=months, visit=seen, due=due)
             occurrence = f"p{pid}:seen{seen.isoformat()}+{months}m"
-            out.append((pid, name, due, seen, occurrence, why, ("patient", pid)))
+            out.append((pid, name, due, seen, occurrence, why, (EntityType.PATIENT, pid)))
     return out
 
 
@@ -145,7 +147,7 @@ def _recall_rows(p: SitePass, rule, earliest, latest, patient_ids) -> list[tuple
     for rid, pid, what, due, first, last, seen in rows.order_by("id").values_list(*fields):
         why = reason(Code.RECALL_DUE, what=what, due=due)
         occurrence = f"c{rid}@{due.isoformat()}"
-        out.append((pid, f"{first} {last}", due, seen, occurrence, why, ("recall", rid)))
+        out.append((pid, f"{first} {last}", due, seen, occurrence, why, (EntityType.RECALL, rid)))
     return out
 
 

@@ -16,7 +16,7 @@ from django.db import connection
 from carebell.core.grouping import Group, PatientItem, group_same_day
 from carebell.core.reasons import Reason
 from carebell.core.schedule import PrescriptionFacts, plan_daily, refill_kind_on
-from carebell.core.vocab import DeaSchedule, Kind, PrescriptionStatus
+from carebell.core.vocab import DeaSchedule, EntityType, Kind, PrescriptionStatus
 from carebell.planning.contacts import as_date
 from carebell.planning.decisions import Decision
 from carebell.planning.subjects import SitePass, Subject, decide, fixed, joined
@@ -94,11 +94,12 @@ def _due_prescriptions(
     with connection.cursor() as cursor:
         cursor.execute(sql, [p.site.id, True, *params])
         rows = cursor.fetchall()
-    for row in rows:
+    for (prescription_id, patient_id, status, refills_remaining, maintenance, schedule,
+         filled_on, days_supply, first_name, last_name) in rows:  # fmt: skip
         yield PrescriptionFacts(
-            row[0], row[1], PrescriptionStatus(row[2]), row[3], as_date(row[6]), row[7],
-            bool(row[4]), DeaSchedule(row[5] or ""),
-        ), f"{row[8]} {row[9]}"  # fmt: skip
+            prescription_id, patient_id, PrescriptionStatus(status), refills_remaining,
+            as_date(filled_on), days_supply, bool(maintenance), DeaSchedule(schedule or ""),
+        ), f"{first_name} {last_name}"  # fmt: skip
 
 
 def _refill_subject(p: SitePass, group: Group, found: dict[int, _Found]) -> Subject:
@@ -114,7 +115,7 @@ def _refill_subject(p: SitePass, group: Group, found: dict[int, _Found]) -> Subj
     occurrence = f"x{joined(ids)}@{','.join(d.isoformat() for d in due)}"
     subject_reasons = (*why, *group.reasons)
     return Subject(
-        members[0][0].patient_id, members[0][1], "prescription", ids, p.midnight(due[0]),
+        members[0][0].patient_id, members[0][1], EntityType.PRESCRIPTION, ids, p.midnight(due[0]),
         fixed(occurrence, plan), subject_reasons,
     )  # fmt: skip
 
@@ -128,7 +129,7 @@ def _refill_skipped(p: SitePass, rx_facts, name, reasons, before: dt.date) -> It
         yield Decision(
             "skipped", kind=kind.value, channel="", site_id=p.site.id,
             patient_id=rx_facts.patient_id, contact_id=None, contact_point_id=None, to="",
-            entity_type="prescription", entity_id=rx_facts.prescription_id,
+            entity_type=EntityType.PRESCRIPTION, entity_id=rx_facts.prescription_id,
             event_at=p.midnight(due), planned_at=None, reasons=tuple(reasons), rule_id=rule.id,
             entity_name=name,
         )  # fmt: skip

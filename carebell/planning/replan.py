@@ -39,7 +39,7 @@ from carebell import outbox
 from carebell.appointments.models import Appointment
 from carebell.core.channels import delivery_problem
 from carebell.core.reasons import Code, Reason, reason
-from carebell.core.vocab import KIND_CATEGORY, Channel, Kind
+from carebell.core.vocab import KIND_CATEGORY, Channel, EntityType, Kind
 from carebell.core.windows import DeliveryPolicy, zone_for
 from carebell.messaging.models import PENDING, AutomatedMessage, OutboxMessage
 from carebell.outbox import OutboxWriter
@@ -163,7 +163,8 @@ def _family_rows(site, patient_ids: set[int], rules, now) -> tuple[set[int], lis
     while True:
         appointments = Appointment.objects.filter(patient_id__in=sorted(family))
         about = Q(patient_id__in=sorted(family)) | Q(
-            subjects__entity_type="appointment", subjects__entity_id__in=appointments.values("id")
+            subjects__entity_type=EntityType.APPOINTMENT,
+            subjects__entity_id__in=appointments.values("id"),
         )
         rows = {r.id: r for r in _rows(_appointment_rows(site, rules, now).filter(about))}
         listed = {i for r in rows.values() for i in (r.entity_ids or [r.entity_id])}

@@ -13,7 +13,6 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import NamedTuple
 
 from django.db import IntegrityError, transaction
@@ -21,24 +20,25 @@ from django.db import IntegrityError, transaction
 from carebell import events, outbox
 from carebell.appointments.models import Appointment, CancellationRequest
 from carebell.core.cancellation import CancellationEffect, decide_cancellation
-from carebell.core.vocab import AppointmentStatus, CancellationMode, Channel, Kind
+from carebell.core.keywords import Intent
+from carebell.core.vocab import AppointmentStatus, CancellationMode, Channel, EntityType, Kind
 from carebell.inbox import notifications
 from carebell.messaging.models import InboundMessage
 from carebell.people.models import ContactPoint
 from carebell.sites.models import Site
 
+#: The intents an answer may carry, whether texted, a link's button or a key
+#: pressed (the words are `core.keywords`'; the intents are defined there once).
+ANSWERS = frozenset({Intent.CONFIRM, Intent.CANCEL})
 
-class Answer(StrEnum):
-    CONFIRM = "confirm"
-    CANCEL = "cancel"
 
-    @classmethod
-    def read(cls, value: str) -> Answer | None:
-        """The answer a form or key names, or None for anything else."""
-        try:
-            return cls(value)
-        except ValueError:
-            return None
+def read_answer(value: str) -> Intent | None:
+    """The answer a form or key names ("confirm", "cancel"), or None for anything else."""
+    try:
+        intent = Intent(value)
+    except ValueError:
+        return None
+    return intent if intent in ANSWERS else None
 
 
 class Answered(NamedTuple):
@@ -66,7 +66,7 @@ CANCELLED_BY_REQUEST = (AppointmentStatus.CANCEL_REQUESTED, AppointmentStatus.CA
 
 def answer_appointments(
     site: Site,
-    answer: Answer,
+    answer: Intent,
     appointment_ids: Iterable[int],
     *,
     via: str,
@@ -91,27 +91,27 @@ def answer_appointments(
         ]
 
 
-def _apply(site, appointment, answer: Answer, contact_id, *, via: str, now) -> Answered:
+def _apply(site, appointment, answer: Intent, contact_id, *, via: str, now) -> Answered:
     if _is_repeat(appointment, answer, contact_id):
         return _repeat(appointment, answer, contact_id)
-    if answer is Answer.CONFIRM:
+    if answer is Intent.CONFIRM:
         return Answered(appointment, confirm(appointment, now))
     kind = request_cancellation(site, appointment, via=via, now=now, contact_id=contact_id)
     return Answered(appointment, kind)
 
 
-def _is_repeat(appointment: Appointment, answer: Answer, contact_id: int | None) -> bool:
+def _is_repeat(appointment: Appointment, answer: Intent, contact_id: int | None) -> bool:
     """True when this answer from this contact is already in force."""
     status = AppointmentStatus(appointment.status)
-    if answer is Answer.CONFIRM:
+    if answer is Intent.CONFIRM:
         return status is AppointmentStatus.CONFIRMED
     request = _open_request(appointment, contact_id)
     return request is not None and (not request.accepted or status in CANCELLED_BY_REQUEST)
 
 
-def _repeat(appointment: Appointment, answer: Answer, contact_id: int | None) -> Answered:
+def _repeat(appointment: Appointment, answer: Intent, contact_id: int | None) -> Answered:
     """The reply a repeated answer gets: the one the first answer got."""
-    if answer is Answer.CONFIRM:
+    if answer is Intent.CONFIRM:
         return Answered(appointment, None, repeated=True)
     request = _open_request(appointment, contact_id)
     refused = request is not None and not request.accepted
@@ -144,7 +144,7 @@ def _contacts(appointments: list[Appointment], address: str):
     return [(a, by_patient.get(a.patient_id)) for a in appointments]
 
 
-def _record_key_press(site, key_press: KeyPress, answer: Answer, address: str, now) -> bool:
+def _record_key_press(site, key_press: KeyPress, answer: Intent, address: str, now) -> bool:
     """Keep the key press (SPEC §7.1: stored raw, once); False if its attempt already
     has one."""
     try:
@@ -206,7 +206,7 @@ def request_cancellation(
         appointment.status = AppointmentStatus.CANCEL_REQUESTED
     appointment.save(update_fields=["status", "cancelled_at", "updated_at"])
     if CancellationEffect.STOP_MESSAGES in effects:
-        outbox.cancel_pending_for("appointment", [appointment.id], decision.reasons, now)
+        outbox.cancel_pending_for(EntityType.APPOINTMENT, [appointment.id], decision.reasons, now)
     if CancellationEffect.EMIT_CANCELLATION_EVENT in effects:
         events.emit(site, "appointment.cancelled", {"appointment": appointment.external_id}, now)
     if CancellationEffect.NOTIFY_DEPARTMENT in effects:

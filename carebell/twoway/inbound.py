@@ -26,7 +26,7 @@ from carebell.appointments.models import Appointment
 from carebell.core.keywords import Intent, read_reply
 from carebell.core.placeholders import RenderContext, render
 from carebell.core.senders import is_service_sid, spelling_of
-from carebell.core.vocab import AppointmentStatus, Channel, Kind, OutboxStatus
+from carebell.core.vocab import AppointmentStatus, Channel, EntityType, Kind, OutboxStatus
 from carebell.formats.service import keyword_reply, quick_reply
 from carebell.inbox import conversations
 from carebell.messaging.models import InboundMessage, OutboxMessage
@@ -191,7 +191,7 @@ def _answer_open_request(site, conversation, intent, inbound, language, now) -> 
 def _answer(site, intent: Intent, appointment_ids: list[int], inbound, language, now) -> None:
     answered = answers.answer_appointments(
         site,
-        answers.Answer(intent.value),
+        intent,
         appointment_ids,
         via="sms",
         now=now,
@@ -206,7 +206,7 @@ def _answer(site, intent: Intent, appointment_ids: list[int], inbound, language,
                 now=now,
                 language=language,
                 patient_id=appointment.patient_id,
-                entity=("appointment", appointment.id),
+                entity=(EntityType.APPOINTMENT, appointment.id),
             )
 
 

@@ -15,7 +15,7 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from carebell.core.vocab import Channel
+from carebell.core.vocab import Channel, EntityType
 from carebell.dispatch import rendering
 from carebell.formats.service import quick_reply
 from carebell.messaging.models import DeliveryAttempt, OutboxMessage
@@ -82,8 +82,8 @@ def key_pressed(request: HttpRequest, attempt_id: int) -> HttpResponse:
     message = attempt.message
     language = message.language
     keypress = parse_keypress(request.POST, attempt_id)
-    answer = answers.Answer.read(keypress.action)
-    if answer is None or message.entity_type != "appointment":
+    answer = answers.read_answer(keypress.action)
+    if answer is None or message.entity_type != EntityType.APPOINTMENT:
         return HttpResponse(say_twiml(quick_reply("call_key_unknown", language), language), TWIML)
     answered = answers.answer_appointments(
         message.site,
@@ -109,7 +109,7 @@ def _spoken_reply(message: OutboxMessage, answered: list[answers.Answered]) -> s
         channel=Channel.CALL,
         kind=kinds[0],
         language=message.language,
-        entity_type="appointment",
+        entity_type=EntityType.APPOINTMENT,
         entity_id=message.entity_id,
         entity_ids=message.entity_ids,
     )

@@ -13,6 +13,7 @@ from django.utils import timezone
 from twilio.request_validator import RequestValidator
 
 from carebell.appointments.models import CancellationRequest
+from carebell.core.keywords import Intent
 from carebell.core.vocab import ContactPointKind, Kind
 from carebell.dispatch.rendering import signed_link
 from carebell.inbox.models import Conversation, StaffNotification
@@ -134,7 +135,7 @@ def test_each_contact_s_cancel_request_is_kept(site, family):
     now = timezone.now()
     for address in (PHONE, "+12025550143", PHONE):
         answers.answer_appointments(
-            site, answers.Answer.CANCEL, [appointment.id], via="sms", now=now, address=address
+            site, Intent.CANCEL, [appointment.id], via="sms", now=now, address=address
         )
     requests = CancellationRequest.objects.order_by("id").values_list("contact_id", flat=True)
     assert list(requests) == [parent.id, other.id]
@@ -143,7 +144,7 @@ def test_each_contact_s_cancel_request_is_kept(site, family):
 def test_a_cancel_after_staff_handled_the_request_is_a_new_request(site, family):
     child, _ = family
     appointment = factories.make_appointment(child)
-    cancel = answers.Answer.CANCEL
+    cancel = Intent.CANCEL
     now = timezone.now()
     answers.answer_appointments(site, cancel, [appointment.id], via="sms", now=now, address=PHONE)
     CancellationRequest.objects.update(handled_at=now)
@@ -157,7 +158,7 @@ def test_a_visit_confirmed_after_a_cancel_request_can_be_cancelled_again(site, f
     child, _ = family
     appointment = factories.make_appointment(child)
     now = timezone.now()
-    for answer in (answers.Answer.CANCEL, answers.Answer.CONFIRM, answers.Answer.CANCEL):
+    for answer in (Intent.CANCEL, Intent.CONFIRM, Intent.CANCEL):
         [done] = answers.answer_appointments(
             site, answer, [appointment.id], via="link", now=now, address=PHONE
         )
@@ -174,7 +175,7 @@ def test_a_late_cancel_repeated_is_refused_again_and_notifies_once(site, family)
     now = timezone.now()
     replies = [
         answers.answer_appointments(
-            site, answers.Answer.CANCEL, [appointment.id], via="sms", now=now, address=PHONE
+            site, Intent.CANCEL, [appointment.id], via="sms", now=now, address=PHONE
         )[0]
         for _ in range(3)
     ]

@@ -20,7 +20,7 @@ from django.views.decorators.http import require_http_methods
 
 from carebell import outbox
 from carebell.appointments.models import Appointment
-from carebell.core.vocab import AppointmentStatus, Channel, Kind
+from carebell.core.vocab import AppointmentStatus, Channel, EntityType, Kind
 from carebell.dispatch.rendering import LINK_SALT
 from carebell.messaging.models import OutboxMessage
 from carebell.sites.models import ReviewLink
@@ -80,7 +80,7 @@ def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
 def confirm(request: HttpRequest, token: str) -> HttpResponse:
     """Confirm or cancel one appointment, several, or all those the message listed."""
     message = _message("confirm", token)
-    if message is None or message.entity_type != "appointment":
+    if message is None or message.entity_type != EntityType.APPOINTMENT:
         return _invalid(request)
     now = timezone.now()
     appointments = _answerable(message, now)
@@ -112,7 +112,7 @@ def _answerable(message: OutboxMessage, now: dt.datetime) -> list[Appointment]:
 
 
 def _answer(request: HttpRequest, message: OutboxMessage, appointments, now) -> HttpResponse:
-    answer = answers.Answer.read(request.POST.get("answer", ""))
+    answer = answers.read_answer(request.POST.get("answer", ""))
     chosen = _chosen(request, appointments)
     if answer is None or not chosen:
         context = {"site": message.site, "no_visit": answer is not None}
