@@ -99,8 +99,9 @@ def test_front_desk_deletes_a_queued_message_and_reads_why_another_was_not_sent(
 
     page.click("nav >> text=Notifications")
     page.wait_for_selector("text=A patient cancelled a visit by text.")
-    page.click("text=Mark as read")
-    page.wait_for_selector("h1:has-text('Notifications')")
+    page.click("button:text-is('Mark as read')")
+    page.wait_for_selector(".note.unread", state="detached")
+    assert page.locator("nav .count").count() == 0
     shoot(page, "notifications")
     no_violations(page)
 
