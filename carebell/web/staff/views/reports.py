@@ -112,7 +112,7 @@ def bar_chart(key: str, title: str, desc: str, points, *, show=str) -> dict:
     values = [value for _day, value in points]
     top = max(values, default=0) or 1
     step = max(8, min(36, 640 // max(len(points), 1)))
-    every = max(1, len(points) // 10)
+    every = -(-52 // step)  # a date label needs about 52 units of width
     bars = []
     for index, (day, value) in enumerate(points):
         height = CHART_HEIGHT * float(value) / float(top)
@@ -170,6 +170,8 @@ def _sections(data: Figures) -> list[dict]:
                 (_("By kind"), [(KIND_LABELS.get(k, k), n) for k, n in data.totals_by(2)]),
                 (_("By status"), [(STATUS_LABELS.get(s, s), n) for s, n in data.totals_by(3)]),
             ],
+            "columns": [_("Messages")],
+            "rows": [(d, v) for d, v in per_day],
         },
         {
             "name": "delivery",
@@ -181,7 +183,8 @@ def _sections(data: Figures) -> list[dict]:
                                _("Delivered messages as a percentage of those sent to a provider."),
                                [(d, _rate(a, dl)) for d, a, dl in delivery],
                                show=lambda v: f"{v:g}%"),
-            "days": [(d, f"{_rate(a, dl):g}% ({dl}/{a})") for d, a, dl in delivery],
+            "columns": [_("Attempted"), _("Delivered"), _("Rate")],
+            "rows": [(d, a, dl, f"{_rate(a, dl):g}%" if a else "—") for d, a, dl in delivery],
         },
         {
             "name": "appointments",
@@ -194,9 +197,9 @@ def _sections(data: Figures) -> list[dict]:
             "chart": bar_chart("appointments", _("Confirmations per day"),
                                _("Appointments confirmed each day."),
                                [(d, v["confirmations"]) for d, v in appointments]),
-            "days": [(d, _("%(c)d confirmed, %(x)d cancelled, %(n)d no-shows") % {
-                "c": v["confirmations"], "x": v["cancellations"], "n": v["no_shows"]})
-                for d, v in appointments],
+            "columns": [_("Confirmed"), _("Cancelled"), _("No-shows")],
+            "rows": [(d, v["confirmations"], v["cancellations"], v["no_shows"])
+                     for d, v in appointments],
         },
         {
             "name": "opt_outs",
@@ -204,6 +207,8 @@ def _sections(data: Figures) -> list[dict]:
             "summary": _("%(count)d opt-outs.") % {"count": sum(v for _d, v in opt_outs)},
             "chart": bar_chart("opt_outs", _("Opt-outs per day"),
                                _("Numbers and addresses that asked to receive no more."), opt_outs),
+            "columns": [_("Opt-outs")],
+            "rows": opt_outs,
         },
         {
             "name": "sms",
@@ -212,7 +217,8 @@ def _sections(data: Figures) -> list[dict]:
             % {"segments": total_segments, "cost": data.cost(total_segments), "price": data.price},
             "chart": bar_chart("sms", _("SMS segments per day"),
                                _("Segments of the texts handed to a provider each day."), segments),
-            "days": [(d, f"{v} ({data.cost(v)})") for d, v in segments],
+            "columns": [_("Segments"), _("Cost")],
+            "rows": [(d, v, data.cost(v)) for d, v in segments],
         },
         {
             "name": "reasons",
