@@ -237,3 +237,12 @@ def test_the_csv_export_reads_rows_in_chunks(staff_of, site, monkeypatch):
 def test_the_queue_is_refused_to_someone_signed_out(client, site):
     response = client.get("/staff/queue/")
     assert response.status_code == 302 and "/staff/sign-in/" in response["Location"]
+
+
+def test_the_next_page_starts_from_the_index_not_from_the_first_row(site):
+    at = timezone.now()
+    rows = queue_view.after(OutboxMessage.objects.filter(site=site), (at, 7))
+    sql = str(rows.query)
+    # planned_at >= the cursor's time is a range the (site, planned_at) index starts
+    # from; the OR that breaks ties by id alone would be read row by row.
+    assert '"planned_at" >=' in sql

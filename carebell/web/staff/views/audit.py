@@ -94,7 +94,7 @@ def audit_log(request: HttpRequest) -> HttpResponse:
         rows = form.rows(request.site)
         if cursor:
             at, ident = cursor
-            rows = rows.filter(Q(at__lt=at) | Q(at=at, id__lt=ident))
+            rows = rows.filter(at__lte=at).filter(Q(at__lt=at) | Q(at=at, id__lt=ident))
         page = list(rows[: PAGE_SIZE + 1])
         if len(page) > PAGE_SIZE:
             page, last = page[:PAGE_SIZE], page[PAGE_SIZE - 1]

@@ -56,7 +56,9 @@ def notification_list(request: HttpRequest) -> HttpResponse:
     cursor = _cursor(request.GET.get("before", ""))
     if cursor:
         at, ident = cursor
-        notes = notes.filter(Q(created_at__lt=at) | Q(created_at=at, id__lt=ident))
+        notes = notes.filter(created_at__lte=at).filter(
+            Q(created_at__lt=at) | Q(created_at=at, id__lt=ident)
+        )
     page = list(notes[: PAGE_SIZE + 1])
     next_url = ""
     if len(page) > PAGE_SIZE:

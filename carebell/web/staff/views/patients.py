@@ -159,7 +159,8 @@ def parse_cursor(text: str) -> tuple[str, str, int] | None:
 
 def _after(rows, cursor: tuple[str, str, int]):
     last, first, ident = cursor
-    return rows.filter(
+    # last_name >= last lets the (site, last_name, first_name) index start there.
+    return rows.filter(last_name__gte=last).filter(
         Q(last_name__gt=last)
         | Q(last_name=last, first_name__gt=first)
         | Q(last_name=last, first_name=first, id__gt=ident)

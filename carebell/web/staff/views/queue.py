@@ -146,7 +146,12 @@ def after(rows, cursor: tuple[dt.datetime, int]):
     from django.db.models import Q
 
     at, ident = cursor
-    return rows.filter(Q(planned_at__gt=at) | Q(planned_at=at, id__gt=ident))
+    # The first condition is implied by the second; it is there because it is the one
+    # the (site, planned_at) index can start from (the OR alone is only a filter,
+    # read row by row from the start of the range).
+    return rows.filter(planned_at__gte=at).filter(
+        Q(planned_at__gt=at) | Q(planned_at=at, id__gt=ident)
+    )
 
 
 def _filtered(request: HttpRequest) -> QueueFilter:
