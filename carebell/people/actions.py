@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from carebell.audit import trail
 from carebell.core.reasons import Code, reason
-from carebell.core.vocab import Channel
+from carebell.core.vocab import Channel, PatientEvent
 from carebell.people.models import (
     ConsentRecord,
     Contact,
@@ -40,13 +40,30 @@ _CONSENT_FLAGS = {Channel.SMS: "consent_sms", Channel.CALL: "consent_call"}
 
 
 def save_patient(patient: Patient, *, by=None, source: str = "carebell", now=None) -> Patient:
-    """Create or change a patient (name, language, active flag, …)."""
-    return _save(patient, patient, by=by, source=source, now=now)
+    """Create or change a patient (name, language, active flag, …). A pharmacy
+    patient who now consents takes the site's patient defaults when the site applies
+    them on consent (SPEC §3.4)."""
+    previous = _previous(patient)
+    consents = patient.consented_at is not None and (
+        previous is None or previous.consented_at is None
+    )
+    with transaction.atomic():
+        _save(patient, patient, by=by, source=source, now=now)
+        if consents:
+            _apply_site_defaults(patient, PatientEvent.CONSENTED, by=by, source=source, now=now)
+    return patient
 
 
 def save_contact(contact: Contact, *, by=None, source: str = "carebell", now=None) -> Contact:
-    """Create or change a contact: authority, end date, position, language, zone …"""
-    return _save(contact, contact.patient, by=by, source=source, now=now)
+    """Create or change a contact: authority, end date, position, language, zone …
+    A pharmacy patient's first contact, when added, takes the site's patient defaults
+    if the site applies them when a patient is added (SPEC §3.4)."""
+    added = contact.pk is None and contact.position == 1
+    with transaction.atomic():
+        _save(contact, contact.patient, by=by, source=source, now=now)
+        if added:
+            _apply_site_defaults(contact.patient, PatientEvent.ADDED, by=by, source=source, now=now)
+    return contact
 
 
 def save_contact_point(
@@ -160,6 +177,38 @@ def apply_preferences(
             trail.record(by, "change", object_type="people.contactpreference",
                          site_id=site.pk, detail=detail, at=now)  # fmt: skip
     return counts
+
+
+def _apply_site_defaults(patient: Patient, event, *, by, source: str, now) -> None:
+    """The pharmacy's patient defaults, applied automatically at `event` when the
+    site's setting (on add, or only on consent) says so; a patient's own "no contact"
+    stays (carebell.core.defaults)."""
+    from carebell.core import defaults
+    from carebell.core.channels import ContactFacts
+    from carebell.core.vocab import Category, Preference, SiteKind
+    from carebell.sites.models import DeliverySettings
+
+    site = patient.site
+    settings = DeliverySettings.objects.filter(site=site).first()
+    if site.kind != SiteKind.PHARMACY or settings is None or not settings.patient_defaults:
+        return
+    apply_on = PatientEvent.CONSENTED if settings.apply_defaults_on_consent else PatientEvent.ADDED
+    if not defaults.applies_on(event, apply_on, consented=patient.consented_at is not None):
+        return
+    wanted = {
+        Category(c): Preference(v)
+        for c, v in settings.patient_defaults.items()
+        if c in Category._value2member_map_ and v in Preference._value2member_map_
+    }
+    changes = []
+    for contact in Contact.objects.filter(patient=patient, position=1):
+        rows = ContactPreference.objects.filter(contact=contact).values_list("category", "value")
+        facts = ContactFacts(contact.pk, patient.pk, 1, preferences={
+            Category(c): Preference(v or "") for c, v in rows
+        })  # fmt: skip
+        changes += defaults.pharmacy_changes(facts, wanted)
+    triples = [(ch.contact_id, ch.category, ch.new.value) for ch in changes]
+    apply_preferences(site, triples, by=by, source=source, now=now)
 
 
 # The shared steps --------------------------------------------------------------------
