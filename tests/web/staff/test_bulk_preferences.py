@@ -229,3 +229,20 @@ def test_apply_default_settings_ignores_a_foreign_next(pharmacy_admin, customers
         f"/staff/patients/{patient.pk}/apply-defaults/", {"next": "https://evil.example/"}
     )
     assert "evil.example" not in response["Location"]
+
+
+def test_the_patient_panel_offers_apply_default_settings_on_a_pharmacy(
+    pharmacy_staff, pharmacy_admin, customers
+):
+    save_defaults(pharmacy_admin, rx_ready="sms")
+    patient = customers["plain"].patient
+    page = pharmacy_admin.get(f"/staff/patients/{patient.pk}/").content.decode()
+    assert f"/staff/patients/{patient.pk}/apply-defaults/" in page
+    read_only = pharmacy_staff(READ_ONLY).get(f"/staff/patients/{patient.pk}/").content.decode()
+    assert "apply-defaults" not in read_only
+    response = pharmacy_admin.post(
+        f"/staff/patients/{patient.pk}/apply-defaults/",
+        {"next": f"/staff/patients/{patient.pk}/"},
+        follow=True,
+    )
+    assert "Ready for pickup: 1 contact" in response.content.decode()
