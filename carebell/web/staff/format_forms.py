@@ -22,7 +22,7 @@ class FormatFilterForm(forms.Form):
     channel = forms.ChoiceField(label=_("Method"), required=False)
     kind = forms.ChoiceField(label=_("Kind"), required=False)
     language = forms.ChoiceField(label=_("Language"), required=False)
-    subject = forms.CharField(label=_("Subject or name contains"), required=False, max_length=200)
+    subject = forms.CharField(label=_("Subject or name"), required=False, max_length=200)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

@@ -104,3 +104,27 @@ def test_the_reports_draw_their_charts(signed_in, live_server, site):
     assert page.locator("svg.chart rect.bar").count() == 5 * 14
     shoot(page, "reports")
     no_violations(page)
+
+
+def test_pharmacy_patient_defaults_update_all(page, live_server, pharmacy):
+    factories.make_staff(pharmacy, SYSTEM_ADMINISTRATOR, username="pat")
+    for n in range(2):
+        contact = factories.make_contact(factories.make_patient(pharmacy))
+        factories.add_point(contact, ContactPointKind.MOBILE, f"+1202555014{n}")
+    page.add_init_script(RECORD_VIOLATIONS)
+    page.set_viewport_size({"width": 1280, "height": 900})
+    sign_in(page, live_server, username="pat")
+    page.wait_for_selector("text=Today at")
+    page.goto(f"{live_server.url}/staff/preferences/")
+    page.select_option("#id_rx_ready", "email+sms")
+    page.select_option("#id_refill_reminder", "sms")
+    page.check("input[name=apply_on][value=consent]")
+    page.click("text=Save defaults")
+    page.wait_for_selector("text=Patient defaults saved.")
+    page.click("text=Count the changes")
+    page.wait_for_selector("text=Apply 4 changes")
+    shoot(page, "patient-defaults")
+    page.click("text=Apply 4 changes")
+    page.wait_for_selector("text=Ready for pickup: 2 contacts")
+    assert ContactPreference.objects.filter(value="email+sms").count() == 2
+    no_violations(page)

@@ -20,8 +20,10 @@ from carebell.messaging.models import MessageTemplate
 from carebell.sites import access
 from carebell.web.staff import guard
 from carebell.web.staff.format_forms import FormatFilterForm, FormatForm, PreviewForm
+from carebell.web.staff.forms import CHANNELS
 
 EDIT = "manage_templates"
+CHANNEL_LABELS = dict(CHANNELS)
 
 
 def _formats(request: HttpRequest):
@@ -31,7 +33,11 @@ def _formats(request: HttpRequest):
 @guard.requires("view_automated_messages")
 def format_list(request: HttpRequest) -> HttpResponse:
     filters = FormatFilterForm(request.GET or None)
-    formats = filters.filter(_formats(request)).order_by("kind", "channel", "language", "name")
+    formats = list(
+        filters.filter(_formats(request)).order_by("kind", "channel", "language", "name")
+    )
+    for template in formats:
+        template.channel_label = CHANNEL_LABELS.get(template.channel, template.channel)
     context = {"filters": filters, "formats": formats, "editable": guard.can(request, EDIT)}
     return render(request, "staff/format_list.html", context)
 
