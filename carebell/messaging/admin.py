@@ -6,12 +6,14 @@ everything that records what happened to a message are read-only here.
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin
 from django.utils import timezone
 
 from carebell import outbox
 from carebell.audit import trail as audit_trail
 from carebell.core.reasons import Code, reason
+from carebell.formats.service import save_format
 from carebell.messaging.models import (
     AutomatedMessage,
     DeliveryAttempt,
@@ -35,8 +37,16 @@ from carebell.sites.admin_scoping import (
 _QUEUE = "sites.view_queue"
 
 
+class MessageTemplateForm(forms.ModelForm):
+    def _get_validation_exclusions(self):
+        # one_template_in_use is kept by formats.service.save_format, which hands the
+        # flag over from the format in use instead of refusing a second one.
+        return {*super()._get_validation_exclusions(), "site"}
+
+
 @admin.register(MessageTemplate)
 class MessageTemplateAdmin(ScopedAdmin):
+    form = MessageTemplateForm
     list_display = ("name", "kind", "channel", "language", "site", "in_use", "is_default")
     list_filter = ("kind", "channel", "language", "in_use", "is_default", SITE_FILTER)
     search_fields = ("name", "subject", "body")
@@ -44,6 +54,9 @@ class MessageTemplateAdmin(ScopedAdmin):
     staff_view_permission = "sites.manage_templates"
     staff_change_permission = "sites.manage_templates"
     actions = ("restore_default",)
+
+    def save_model(self, request, obj, form, change) -> None:
+        save_format(obj, by=request.user)
 
     @admin.action(description="Restore carebell's default text", permissions=["change"])
     def restore_default(self, request, queryset) -> None:

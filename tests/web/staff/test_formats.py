@@ -238,3 +238,16 @@ def test_front_desk_sees_no_edit_buttons(staff_of, reminder_format):
     page = staff_of(FRONT_DESK).get(f"/staff/formats/{reminder_format.pk}/").content.decode()
     assert 'name="save"' not in page and "formats.js" not in page
     assert staff_of(READ_ONLY).get("/staff/formats/").status_code == 200
+
+
+def test_the_admin_adds_a_second_format_in_use_without_a_constraint_error(
+    admin_client, reminder_format, site
+):
+    from django.urls import reverse
+
+    data = {**editor_data(), "site": site.pk}
+    response = admin_client.post(reverse("admin:messaging_messagetemplate_add"), data)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    reminder_format.refresh_from_db()
+    assert not reminder_format.in_use
+    assert MessageTemplate.objects.get(name="Second reminder").in_use
