@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from carebell.inbox.models import Conversation, QuickResponse, StaffNotification
+from carebell.inbox.models import (
+    Conversation,
+    NotificationRead,
+    QuickResponse,
+    StaffNotification,
+)
 from carebell.sites.admin_scoping import SITE_FILTER, ScopedAdmin
 
 _INBOX = "sites.work_inbox"
@@ -47,3 +52,11 @@ class StaffNotificationAdmin(InboxAdmin):
     search_fields = ("kind", "text")
     list_select_related = ("site", "department")
     date_hierarchy = "created_at"
+
+
+@admin.register(NotificationRead)
+class NotificationReadAdmin(InboxAdmin):
+    site_path = "notification__site"
+    list_display = ("notification", "user", "read_at")
+    search_fields = ("user__username",)
+    list_select_related = ("notification", "user")

@@ -8,7 +8,12 @@ from django.utils import timezone
 
 from carebell.appointments.models import Appointment, CancellationRequest
 from carebell.audit.models import AuditEvent
-from carebell.inbox.models import Conversation, QuickResponse, StaffNotification
+from carebell.inbox.models import (
+    Conversation,
+    NotificationRead,
+    QuickResponse,
+    StaffNotification,
+)
 from carebell.messaging.models import (
     DeliveryAttempt,
     InboundMessage,
@@ -78,9 +83,11 @@ def every_model(db):
     PlannerLease.objects.create(name="daily", holder="test", expires_at=now)
     QuickResponse.objects.create(site=site, name="Thanks", body="Thank you!")
     SiteSenderNumber.objects.create(site=site, number="+12125550142")
-    StaffNotification.objects.create(
+    notification = StaffNotification.objects.create(
         site=site, kind="cancelled", text="A visit was cancelled", created_at=now
     )
+    reader = User.objects.create_user("notification-reader")
+    NotificationRead.objects.create(notification=notification, user=reader, read_at=now)
     AuditEvent.objects.create(
         at=now, actor_label="system", action="view", object_type="patient", site_id=site.id
     )
