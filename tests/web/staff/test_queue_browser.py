@@ -76,6 +76,10 @@ def test_front_desk_deletes_a_queued_message_and_reads_why_another_was_not_sent(
     pending = clinic["pending"]
     page.wait_for_selector(f"#pick-{pending.pk}")
     shoot(page, "queue")
+    page.emulate_media(media="print")
+    assert not page.is_visible("form.filters") and not page.is_visible("header.top")
+    shoot(page, "queue-print")
+    page.emulate_media(media="screen")
     page.check(f"#pick-{pending.pk}")
     page.click("text=Delete selected pending messages")
     page.wait_for_selector("text=1 message deleted from the queue.")
