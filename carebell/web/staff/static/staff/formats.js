@@ -85,7 +85,7 @@
   function refresh() {
     var ticket = ++latest;
     var data = new FormData(form);
-    if (state) { state.textContent = "Updating…"; }
+    if (state) { state.textContent = state.getAttribute("data-updating") || ""; }
     fetch(form.getAttribute("data-preview-url"), {
       method: "POST",
       body: data,
@@ -99,7 +99,7 @@
       render(json);
       if (state) { state.textContent = ""; }
     }).catch(function () {
-      if (state && ticket === latest) { state.textContent = "Preview unavailable; use Save to check."; }
+      if (state && ticket === latest) { state.textContent = state.getAttribute("data-unavailable") || ""; }
     });
   }
 
