@@ -19,7 +19,7 @@ import time
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as clock
 
-from carebell.core.channels import ContactFacts, ContactPointFacts, choose_channels
+from carebell.core.channels import ChannelChooser, ContactFacts, ContactPointFacts
 from carebell.core.timing import AppointmentFacts, Offset, plan_appointment_message
 from carebell.core.vocab import Category, Channel, Kind, OffsetUnit, Preference, Weekday
 from carebell.core.windows import DeliveryPolicy, DeliverySettings, TimeWindow, zone_for
@@ -103,11 +103,11 @@ def decide(work: dict[DeliveryPolicy, list]) -> tuple[int, int]:
     every rule's kind, then the timing of each chosen channel."""
     decisions = planned = 0
     for policy, rows in work.items():
-        settings = policy.settings
+        chooser = ChannelChooser(policy.settings, [kind for kind, _ in RULES])
         for appt, contact, zone in rows:
+            choices = chooser.choose(contact, TODAY)
             for kind, offset in RULES:
-                choice = choose_channels(contact, kind, settings, TODAY)
-                for delivery in choice.deliveries:
+                for delivery in choices[kind].deliveries:
                     plan = plan_appointment_message(
                         policy, delivery.channel, appt, offset, NOW, zone
                     )

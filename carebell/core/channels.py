@@ -121,6 +121,7 @@ _LADDER_USED = _per_channel(lambda c: Code.LADDER_STEP_USED)
 _NO_PREFERENCE = {c: reason(Code.NO_PREFERENCE, category=c) for c in Category}
 _PREFERENCE_NONE = {c: reason(Code.PREFERENCE_NONE, category=c) for c in Category}
 _AUTHORITY_REASON = reason(Code.CONTACT_AUTHORITY_NONE)
+_KIND_SPECIFIC = frozenset({Code.CHANNEL_DISABLED_FOR_KIND, Code.KIND_DISABLED})
 
 
 def point_problem(
@@ -205,6 +206,44 @@ def _choose(contact, kind, category, enabled, settings, today) -> ContactChoice:
     if _PREF_LADDER[pref]:
         return _climb(contact, kind, channels, enabled, settings)
     return _each(contact, kind, channels, enabled, settings)
+
+
+class ChannelChooser:
+    """`choose_channels` for one site and a fixed list of kinds (a site's rules),
+    compiled once: kinds of one category with the same enabled channels share one
+    decision per contact. The rules benchmark measures it; the planner itself still
+    chooses per patient and kind through `plan_recipients`."""
+
+    __slots__ = ("_groups", "kinds", "settings")
+
+    def __init__(self, settings: DeliverySettings, kinds: Iterable[Kind]) -> None:
+        self.settings = settings
+        self.kinds = tuple(dict.fromkeys(kinds))
+        groups: dict[tuple, list[Kind]] = {}
+        for kind in self.kinds:
+            category = KIND_CATEGORY.get(kind)
+            if category is None:
+                raise ValueError(f"{kind} is not governed by preferences")
+            enabled = settings.kind_channels.get(kind, ALL_CHANNELS)
+            groups.setdefault((category, enabled), []).append(kind)
+        self._groups = tuple((c, e, tuple(ks)) for (c, e), ks in groups.items())
+
+    def choose(self, contact: ContactFacts, today: date) -> dict[Kind, ContactChoice]:
+        """The decision for `contact` for each of the chooser's kinds."""
+        out: dict[Kind, ContactChoice] = {}
+        settings = self.settings
+        for category, enabled, kinds in self._groups:
+            choice = _choose(contact, kinds[0], category, enabled, settings, today)
+            if len(kinds) == 1 or not (choice.reasons and _names_kind(choice.reasons)):
+                out.update(dict.fromkeys(kinds, choice))
+                continue
+            for kind in kinds:
+                out[kind] = _choose(contact, kind, category, enabled, settings, today)
+        return out
+
+
+def _names_kind(reasons: tuple[Reason, ...]) -> bool:
+    return any(r.code in _KIND_SPECIFIC for r in reasons)
 
 
 def _single(contact: ContactFacts, channel: Channel, settings: DeliverySettings) -> ContactChoice:

@@ -3,6 +3,7 @@ from datetime import date
 import pytest
 
 from carebell.core.channels import (
+    ChannelChooser,
     ContactFacts,
     ContactPointFacts,
     Delivery,
@@ -177,3 +178,27 @@ def test_a_second_contact_set_to_no_contact_is_left_out():
     second = contact(Preference.NONE, contact_id="b", position=2)
     choices = plan_recipients([first, second], Kind.APPT_REMINDER, OPEN, TODAY)
     assert [c.eligible for c in choices] == [True, False]
+
+
+def test_a_chooser_decides_once_for_kinds_of_one_category():
+    chooser = ChannelChooser(OPEN, [Kind.APPT_CONFIRMATION, Kind.APPT_REMINDER])
+    choices = chooser.choose(contact(Preference.EMAIL_OR_SMS, email=None), TODAY)
+    assert choices[Kind.APPT_CONFIRMATION] is choices[Kind.APPT_REMINDER]
+    assert channels(choices[Kind.APPT_REMINDER]) == [Channel.SMS]
+
+
+def test_a_chooser_names_the_right_kind_when_a_channel_is_disabled_for_it():
+    s = DeliverySettings(kind_channels={Kind.REFILL_DUE: frozenset({Channel.SMS})})
+    kinds = [Kind.REFILL_DUE, Kind.REFILL_PAST_DUE]
+    c = contact(Preference.EMAIL_AND_SMS, category=Category.REFILL_REMINDER)
+    choices = ChannelChooser(s, kinds).choose(c, TODAY)
+    assert channels(choices[Kind.REFILL_DUE]) == [Channel.SMS]
+    assert choices[Kind.REFILL_DUE].reasons[0].param("kind") == "refill_due"
+    assert channels(choices[Kind.REFILL_PAST_DUE]) == [Channel.EMAIL, Channel.SMS]
+
+
+def test_a_chooser_agrees_with_choose_channels():
+    kinds = [Kind.APPT_REMINDER, Kind.BIRTHDAY, Kind.RX_READY]
+    c = contact(Preference.SMS_OR_CALL, home=HOME)
+    choices = ChannelChooser(OPEN, kinds).choose(c, TODAY)
+    assert choices == {k: choose_channels(c, k, OPEN, TODAY) for k in kinds}
