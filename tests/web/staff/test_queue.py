@@ -246,3 +246,13 @@ def test_the_next_page_starts_from_the_index_not_from_the_first_row(site):
     # planned_at >= the cursor's time is a range the (site, planned_at) index starts
     # from; the OR that breaks ties by id alone would be read row by row.
     assert '"planned_at" >=' in sql
+
+
+def test_the_entity_filter_offers_every_entity_type_of_the_vocabulary(staff_of, site):
+    from carebell.core.vocab import EntityType
+
+    message(site, entity_type="recall", entity_name="Due Recall")
+    form = staff_of(READ_ONLY).get("/staff/queue/", {"entity": "recall"}).context["form"]
+    offered = {value for value, _label in form.fields["entity"].choices if value}
+    assert offered == {e.value for e in EntityType}
+    assert form.is_valid()

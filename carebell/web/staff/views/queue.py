@@ -22,7 +22,7 @@ from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.http import require_POST
 
 from carebell.audit import trail
-from carebell.core.vocab import Channel, Kind, OutboxStatus
+from carebell.core.vocab import Channel, EntityType, Kind, OutboxStatus
 from carebell.messaging.models import PENDING, DeliveryAttempt, OutboxMessage, ProviderEvent
 from carebell.sites import access
 from carebell.web.staff import engine, guard
@@ -31,12 +31,15 @@ from carebell.web.staff.templatetags.staff import KIND_LABELS, STATUS_LABELS
 PAGE_SIZE = 50
 EXPORT_CHUNK = 2000
 MAX_SELECTED = 500
-ENTITY_TYPES = [
-    ("patient", gettext_lazy("Patient")),
-    ("appointment", gettext_lazy("Appointment")),
-    ("prescription", gettext_lazy("Prescription")),
-    ("fill", gettext_lazy("Fill")),
-]
+ENTITY_LABELS = {
+    EntityType.APPOINTMENT: gettext_lazy("Appointment"),
+    EntityType.PRESCRIPTION: gettext_lazy("Prescription"),
+    EntityType.FILL: gettext_lazy("Fill"),
+    EntityType.RECALL: gettext_lazy("Recall"),
+    EntityType.PATIENT: gettext_lazy("Patient"),
+    EntityType.STAFF_NOTIFICATION: gettext_lazy("Staff notification"),
+}
+ENTITY_TYPES = [(e.value, ENTITY_LABELS.get(e, e.value)) for e in EntityType]
 LIST_FIELDS = (
     "id",
     "planned_at",
