@@ -77,9 +77,9 @@ class SmsCaps:
         found = self.history.get(key, ())
         # Its own stored row is not a rival: re-planning must reach the same answer.
         # Commonly there is nothing else: the patient's first text, or its own row.
-        if len(found) == 1 and found[0][2] == own:
+        if len(found) == 1 and found[0][_KEY] == own:
             found = ()
-        rivals = tuple(t for t in found if t[2] != own) if found else ()
+        rivals = tuple(t for t in found if t[_KEY] != own) if found else ()
         if rivals:
             _follow(d, [_record(t) for t in rivals], zone or policy.zone, policy, zone)
         if d.planned_at is None:
@@ -89,9 +89,16 @@ class SmsCaps:
 
     def _remember(self, key: tuple[int, str], text: tuple) -> None:
         found = self.history.get(key, ())
-        if text[2] is not None:
-            found = tuple(t for t in found if t[2] != text[2])
+        if text[_KEY] is not None:
+            found = tuple(t for t in found if t[_KEY] != text[_KEY])
         self.history[key] = (*found, text)
+
+
+#: Where a ledger text (at, kind, dedupe key, pending, entity type, entity id) holds
+#: its dedupe key. Texts stay plain tuples: the ledger keeps one per text for a whole
+#: pass, and the garbage collector stops tracking a plain tuple of plain values (a
+#: NamedTuple subclass it walks on every full collection).
+_KEY = 2
 
 
 def _record(text: tuple) -> SmsRecord:
