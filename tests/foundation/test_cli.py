@@ -8,6 +8,7 @@ import io
 import os
 import subprocess
 import sys
+import tempfile
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -19,10 +20,12 @@ from carebell.cli import development_defaults
 UNREACHABLE = "postgres://postgres@127.0.0.1:1/x"
 
 
-def run_carebell(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+def run_carebell(
+    env: dict[str, str], *args: str, as_user: list[str] | None = None
+) -> subprocess.CompletedProcess:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("CAREBELL_")}
     return subprocess.run(
-        [sys.executable, "-m", "carebell", *args],
+        [*(as_user or []), sys.executable, "-m", "carebell", *args],
         env={**clean, **env},
         capture_output=True,
         text=True,
@@ -59,13 +62,17 @@ def test_a_data_dir_beneath_a_file_stops_start_up_with_one_line(tmp_path):
 
 
 @pytest.mark.real_clock
-@pytest.mark.skipif(os.geteuid() == 0, reason="root may write to a read-only directory")
-def test_a_read_only_data_dir_stops_start_up_with_one_line(tmp_path):
-    tmp_path.chmod(0o555)
+def test_a_read_only_data_dir_stops_start_up_with_one_line():
+    # Root writes through a read-only mode, so as root the command runs as nobody
+    # (setpriv, util-linux); the folder sits in /tmp so nobody can reach it.
+    as_user = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    folder = tempfile.mkdtemp(prefix="carebell-ro-")
+    os.chmod(folder, 0o555)  # noqa: S103 -- readable by the command, writable by none
     try:
-        result = run_carebell({"CAREBELL_DEBUG": "1", "CAREBELL_DATA_DIR": str(tmp_path)}, "check")
+        env = {"CAREBELL_DEBUG": "1", "CAREBELL_DATA_DIR": folder}
+        result = run_carebell(env, "check", as_user=as_user if os.geteuid() == 0 else None)
     finally:
-        tmp_path.chmod(0o755)
+        os.rmdir(folder)
     assert result.returncode == 2
     assert "not writable" in one_line(result)
 
