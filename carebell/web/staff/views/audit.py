@@ -17,6 +17,7 @@ from django.utils.translation import gettext_lazy
 from carebell.audit import trail
 from carebell.audit.models import AuditEvent
 from carebell.web.staff import guard
+from carebell.web.staff.cursors import make_cursor, parse_cursor
 
 PAGE_SIZE = 50
 ACTIONS = ["view", "list", "export", "create", "change", "delete", "cancel", "sign_in_failed"]
@@ -73,21 +74,12 @@ class AuditFilter(forms.Form):
         return {name: self.data[name] for name in self.fields if self.data.get(name)}
 
 
-def _cursor(text: str) -> tuple[dt.datetime, int] | None:
-    when, _sep, ident = (text or "").partition("~")
-    try:
-        at = dt.datetime.fromisoformat(when)
-        return (at, int(ident)) if at.tzinfo is not None else None
-    except ValueError:
-        return None
-
-
 @guard.requires("view_audit")
 def audit_log(request: HttpRequest) -> HttpResponse:
     form = AuditFilter(request.GET)
     page, next_url, cursor_error = [], "", ""
     text = request.GET.get("before", "")
-    cursor = _cursor(text) if text else None
+    cursor = parse_cursor(text) if text else None
     if text and cursor is None:
         cursor_error = _("That page link is not valid any more; showing the first page.")
     if form.is_valid():
@@ -98,7 +90,7 @@ def audit_log(request: HttpRequest) -> HttpResponse:
         page = list(rows[: PAGE_SIZE + 1])
         if len(page) > PAGE_SIZE:
             page, last = page[:PAGE_SIZE], page[PAGE_SIZE - 1]
-            before = f"{last.at.isoformat()}~{last.pk}"
+            before = make_cursor(last.at, last.pk)
             next_url = "?" + urlencode({**form.query(), "before": before})
     trail.record(
         request.user,

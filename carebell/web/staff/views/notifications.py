@@ -4,7 +4,6 @@ marked read per person. Needs work_inbox."""
 
 from __future__ import annotations
 
-import datetime as dt
 from urllib.parse import urlencode
 
 from django.contrib import messages
@@ -19,6 +18,7 @@ from carebell.audit import trail
 from carebell.inbox.models import NotificationRead, StaffNotification
 from carebell.sites import access
 from carebell.web.staff import guard
+from carebell.web.staff.cursors import make_cursor, parse_cursor
 
 PAGE_SIZE = 50
 #: The header counts unread notifications up to here ("99+" beyond).
@@ -38,22 +38,13 @@ def unread_count(user, site) -> int:
     return len(unread)
 
 
-def _cursor(text: str) -> tuple[dt.datetime, int] | None:
-    when, _sep, ident = (text or "").partition("~")
-    try:
-        at = dt.datetime.fromisoformat(when)
-        return (at, int(ident)) if at.tzinfo is not None else None
-    except ValueError:
-        return None
-
-
 @guard.requires("work_inbox")
 def notification_list(request: HttpRequest) -> HttpResponse:
     notes = _notes(request.site, request.user).order_by("-created_at", "-id")
     only_unread = request.GET.get("show") == "unread"
     if only_unread:
         notes = notes.filter(is_read=False)
-    cursor = _cursor(request.GET.get("before", ""))
+    cursor = parse_cursor(request.GET.get("before", ""))
     if cursor:
         at, ident = cursor
         notes = notes.filter(created_at__lte=at).filter(
@@ -63,7 +54,7 @@ def notification_list(request: HttpRequest) -> HttpResponse:
     next_url = ""
     if len(page) > PAGE_SIZE:
         page, last = page[:PAGE_SIZE], page[PAGE_SIZE - 1]
-        query = {"before": f"{last.created_at.isoformat()}~{last.pk}"}
+        query = {"before": make_cursor(last.created_at, last.pk)}
         next_url = "?" + urlencode({**query, **({"show": "unread"} if only_unread else {})})
     trail.record(
         request.user,

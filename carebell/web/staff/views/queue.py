@@ -26,6 +26,7 @@ from carebell.core.vocab import Channel, EntityType, Kind, OutboxStatus
 from carebell.messaging.models import PENDING, DeliveryAttempt, OutboxMessage, ProviderEvent
 from carebell.sites import access
 from carebell.web.staff import engine, guard
+from carebell.web.staff.cursors import make_cursor, parse_cursor
 from carebell.web.staff.templatetags.staff import KIND_LABELS, STATUS_LABELS
 
 PAGE_SIZE = 50
@@ -131,20 +132,6 @@ def _local_midnight(site, day: dt.date) -> dt.datetime:
     return dt.datetime.combine(day, dt.time(0), tzinfo=site.zone)
 
 
-def parse_cursor(text: str) -> tuple[dt.datetime, int] | None:
-    """'<ISO instant>~<id>' → (planned_at, id); None for anything else."""
-    when, _sep, ident = (text or "").partition("~")
-    try:
-        at = dt.datetime.fromisoformat(when)
-        return (at, int(ident)) if at.tzinfo is not None else None
-    except ValueError:
-        return None
-
-
-def make_cursor(message) -> str:
-    return f"{message.planned_at.astimezone(dt.UTC).isoformat()}~{message.pk}"
-
-
 def after(rows, cursor: tuple[dt.datetime, int]):
     """Rows strictly after (planned_at, id): the keyset step, one index range."""
     from django.db.models import Q
@@ -181,7 +168,7 @@ def queue(request: HttpRequest) -> HttpResponse:
         page = list(rows[: PAGE_SIZE + 1])
         if len(page) > PAGE_SIZE:
             page = page[:PAGE_SIZE]
-            next_cursor = make_cursor(page[-1])
+            next_cursor = make_cursor(page[-1].planned_at, page[-1].pk)
     _label_rows(page, request.site.zone)
     trail.record(
         request.user,
