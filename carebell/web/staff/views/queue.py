@@ -289,19 +289,8 @@ class _Echo:
 def _csv_lines(rows, zone):
     writer = csv.writer(_Echo())
     yield writer.writerow(CSV_HEADER)
-    columns = (
-        "id",
-        "planned_at",
-        "channel",
-        "kind",
-        "priority",
-        "entity_type",
-        "entity_name",
-        "status",
-        "block_reason",
-        "attempts",
-        "to_address",
-    )
+    # The list's columns but the patient's id, which the export leaves out.
+    columns = [name for name in LIST_FIELDS if name != "patient_id"]
     for row in rows.values_list(*columns).iterator(chunk_size=EXPORT_CHUNK):
         ident, planned_at, *rest = row
         local = planned_at.astimezone(zone).strftime("%Y-%m-%d %H:%M")
