@@ -84,6 +84,11 @@ INSTALLED_APPS = [
     "carebell.audit",
     "carebell.formats",
     "carebell.providers",
+    "carebell.interop.hl7",
+    "carebell.interop.fhir",
+    "carebell.interop.csv",
+    "carebell.api",
+    "carebell.outbound",
     "carebell.demo",
     # axes before carebell.web, whose audit of a failed sign-in reads axes's verdict.
     "axes",

@@ -1,7 +1,10 @@
 """The one way in for changes to appointments.
 
-Every door — the admin, an HL7 feed, the API — calls these after saving an
-appointment; each replans its messages in the same transaction (SPEC §5.1).
+Every door — the staff app, an HL7 feed, FHIR, a CSV import, the API — calls
+`save_appointment`, never `save()`: it validates (a ValidationError changes
+nothing), saves, replans the appointment's messages in the same transaction (SPEC
+§5.1) and audits the change with the staff member or the feed as actor. The admin
+saves through its form and calls `appointment_saved`.
 """
 
 from __future__ import annotations
@@ -9,11 +12,31 @@ from __future__ import annotations
 import datetime as dt
 
 from django.db import transaction
+from django.utils import timezone
 
 from carebell import outbox
+from carebell.audit import trail
 from carebell.core.reasons import Code, Reason, reason
 from carebell.core.vocab import AppointmentStatus, EntityType
 from carebell.messaging.models import PENDING, AutomatedMessage, OutboxMessage
+
+
+def save_appointment(appointment, *, by=None, source: str = "carebell", now=None):
+    """Create or change an appointment (time, status, type, provider, location …) and
+    replan its messages. `by` is the staff member, or None with `source` naming the
+    feed. Returns the appointment."""
+    now = now or timezone.now()
+    appointment.full_clean()
+    with transaction.atomic():
+        previous = _previous(appointment)
+        appointment.save()
+        appointment_saved(appointment, previous, now=now)
+        trail.record_save(by, source, appointment, previous, now)
+    return appointment
+
+
+def _previous(obj):
+    return type(obj).objects.filter(pk=obj.pk).first() if obj.pk else None
 
 
 def appointment_saved(appointment, previous, *, now: dt.datetime) -> int:

@@ -71,6 +71,20 @@ def record(
     )
 
 
+_NOT_COMPARED = frozenset({"id", "created_at", "updated_at"})
+
+
+def record_save(by, source: str, obj, previous, now: dt.datetime) -> AuditEvent:
+    """Audit a create (`previous` None) or change of `obj` by an entry point: the
+    names of the fields that changed, never their values (they are patient data).
+    `by` is the staff member, or None with `source` naming the feed or import."""
+    names = [f.attname for f in obj._meta.concrete_fields if f.attname not in _NOT_COMPARED]
+    if previous is not None:
+        names = [n for n in names if getattr(obj, n) != getattr(previous, n)]
+    detail = {"fields": names} if by is not None else {"fields": names, "system": source}
+    return record(by, "create" if previous is None else "change", obj, detail=detail, at=now)
+
+
 SIGN_IN_FAILED = "sign_in_failed"
 
 

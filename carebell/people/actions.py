@@ -30,7 +30,6 @@ from carebell.people.models import (
     Patient,
 )
 
-_NOT_COMPARED = frozenset({"id", "created_at", "updated_at"})
 _OPT_OUT_FLAGS = {
     Channel.SMS: "opted_out_sms",
     Channel.CALL: "opted_out_call",
@@ -92,7 +91,7 @@ def save_contact_point(
         for channel, opted_out in toggled.items():
             _staff_opt_out(site_id, point.value, channel, opted_out, now)
         _replan(contact.patient, now)
-        _audit(by, source, point, previous, now)
+        trail.record_save(by, source, point, previous, now)
     return point
 
 
@@ -221,7 +220,7 @@ def _save(obj: Model, patient: Patient, *, by, source: str, now: dt.datetime | N
         previous = _previous(obj)
         obj.save()
         _replan(patient, now)
-        _audit(by, source, obj, previous, now)
+        trail.record_save(by, source, obj, previous, now)
     return obj
 
 
@@ -250,14 +249,6 @@ def _replan(patient: Patient, now: dt.datetime) -> None:
     from carebell.planning.replan import replan_patients
 
     replan_patients(patient.site, [patient.pk], now=now, why=reason(Code.RECIPIENT_CHANGED))
-
-
-def _audit(by, source: str, obj: Model, previous, now: dt.datetime) -> None:
-    names = [f.attname for f in obj._meta.concrete_fields if f.attname not in _NOT_COMPARED]
-    if previous is not None:
-        names = [n for n in names if getattr(obj, n) != getattr(previous, n)]
-    detail = {"fields": names} if by is not None else {"fields": names, "system": source}
-    trail.record(by, "create" if previous is None else "change", obj, detail=detail, at=now)
 
 
 def _take_address_state(point: ContactPoint, site_id: int, previous) -> None:

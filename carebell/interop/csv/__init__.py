@@ -1,0 +1,1 @@
+"""CSV import of patients, contacts, appointments, prescriptions and fills."""

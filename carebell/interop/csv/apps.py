@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class CsvImportConfig(AppConfig):
+    name = "carebell.interop.csv"
+    label = "interop_csv"

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class FhirConfig(AppConfig):
+    name = "carebell.interop.fhir"
+    label = "interop_fhir"

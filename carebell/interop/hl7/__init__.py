@@ -1,0 +1,1 @@
+"""HL7 v2 in: MLLP listener and batch files (SIU, ADT, RDE, RDS)."""

@@ -1,0 +1,1 @@
+"""Signed outbound events (Standard Webhooks) to the source systems' endpoints."""

@@ -1,0 +1,125 @@
+"""The one way in for appointments, prescriptions and fills: every door (the staff
+app, HL7, FHIR, CSV, the API) saves through these, so each change is validated,
+replanned in its transaction and audited with its actor."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.utils import timezone
+
+from carebell.appointments.actions import save_appointment
+from carebell.appointments.models import Appointment
+from carebell.audit.models import AuditEvent
+from carebell.core.vocab import Kind, OutboxStatus
+from carebell.messaging.models import OutboxMessage
+from carebell.pharmacy.actions import save_fill, save_prescription
+from carebell.pharmacy.models import Prescription
+from tests import factories
+from tests.messaging.engine_setup import enable, family
+
+pytestmark = pytest.mark.django_db
+
+
+def test_a_new_appointment_is_planned_and_audited_with_its_feed(site):
+    enable(site, Kind.APPT_REMINDER, [{"days": 1}])
+    [(child, _parent, existing)] = family(site)
+    existing.delete()
+    appointment = Appointment(
+        site=site,
+        patient=child,
+        source="hl7",
+        external_id="SIU-1",
+        starts_at=timezone.now() + dt.timedelta(days=5),
+    )
+    save_appointment(appointment, source="hl7")
+    assert OutboxMessage.objects.filter(entity_id=appointment.id).count() == 1
+    event = AuditEvent.objects.get(object_type="appointments.appointment")
+    assert (event.action, event.actor_label) == ("create", "hl7")
+    assert "starts_at" in event.detail["fields"]
+
+
+def test_moving_an_appointment_replans_and_audits_only_the_changed_fields(site):
+    enable(site, Kind.APPT_REMINDER, [{"days": 1}])
+    [(child, _parent, existing)] = family(site)
+    existing.delete()
+    appointment = Appointment(
+        site=site, patient=child, external_id="F-1", starts_at=timezone.now() + dt.timedelta(days=5)
+    )
+    save_appointment(appointment, source="fhir")
+    first = OutboxMessage.objects.get(entity_id=appointment.id)
+    appointment.starts_at += dt.timedelta(days=2)
+    save_appointment(appointment, source="fhir")
+    first.refresh_from_db()
+    assert first.status == OutboxStatus.CANCELLED
+    assert OutboxMessage.objects.filter(
+        entity_id=appointment.id, status=OutboxStatus.SCHEDULED
+    ).exists()
+    change = AuditEvent.objects.get(action="change", object_type="appointments.appointment")
+    assert change.detail["fields"] == ["starts_at"]
+
+
+def test_an_invalid_appointment_changes_nothing(site):
+    [(child, _parent, _appointment)] = family(site)
+    bad = Appointment(
+        site=site, patient=child, external_id="X", starts_at=timezone.now(), status="not-a-status"
+    )
+    with pytest.raises(ValidationError):
+        save_appointment(bad, source="csv")
+    assert not Appointment.objects.filter(external_id="X").exists()
+    assert not AuditEvent.objects.exists()
+
+
+def test_an_inactive_prescription_withdraws_its_pending_refill_reminders(pharmacy):
+    patient = factories.make_patient(pharmacy)
+    rx = factories.make_prescription(patient)
+    message = OutboxMessage.objects.create(
+        site=pharmacy,
+        patient=patient,
+        kind=Kind.REFILL_DUE,
+        channel="sms",
+        to_address="+12025550123",
+        entity_type="prescription",
+        entity_id=rx.id,
+        planned_at=timezone.now() + dt.timedelta(days=1),
+        created_at=timezone.now(),
+        updated_at=timezone.now(),
+        due_at=timezone.now() + dt.timedelta(days=1),
+        status=OutboxStatus.SCHEDULED,
+        dedupe_key=f"refill:{rx.id}",
+    )
+    rx.status = "inactive"
+    save_prescription(rx, source="hl7")
+    message.refresh_from_db()
+    assert message.status == OutboxStatus.CANCELLED
+    assert message.reasons[-1]["code"] == "rx_not_active"
+    assert Prescription.objects.get(pk=rx.pk).status == "inactive"
+
+
+def test_a_fill_picked_up_stops_its_ready_notice(pharmacy):
+    patient = factories.make_patient(pharmacy)
+    fill = factories.make_fill(
+        factories.make_prescription(patient), step="ready", ready_at=timezone.now()
+    )
+    ready = OutboxMessage.objects.create(
+        site=pharmacy,
+        patient=patient,
+        kind=Kind.RX_READY,
+        channel="sms",
+        to_address="+12025550123",
+        entity_type="fill",
+        entity_id=fill.id,
+        planned_at=timezone.now() + dt.timedelta(hours=1),
+        created_at=timezone.now(),
+        updated_at=timezone.now(),
+        due_at=timezone.now() + dt.timedelta(hours=1),
+        status=OutboxStatus.SCHEDULED,
+        dedupe_key=f"ready:{fill.id}",
+    )
+    fill.step, fill.picked_up_at = "picked_up", timezone.now()
+    save_fill(fill, source="csv")
+    ready.refresh_from_db()
+    assert ready.status == OutboxStatus.CANCELLED
+    assert AuditEvent.objects.filter(object_type="pharmacy.fill", action="change").exists()
