@@ -90,6 +90,8 @@ class Site(TimeStamped):
             ("view_audit", "Can view the audit log"),
             ("view_patients", "Can view patients and their messaging"),
             ("edit_patients", "Can edit patients, contacts and preferences"),
+            ("import_data", "Can import patients, appointments and prescriptions"),
+            ("manage_integrations", "Can manage API tokens, webhook endpoints and feeds"),
         ]
 
     def __str__(self) -> str:
@@ -388,6 +390,24 @@ class DeliverySettings(TimeStamped):
     )
     apply_defaults_on_consent = models.BooleanField(
         default=False, help_text="Apply patient defaults only when the patient consents."
+    )
+    # Two-way: a staff reply to the patient's own recent message is an answer, not an
+    # unprompted text, so a site may let it go at once (0 = off: replies keep the
+    # delivery window and quiet hours like every other message).
+    reply_at_once_minutes = models.PositiveSmallIntegerField(
+        default=0,
+        help_text="A staff reply within this many minutes of the patient's own text goes "
+        "at once, even outside the delivery window (0 = off).",
+    )
+    # What a text costs this site (reports, the group send's estimate); empty = the
+    # install's CAREBELL_SMS_PRICE_PER_SEGMENT.
+    sms_price_per_segment = models.DecimalField(
+        max_digits=7,
+        decimal_places=4,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0)],
+        help_text="Price of one SMS segment, for estimates and reports.",
     )
     # Staff sign-in.
     require_two_factor_for_admins = models.BooleanField(

@@ -26,6 +26,8 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "edit_delivery_settings",
         "manage_templates",
         "view_audit",
+        "import_data",
+        "manage_integrations",
     ],
     FRONT_DESK: list(_DESK),
     PHARMACY_STAFF: [*_DESK, "manage_templates"],
