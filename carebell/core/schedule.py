@@ -63,6 +63,24 @@ class FillFacts:
     steps_at: Mapping[FillStep, datetime] = field(default_factory=dict)
 
 
+def drug_classes(maintenance: bool, schedule: DeaSchedule) -> frozenset[str]:
+    """The classes an automated message's drug filter names a drug by: maintenance or
+    not, and its controlled class (C2, or C3–C5) when it has one."""
+    classes = {"maintenance" if maintenance else "non_maintenance"}
+    if schedule is DeaSchedule.C2:
+        classes.add("c2")
+    elif schedule is not DeaSchedule.NONE:
+        classes.add("controlled")
+    return frozenset(classes)
+
+
+def in_drug_classes(chosen: frozenset[str], maintenance: bool, schedule: DeaSchedule) -> bool:
+    """True when a rule that chose `chosen` drug classes (none = every drug) covers
+    this drug: one of its classes was chosen. The site's own refill settings still
+    decide first whether controlled and non-maintenance drugs are reminded at all."""
+    return not chosen or bool(chosen & drug_classes(maintenance, schedule))
+
+
 @dataclass(frozen=True, slots=True)
 class PrescriptionFacts:
     """A prescription as refill reminders need it. `last_fill_date` is the date of the

@@ -19,7 +19,7 @@ day, the allowed intervals in UTC, so the nightly planner pays for a day once.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from functools import cache, lru_cache
 from zoneinfo import ZoneInfo
@@ -85,6 +85,34 @@ class DeliverySettings:
     kind_channels: Mapping[Kind, frozenset[Channel]] = field(default_factory=dict)
 
 
+def with_override(settings: DeliverySettings, override: Mapping) -> DeliverySettings:
+    """A site's settings as one automated message overrides them (SPEC §4: "an
+    automated message may override"): its own email/SMS window and delivery days.
+    Quiet hours still clip the window (DeliveryPolicy does, whatever it is given).
+    Keys the override lacks, or holds in an unreadable form, keep the site's value:
+    a rule edited to nonsense must not stop its messages."""
+    changes: dict = {}
+    start, end = (
+        _wall(override.get("email_sms_window_start")),
+        _wall(override.get("email_sms_window_end")),
+    )
+    if start is not None and end is not None and start < end:
+        changes["email_sms_window"] = TimeWindow(start, end)
+    days = override.get("delivery_days")
+    if isinstance(days, list):
+        chosen = frozenset(d for d in Weekday if d.value in days)
+        if chosen:
+            changes["delivery_days"] = chosen
+    return replace(settings, **changes) if changes else settings
+
+
+def _wall(value: object) -> time | None:
+    try:
+        return time.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
 @cache
 def zone_for(key: str) -> ZoneInfo:
     """The ZoneInfo for an IANA key, built once per process."""
@@ -106,7 +134,17 @@ class DeliveryPolicy:
     `recipient_zone` of None means the recipient lives in the site's zone.
     """
 
-    __slots__ = ("_cache", "_days", "_spans", "_windows", "memo", "memo_now", "settings", "zone")
+    __slots__ = (
+        "_cache",
+        "_days",
+        "_overridden",
+        "_spans",
+        "_windows",
+        "memo",
+        "memo_now",
+        "settings",
+        "zone",
+    )
 
     def __init__(self, settings: DeliverySettings) -> None:
         self.settings = settings
@@ -120,6 +158,21 @@ class DeliveryPolicy:
         #: for every appointment in the same slot.
         self.memo: dict[object, object] = {}
         self.memo_now: datetime | None = None
+        self._overridden: dict[tuple, DeliveryPolicy] = {}
+
+    def overridden(self, override: Mapping | None) -> DeliveryPolicy:
+        """This policy as an automated message's `settings_override` changes it
+        (`with_override`), compiled once per distinct override: the planner and the
+        send-time checks ask for every message of the rule."""
+        if not override:
+            return self
+        key = tuple(sorted((k, repr(v)) for k, v in override.items()))
+        found = self._overridden.get(key)
+        if found is None:
+            settings = with_override(self.settings, override)
+            found = self if settings == self.settings else DeliveryPolicy(settings)
+            self._overridden[key] = found
+        return found
 
     def _effective_window(self, channel: Channel) -> tuple[int, int] | None:
         # Quiet hours clip a wider configured window; an empty result (a window that only

@@ -30,8 +30,8 @@ from carebell.core.vocab import (
     Kind,
     OutboxStatus,
 )
-from carebell.core.windows import zone_for
-from carebell.messaging.models import OutboxMessage
+from carebell.core.windows import DeliveryPolicy, zone_for
+from carebell.messaging.models import AutomatedMessage, OutboxMessage
 from carebell.pharmacy.models import Fill
 from carebell.planning.contacts import load_contacts_by_id
 from carebell.planning.policies import PolicyCache
@@ -67,9 +67,10 @@ def check_at_send(
     """Verdicts for the messages that must not go now; the others may. `entities`
     (`rendering.load_entities` of these messages) saves reading their subjects twice."""
     states = _subject_states(messages) if entities is None else _states_of(entities)
-    windows = _Windows(now, policies)
+    timing = _Timing(messages, policies)
+    windows = _Windows(now, timing)
     eligibility = _Eligibility(messages, now, policies)
-    caps = _Caps(messages, now, policies)
+    caps = _Caps(messages, now, timing)
     verdicts: dict[int, Verdict] = {}
     for message in messages:
         verdict = (
@@ -214,37 +215,54 @@ def _category_of(message):
     return KIND_CATEGORY.get(message.kind)
 
 
+class _Timing:
+    """The delivery policy each message of a batch is timed by: its site's, or its
+    rule's own window and days when the rule overrides them (SPEC §4) — the planner
+    timed it so, and the send-time checks must not undo that. One query per batch
+    reads the overrides of the batch's rules; most rules have none."""
+
+    def __init__(self, messages: list, policies: PolicyCache) -> None:
+        self.policies = policies
+        rule_ids = {m.rule_id for m in messages if m.rule_id is not None}
+        self.overrides: dict[int, dict] = {}
+        if rule_ids:
+            rows = AutomatedMessage.objects.filter(id__in=rule_ids).exclude(settings_override={})
+            self.overrides = dict(rows.values_list("id", "settings_override"))
+
+    def policy_of(self, message) -> DeliveryPolicy:
+        policy = self.policies.for_site(message.site)
+        return policy.overridden(self.overrides.get(message.rule_id))
+
+
 class _Windows:
     """The window check for one batch: every message shares `now`, so whether a
-    channel may send now is asked once per site, channel and recipient zone."""
+    channel may send now is asked once per site, rule override, channel and zone."""
 
-    def __init__(self, now: dt.datetime, policies: PolicyCache) -> None:
+    def __init__(self, now: dt.datetime, timing: _Timing) -> None:
         self.now = now
-        self.policies = policies
+        self.timing = timing
         self._why_not: dict[tuple, Reason | None] = {}
 
     def check(self, message: OutboxMessage) -> Verdict | None:
         if message.kind in IMMEDIATE_KINDS:
             return None
         zone = message.contact.time_zone if message.contact is not None else ""
-        key = (message.site_id, message.channel, zone)
+        policy = self.timing.policy_of(message)
+        key = (id(policy), message.channel, zone)
         if key not in self._why_not:
-            self._why_not[key] = self.policies.for_site(message.site).why_not(
+            self._why_not[key] = policy.why_not(
                 Channel(message.channel), self.now, _recipient_zone(message)
             )
         if self._why_not[key] is None:
             return None
-        return _window_check(message, self.now, self.policies)
+        return _window_check(message, self.now, policy)
 
 
-def _window_check(
-    message: OutboxMessage, now: dt.datetime, policies: PolicyCache
-) -> Verdict | None:
+def _window_check(message: OutboxMessage, now: dt.datetime, policy) -> Verdict | None:
     """A message that became due while no worker ran may now fall in quiet hours:
     move it to the next allowed time, or drop it if that is past its deadline."""
     if message.kind in IMMEDIATE_KINDS:
         return None
-    policy = policies.for_site(message.site)
     channel = Channel(message.channel)
     recipient_zone = _recipient_zone(message)
     why = policy.why_not(channel, now, recipient_zone)
@@ -266,8 +284,8 @@ class _Caps:
     allowed instant of the next day with room; none before its event: blocked (cap),
     with the reasons. One query per batch reads what was sent."""
 
-    def __init__(self, messages: list, now: dt.datetime, policies: PolicyCache) -> None:
-        self.now, self.policies = now, policies
+    def __init__(self, messages: list, now: dt.datetime, timing: _Timing) -> None:
+        self.now, self.timing = now, timing
         self.sent: dict[tuple[int, int, str], list[SmsRecord]] = defaultdict(list)
         capped = [m for m in messages if _is_capped_text(m)]
         if not capped:
@@ -292,7 +310,7 @@ class _Caps:
         if not _is_capped_text(message):
             return None
         sent = self.sent[(message.site_id, message.patient_id, message.to_address)]
-        policy = self.policies.for_site(message.site)
+        policy = self.timing.policy_of(message)
         zone = _recipient_zone(message)
 
         def window(at: dt.datetime) -> dt.datetime | None:

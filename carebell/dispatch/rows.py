@@ -24,6 +24,7 @@ FIELDS = (
     "contact_id",
     "contact_point_id",
     "template_id",
+    "rule_id",
     "to_address",
     "channel",
     "kind",

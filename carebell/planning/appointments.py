@@ -118,11 +118,13 @@ def plan_site_appointments(
         return
     caps = caps if caps is not None else SmsCaps(site.id, now)
     plans = [(rule, offset) for rule in rules for offset in offsets_of(rule)]
+    # A rule's own window and days (its settings override) time its messages.
+    by_rule = {rule.id: policy.overridden(rule.settings_override) for rule in rules}
     caps.load(patient_ids)  # None: the site's texts, one query for the sweep
     for batch in _days(site.id, policy, day, lower, end, patient_ids):
-        for decision in _plan_day(site, plans, policy, now, batch):
+        for decision in _plan_day(site, plans, policy, by_rule, now, batch):
             if decision.planned and decision.channel == _SMS:
-                caps.apply(decision, decision.zone, policy, now)
+                caps.apply(decision, decision.zone, by_rule.get(decision.rule_id, policy), now)
             yield decision
 
 
@@ -198,7 +200,7 @@ def _every_row_wanted() -> Iterator[None]:
             cursor.execute("SELECT set_config('cursor_tuple_fraction', %s, false)", [before])
 
 
-def _plan_day(site, plans, policy, now, batch: _Day) -> Iterator[Decision]:
+def _plan_day(site, plans, policy, by_rule, now, batch: _Day) -> Iterator[Decision]:
     """The day's decisions in the order of the rules and offsets, each one's skipped
     decisions first, then its planned ones combined. Each appointment's contacts are
     read once for all of them; decisions wait for the end of the day as plain tuples
@@ -226,7 +228,8 @@ def _plan_day(site, plans, policy, now, batch: _Day) -> Iterator[Decision]:
             chosen = choices.get(kind)
             if chosen is None:
                 chosen = choices[kind] = _recipients(contacts, kind, settings, today)
-            for found in _decide(policy, now, offset, facts, name, by_id, chosen):
+            timed = by_rule[rule.id]
+            for found in _decide(timed, now, offset, facts, name, by_id, chosen):
                 (planned if found[0] == "planned" else skipped)[n].append(found)
     for n, (rule, offset) in enumerate(plans):
         make = _Maker(kinds[n].value, site.id, rule.id)

@@ -115,11 +115,14 @@ def plan_site_events(
     if p is None:
         return
     for rule in p.rules.get(Kind.RX_READY, []):
-        yield from decide(p, rule, Kind.RX_READY, ready_subjects(p))
+        rp = p.for_rule(rule)
+        yield from decide(rp, rule, Kind.RX_READY, ready_subjects(rp))
     for rule in p.rules.get(Kind.RX_PICKUP_CONFIRMATION, []):
-        yield from decide(p, rule, Kind.RX_PICKUP_CONFIRMATION, confirmation_subjects(p))
+        rp = p.for_rule(rule)
+        yield from decide(rp, rule, Kind.RX_PICKUP_CONFIRMATION, confirmation_subjects(rp))
     for rule in p.rules.get(Kind.WELCOME, []):
-        yield from decide(p, rule, Kind.WELCOME, welcome_subjects(p))
+        rp = p.for_rule(rule)
+        yield from decide(rp, rule, Kind.WELCOME, welcome_subjects(rp))
 
 
 def plan_site_daily(
@@ -135,15 +138,17 @@ def plan_site_daily(
     if p is None:
         return
     for rule in p.rules.get(Kind.RX_PICKUP_REMINDER, []):
-        yield from decide(p, rule, Kind.RX_PICKUP_REMINDER, reminder_subjects(p))
+        rp = p.for_rule(rule)
+        yield from decide(rp, rule, Kind.RX_PICKUP_REMINDER, reminder_subjects(rp))
     if any(k in p.rules for k in REFILL_KINDS):
         yield from plan_refills(p)
     for rule in p.rules.get(Kind.REVIEW_REQUEST, []):
-        yield from plan_reviews(p, rule)
+        yield from plan_reviews(p.for_rule(rule), rule)
     for rule in p.rules.get(Kind.BIRTHDAY, []):
-        yield from decide(p, rule, Kind.BIRTHDAY, birthday_subjects(p))
+        rp = p.for_rule(rule)
+        yield from decide(rp, rule, Kind.BIRTHDAY, birthday_subjects(rp))
     for rule in p.rules.get(Kind.RECALL, []):
-        yield from plan_recalls(p, rule)
+        yield from plan_recalls(p.for_rule(rule), rule)
 
 
 def plan_patient_recalls(
@@ -158,7 +163,7 @@ def plan_patient_recalls(
     patient, with their reasons."""
     p = _new_pass(site, rules, policy, now, frozenset({Kind.RECALL}), caps)
     for rule in p.rules.get(Kind.RECALL, []) if p is not None else []:
-        yield from plan_recalls(p, rule, [patient_id])
+        yield from plan_recalls(p.for_rule(rule), rule, [patient_id])
 
 
 def _new_pass(site, rules, policy, now, kinds: frozenset[Kind], caps) -> SitePass | None:

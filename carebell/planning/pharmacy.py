@@ -18,13 +18,22 @@ from carebell.core.grouping import Group, PatientItem, group_same_day
 from carebell.core.schedule import (
     FillFacts,
     PharmacySettings,
+    in_drug_classes,
     plan_pickup_confirmation,
     plan_pickup_reminders,
     plan_ready_notice,
     ready_at,
 )
 from carebell.core.timing import Plan
-from carebell.core.vocab import EntityType, FillStep, Kind, OutboxStatus, PatientEvent, ReadyTrigger
+from carebell.core.vocab import (
+    DeaSchedule,
+    EntityType,
+    FillStep,
+    Kind,
+    OutboxStatus,
+    PatientEvent,
+    ReadyTrigger,
+)
 from carebell.messaging.models import OutboxMessage, OutboxSubject
 from carebell.planning.contacts import as_datetime
 from carebell.planning.subjects import (
@@ -44,7 +53,7 @@ _STEP_COLUMNS = ", ".join(f"f.{s.value}_at" for s in FillStep)
 
 _FILLS_SQL = f"""
 SELECT f.id, f.prescription_id, rx.patient_id, f.step, {_STEP_COLUMNS},
-       p.first_name, p.last_name
+       p.first_name, p.last_name, rx.is_maintenance, rx.dea_schedule
 FROM pharmacy_fill f
 JOIN pharmacy_prescription rx ON rx.id = f.prescription_id
 JOIN people_patient p ON p.id = rx.patient_id
@@ -138,11 +147,12 @@ class FillRow:
     facts: FillFacts
     name: str
     at: dt.datetime  # when the step that matters (ready, pickup) was reached
+    drug: tuple[bool, DeaSchedule]  # maintenance, controlled class: for a rule's filter
 
 
 def _fills(site_id: int, steps: list[FillStep], since: dt.datetime, columns: list[FillStep]):
     """Fills of the site's active patients now at one of `steps` and that reached one of
-    the `columns` steps since `since`, as (FillFacts, patient name)."""
+    the `columns` steps since `since`, as (FillFacts, patient name, drug)."""
     sql = _FILLS_SQL.format(
         steps=",".join(["%s"] * len(steps)),
         recent=" OR ".join(f"f.{c.value}_at >= %s" for c in columns),
@@ -154,15 +164,16 @@ def _fills(site_id: int, steps: list[FillStep], since: dt.datetime, columns: lis
     for row in rows:
         times = {step: as_datetime(v) for step, v in zip(FillStep, row[4:11], strict=True)}
         steps_at = {step: at for step, at in times.items() if at is not None}
-        yield FillFacts(row[0], row[1], row[2], FillStep(row[3]), steps_at), f"{row[11]} {row[12]}"
+        facts = FillFacts(row[0], row[1], row[2], FillStep(row[3]), steps_at)
+        yield facts, f"{row[11]} {row[12]}", (bool(row[13]), DeaSchedule(row[14] or ""))
 
 
 def picked_up_fills(p: SitePass, since: dt.datetime) -> list[FillRow]:
     """The site's fills picked up since `since`, each at its pickup time."""
     picked = [FillStep.PICKED_UP]
     return [
-        FillRow(f, n, f.steps_at[FillStep.PICKED_UP])
-        for f, n in _fills(p.site.id, picked, since, picked)
+        FillRow(f, n, f.steps_at[FillStep.PICKED_UP], drug)
+        for f, n, drug in _fills(p.site.id, picked, since, picked)
     ]
 
 
@@ -175,10 +186,10 @@ def _ready_fills(p: SitePass, since: dt.datetime) -> list[FillRow]:
     """Fills past the site's ready trigger, not picked up or returned, ready since `since`."""
     steps = _ready_steps(p.rx.ready_trigger)
     out = []
-    for facts, name in _fills(p.site.id, steps, since, steps):
+    for facts, name, drug in _fills(p.site.id, steps, since, steps):
         reached = ready_at(facts, p.rx.ready_trigger)
         if reached is not None and reached >= since:
-            out.append(FillRow(facts, name, reached))
+            out.append(FillRow(facts, name, reached, drug))
     return out
 
 
@@ -198,7 +209,10 @@ def _announced(kind: Kind, fill_ids: list[int]) -> set[int]:
 
 
 def fill_groups(p: SitePass, kind: Kind, rows: list[FillRow], day_of) -> Iterator[tuple]:
-    """A patient's fills of one site day as one group: (group, its rows by time)."""
+    """A patient's fills of one site day as one group: (group, its rows by time). Only
+    the fills of the drug classes the pass's rule covers."""
+    if p.drugs:
+        rows = [r for r in rows if in_drug_classes(p.drugs, *r.drug)]
     by_id = {r.facts.fill_id: r for r in rows}
     items = [
         PatientItem(r.facts.patient_id, kind, p.site.id, day_of(r), r.facts.fill_id) for r in rows

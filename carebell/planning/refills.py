@@ -8,14 +8,13 @@ which kind each gets, if any. A patient's prescriptions of one kind share one me
 from __future__ import annotations
 
 import datetime as dt
-from collections import defaultdict
 from collections.abc import Iterator
 
 from django.db import connection
 
 from carebell.core.grouping import Group, PatientItem, group_same_day
 from carebell.core.reasons import Reason
-from carebell.core.schedule import PrescriptionFacts, plan_daily, refill_kind_on
+from carebell.core.schedule import PrescriptionFacts, in_drug_classes, plan_daily, refill_kind_on
 from carebell.core.vocab import DeaSchedule, EntityType, Kind, PrescriptionStatus
 from carebell.planning.contacts import as_date
 from carebell.planning.decisions import Decision
@@ -73,13 +72,29 @@ def plan_refills(p: SitePass) -> Iterator[Decision]:
 def _decide_grouped(
     p: SitePass, items: list[PatientItem], found: dict[int, _Found]
 ) -> Iterator[Decision]:
-    """One subject per patient and kind, decided under each of the kind's rules."""
-    by_kind: dict[Kind, list[Subject]] = defaultdict(list)
-    for group in group_same_day(items):
-        by_kind[group.items[0].kind].append(_refill_subject(p, group, found))
-    for kind, subjects in by_kind.items():
+    """One subject per patient and kind, decided under each of the kind's rules: a rule
+    timed its own way, or covering some drug classes only, gets subjects of its own."""
+    shared: dict[Kind, list[Subject]] = {}
+    for kind in dict.fromkeys(i.kind for i in items):
         for rule in p.rules[kind]:
-            yield from decide(p, rule, kind, subjects)
+            rp = p.for_rule(rule)
+            if rp is p:
+                if kind not in shared:
+                    shared[kind] = _refill_subjects(p, [i for i in items if i.kind == kind], found)
+                subjects = shared[kind]
+            else:
+                mine = [i for i in items if i.kind == kind and _covers(rp, found[i.entity_id])]
+                subjects = _refill_subjects(rp, mine, found)
+            yield from decide(rp, rule, kind, subjects)
+
+
+def _refill_subjects(p: SitePass, items: list[PatientItem], found) -> list[Subject]:
+    return [_refill_subject(p, group, found) for group in group_same_day(items)]
+
+
+def _covers(p: SitePass, member: _Found) -> bool:
+    facts = member[0]
+    return in_drug_classes(p.drugs, facts.maintenance, facts.dea_schedule)
 
 
 def _due_prescriptions(

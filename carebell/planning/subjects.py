@@ -64,6 +64,8 @@ class SitePass:
     rules: dict[Kind, list[AutomatedMessage]]
     rx: PharmacySettings
     caps: SmsCaps
+    #: The drug classes the rule being planned covers (empty: every drug).
+    drugs: frozenset[str] = frozenset()
 
     @property
     def today(self) -> dt.date:
@@ -71,6 +73,15 @@ class SitePass:
 
     def midnight(self, day: dt.date) -> dt.datetime:
         return self.policy.local_instant(day, dt.time(0))
+
+    def for_rule(self, rule) -> SitePass:
+        """This pass as `rule` plans: timed by its own window and delivery days when
+        it overrides the site's (SPEC §4), for the drug classes its filter names."""
+        timed = self.policy.overridden(rule.settings_override)
+        drugs = frozenset((rule.filters or {}).get("drug_classes") or ())
+        if timed is self.policy and drugs == self.drugs:
+            return self
+        return dataclasses.replace(self, policy=timed, drugs=drugs)
 
 
 def decide(p: SitePass, rule, kind: Kind, subjects: Iterable[Subject]) -> Iterator[Decision]:
