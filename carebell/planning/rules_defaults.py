@@ -30,6 +30,38 @@ _PHARMACY_RULES = [
 ]
 
 
+#: The kinds a site of each kind may have automated messages for: what its planner
+#: plans from the data it holds (answers, replies and codes are not rules).
+RULE_KINDS: dict[str, tuple[Kind, ...]] = {
+    SiteKind.CLINIC.value: (
+        Kind.APPT_CONFIRMATION,
+        Kind.APPT_REMINDER,
+        Kind.RECALL,
+        Kind.BIRTHDAY,
+        Kind.WELCOME,
+    ),
+    SiteKind.PHARMACY.value: (
+        Kind.RX_READY,
+        Kind.RX_PICKUP_REMINDER,
+        Kind.RX_PICKUP_CONFIRMATION,
+        Kind.REFILL_DUE,
+        Kind.REFILL_PAST_DUE,
+        Kind.REFILL_ASK_PRESCRIBER,
+        Kind.REVIEW_REQUEST,
+        Kind.BIRTHDAY,
+        Kind.WELCOME,
+    ),
+}
+
+
+def new_rule(site: Site, kind: str, name: str) -> AutomatedMessage:
+    """An unsaved, disabled automated message of `kind` for `site`, with the kind's
+    default timing (an administrator fills in the rest in the editor)."""
+    table = _PHARMACY_RULES if site.kind == SiteKind.PHARMACY else _CLINIC_RULES
+    offsets = next((list(o) for k, _n, o in table if k == kind), [])
+    return AutomatedMessage(site=site, kind=kind, name=name, enabled=False, offsets=offsets)
+
+
 def default_rules(site: Site) -> list[AutomatedMessage]:
     """The sensible automated messages for a new site of its kind: unsaved and
     disabled, one per applicable kind, with the default timing."""

@@ -229,3 +229,26 @@ def _initial(rule: AutomatedMessage) -> dict:
         initial[f"offset-{index}-amount"] = item.get(unit)
         initial[f"offset-{index}-unit"] = unit
     return initial
+
+
+class NewRuleForm(forms.Form):
+    """A new automated message: its kind (those the site's kind plans) and a name.
+    It is created switched off; the editor sets its timing, channels and formats."""
+
+    kind = forms.ChoiceField(label=_("Message"), help_text=_("What the message is about."))
+    name = forms.CharField(label=_("Name"), max_length=200, help_text=_("Shown to staff only."))
+
+    def __init__(self, *args, site, **kwargs) -> None:
+        from carebell.planning.rules_defaults import RULE_KINDS
+        from carebell.web.staff.templatetags.staff import kind_label
+
+        super().__init__(*args, **kwargs)
+        self.site = site
+        self.fields["kind"].choices = [
+            (k.value, kind_label(k.value)) for k in RULE_KINDS.get(site.kind, ())
+        ]
+
+    def rule(self) -> AutomatedMessage:
+        from carebell.planning.rules_defaults import new_rule
+
+        return new_rule(self.site, self.cleaned_data["kind"], self.cleaned_data["name"])

@@ -35,6 +35,7 @@ urlpatterns = [
     path("notifications/read/", notifications.mark_read, name="notifications-read"),
     path("audit/", audit.audit_log, name="audit"),
     path("automated/", rules.rule_list, name="rules"),
+    path("automated/new/", rules.rule_new, name="rule-new"),
     path("automated/<int:rule_id>/", rules.rule_edit, name="rule"),
     path("automated/<int:rule_id>/toggle/", rules.rule_toggle, name="rule-toggle"),
     path("formats/", format_views.format_list, name="formats"),

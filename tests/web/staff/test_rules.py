@@ -165,3 +165,38 @@ def test_the_forecast_says_in_words_why_a_message_would_not_go(reminder):
     ]
     texts = [text for text, _count in forecast.not_sent]
     assert "not_a_code" in texts and all("{" not in text for text in texts)
+
+
+# A new automated message
+
+
+def test_an_administrator_creates_a_rule_switched_off_and_lands_in_its_editor(admin, site):
+    page = admin.get("/staff/automated/new/").content.decode()
+    assert 'value="recall"' in page and 'value="rx_ready"' not in page  # a clinic's kinds
+    response = admin.post(
+        "/staff/automated/new/", {"kind": "appt_reminder", "name": "Two hours before"}
+    )
+    rule = AutomatedMessage.objects.get(site=site, name="Two hours before")
+    assert response.status_code == 302 and response["Location"] == f"/staff/automated/{rule.pk}/"
+    assert (rule.kind, rule.enabled, rule.offsets) == ("appt_reminder", False, [{"days": 1}])
+    assert AuditEvent.objects.filter(action="create", object_id=str(rule.pk)).exists()
+
+
+def test_a_pharmacy_offers_its_own_kinds(staff_of, pharmacy):
+    admin = staff_of(SYSTEM_ADMINISTRATOR, at=pharmacy)
+    page = admin.get("/staff/automated/new/").content.decode()
+    assert 'value="refill_due"' in page and 'value="appt_reminder"' not in page
+
+
+def test_a_kind_the_site_does_not_plan_is_refused(admin, site):
+    response = admin.post("/staff/automated/new/", {"kind": "refill_due", "name": "Refills"})
+    assert response.status_code == 200
+    assert "Select a valid choice" in response.content.decode()
+    assert not AutomatedMessage.objects.filter(name="Refills").exists()
+
+
+def test_without_the_edit_permission_no_rule_is_created(staff_of, site):
+    desk = staff_of("Front Desk")
+    assert desk.get("/staff/automated/new/").status_code == 403
+    desk.post("/staff/automated/new/", {"kind": "appt_reminder", "name": "Sneaky"})
+    assert not AutomatedMessage.objects.filter(name="Sneaky").exists()

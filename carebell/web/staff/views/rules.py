@@ -16,7 +16,7 @@ from carebell.audit import trail
 from carebell.messaging.models import AutomatedMessage, MessageTemplate
 from carebell.sites import access
 from carebell.web.staff import engine, guard
-from carebell.web.staff.rule_forms import TIMED_KINDS, RuleForm
+from carebell.web.staff.rule_forms import TIMED_KINDS, NewRuleForm, RuleForm
 
 
 def _rules(request: HttpRequest):
@@ -36,6 +36,24 @@ def rule_list(request: HttpRequest) -> HttpResponse:
         rule.formats = sorted(channel for kind, channel in in_use if kind == rule.kind)
     context = {"rules": rules, "editable": guard.can(request, "edit_automated_messages")}
     return render(request, "staff/rule_list.html", context)
+
+
+@guard.requires("edit_automated_messages")
+def rule_new(request: HttpRequest) -> HttpResponse:
+    """Create an automated message, switched off, and open it in the editor."""
+    form = NewRuleForm(guard.posted(request), site=request.site)
+    if request.method == "POST" and form.is_valid():
+        rule = form.rule()
+        try:
+            engine.save_rule(rule, by=request.user)
+        except ValidationError as error:
+            form.add_error(None, error)
+        else:
+            created = _("%(name)s was created, switched off.") % {"name": rule.name}
+            then = _("Set its timing and channels, then enable it.")
+            messages.success(request, f"{created} {then}")
+            return redirect("staff:rule", rule_id=rule.pk)
+    return render(request, "staff/rule_new.html", {"form": form})
 
 
 @guard.requires("edit_automated_messages")
