@@ -415,6 +415,13 @@ class DeliverySettings(TimeStamped):
         help_text="System Administrators of this site sign in with a one-time code too.",
     )
 
+    @property
+    def price_per_segment(self):
+        """What one SMS segment costs this site (a Decimal): its own price, else the
+        installation's CAREBELL_SMS_PRICE_PER_SEGMENT."""
+        own = self.sms_price_per_segment
+        return own if own is not None else settings.SMS_PRICE_PER_SEGMENT
+
     class Meta:
         verbose_name_plural = "delivery settings"
         constraints = [

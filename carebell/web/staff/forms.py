@@ -157,7 +157,7 @@ SECTIONS = [
     ),
     (_("Families"), ("combine_siblings",)),
     (_("Who may be contacted"), ("only_verified", "require_opt_in", "restricted_words")),
-    (_("Text messages"), ("smart_encoding",)),
+    (_("Text messages"), ("smart_encoding", "sms_price_per_segment")),
     (
         _("Refill reminders"),
         (
@@ -252,6 +252,7 @@ class DeliverySettingsForm(forms.ModelForm):
             "review_max_sends": _("Ask at most (times)"),
             "welcome_on_consent": _("Welcome on consent"),
             "smart_encoding": _("Plain characters in texts"),
+            "sms_price_per_segment": _("Price of one text segment"),
             "require_two_factor_for_admins": _("Two-factor sign-in for System Administrators"),
         }
         help_texts = {
@@ -273,6 +274,9 @@ class DeliverySettingsForm(forms.ModelForm):
             "welcome_on_consent": _("Greet when the patient consents rather than when added."),
             "smart_encoding": _(
                 "Curly quotes and similar become plain ones, so a text takes fewer segments."
+            ),
+            "sms_price_per_segment": _(
+                "For cost estimates and reports; empty uses the price this installation sets."
             ),
             "require_two_factor_for_admins": _(
                 "Administrators must give a code from an authenticator app when signing in."

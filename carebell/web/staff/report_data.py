@@ -9,7 +9,6 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from django.conf import settings
 from django.db.models import Count, Sum
 from django.db.models.functions import TruncDate
 
@@ -98,7 +97,7 @@ class Figures:
 
 def figures(site, period: Period) -> Figures:
     """Every report's figures for `site` over `period` (six grouped queries)."""
-    result = Figures(period, settings.SMS_PRICE_PER_SEGMENT)
+    result = Figures(period, site.delivery.price_per_segment)
     messages = OutboxMessage.objects.filter(
         site=site, planned_at__gte=period.start, planned_at__lt=period.end
     )

@@ -105,6 +105,20 @@ def test_sms_segments_and_their_cost_per_day(admin_client_, dataset):
     ]
 
 
+def test_a_site_with_its_own_price_is_costed_at_it(admin_client_, dataset, site):
+    site.delivery.sms_price_per_segment = Decimal("0.05")
+    site.delivery.save()
+    assert download(admin_client_, "sms")[1:] == [
+        ["2026-11-24", "4", "0.20"],
+        ["2026-11-25", "1", "0.05"],
+    ]
+
+
+def test_the_price_is_set_in_the_delivery_settings(admin_client_, site):
+    page = admin_client_.get("/staff/settings/delivery/").content.decode()
+    assert 'name="sms_price_per_segment"' in page
+
+
 def test_appointments_and_opt_outs_per_day(admin_client_, dataset):
     assert download(admin_client_, "appointments")[1:] == [
         ["2026-11-24", "1", "0", "1"],
