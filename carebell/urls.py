@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from carebell.api.main import api
 from carebell.web import metrics, views
 from carebell.web.patient import views as patient
 from carebell.webhooks import views as hooks
@@ -14,6 +15,7 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("admin/", admin.site.urls),
     path("staff/", include("carebell.web.staff.urls")),
+    path("api/v1/", api.urls),
     path("hooks/<str:provider>/status/<int:attempt_id>", hooks.status_callback, name="status-hook"),
     path("hooks/twilio/voice/<int:attempt_id>", voice.call_answered, name="voice-answered"),
     path("hooks/twilio/gather/<int:attempt_id>", voice.key_pressed, name="voice-key"),

@@ -1,0 +1,78 @@
+"""What every API request passes through before and after its route: the per-token
+rate limit, Idempotency-Key on POST, one error shape, and the audit log.
+
+carebell's middleware list is the whole site's; these steps belong to the API only,
+so they wrap the API's own URL patterns (CarebellApi.urls) instead.
+"""
+
+from __future__ import annotations
+
+from functools import wraps
+
+from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
+
+from carebell.api import idempotency, problems, ratelimit, tokens
+from carebell.audit import trail
+
+#: Routes read without a token and not audited: the API's own description.
+PUBLIC_NAMES = frozenset({"openapi-json"})
+
+
+def guarded(view, name: str = ""):
+    """`view` wrapped in the API's door."""
+
+    @wraps(view)
+    def door(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        if name in PUBLIC_NAMES:
+            return view(request, *args, **kwargs)
+        now = timezone.now()
+        token = tokens.authenticate(request, now=now)
+        response = _answer(request, token, now, lambda r: view(r, *args, **kwargs))
+        if response.status_code >= 400 and not problems.is_problem(response):
+            response = problems.from_plain(request, response)
+        _audit(request, token, name, response)
+        return response
+
+    return csrf_exempt(door)
+
+
+def _answer(request, token, now, answer) -> HttpResponse:
+    if token is None:
+        return answer(request)  # the route's auth answers 401
+    wait = ratelimit.take(token, now)
+    if wait is not None:
+        return problems.response(
+            request, 429, "too-many-requests",
+            f"This token made more than {ratelimit.per_minute()} requests this minute.",
+            headers={"Retry-After": str(wait)},
+        )  # fmt: skip
+    key = request.headers.get(idempotency.HEADER)
+    if request.method == "POST" and key is not None:
+        return idempotency.handle(request, token, key, now, answer)
+    return answer(request)
+
+
+def _audit(request: HttpRequest, token, name: str, response: HttpResponse) -> None:
+    detail = {
+        "method": request.method,
+        "path": request.path,  # ids only: the query string (a search) is left out
+        "status": response.status_code,
+    }
+    if token is not None:
+        detail["token"] = token.pk
+    trail.record(
+        token.user if token is not None else None,
+        "api_call",
+        object_type=getattr(request, "api_object_type", "") or f"api.{name or 'unknown'}"[:48],
+        object_id=str(getattr(request, "api_object_id", ""))[:64],
+        site_id=getattr(request, "api_site_id", None),
+        detail=detail,
+        actor_label="" if token is not None else "api:anonymous",
+    )
+
+
+def not_found(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+    """Any path under /api/v1/ that names no route."""
+    return problems.response(request, 404, "not-found", "No such API route.")

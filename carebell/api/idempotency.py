@@ -1,0 +1,108 @@
+"""Idempotency-Key on POST (as Stripe's API has it): the first answer to a key is
+stored and replayed for 24 hours; the same key with another body is refused (422);
+a retry while the first request is still being answered is told so (409).
+
+The row is inserted, and committed, before the request is handled: the unique
+(token, key) constraint is what makes two concurrent requests with one key run once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+
+from django.db import IntegrityError, transaction
+from django.http import HttpRequest, HttpResponse
+
+from carebell.api import problems
+from carebell.api.models import ApiToken, IdempotentRequest
+
+HEADER = "Idempotency-Key"
+KEPT_FOR = dt.timedelta(hours=24)
+#: Headers replayed with a stored answer.
+KEPT_HEADERS = ("ETag", "Location")
+REPLAYED = "Idempotent-Replayed"
+
+
+def fingerprint(request: HttpRequest) -> str:
+    digest = hashlib.sha256()
+    for part in (request.method, request.get_full_path(), request.content_type or ""):
+        digest.update(part.encode("utf-8", "surrogatepass") + b"\0")
+    digest.update(request.body)
+    return digest.hexdigest()
+
+
+def valid_key(key: str) -> bool:
+    return 0 < len(key) <= 255 and key.isascii() and key.isprintable()
+
+
+def handle(
+    request: HttpRequest, token: ApiToken, key: str, now: dt.datetime, answer
+) -> HttpResponse:
+    """Answer the POST through `answer(request)` at most once per key."""
+    if not valid_key(key):
+        return problems.response(
+            request,
+            400,
+            "bad-idempotency-key",
+            "An Idempotency-Key is 1 to 255 printable ASCII characters.",
+        )
+    prints = fingerprint(request)
+    claim, replay = _claim(request, token, key, prints, now)
+    if replay is not None:
+        return replay
+    try:
+        response = answer(request)
+    except BaseException:
+        claim.delete()
+        raise
+    if response.status_code >= 500 or response.status_code in (409, 429):
+        claim.delete()  # not an answer worth keeping: the client may try again
+        return response
+    _store(claim, response)
+    return response
+
+
+def _claim(request, token, key, prints, now):
+    IdempotentRequest.objects.filter(created_at__lt=now - KEPT_FOR).delete()
+    try:
+        with transaction.atomic():
+            claim = IdempotentRequest.objects.create(
+                token=token, key=key, fingerprint=prints, created_at=now
+            )
+        return claim, None
+    except IntegrityError:
+        pass
+    first = IdempotentRequest.objects.filter(token=token, key=key).first()
+    if first is None:  # the first request failed and gave its key back meanwhile
+        return _claim(request, token, key, prints, now)
+    if first.fingerprint != prints:
+        return None, problems.response(
+            request, 422, "idempotency-key-reused",
+            "This Idempotency-Key was used with another request; use a new key.",
+        )  # fmt: skip
+    if first.status_code is None:
+        return None, problems.response(
+            request, 409, "idempotency-in-progress",
+            "The first request with this Idempotency-Key is still being answered; retry shortly.",
+            headers={"Retry-After": "1"},
+        )  # fmt: skip
+    return None, _replay(first)
+
+
+def _store(claim: IdempotentRequest, response: HttpResponse) -> None:
+    claim.status_code = response.status_code
+    claim.content_type = response.get("Content-Type", "")
+    claim.headers = {h: response[h] for h in KEPT_HEADERS if response.has_header(h)}
+    claim.body = bytes(response.content)
+    claim.save(update_fields=["status_code", "content_type", "headers", "body"])
+
+
+def _replay(first: IdempotentRequest) -> HttpResponse:
+    response = HttpResponse(
+        bytes(first.body), status=first.status_code, content_type=first.content_type
+    )
+    for name, value in first.headers.items():
+        response[name] = value
+    response[REPLAYED] = "true"
+    return response
