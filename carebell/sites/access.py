@@ -48,6 +48,15 @@ def can(user, permission: str, site: Site | None) -> bool:
     return may_see(user, site) and user.has_perm(permission_name(permission))
 
 
+def held_at(user, permissions, site: Site | None) -> set[str]:
+    """Which of `permissions` `user` holds at `site` — `can` for each, with the one
+    question of whether the user may see the site asked once (a page's menu asks
+    for every entry)."""
+    if not may_see(user, site):
+        return set()
+    return {p for p in permissions if user.has_perm(permission_name(p))}
+
+
 def scope(queryset: QuerySet, user, site_path: str | None) -> QuerySet:
     """Rows of `queryset` the user may see: all for superusers, none when the model
     has no site (`site_path` None), else those whose site at `site_path` is granted."""
