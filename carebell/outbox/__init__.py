@@ -8,7 +8,7 @@ webhooks, the two-way replies and the patient pages call these verbs and never s
 outbox rows themselves:
 
 - plan: `OutboxWriter` (bulk, what every planning path stores), `move_planned`,
-  `close_replanned`, `queue_reply`, `queue_staff_email`
+  `close_replanned`, `queue_reply`, `queue_staff_email`, `queue_verification_code`
 - start: `lock_due`, `lease`, `start_sending`, `insert_attempts`
 - record: `record_outcomes` (a dispatched batch), `record_status` (a provider's report),
   `record_review_opened`
@@ -73,6 +73,7 @@ __all__ = [
     "moves_from",
     "queue_reply",
     "queue_staff_email",
+    "queue_verification_code",
     "reasons_json",
     "record_outcomes",
     "record_review_opened",
@@ -443,6 +444,24 @@ def queue_staff_email(
     message = OutboxMessage.objects.create(
         site=site, to_address=to, channel=Channel.EMAIL, kind=Kind.GENERAL, priority=3,
         entity_type=entity_type, entity_id=entity_id, planned_at=now, due_at=now,
+        status=OutboxStatus.QUEUED, subject=subject[:300], body=body, created_at=now,
+        updated_at=now,
+    )  # fmt: skip
+    MessageEvent.objects.create(message=message, at=now, status=OutboxStatus.QUEUED)
+    return message
+
+
+def queue_verification_code(
+    site, point, channel: Channel, subject: str, body: str, *, now: dt.datetime
+) -> OutboxMessage:
+    """Queue a one-time code (SPEC §3.5) to contact point `point` over `channel`, to go
+    at once: the person is waiting for it, so no window, cap or daily batch holds it
+    (dispatch.checks.IMMEDIATE_KINDS), yet an opted-out number is still refused at
+    send. Written by `carebell.people.verification`, which renders the text."""
+    message = OutboxMessage.objects.create(
+        site=site, patient_id=point.contact.patient_id, contact_id=point.contact_id,
+        contact_point=point, to_address=point.value, channel=channel, kind=Kind.VERIFICATION,
+        priority=0, language=point.contact.language, planned_at=now, due_at=now,
         status=OutboxStatus.QUEUED, subject=subject[:300], body=body, created_at=now,
         updated_at=now,
     )  # fmt: skip

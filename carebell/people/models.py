@@ -165,9 +165,23 @@ class ConsentRecord(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     captured_by_system = models.CharField(max_length=64, blank=True)
+    wording_version = models.CharField(
+        max_length=32, blank=True, help_text="The version of the site's wording shown."
+    )
+    evidence = models.CharField(
+        max_length=300, blank=True, help_text="What else backs it: the text sent, a form's id."
+    )
+    signature_sha256 = models.CharField(
+        max_length=64, blank=True, help_text="SHA-256 (hex) of the signature image."
+    )
+    # The image is kept in the row itself: the database refuses to change or delete
+    # ledger rows (audit migration 0002), backups carry it, and the hash beside it
+    # proves it unchanged; a file in the data dir could vanish or be replaced unseen.
+    signature_image = models.BinaryField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["-recorded_at", "-id"]
+        indexes = [models.Index(fields=["site", "recorded_at"], name="consent_site_time")]
         constraints = [
             models.CheckConstraint(
                 condition=in_enum("channel", Channel), name="consent_channel_valid"
@@ -211,11 +225,44 @@ class OptOutEvent(models.Model):
         return f"{'opt-out' if self.opted_out else 'opt-in'} {self.channel}"
 
 
+class ConsentWording(models.Model):
+    """The words a site shows when it asks for consent, one row per version. A new
+    version is a new row: each consent record names the version and keeps its words,
+    so what a person agreed to is never rewritten by a later edit."""
+
+    site = models.ForeignKey(Site, on_delete=models.PROTECT, related_name="+")
+    version = models.CharField(max_length=32)
+    wording = models.TextField()
+    created_at = models.DateTimeField()
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["site", "version"], name="consent_wording_version")
+        ]
+
+    def __str__(self) -> str:
+        return f"consent wording {self.version}"
+
+    def save(self, *args, **kwargs) -> None:
+        if self.pk is not None:
+            raise PermissionError("A consent wording is never changed: add a new version.")
+        super().save(*args, **kwargs)
+
+
 class VerificationCode(models.Model):
-    """A one-time code sent to prove a contact point reaches its owner (SPEC §3.5)."""
+    """A one-time code sent to prove a contact point reaches its owner (SPEC §3.5).
+    Only a keyed hash of the digits is kept (carebell.people.verification)."""
 
     contact_point = models.ForeignKey(ContactPoint, on_delete=models.CASCADE, related_name="codes")
     address = models.CharField(max_length=254, help_text="The value the code was sent to.")
+    channel = models.CharField(max_length=8, choices=choices(Channel), default=Channel.SMS)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     code_hash = models.CharField(max_length=128)
     created_at = models.DateTimeField()
     expires_at = models.DateTimeField()

@@ -2,8 +2,11 @@
 
 A STOP (or START) by text, a provider's report that a number refuses texts, a spam
 complaint, an email unsubscribe link: each flags every contact point with that
-value at the sites concerned, keeps the event, and blocks what is pending to it
-through the outbox (or plans again what an opt-in frees).
+value at the sites concerned, keeps the event, writes the revocation (or, for
+START, the grant) in the consent ledger (`carebell.people.consent`, the ledger every
+other door writes too), and blocks what is pending to it through the outbox (or
+plans again what an opt-in frees). Consent given at the counter, on a form or a
+signature pad goes through `carebell.people.consent.record_consent`.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from carebell import outbox
 from carebell.core.channels import OPTED_OUT_CODE
 from carebell.core.reasons import Code, reason
 from carebell.core.vocab import Channel
+from carebell.people import consent as ledger
 from carebell.people.models import ContactPoint, OptOutEvent
 
 _OPT_OUT_FLAG = {
@@ -50,6 +54,9 @@ def opt_out_address_at(
     with transaction.atomic():
         for site_id in site_ids:
             _record_opt_out(site_id, address, channel, True, source=source, now=now, detail=detail)
+        ledger.record_keyword(
+            site_ids, address, channel, ledger.REVOKE, source=source, text=detail, now=now
+        )
         why = reason(OPTED_OUT_CODE[channel])
         return outbox.block_pending_to(site_ids, address, channel, why, now)
 
@@ -62,20 +69,33 @@ def opt_in_address(
 
 
 def opt_in_address_at(
-    site_ids: Sequence[int], address: str, channel: Channel, *, source: str, now: dt.datetime
+    site_ids: Sequence[int],
+    address: str,
+    channel: Channel,
+    *,
+    source: str,
+    now: dt.datetime,
+    detail: str = "",
 ) -> None:
     """`opt_in_address` at each of `site_ids`, the sites that share the sender.
 
     The number's patients are planned again in the same transaction: what the
     opt-out blocked gave back its occurrence keys, so every message still due is
     planned afresh as a new row (status only moves forward; the blocked rows stay as
-    history) and `carebell explain` shows what the outbox now holds."""
+    history) and `carebell explain` shows what the outbox now holds.
+
+    A START by text is the person's own consent to texts, kept in the ledger as a
+    grant; staff clearing an opt-out flag is not, and grants nothing."""
     from carebell.planning.replan import replan_patients
     from carebell.sites.models import Site
 
     with transaction.atomic():
         for site_id in sorted(set(site_ids)):
             _record_opt_out(site_id, address, channel, False, source=source, now=now)
+        if source == "keyword":
+            ledger.record_keyword(
+                site_ids, address, channel, ledger.GRANT, source=source, text=detail, now=now
+            )
         for site in Site.objects.filter(id__in=sorted(set(site_ids))).order_by("id"):
             patients = ContactPoint.objects.filter(value=address, contact__patient__site=site)
             patient_ids = set(patients.values_list("contact__patient_id", flat=True))

@@ -30,6 +30,7 @@ from carebell.core.vocab import AppointmentStatus, Channel, EntityType, Kind, Ou
 from carebell.formats.service import keyword_reply, quick_reply
 from carebell.inbox import conversations
 from carebell.messaging.models import InboundMessage, OutboxMessage
+from carebell.people import verification
 from carebell.people.models import ContactPoint
 from carebell.sites.models import Site, SiteSenderNumber, default_sms_senders
 from carebell.twoway import answers, consent
@@ -141,7 +142,8 @@ def _act(inbound: InboundMessage, site: Site, sender_site_ids, conversation, now
         for sender_site in Site.objects.filter(id__in=sender_site_ids).order_by("id"):
             events.emit(sender_site, "contact.opted_out", event, now)
     elif reading.intent is Intent.OPT_IN:
-        consent.opt_in_address_at(sender_site_ids, address, Channel.SMS, source="keyword", now=now)
+        consent.opt_in_address_at(sender_site_ids, address, Channel.SMS, source="keyword", now=now,
+                                  detail=inbound.body[:50])  # fmt: skip
         _reply_keyword(site, address, "start", language, now)
     elif reading.intent is Intent.HELP:
         _reply_keyword(site, address, "help", language, now)
@@ -150,6 +152,8 @@ def _act(inbound: InboundMessage, site: Site, sender_site_ids, conversation, now
         _answer(site, intent, [chosen], inbound, language, now)
     elif reading.intent in (Intent.CONFIRM, Intent.CANCEL):
         _answer_open_request(site, conversation, reading.intent, inbound, language, now)
+    elif verification.check_reply(points, inbound.body, now):
+        inbound.needs_review = False  # a code read back (carebell.people.verification)
     else:
         inbound.needs_review = reading.intent is Intent.POSSIBLE_OPT_OUT
 
