@@ -38,7 +38,10 @@ CANCEL_WORDS = frozenset({"X", "N", "2"})
 # someone who only meant "stop the reminders for Tuesday").
 _POSSIBLE_OPT_OUT = re.compile(
     r"\b(stop|quit|unsubscribe|opt ?out|no more|don'?t (text|message|contact)|"
-    r"remove me|leave me alone|no mas|dejen de|ya no|baja)\b",
+    r"do not (text|message|contact)|take me off|remove me|leave me alone|"
+    r"no mas|dejen de|ya no|baja|basta|no quiero (recibir )?(mas )?(mensajes|textos)|"
+    r"desuscrib\w*|cancelar (la )?suscripcion|"
+    r"no (me )?(escriban|envien|manden|contacten))\b",
     re.IGNORECASE,
 )
 

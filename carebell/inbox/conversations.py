@@ -1,28 +1,99 @@
-"""A contact's conversation with a site: one per site, channel and address, with its
-unread count and the question it is waiting on (which visit a reply is about)."""
+"""A contact's conversation with a site (SPEC §7.4): one per site, channel and
+address — its texts, who works on it, each person's unread count, and the question
+it is waiting on (which visit a reply is about).
+
+The entry points every door calls (the staff pages, the REST API) take the staff
+member as `by` and check the one access rule: a conversation of a site they may not
+see does not exist for them (404); working the inbox needs `work_inbox` (403).
+Each change bumps the conversation's `version` under its row lock, which is what an
+open page polls for.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 
-from django.db.models import F
+from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.db.models import DateTimeField, Exists, F, IntegerField, OuterRef, Q, Subquery, Value
+from django.db.models.functions import Coalesce, Greatest
+from django.http import Http404
+from django.utils import timezone
 
+from carebell.audit import trail
 from carebell.core.keywords import Intent
 from carebell.core.vocab import Channel
-from carebell.inbox.models import Conversation
-from carebell.sites.models import Site
+from carebell.inbox.models import Conversation, ConversationRead, OptOutReview, Presence
+from carebell.people.models import ContactPoint
+from carebell.sites import access
+from carebell.sites.models import Department, Site
+
+PERMISSION = "work_inbox"
+PAGE_SIZE = 50
+#: A heartbeat older than this means the page was closed (the page beats every 10 s).
+PRESENCE_FOR = dt.timedelta(seconds=30)
+#: The list poll also counts changes this far behind the newest one: a transaction
+#: that took its time may commit a change stamped before one already seen.
+LATE_COMMIT = dt.timedelta(seconds=2)
+
+
+class Filter:
+    ALL = ""
+    UNREAD = "unread"
+    MINE = "mine"
+    MY_DEPARTMENT = "department"
+    POSSIBLE_OPT_OUT = "opt_out"
+    UNMATCHED = "unmatched"
+    DONE = "done"
+
+
+FILTERS = (
+    Filter.ALL,
+    Filter.UNREAD,
+    Filter.MINE,
+    Filter.MY_DEPARTMENT,
+    Filter.POSSIBLE_OPT_OUT,
+    Filter.UNMATCHED,
+    Filter.DONE,
+)
+
+
+def require(by, site: Site | None, permission: str = PERMISSION) -> Site:
+    """`site` if `by` may work there: 404 for a site they may not see, 403 without
+    `permission`."""
+    if not access.may_see(by, site):
+        raise Http404
+    if not access.can(by, permission, site):
+        raise PermissionDenied
+    return site
+
+
+# --- arrivals (the inbound room calls these) ----------------------------------------
 
 
 def record_arrival(site: Site, address: str, now: dt.datetime) -> Conversation:
     """The conversation a text from `address` belongs to (made on its first text),
-    locked for the caller's transaction, with one more unread message."""
+    locked for the caller's transaction, with one more text received; a conversation
+    marked done opens again."""
     conversation, _ = Conversation.objects.select_for_update().get_or_create(
         site=site, channel=Channel.SMS, address=address
     )
     Conversation.objects.filter(id=conversation.id).update(
-        unread_count=F("unread_count") + 1, last_message_at=now
-    )
+        unread_count=F("unread_count") + 1, last_message_at=now, done_at=None, done_by=None,
+        version=F("version") + 1, changed_at=now,
+    )  # fmt: skip
+    conversation.refresh_from_db()
     return conversation
+
+
+def touch(conversation: Conversation, now: dt.datetime, **changes) -> None:
+    """Store `changes` and one more version, so open pages see them."""
+    Conversation.objects.filter(id=conversation.id).update(
+        version=F("version") + 1, changed_at=now, **changes
+    )
+    conversation.refresh_from_db()
 
 
 def await_choice(conversation: Conversation, intent: Intent, appointment_ids: list[int]) -> None:
@@ -44,3 +115,250 @@ def take_choice(conversation: Conversation, choice: int) -> tuple[Intent, int]:
     conversation.awaiting_choice = {}
     conversation.save(update_fields=["awaiting_choice"])
     return Intent(waiting["intent"]), waiting["appointments"][choice - 1]
+
+
+# --- the list --------------------------------------------------------------------------
+
+
+def _seen(user) -> Subquery:
+    reads = ConversationRead.objects.filter(conversation=OuterRef("pk"), user_id=user.pk)
+    return Subquery(reads.values("seen_count")[:1], output_field=IntegerField())
+
+
+def with_unread(queryset, user):
+    """`queryset` of conversations annotated with `unread`: texts `user` has not seen."""
+    return queryset.annotate(
+        unread=Greatest(F("unread_count") - Coalesce(_seen(user), 0), Value(0))
+    )
+
+
+def _known_number(site_id_path: str = "site_id"):
+    return ContactPoint.objects.filter(
+        value=OuterRef("address"), contact__patient__site_id=OuterRef(site_id_path)
+    )
+
+
+def _departments_of(user, site: Site):
+    return Department.objects.filter(site=site, members=user)
+
+
+def filtered(site: Site, user, choice: str):
+    """The site's conversations under one of FILTERS (done ones only under DONE)."""
+    rows = with_unread(Conversation.objects.filter(site=site), user)
+    if choice == Filter.DONE:
+        return rows.filter(done_at__isnull=False)
+    rows = rows.filter(done_at__isnull=True)
+    if choice == Filter.UNREAD:
+        rows = rows.filter(unread__gt=0)
+    elif choice == Filter.MINE:
+        rows = rows.filter(assigned_to_id=user.pk)
+    elif choice == Filter.MY_DEPARTMENT:
+        rows = rows.filter(assigned_department__in=_departments_of(user, site))
+    elif choice == Filter.POSSIBLE_OPT_OUT:
+        pending = OptOutReview.objects.filter(conversation=OuterRef("pk"), decision="")
+        rows = rows.filter(Exists(pending))
+    elif choice == Filter.UNMATCHED:
+        rows = rows.exclude(Exists(_known_number()))
+    return rows
+
+
+@dataclass(frozen=True)
+class Page:
+    conversations: list
+    next_before: tuple[dt.datetime, int] | None
+
+
+def list_conversations(
+    site: Site, *, by, choice: str = Filter.ALL, before=None, limit: int = PAGE_SIZE, now=None
+) -> Page:
+    """One page of the site's conversations under `choice`, newest first, each with
+    `unread` (for `by`), `pending_reviews` and `is_known` (a contact's number);
+    `before` is the (last_message_at, id) the previous page ended on."""
+    require(by, site)
+    if choice not in FILTERS:
+        raise ValidationError({"filter": f"unknown filter {choice!r}"}, code="invalid")
+    pending = OptOutReview.objects.filter(conversation=OuterRef("pk"), decision="")
+    rows = filtered(site, by, choice).annotate(
+        has_review=Exists(pending), is_known=Exists(_known_number())
+    )
+    rows = rows.select_related("assigned_to", "assigned_department")
+    if before is not None:
+        at, ident = before
+        rows = rows.filter(Q(last_message_at__lt=at) | Q(last_message_at=at, id__lt=ident))
+    page = list(rows.order_by(F("last_message_at").desc(nulls_last=True), "-id")[: limit + 1])
+    more = len(page) > limit
+    page = page[:limit]
+    trail.record(by, "list", object_type="inbox.conversation", site_id=site.pk,
+                 detail={"filter": choice or "all"}, at=now)  # fmt: skip
+    last = page[-1] if more else None
+    return Page(page, (last.last_message_at, last.pk) if last else None)
+
+
+def unread_conversations(site: Site | None, user, limit: int = 100) -> int:
+    """How many open conversations of the site hold texts `user` has not seen (at most
+    `limit`): the header's count, one query."""
+    if site is None or not access.can(user, PERMISSION, site):
+        return 0
+    rows = with_unread(Conversation.objects.filter(site=site, done_at__isnull=True), user)
+    return len(rows.filter(unread__gt=0).values("pk")[:limit])
+
+
+def list_token(site: Site) -> str:
+    """What the inbox list's poll compares: the site's newest change and how many
+    conversations changed shortly before it (see LATE_COMMIT). One index range scan."""
+    newest = (
+        Conversation.objects.filter(site=site, changed_at__isnull=False)
+        .order_by("-changed_at")
+        .values_list("changed_at", flat=True)
+        .first()
+    )
+    if newest is None:
+        return "0"
+    recent = Conversation.objects.filter(site=site, changed_at__gte=newest - LATE_COMMIT)
+    return f"{newest.timestamp():.6f}.{recent.count()}"
+
+
+# --- one conversation ---------------------------------------------------------------
+
+
+def get_conversation(site: Site, conversation_id, *, by) -> Conversation:
+    """The conversation `conversation_id` of `site`, if `by` may work on it; else 404
+    (or 403 without the permission)."""
+    require(by, site)
+    queryset = Conversation.objects.filter(site=site).select_related(
+        "site__delivery", "assigned_to", "assigned_department", "done_by"
+    )
+    return access.get_object_or_404_for(by, queryset, "site", pk=conversation_id)
+
+
+def mark_read(conversation: Conversation, *, by, now=None) -> None:
+    """Everything the conversation holds now counts as seen by `by`."""
+    now = now or timezone.now()
+    ConversationRead.objects.update_or_create(
+        conversation=conversation,
+        user_id=by.pk,
+        defaults={"seen_count": conversation.unread_count, "read_at": now},
+    )
+
+
+def read_conversation(conversation: Conversation, *, by, now=None):
+    """The conversation's thread (see `thread.load`) for `by`, marked read by them
+    and audited as a view of the patients behind the number."""
+    from carebell.inbox import thread
+
+    require(by, conversation.site)
+    now = now or timezone.now()
+    loaded = thread.load(conversation)
+    mark_read(conversation, by=by, now=now)
+    trail.record(by, "view", conversation, at=now,
+                 detail={"patients": [p.patient.pk for p in loaded.people]})  # fmt: skip
+    return loaded
+
+
+def _assignable_user(site: Site, user_id):
+    if user_id in (None, ""):
+        return None
+    user = get_user_model().objects.filter(pk=_as_int(user_id, "user")).first()
+    if user is None or not access.can(user, PERMISSION, site):
+        raise ValidationError({"user": "not a staff member who works this site's inbox"})
+    return user
+
+
+def _assignable_department(site: Site, department_id):
+    if department_id in (None, ""):
+        return None
+    department = Department.objects.filter(site=site, pk=_as_int(department_id, "department"))
+    found = department.first()
+    if found is None:
+        raise ValidationError({"department": "not a department of this site"})
+    return found
+
+
+def _as_int(value, field: str) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ValidationError({field: "not a number"}) from None
+
+
+def assign(
+    conversation: Conversation, *, user_id=None, department_id=None, by, now=None
+) -> Conversation:
+    """Give the conversation to a staff member and/or a department of its site (None
+    for either clears it). A person who cannot work the inbox, or a department of
+    another site, is a ValidationError and nothing changes."""
+    site = require(by, conversation.site)
+    now = now or timezone.now()
+    user = _assignable_user(site, user_id)
+    department = _assignable_department(site, department_id)
+    with transaction.atomic():
+        touch(conversation, now, assigned_to=user, assigned_department=department)
+        trail.record(by, "assign", conversation, at=now, detail={
+            "user": user.pk if user else None,
+            "department": department.pk if department else None,
+        })  # fmt: skip
+    return conversation
+
+
+def mark_done(conversation: Conversation, *, by, now=None) -> Conversation:
+    """Nothing left to do here; the next text from the contact opens it again."""
+    require(by, conversation.site)
+    now = now or timezone.now()
+    with transaction.atomic():
+        touch(conversation, now, done_at=now, done_by=by)
+        trail.record(by, "done", conversation, at=now)
+    return conversation
+
+
+def reopen(conversation: Conversation, *, by, now=None) -> Conversation:
+    require(by, conversation.site)
+    now = now or timezone.now()
+    with transaction.atomic():
+        touch(conversation, now, done_at=None, done_by=None)
+        trail.record(by, "reopen", conversation, at=now)
+    return conversation
+
+
+# --- presence --------------------------------------------------------------------------
+
+
+def heartbeat(conversation: Conversation, *, by, now=None) -> list[str]:
+    """Note that `by` has the conversation open; the names of the others who do."""
+    now = now or timezone.now()
+    Presence.objects.update_or_create(
+        conversation=conversation, user_id=by.pk, defaults={"seen_at": now}
+    )
+    return present(conversation, now, besides=by)
+
+
+def present(conversation: Conversation, now: dt.datetime, *, besides) -> list[str]:
+    others = Presence.objects.filter(conversation=conversation, seen_at__gte=now - PRESENCE_FOR)
+    others = others.exclude(user_id=besides.pk).select_related("user").order_by("user__username")
+    return [p.user.get_full_name() or p.user.get_username() for p in others]
+
+
+def leave(conversation: Conversation, *, by) -> None:
+    """The page was closed: `by` is no longer there."""
+    Presence.objects.filter(conversation=conversation, user_id=by.pk).delete()
+
+
+# --- polling ---------------------------------------------------------------------------
+
+
+def thread_token(conversation: Conversation, watched: list[int]) -> str:
+    """What an open conversation's poll compares, in one query by primary keys: its
+    version, and the newest change among the outbox rows the page still watches (a
+    reply's delivery report moves its row, not the conversation)."""
+    from carebell.messaging.models import OutboxMessage
+
+    rows = Conversation.objects.filter(pk=conversation.pk)
+    if watched:
+        newest = OutboxMessage.objects.filter(id__in=watched[:100]).order_by("-updated_at")
+        rows = rows.annotate(stamp=Subquery(newest.values("updated_at")[:1]))
+    else:
+        rows = rows.annotate(stamp=Value(None, output_field=DateTimeField()))
+    row = rows.values_list("version", "stamp").first()
+    if row is None:
+        return ""
+    version, stamp = row
+    return f"{version}.{stamp.timestamp():.6f}" if stamp else str(version)

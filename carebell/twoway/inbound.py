@@ -28,7 +28,7 @@ from carebell.core.placeholders import RenderContext, render
 from carebell.core.senders import is_service_sid, spelling_of
 from carebell.core.vocab import AppointmentStatus, Channel, EntityType, Kind, OutboxStatus
 from carebell.formats.service import keyword_reply, quick_reply
-from carebell.inbox import conversations
+from carebell.inbox import conversations, reviews
 from carebell.messaging.models import InboundMessage, OutboxMessage
 from carebell.people import verification
 from carebell.people.models import ContactPoint
@@ -75,6 +75,8 @@ def handle_inbound_sms(sms: InboundSms, now: dt.datetime) -> InboundMessage | No
         inbound.conversation = conversation
         _act(inbound, site, [s.id for s in senders_sites], conversation, now)
         inbound.save(update_fields=["conversation", "intent", "needs_review"])
+        if inbound.needs_review and inbound.intent == Intent.POSSIBLE_OPT_OUT:
+            reviews.open_review(inbound, conversation, now)
     return inbound
 
 
