@@ -5,6 +5,7 @@ Outbox rows are written only through carebell.outbox (the one writer).
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 
 from carebell.core.vocab import AttemptStatus, BlockReason, Channel, Kind, OutboxStatus
@@ -407,3 +408,78 @@ class OutboxSubject(models.Model):
 
     def __str__(self) -> str:
         return f"{self.entity_type} {self.entity_id}"
+
+
+class GroupSend(models.Model):
+    """A group message (SPEC §5.6): the patients a staff member chose from a patient
+    listing, the channels and words, and how far the send into the outbox has got.
+
+    Each selected recipient is written to the outbox once (its rows carry occurrence
+    keys naming this send and the patient), a batch of recipients and their
+    `done_at` in one transaction, so a send stopped half-way resumes where it
+    stopped and neither loses nor duplicates a message."""
+
+    class Status(models.TextChoices):
+        DRAFT = "draft"
+        SENDING = "sending"
+        DONE = "done"
+
+    site = models.ForeignKey(Site, on_delete=models.PROTECT, related_name="+")
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.DRAFT)
+    channels = models.JSONField(default=list, blank=True)
+    filters = models.JSONField(default=dict, blank=True, help_text="The listing's filters.")
+    email_subject = models.CharField(max_length=300, blank=True)
+    email_body = models.TextField(blank=True)
+    sms_body = models.TextField(blank=True)
+    #: Counts for the review step (messages, blocked, segments, cost), worked out once
+    #: for the selection and words they were counted with; emptied when either changes.
+    summary = models.JSONField(default=dict, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    total = models.PositiveIntegerField(default=0, help_text="Recipients when started.")
+    done = models.PositiveIntegerField(default=0, help_text="Recipients written so far.")
+    queued = models.PositiveIntegerField(default=0, help_text="Messages queued to go.")
+    blocked = models.PositiveIntegerField(default=0, help_text="Messages stored blocked.")
+    lease_expires_at = models.DateTimeField(
+        null=True, blank=True, help_text="Whoever writes the send holds it until then."
+    )
+    created_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["site", "-created_at"], name="group_send_site_newest"),
+            models.Index(
+                fields=["lease_expires_at"],
+                condition=models.Q(status="sending"),
+                name="group_send_unfinished",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"group send #{self.pk}"
+
+
+class GroupRecipient(models.Model):
+    """One patient of a group send: chosen or not, and when it was written."""
+
+    group = models.ForeignKey(GroupSend, on_delete=models.CASCADE, related_name="recipients")
+    patient = models.ForeignKey(
+        Patient, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    selected = models.BooleanField(default=True)
+    done_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["group", "patient"], name="group_recipient_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"recipient {self.patient_id} of {self.group_id}"

@@ -87,6 +87,20 @@ class OutboxWriter:
         if len(self.rows) >= self.flush_every:
             self._pass_on()
 
+    def add_written(
+        self, decision: Decision, *, subject: str, body: str, segments: int, block_reason: str = ""
+    ) -> None:
+        """Keep a message whose words staff wrote for it (a group or one-off message,
+        rendered for its recipient), scheduled — or blocked with `block_reason` when
+        its recipient may not receive it, so it is never silently dropped and the
+        queue says why. The dispatcher sends written rows as they are, after its
+        checks."""
+        status = "blocked" if block_reason else "scheduled"
+        row = self._row(decision, status=status, block_reason=block_reason)
+        self.rows.append(row._replace(subject=subject[:300], body=body, segments=segments))
+        if len(self.rows) >= self.flush_every:
+            self._pass_on()
+
     def store(self, decision: Decision) -> None:
         """What every planning path calls for each decision: a planned one is written
         as scheduled, one the caps kept from going as blocked (cap); the rest (an
