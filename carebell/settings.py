@@ -64,6 +64,14 @@ try:
         "MAILGUN_SENDER_DOMAIN": env_str("MAILGUN_SENDER_DOMAIN") or None,
         "AMAZON_SES_CLIENT_PARAMS": {},
     }
+    # Outbound events (webhooks): endpoints on loopback, private or link-local
+    # addresses are refused, at save and at send, unless this allows them (tests,
+    # the demo, a receiver on the same private network).
+    WEBHOOKS_ALLOW_PRIVATE = env_bool("WEBHOOKS_ALLOW_PRIVATE", default=False)
+    # HL7 v2 in: the largest message the MLLP listener and importer accept (a larger
+    # one gets an AR), and how long received messages are kept (`carebell hl7 purge`).
+    HL7_MAX_MESSAGE_BYTES = env_int("HL7_MAX_MESSAGE_BYTES", 1_048_576, minimum=1024)
+    HL7_RETENTION_DAYS = env_int("HL7_RETENTION_DAYS", 90, minimum=1)
     LOG_LEVEL = env_choice("LOG_LEVEL", ("debug", "info", "warning", "error"), "info").upper()
 except ConfigError as error:
     config.fail(error)

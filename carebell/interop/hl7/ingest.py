@@ -1,0 +1,288 @@
+"""Plain data from a message (carebell.interop.hl7.mapping.Content) into carebell,
+through the entry points every door uses: people.actions, appointments.actions and
+pharmacy.actions. Each change replans in its transaction and is audited with the
+feed as actor (`source`, "hl7:<app>/<facility>"); nothing that did not change is
+saved again, so a feed that repeats itself leaves no trail.
+
+Called inside the caller's transaction (carebell.interop.hl7.receive): a failure
+anywhere undoes the whole message.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from carebell.appointments.actions import save_appointment
+from carebell.appointments.models import Appointment
+from carebell.core.senders import normalise_email, normalise_phone
+from carebell.core.vocab import AppointmentStatus, ContactPointKind, FillStep, PrescriptionStatus
+from carebell.interop.hl7.mapping import (
+    AppointmentData,
+    Content,
+    FillData,
+    PatientData,
+    Person,
+    Point,
+    PrescriptionData,
+)
+from carebell.interop.hl7.models import Hl7Applied
+from carebell.people import actions as people
+from carebell.people.models import Contact, ContactPoint, Patient
+from carebell.pharmacy.actions import save_fill, save_prescription
+from carebell.pharmacy.models import Fill, Prescription
+from carebell.sites.models import Site
+
+_KEPT_WHEN_BOOKED = {
+    AppointmentStatus.CONFIRMED,
+    AppointmentStatus.CANCEL_REQUESTED,
+    AppointmentStatus.ARRIVED,
+    AppointmentStatus.COMPLETED,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Feed:
+    """Who a message is from: its site, the namespace of its ids, the audit actor."""
+
+    site: Site
+    source: str  # Patient.source / Appointment.source / Prescription.source
+    actor: str  # the audit trail's system actor: "hl7:SCHApp/GHHSFacility"
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    stale: bool
+    summary: str
+
+
+def apply(feed: Feed, content: Content, now: dt.datetime) -> Applied:
+    """Apply `content`; an appointment or prescription already changed by a newer
+    message (MSH-7) is left as it is and the message reported stale."""
+    subject = _subject(content)
+    if subject and not _is_newest(feed, *subject, content.sent_at):
+        return Applied(True, f"a newer message was applied to {subject[0]} {subject[1]}")
+    fresh = _is_newest(feed, "patient", content.patient.external_id, content.sent_at)
+    patient = upsert_patient(feed, content.patient, now, demographics=fresh)
+    if fresh and content.demographics:
+        _mark(feed, "patient", content.patient.external_id, content.sent_at)
+    if subject:
+        _mark(feed, *subject, content.sent_at)
+    if content.appointment is not None:
+        appointment = upsert_appointment(feed, patient, content.appointment, now)
+        return Applied(False, f"appointment {appointment.external_id}: {appointment.status}")
+    if content.prescription is not None:
+        rx = upsert_prescription(feed, patient, content.prescription, now)
+        if content.fill is not None:
+            fill = upsert_fill(feed, rx, content.fill, content.sent_at or now, now)
+            return Applied(False, f"rx {rx.rx_number} fill {fill.fill_number}: {fill.step}")
+        return Applied(False, f"rx {rx.rx_number}: {rx.status}")
+    return Applied(False, f"patient {patient.external_id}")
+
+
+def _subject(content: Content) -> tuple[str, str] | None:
+    if content.appointment is not None:
+        return "appointment", content.appointment.external_id
+    if content.prescription is not None:
+        return "prescription", content.prescription.rx_number
+    return None
+
+
+def _is_newest(feed: Feed, entity: str, external_id: str, sent_at) -> bool:
+    if sent_at is None:
+        return True
+    row = (
+        Hl7Applied.objects.select_for_update()
+        .filter(site=feed.site, source=feed.source, entity=entity, external_id=external_id)
+        .first()
+    )
+    return row is None or sent_at >= row.sent_at
+
+
+def _mark(feed: Feed, entity: str, external_id: str, sent_at) -> None:
+    if sent_at is None:
+        return
+    updated = Hl7Applied.objects.filter(
+        site=feed.site, source=feed.source, entity=entity, external_id=external_id,
+        sent_at__lt=sent_at,
+    ).update(sent_at=sent_at)  # fmt: skip
+    if not updated:
+        Hl7Applied.objects.get_or_create(
+            site=feed.site, source=feed.source, entity=entity, external_id=external_id,
+            defaults={"sent_at": sent_at},
+        )  # fmt: skip
+
+
+# Patients and their contacts --------------------------------------------------------
+
+
+def find_patient(site: Site, source: str, external_id: str) -> Patient | None:
+    """The patient of `site` a feed knows by `external_id`, locked for this
+    transaction (messages for one patient are applied one at a time)."""
+    return (
+        Patient.objects.select_for_update()
+        .filter(site=site, source=source, external_id=external_id)
+        .first()
+    )
+
+
+def upsert_patient(feed: Feed, data: PatientData, now, *, demographics: bool) -> Patient:
+    patient = find_patient(feed.site, feed.source, data.external_id)
+    created = patient is None
+    if created:
+        patient = Patient(site=feed.site, source=feed.source, external_id=data.external_id)
+    elif not demographics:
+        return patient  # a newer ADT already said who this is
+    wanted = {"first_name": data.first_name, "last_name": data.last_name}
+    if data.birth_date is not None:
+        wanted["birth_date"] = data.birth_date
+    if _assign(patient, wanted) or created:
+        people.save_patient(patient, source=feed.actor, now=now)
+    contacts = list(patient.contacts.all()) if not created else []
+    me = next((c for c in contacts if c.relationship == "self"), None)
+    me = _upsert_contact(feed, patient, me, Person(data.first_name, data.last_name), contacts, now)
+    _upsert_points(feed, me, data.points, now)
+    for kin in data.next_of_kin:
+        match = next((c for c in contacts if c.relationship != "self" and _same_name(c, kin)), None)
+        contact = _upsert_contact(feed, patient, match, kin, contacts, now)
+        _upsert_points(feed, contact, kin.points, now)
+    return patient
+
+
+def _same_name(contact: Contact, person: Person) -> bool:
+    return (contact.first_name.casefold(), contact.last_name.casefold()) == (
+        person.first_name.casefold(),
+        person.last_name.casefold(),
+    )
+
+
+def _upsert_contact(feed, patient, contact, person: Person, contacts: list, now) -> Contact:
+    if contact is None:
+        position = max((c.position for c in contacts), default=0) + 1
+        contact = Contact(patient=patient, position=position)
+        contacts.append(contact)
+    wanted = {
+        "first_name": person.first_name or contact.first_name,
+        "last_name": person.last_name or contact.last_name,
+        "relationship": person.relationship,
+    }
+    if _assign(contact, wanted) or contact.pk is None:
+        people.save_contact(contact, source=feed.actor, now=now)
+    return contact
+
+
+def _upsert_points(feed: Feed, contact: Contact, points: tuple[Point, ...], now) -> None:
+    if not points:
+        return
+    existing = {p.kind: p for p in ContactPoint.objects.filter(contact=contact)}
+    for point in points:
+        value, valid = spelling(point, feed.site.phone_region)
+        row = existing.get(point.kind) or ContactPoint(contact=contact, kind=point.kind)
+        if _assign(row, {"value": value, "raw_value": point.raw, "is_valid": valid}):
+            people.save_contact_point(row, source=feed.actor, now=now)
+
+
+def spelling(point: Point, region: str) -> tuple[str, bool]:
+    """The value carebell stores for a phone (E.164) or email, and whether it parsed;
+    one that does not is kept as received, marked invalid, never messaged."""
+    try:
+        if point.kind == ContactPointKind.EMAIL:
+            return normalise_email(point.raw), True
+        return normalise_phone(point.raw, region), True
+    except ValueError:
+        return point.raw.strip()[:254], False
+
+
+# Appointments -----------------------------------------------------------------------
+
+
+def upsert_appointment(feed: Feed, patient: Patient, data: AppointmentData, now) -> Appointment:
+    appointment = (
+        Appointment.objects.select_for_update()
+        .filter(site=feed.site, source=feed.source, external_id=data.external_id)
+        .first()
+    )
+    if appointment is None:
+        appointment = Appointment(site=feed.site, source=feed.source, external_id=data.external_id)
+    status = data.status
+    moved = appointment.pk is None or appointment.starts_at != data.starts_at
+    if status == AppointmentStatus.BOOKED and not moved and appointment.status in _KEPT_WHEN_BOOKED:
+        status = AppointmentStatus(appointment.status)  # the patient's confirmation stands
+    wanted = {
+        "patient_id": patient.pk,
+        "starts_at": data.starts_at,
+        "status": status,
+        "location_code": data.location_code,
+        "location_name": data.location_name,
+        "provider_code": data.provider_code,
+        "provider_name": data.provider_name,
+        "appointment_type": data.appointment_type,
+    }
+    if data.duration_minutes:
+        wanted["duration_minutes"] = data.duration_minutes
+    if status == AppointmentStatus.CANCELLED:
+        wanted["cancelled_at"] = appointment.cancelled_at or now
+    elif appointment.cancelled_at is not None:
+        wanted["cancelled_at"] = None  # reinstated ("Undo Cancel")
+    if _assign(appointment, wanted) or appointment.pk is None:
+        save_appointment(appointment, source=feed.actor, now=now)
+    return appointment
+
+
+# Prescriptions and fills ------------------------------------------------------------
+
+
+def upsert_prescription(feed: Feed, patient: Patient, data: PrescriptionData, now):
+    rx = (
+        Prescription.objects.select_for_update()
+        .filter(site=feed.site, source=feed.source, rx_number=data.rx_number)
+        .first()
+    )
+    if rx is None:
+        rx = Prescription(site=feed.site, source=feed.source, rx_number=data.rx_number)
+    remaining = data.refills_remaining
+    if remaining is None:
+        remaining = data.refills_authorized if rx.pk is None else rx.refills_remaining
+    wanted = {
+        "patient_id": patient.pk,
+        "drug_name": data.drug_name,
+        "ndc": data.ndc,
+        "refills_authorized": data.refills_authorized,
+        "refills_remaining": min(remaining, data.refills_authorized),
+        "status": PrescriptionStatus.ACTIVE if data.active else PrescriptionStatus.INACTIVE,
+    }
+    if data.prescriber_name:
+        wanted["prescriber_name"] = data.prescriber_name
+    if data.written_on:
+        wanted["written_on"] = data.written_on
+    if _assign(rx, wanted) or rx.pk is None:
+        save_prescription(rx, source=feed.actor, now=now)
+    return rx
+
+
+def upsert_fill(feed: Feed, rx: Prescription, data: FillData, reached_at, now) -> Fill:
+    fill = (
+        Fill.objects.select_for_update()
+        .filter(prescription=rx, fill_number=data.fill_number)
+        .first()
+    )
+    if fill is None:
+        fill = Fill(prescription=rx, fill_number=data.fill_number, days_supply=rx.days_supply,
+                    received_at=reached_at)  # fmt: skip
+    wanted = {"filled_on": data.filled_on}
+    if fill.pk is None or data.step.order > FillStep(fill.step).order:  # steps only move on
+        wanted["step"] = data.step
+        wanted[f"{data.step.value}_at"] = getattr(fill, f"{data.step.value}_at") or reached_at
+    if _assign(fill, wanted) or fill.pk is None:
+        save_fill(fill, source=feed.actor, now=now)
+    return fill
+
+
+def _assign(obj, wanted: dict) -> bool:
+    """Set the fields of `obj` that differ from `wanted`; True if any did."""
+    changed = False
+    for name, new in wanted.items():
+        if getattr(obj, name) != new:
+            setattr(obj, name, new)
+            changed = True
+    return changed

@@ -1,0 +1,254 @@
+"""One message in, its ACKs out: the part the MLLP listener and the importer share.
+
+`receive(raw, via=..., peer=...)`:
+1. parses (pure) — unreadable input gets an AR, and its bytes are kept;
+2. finds the sender's site and mapping (Hl7Sender) — an unknown sender gets an AR;
+3. answers a resend (same sender, MSH-10 and segments) with the ACK it got the
+   first time, changing nothing;
+4. applies the message through the entry points and stores it with its outcome and
+   ACK in ONE transaction, so the ACK is returned only once both are committed; an
+   AE rolls the change back, then the message is stored with its reason.
+
+Messages for one patient wait for each other (a lock per patient in this process,
+the patient's row lock across processes); different patients go in parallel.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import threading
+import zoneinfo
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from django.core.exceptions import ValidationError
+from django.db import DatabaseError, IntegrityError, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from carebell.interop.hl7 import ingest
+from carebell.interop.hl7.acks import Result, acks_for
+from carebell.interop.hl7.mapping import Mapping, read
+from carebell.interop.hl7.models import Hl7Message, Hl7Sender, Outcome
+from carebell.interop.hl7.parse import Header, Hl7Error, parse_message, split_segments
+
+logger = logging.getLogger(__name__)
+ACK_JOIN = b"\x1c"  # FS never appears inside a message: it separates stored ACKs
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    acks: list[bytes]
+    outcome: str
+    reason: str = ""
+    message_type: str = ""
+    control_id: str = ""
+    duplicate: bool = False
+
+    @property
+    def code(self) -> str:
+        """The application ACK code given (AA / AE / AR)."""
+        return {Outcome.ERROR: "AE", Outcome.REJECTED: "AR"}.get(self.outcome, "AA")
+
+
+def digest_of(raw: bytes) -> str:
+    """The message's identity for resends: its segments, whatever ends them."""
+    return hashlib.sha256(b"\r".join(split_segments(raw))).hexdigest()
+
+
+def receive(
+    raw: bytes,
+    *,
+    via: str,
+    peer: str = "",
+    now: dt.datetime | None = None,
+    dry_run: bool = False,
+    default_site=None,
+) -> Received:
+    now = now or timezone.now()
+    digest = digest_of(raw)
+    try:
+        message = parse_message(raw)
+    except Hl7Error as error:
+        return _refused(raw, digest, None, error, via, peer, now, dry_run)
+    header, feed = message.header, None
+    try:
+        feed, mapping = _feed(header, default_site, dry_run)
+        zone = zoneinfo.ZoneInfo(mapping.time_zone or feed.site.time_zone)
+        content = read(message, mapping, zone)
+    except Hl7Error as error:
+        return _refused(raw, digest, header, error, via, peer, now, dry_run, feed=feed)
+    if dry_run:
+        return Received([], Outcome.CHECKED, "", header.message_type, header.control_id)
+    duplicate = _resent(header, digest, now)
+    if duplicate is not None:
+        return duplicate
+    with patient_lock((feed.site.pk, feed.source, content.patient.external_id)):
+        try:
+            return _apply(raw, digest, header, feed, content, via, peer, now)
+        except IntegrityError:
+            duplicate = _resent(header, digest, now)  # the same message on two connections
+            if duplicate is not None:
+                return duplicate
+            problem = Hl7Error("The message conflicts with data carebell holds.", code="205")
+            return _refused(raw, digest, header, problem, via, peer, now, False, feed=feed)
+        except (Hl7Error, ValidationError) as error:
+            problem = _as_error(error)
+            return _refused(raw, digest, header, problem, via, peer, now, False, feed=feed)
+        except DatabaseError:
+            raise  # no ACK: the sender sends it again once the database is back
+        except Exception as error:  # a bug must not lose the message: kept, answered AE
+            logger.exception("HL7 %s %s failed", header.message_type[:24], type(error).__name__)
+            problem = Hl7Error("carebell could not process this message.", code="207")
+            return _refused(raw, digest, header, problem, via, peer, now, False, feed=feed)
+
+
+def _apply(raw, digest, header, feed, content, via, peer, now) -> Received:
+    with transaction.atomic():
+        applied = ingest.apply(feed, content, now)
+        outcome = Outcome.STALE if applied.stale else Outcome.APPLIED
+        acks = acks_for(header, Result("AA", applied.summary if applied.stale else ""), now)
+        Hl7Message.objects.create(
+            received_at=now, via=via, peer=peer[:200], sender=header.sender[:140],
+            control_id=header.control_id[:64], digest=digest,
+            message_type=header.message_type[:24], sent_at=content.sent_at, site=feed.site,
+            raw=raw, outcome=outcome, reason=applied.summary, ack=ACK_JOIN.join(acks),
+        )  # fmt: skip
+    return Received(acks, outcome, applied.summary, header.message_type, header.control_id)
+
+
+def _resent(header: Header, digest: str, now) -> Received | None:
+    key = {"sender": header.sender[:140], "control_id": header.control_id[:64], "digest": digest}
+    original = Hl7Message.objects.filter(**key).only("ack", "outcome", "reason").first()
+    if original is None:
+        return None
+    Hl7Message.objects.filter(pk=original.pk).update(resent=F("resent") + 1, last_resent_at=now)
+    acks = [a for a in bytes(original.ack).split(ACK_JOIN) if a]
+    return Received(acks, original.outcome, original.reason, header.message_type,
+                    header.control_id, duplicate=True)  # fmt: skip
+
+
+def _refused(raw, digest, header, error: Hl7Error, via, peer, now, dry_run, feed=None):
+    """An AE or AR: stored with its reason (never silently lost), answered."""
+    outcome = Outcome.REJECTED if error.ack == "AR" else Outcome.ERROR
+    header = header or _partial_header(raw)
+    result = Result(error.ack, error.text, error.code, error.where)
+    acks = acks_for(header, result, now)
+    if dry_run:
+        return Received(acks, outcome, error.text, _type(header), _control(header))
+    if header is not None and header.control_id:
+        duplicate = _resent(header, digest, now)
+        if duplicate is not None:
+            return duplicate
+    try:
+        Hl7Message.objects.create(
+            received_at=now, via=via, peer=peer[:200],
+            sender=header.sender[:140] if header else "",
+            control_id=_control(header)[:64], digest=digest, message_type=_type(header)[:24],
+            site=feed.site if feed else None, raw=raw, outcome=outcome,
+            reason=error.text[:2000], ack=ACK_JOIN.join(acks),
+        )  # fmt: skip
+    except IntegrityError:
+        duplicate = _resent(header, digest, now)
+        if duplicate is not None:
+            return duplicate
+        raise
+    return Received(acks, outcome, error.text, _type(header), _control(header))
+
+
+def _type(header) -> str:
+    return header.message_type if header else ""
+
+
+def _control(header) -> str:
+    return header.control_id if header else ""
+
+
+def _as_error(error: Exception) -> Hl7Error:
+    if isinstance(error, Hl7Error):
+        return error
+    messages = getattr(error, "message_dict", None)
+    if messages:
+        text = "; ".join(f"{k}: {' '.join(v)}" for k, v in messages.items())
+    else:
+        text = " ".join(getattr(error, "messages", [str(error)]))
+    return Hl7Error(f"Refused by carebell: {text}"[:500], code="207")
+
+
+def _partial_header(raw: bytes) -> Header | None:
+    """What can be read of MSH in a message that did not parse, so that even its AR
+    names its MSH-10 and goes back to its sender."""
+    from carebell.interop.hl7.parse import read_header
+
+    segments = split_segments(raw.lstrip(b"\x0b"))
+    try:
+        sep, enc, msh = read_header(segments[0]) if segments else (None, None, None)
+    except Hl7Error:
+        return None
+    if sep is None:
+        return None
+
+    def f(n: int, comp: int = 1) -> str:
+        if n - 1 >= len(msh):
+            return ""
+        parts = msh[n - 1].split(enc[1])[0].split(enc[0])
+        return parts[comp - 1].strip() if comp <= len(parts) else ""
+
+    return Header(sep, enc, f(3), f(4), f(5), f(6), f(7), f(9), f(9, 2), f(9, 3), f(10),
+                  f(11), f(12), f(15).upper(), f(16).upper(), f(18))  # fmt: skip
+
+
+# Senders ----------------------------------------------------------------------------
+
+
+def _feed(header: Header, default_site, dry_run: bool) -> tuple[ingest.Feed, Mapping]:
+    app, facility = header.sending_application[:64], header.sending_facility[:64]
+    rows = Hl7Sender.objects.select_related("site").filter(
+        Q(sending_application__in=(app, "")) & Q(sending_facility__in=(facility, "")),
+        enabled=True,
+    )
+    # The most specific row: application and facility, then either, then the catch-all.
+    best = max(rows, key=lambda r: (bool(r.sending_application), bool(r.sending_facility)),
+               default=None)  # fmt: skip
+    if best is None and default_site is not None:
+        best = Hl7Sender(sending_application=app, sending_facility=facility, site=default_site)
+        if not dry_run:
+            best.save()
+    if best is None:
+        raise Hl7Error(
+            f"No site takes messages from {header.sender[:80]}: add it under HL7 senders.",
+            ack="AR",
+            code="204",
+            where="MSH-3",
+        )
+    try:
+        mapping = Mapping.from_dict(best.mapping)
+    except (ValueError, TypeError) as error:
+        raise Hl7Error(f"The mapping of sender {header.sender[:80]} is wrong: {error}.",
+                       ack="AR") from None  # fmt: skip
+    source = best.patient_source or f"hl7:{facility or app}"[:32]
+    return ingest.Feed(best.site, source, f"hl7:{header.sender}"[:80]), mapping
+
+
+# One patient at a time --------------------------------------------------------------
+
+_locks: dict[tuple, list] = {}
+_locks_guard = threading.Lock()
+
+
+@contextmanager
+def patient_lock(key: tuple):
+    """Serialise this process's work on one patient; free the lock when unused."""
+    with _locks_guard:
+        entry = _locks.setdefault(key, [threading.Lock(), 0])
+        entry[1] += 1
+    try:
+        with entry[0]:
+            yield
+    finally:
+        with _locks_guard:
+            entry[1] -= 1
+            if entry[1] == 0:
+                _locks.pop(key, None)
