@@ -15,6 +15,7 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("admin/", admin.site.urls),
     path("staff/", include("carebell.web.staff.urls")),
+    path("fhir/R4/", include("carebell.interop.fhir.urls")),
     path("api/v1/", api.urls),
     path("hooks/<str:provider>/status/<int:attempt_id>", hooks.status_callback, name="status-hook"),
     path("hooks/twilio/voice/<int:attempt_id>", voice.call_answered, name="voice-answered"),

@@ -1,0 +1,165 @@
+"""Transaction Bundles: every entry or none (one database transaction), with a cap on
+the entries, and `urn:uuid:` fullUrls resolved to the resources earlier entries made.
+
+Entries are taken in the order FHIR gives them (creates, then updates), and a
+create that references another entry's urn:uuid runs after it, whatever their order
+in the Bundle. A failing entry undoes the whole Bundle and answers its own error,
+naming the entry."""
+
+from __future__ import annotations
+
+import os
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.db import transaction
+
+from carebell.interop.fhir import service
+from carebell.interop.fhir.handlers import Context
+from carebell.interop.fhir.outcomes import FhirError, invalid
+
+
+def max_entries() -> int:
+    """The most entries a transaction may hold (CAREBELL_FHIR_MAX_ENTRIES, 1000)."""
+    configured = getattr(settings, "FHIR_MAX_TRANSACTION_ENTRIES", None)
+    if configured is not None:
+        return int(configured)
+    raw = os.environ.get("CAREBELL_FHIR_MAX_ENTRIES", "").strip()
+    return int(raw) if raw.isdigit() and int(raw) > 0 else 1000
+
+
+def transact(bundle: dict, ctx: Context, base: str) -> service.Result:
+    entries = _entries(bundle)
+    order = sorted(range(len(entries)), key=lambda i: _METHOD_ORDER[entries[i]["method"]])
+    order = _after_their_references(order, entries)
+    responses: dict[int, dict] = {}
+    with transaction.atomic():
+        for index in order:
+            try:
+                result = _run(entries[index], ctx)
+            except FhirError as error:
+                error.message = f"Bundle.entry[{index}]: {error.message}"
+                error.expression = error.expression or f"Bundle.entry[{index}]"
+                raise
+            full_url = entries[index]["full_url"]
+            if full_url:
+                ctx.created[full_url] = tuple(result.location.split("/", 1))
+            responses[index] = _response(result, base)
+    return service.Result(200, {
+        "resourceType": "Bundle",
+        "type": "transaction-response",
+        "entry": [responses[i] for i in range(len(entries))],
+    })  # fmt: skip
+
+
+_METHOD_ORDER = {"POST": 0, "PUT": 1}
+
+
+def _entries(bundle: dict) -> list[dict]:
+    if bundle.get("resourceType") != "Bundle":
+        raise invalid("POST to the base takes a Bundle.", "resourceType")
+    if bundle.get("type") != "transaction":
+        raise invalid("Only transaction Bundles are taken (type: transaction).", "Bundle.type")
+    raw = bundle.get("entry") or []
+    if not isinstance(raw, list):
+        raise invalid("Bundle.entry must be a list.", "Bundle.entry")
+    cap = max_entries()
+    if len(raw) > cap:
+        raise FhirError(413, f"A transaction holds at most {cap} entries, not {len(raw)}.",
+                        code="too-costly")  # fmt: skip
+    return [_entry(item, i) for i, item in enumerate(raw)]
+
+
+def _entry(item, index: int) -> dict:
+    where = f"Bundle.entry[{index}]"
+    if not isinstance(item, dict):
+        raise invalid(f"{where} must be an object.", where)
+    request = item.get("request")
+    if not isinstance(request, dict):
+        raise invalid(f"{where} needs a request (method and url).", f"{where}.request")
+    method, url = request.get("method"), request.get("url")
+    if method not in _METHOD_ORDER:
+        raise invalid(f"{where}: only POST and PUT entries are taken.", f"{where}.request.method")
+    if not isinstance(url, str) or not url.strip():
+        raise invalid(f"{where} needs request.url.", f"{where}.request.url")
+    resource = item.get("resource")
+    if not isinstance(resource, dict):
+        raise invalid(f"{where} needs a resource.", f"{where}.resource")
+    full_url = item.get("fullUrl")
+    if full_url is not None and not isinstance(full_url, str):
+        raise invalid(f"{where}.fullUrl must be a string.", f"{where}.fullUrl")
+    return {
+        "method": method,
+        "url": url.strip(),
+        "resource": resource,
+        "full_url": full_url if full_url and full_url.startswith("urn:uuid:") else "",
+        "if_none_exist": _text(request.get("ifNoneExist")),
+        "if_match": _text(request.get("ifMatch")),
+        "references": _urns(resource),
+    }
+
+
+def _text(value) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _urns(value) -> set[str]:
+    found, stack = set(), [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            reference = item.get("reference")
+            if isinstance(reference, str) and reference.startswith("urn:uuid:"):
+                found.add(reference)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return found
+
+
+def _after_their_references(order: list[int], entries: list[dict]) -> list[int]:
+    """`order`, with each entry moved after the entries whose urn:uuid it references."""
+    made_by = {e["full_url"]: i for i, e in enumerate(entries) if e["full_url"]}
+    done: list[int] = []
+    placed: set[int] = set()
+    pending = list(order)
+    while pending:
+        progress = []
+        for index in pending:
+            needs = {made_by[u] for u in entries[index]["references"] if u in made_by} - {index}
+            if needs <= placed:
+                done.append(index)
+                placed.add(index)
+                progress.append(index)
+        if not progress:
+            raise FhirError(422, "The transaction's entries reference each other in a circle.")
+        pending = [i for i in pending if i not in placed]
+    return done
+
+
+def _run(entry: dict, ctx: Context) -> service.Result:
+    path = urlsplit(entry["url"])
+    parts = [p for p in path.path.split("/") if p]
+    if not parts:
+        raise invalid("request.url must name a resource type.")
+    handler = service.handler_for(parts[-2] if len(parts) >= 2 and entry["method"] == "PUT"
+                                  and not path.query else parts[-1])  # fmt: skip
+    if entry["resource"].get("resourceType") != handler.resource_type:
+        raise invalid("The resource is not of the type request.url names.", "resourceType")
+    if entry["method"] == "POST":
+        return service.create(handler, entry["resource"], ctx, entry["if_none_exist"])
+    if path.query:
+        return service.conditional_update(
+            handler, path.query, entry["resource"], ctx, entry["if_match"]
+        )
+    if len(parts) < 2:
+        raise invalid("A PUT names Type/id or Type?criteria.")
+    return service.update(handler, parts[-1], entry["resource"], ctx, entry["if_match"])
+
+
+def _response(result: service.Result, base: str) -> dict:
+    status = {200: "200 OK", 201: "201 Created"}[result.status]
+    response = {"status": status, "location": f"{result.location}/_history/"
+                f"{result.body['meta']['versionId']}", "etag": result.headers.get("ETag"),
+                "lastModified": result.headers.get("Last-Modified")}  # fmt: skip
+    return {"fullUrl": f"{base}{result.location}", "resource": result.body, "response": response}

@@ -1,0 +1,113 @@
+"""Versions and identifiers of FHIR resources (carebell.interop.fhir.models).
+
+A resource's version is its record's counter, plus one when its carebell row changed
+since FHIR last wrote it (a staff edit): so an `If-Match` made before a staff edit
+fails with 412 instead of undoing it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from django.db import IntegrityError, connection, transaction
+
+from carebell.interop.fhir.models import FhirIdentifier, FhirRecord
+from carebell.interop.fhir.outcomes import FhirError
+
+HELD_PREFIX = "h"
+
+
+def records_for(resource_type: str, object_ids) -> dict[int, FhirRecord]:
+    rows = FhirRecord.objects.filter(resource_type=resource_type, object_id__in=list(object_ids))
+    return {r.object_id: r for r in rows.prefetch_related("identifiers")}
+
+
+def version_of(record: FhirRecord | None, row) -> int:
+    if record is None:
+        return 1
+    if row is not None and record.row_updated_at and row.updated_at > record.row_updated_at:
+        return record.version + 1
+    return record.version
+
+
+def last_updated_of(record: FhirRecord | None, row):
+    if row is None:
+        return record.last_updated
+    if record is None:
+        return row.updated_at
+    return max(row.updated_at, record.last_updated)
+
+
+def etag(version: int) -> str:
+    return f'W/"{version}"'
+
+
+def check_if_match(header: str, version: int) -> None:
+    """412 when `If-Match` names another version than the current one."""
+    if not header:
+        return
+    wanted = header.strip()
+    wanted = wanted[2:] if wanted.startswith("W/") else wanted
+    if wanted.strip('"') != str(version):
+        raise FhirError(
+            412, f"If-Match {header[:20]!r} names another version: the resource is at {version}."
+        )
+
+
+def stamp(resource_type: str, site, row, identifiers, now, *, record=None, held=None, status=""):
+    """Record a FHIR write: the version moves on by one, the identifiers are replaced.
+    An identifier another resource of the site holds answers 409."""
+    if record is None and row is not None:
+        record = FhirRecord.objects.filter(resource_type=resource_type, object_id=row.pk).first()
+    version = version_of(record, row) + 1 if record is not None else 1
+    if record is None:
+        record = FhirRecord(resource_type=resource_type, site=site, fhir_id="")
+    record.version, record.last_updated, record.site = version, now, site
+    record.object_id = row.pk if row is not None else None
+    record.row_updated_at = row.updated_at if row is not None else None
+    record.held = held
+    record.held_status = status
+    if held is not None:
+        record.held_patient_id = held.get("_patient_id")
+        record.held = {k: v for k, v in held.items() if k != "_patient_id"}
+    if not record.fhir_id and row is not None:
+        record.fhir_id = str(row.pk)
+    record.save()
+    if not record.fhir_id:
+        record.fhir_id = f"{HELD_PREFIX}{record.pk}"
+        record.save(update_fields=["fhir_id"])
+    _replace_identifiers(record, identifiers)
+    return record
+
+
+def _replace_identifiers(record: FhirRecord, identifiers) -> None:
+    kept = {(i.system, i.value) for i in record.identifiers.all()}
+    wanted = set(identifiers)
+    if kept == wanted:
+        return
+    record.identifiers.exclude(
+        pk__in=[i.pk for i in record.identifiers.all() if (i.system, i.value) in wanted]
+    ).delete()
+    try:
+        with transaction.atomic():
+            FhirIdentifier.objects.bulk_create(
+                FhirIdentifier(record=record, site_id=record.site_id,
+                               resource_type=record.resource_type, system=s, value=v)
+                for s, v in wanted - kept
+            )  # fmt: skip
+    except IntegrityError:
+        raise FhirError(
+            409,
+            f"An identifier of this {record.resource_type} already names another "
+            f"{record.resource_type} of the site: use a conditional create or update.",
+        ) from None
+
+
+def lock(key: str) -> None:
+    """Serialise writers on `key` until the transaction ends (PostgreSQL): two
+    conditional creates of one identifier then search one after the other."""
+    if connection.vendor != "postgresql":
+        return
+    number = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big", signed=True)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [number])
