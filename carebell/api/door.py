@@ -16,8 +16,12 @@ from django.views.decorators.csrf import csrf_exempt
 from carebell.api import idempotency, problems, ratelimit, tokens
 from carebell.audit import trail
 
-#: Routes read without a token and not audited: the API's own description.
-PUBLIC_NAMES = frozenset({"openapi-json"})
+#: The API's own description: read with a token, or by signed-in staff (the
+#: reference page in the staff app loads it with the session).
+DOCUMENT_NAMES = frozenset({"openapi-json"})
+#: What guards every API view (the test that each view names its guard reads this):
+#: a token, then each route's permission at the object's site.
+GUARD = "api_token"
 
 
 def guarded(view, name: str = ""):
@@ -25,17 +29,31 @@ def guarded(view, name: str = ""):
 
     @wraps(view)
     def door(request: HttpRequest, *args, **kwargs) -> HttpResponse:
-        if name in PUBLIC_NAMES:
-            return view(request, *args, **kwargs)
         now = timezone.now()
         token = tokens.authenticate(request, now=now)
-        response = _answer(request, token, now, lambda r: view(r, *args, **kwargs))
+        if name in DOCUMENT_NAMES and token is None and _signed_in_staff(request):
+            response = view(request, *args, **kwargs)
+        elif name in DOCUMENT_NAMES and token is None:
+            response = problems.response(
+                request, 401, "unauthorized", "A valid API token is needed."
+            )
+        else:
+            response = _answer(request, token, now, lambda r: view(r, *args, **kwargs))
         if response.status_code >= 400 and not problems.is_problem(response):
             response = problems.from_plain(request, response)
         _audit(request, token, name, response)
         return response
 
-    return csrf_exempt(door)
+    door = csrf_exempt(door)
+    door.staff_permission = GUARD
+    return door
+
+
+def _signed_in_staff(request: HttpRequest) -> bool:
+    from carebell.web.staff.guard import needs_code
+
+    user = getattr(request, "user", None)
+    return bool(user and user.is_authenticated and user.is_active and not needs_code(user))
 
 
 def _answer(request, token, now, answer) -> HttpResponse:
