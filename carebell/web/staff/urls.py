@@ -11,11 +11,7 @@ from carebell.web.staff.views import (
     rules,
     tokens,
 )
-from carebell.web.staff.views import consent as consent_views
 from carebell.web.staff.views import formats as format_views
-from carebell.web.staff.views import imports as import_views
-from carebell.web.staff.views import inbox as inbox_views
-from carebell.web.staff.views import quick_responses as quick_views
 from carebell.web.staff.views import preferences as preference_views
 from carebell.web.staff.views import reports as report_views
 
@@ -36,20 +32,6 @@ urlpatterns = [
     path("queue/<int:message_id>/", queue.message_detail, name="queue-message"),
     path("patients/", patients.patient_list, name="patients"),
     path("patients/<int:patient_id>/", patients.patient_panel, name="patient"),
-    path("patients/<int:patient_id>/consent/", consent_views.record, name="record-consent"),
-    path(
-        "patients/<int:patient_id>/points/<int:point_id>/code/",
-        consent_views.send_code,
-        name="send-code",
-    ),
-    path(
-        "patients/<int:patient_id>/points/<int:point_id>/verify/",
-        consent_views.verify,
-        name="verify-point",
-    ),
-    path("consent/", consent_views.ledger, name="consent-ledger"),
-    path("consent/export.csv", consent_views.export, name="consent-export"),
-    path("consent/wording/", consent_views.publish_wording, name="consent-wording"),
     path("notifications/", notifications.notification_list, name="notifications"),
     path("notifications/read/", notifications.mark_read, name="notifications-read"),
     path("audit/", audit.audit_log, name="audit"),
@@ -67,34 +49,6 @@ urlpatterns = [
         preference_views.apply_defaults,
         name="apply-defaults",
     ),
-    path("inbox/", inbox_views.inbox, name="inbox"),
-    path("inbox/poll/", inbox_views.inbox_poll, name="inbox-poll"),
-    path("inbox/reviews/", inbox_views.review_list, name="inbox-reviews"),
-    path("inbox/reviews/<int:review_id>/", inbox_views.review_decide, name="inbox-review"),
-    path("inbox/<int:conversation_id>/", inbox_views.conversation_page, name="inbox-conversation"),
-    path(
-        "inbox/<int:conversation_id>/poll/", inbox_views.conversation_poll, name="inbox-thread-poll"
-    ),
-    path("inbox/<int:conversation_id>/reply/", inbox_views.reply, name="inbox-reply"),
-    path("inbox/<int:conversation_id>/assign/", inbox_views.assign, name="inbox-assign"),
-    path("inbox/<int:conversation_id>/done/", inbox_views.mark_done, name="inbox-done"),
-    path("quick-responses/", quick_views.quick_response_list, name="quick-responses"),
-    path("quick-responses/new/", quick_views.quick_response_edit, name="quick-response-new"),
-    path(
-        "quick-responses/<int:quick_response_id>/",
-        quick_views.quick_response_edit,
-        name="quick-response",
-    ),
-    path(
-        "quick-responses/<int:quick_response_id>/delete/",
-        quick_views.quick_response_delete,
-        name="quick-response-delete",
-    ),
-    path("import/", import_views.import_page, name="import"),
-    path("import/<int:job_id>/", import_views.import_job, name="import-job"),
-    path("import/<int:job_id>/progress/", import_views.import_progress, name="import-progress"),
-    path("import/<int:job_id>/apply/", import_views.import_apply, name="import-apply"),
-    path("import/template/<slug:kind>.csv", import_views.import_template, name="import-template"),
     path("reports/", report_views.reports, name="reports"),
     path("reports/<slug:name>.csv", report_views.report_csv, name="report-csv"),
     path("account/api-tokens/", tokens.token_list, name="api-tokens"),
