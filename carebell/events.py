@@ -1,6 +1,17 @@
 """Events for the source system's webhook feed (SPEC §9): the one module that
-writes OutboundEvent rows. Every emitter — a cancellation by text or call, a
-confirmation — calls `emit`."""
+writes OutboundEvent rows. Every emitter — a confirmation or cancellation by text,
+call or link, an opt-out or opt-in, a consent record, a provider's delivery report,
+an inbound text staff must read — calls `emit`.
+
+`emit` is one INSERT in the caller's transaction, so an event exists only if its
+cause was committed, and a hot path (a provider's status callback) pays no more.
+The events worker (carebell.outbound) later hands each event to the endpoints of
+its site that subscribe to its type, and marks it handed on in
+OutboundEvent.delivered_at; the per-endpoint delivery state is its own.
+
+Payloads are thin: ids and types, enough for the source system to look the rest
+up, never a patient's name, number or words.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +21,25 @@ from carebell.messaging.models import OutboundEvent
 from carebell.sites.models import Site
 
 
-def emit(site: Site, event_type: str, payload: dict, now: dt.datetime) -> None:
+def emit(site: Site | int, event_type: str, payload: dict, now: dt.datetime) -> None:
     """Queue an event for the source system's webhook feed, in the caller's
-    transaction (so it exists only if its cause was committed)."""
-    OutboundEvent.objects.create(site=site, event_type=event_type, payload=payload, created_at=now)
+    transaction (so it exists only if its cause was committed). `site` is a Site or
+    its id."""
+    site_id = site if isinstance(site, int) else site.pk
+    OutboundEvent.objects.create(
+        site_id=site_id, event_type=event_type, payload=payload, created_at=now
+    )
+
+
+def appointment_data(appointment, **extra) -> dict:
+    """The payload of an appointment event: the appointment as the source system
+    knows it (its source and id there) and carebell's ids."""
+    return {
+        "appointment": {
+            "id": appointment.pk,
+            "source": appointment.source,
+            "external_id": appointment.external_id,
+        },
+        "patient": {"id": appointment.patient_id},
+        **extra,
+    }

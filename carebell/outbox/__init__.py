@@ -30,6 +30,7 @@ from typing import NamedTuple
 from django.db import transaction
 from django.db.models import Q
 
+from carebell import events
 from carebell.core.channels import RECIPIENT_BLOCKS, block_reason_for
 from carebell.core.reasons import Code, Reason, reason
 from carebell.core.vocab import (
@@ -211,6 +212,8 @@ def record_status(
             _settle_attempt(attempt, status, now)
         message = OutboxMessage.objects.select_for_update().get(id=attempt.message_id)
         moved = _advance(message, OutboxStatus(status), now, attempt, error_code)
+        if moved and message.status in _REPORTED:  # one INSERT: this runs per callback
+            events.emit(message.site_id, f"message.{message.status}", _report(message), now)
     if opt_out:  # a STOP-blocked number, a spam complaint or an email unsubscribe
         # Consent is the two-way room's; it blocks through this module again.
         from carebell.twoway.consent import opt_out_address
@@ -224,6 +227,20 @@ def record_status(
             now=now,
         )
     return moved
+
+
+#: Delivery reports the source system hears of (SPEC §9).
+_REPORTED = frozenset({OutboxStatus.DELIVERED, OutboxStatus.UNDELIVERED, OutboxStatus.FAILED})
+
+
+def _report(message: OutboxMessage) -> dict:
+    """A delivery report's payload: ids and kinds, never the address or the text."""
+    return {
+        "message": {"id": message.id, "kind": message.kind, "channel": message.channel},
+        "about": {"type": message.entity_type, "id": message.entity_id},
+        "patient": {"id": message.patient_id},
+        "error_code": message.error_code,
+    }
 
 
 def _attempt_for(provider: str, provider_message_id: str, attempt_id: int | None):

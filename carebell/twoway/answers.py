@@ -172,7 +172,7 @@ def confirm(appointment: Appointment, now: dt.datetime) -> None:
     appointment.status, appointment.confirmed_at = AppointmentStatus.CONFIRMED, now
     appointment.save(update_fields=["status", "confirmed_at", "updated_at"])
     events.emit(
-        appointment.site, "appointment.confirmed", {"appointment": appointment.external_id}, now
+        appointment.site_id, "appointment.confirmed", events.appointment_data(appointment), now
     )
     return None
 
@@ -207,8 +207,16 @@ def request_cancellation(
     appointment.save(update_fields=["status", "cancelled_at", "updated_at"])
     if CancellationEffect.STOP_MESSAGES in effects:
         outbox.cancel_pending_for(EntityType.APPOINTMENT, [appointment.id], decision.reasons, now)
+    # Every request, accepted or not, tells the source system the patient will not
+    # come; `accepted` says whether carebell took it (SPEC §5.3).
+    events.emit(
+        site,
+        "appointment.cancellation_requested",
+        events.appointment_data(appointment, accepted=decision.accepted, via=via),
+        now,
+    )
     if CancellationEffect.EMIT_CANCELLATION_EVENT in effects:
-        events.emit(site, "appointment.cancelled", {"appointment": appointment.external_id}, now)
+        events.emit(site, "appointment.cancelled", events.appointment_data(appointment), now)
     if CancellationEffect.NOTIFY_DEPARTMENT in effects:
         notifications.notify_cancellation(site, appointment, decision.reasons[0], via=via, now=now)
     return decision.reply_kind

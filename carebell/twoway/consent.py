@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from django.db import transaction
 
-from carebell import outbox
+from carebell import events, outbox
 from carebell.core.channels import OPTED_OUT_CODE
 from carebell.core.reasons import Code, reason
 from carebell.core.vocab import Channel
@@ -54,6 +54,7 @@ def opt_out_address_at(
     with transaction.atomic():
         for site_id in site_ids:
             _record_opt_out(site_id, address, channel, True, source=source, now=now, detail=detail)
+            _emit_consent_change(site_id, "contact.opted_out", address, channel, source, now)
         ledger.record_keyword(
             site_ids, address, channel, ledger.REVOKE, source=source, text=detail, now=now
         )
@@ -92,6 +93,7 @@ def opt_in_address_at(
     with transaction.atomic():
         for site_id in sorted(set(site_ids)):
             _record_opt_out(site_id, address, channel, False, source=source, now=now)
+            _emit_consent_change(site_id, "contact.opted_in", address, channel, source, now)
         if source == "keyword":
             ledger.record_keyword(
                 site_ids, address, channel, ledger.GRANT, source=source, text=detail, now=now
@@ -112,3 +114,21 @@ def _record_opt_out(
         site_id=site_id, address=address, channel=channel, opted_out=opted_out,
         source=source, detail=detail, recorded_at=now,
     )  # fmt: skip
+
+
+def _emit_consent_change(site_id, event_type, address, channel, source, now) -> None:
+    """Tell the source system which of its patients' contact points changed (their
+    ids, never the address itself)."""
+    points = ContactPoint.objects.filter(value=address, contact__patient__site_id=site_id)
+    rows = points.order_by("id").values_list(
+        "id", "contact_id", "contact__patient_id", "contact__patient__external_id"
+    )
+    payload = {
+        "channel": str(channel),
+        "source": source,
+        "contact_points": [
+            {"id": point, "contact": contact, "patient": {"id": patient, "external_id": external}}
+            for point, contact, patient, external in rows
+        ],
+    }
+    events.emit(site_id, event_type, payload, now)

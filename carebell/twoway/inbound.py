@@ -77,6 +77,10 @@ def handle_inbound_sms(sms: InboundSms, now: dt.datetime) -> InboundMessage | No
         inbound.save(update_fields=["conversation", "intent", "needs_review"])
         if inbound.needs_review and inbound.intent == Intent.POSSIBLE_OPT_OUT:
             reviews.open_review(inbound, conversation, now)
+        if inbound.needs_review or inbound.intent == Intent.FREE_TEXT:
+            payload = {"inbound": {"id": inbound.id, "intent": inbound.intent},
+                       "conversation": {"id": conversation.id}}  # fmt: skip
+            events.emit(site, "inbound.needs_staff", payload, now)
     return inbound
 
 
@@ -139,10 +143,7 @@ def _act(inbound: InboundMessage, site: Site, sender_site_ids, conversation, now
             sender_site_ids, address, Channel.SMS, source="keyword", now=now,
             detail=inbound.body[:50],
         )  # fmt: skip
-        _reply_keyword(site, address, "stop", language, now)
-        event = {"channel": "sms", "inbound_id": inbound.id}
-        for sender_site in Site.objects.filter(id__in=sender_site_ids).order_by("id"):
-            events.emit(sender_site, "contact.opted_out", event, now)
+        _reply_keyword(site, address, "stop", language, now)  # consent emits contact.opted_out
     elif reading.intent is Intent.OPT_IN:
         consent.opt_in_address_at(sender_site_ids, address, Channel.SMS, source="keyword", now=now,
                                   detail=inbound.body[:50])  # fmt: skip

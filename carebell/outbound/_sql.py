@@ -1,0 +1,145 @@
+"""The events worker's statements: hand events on, claim due deliveries, record.
+
+Private to carebell.outbound. PostgreSQL claims with FOR UPDATE SKIP LOCKED, so
+several workers take disjoint rows without waiting; SQLite (the demo, one writer)
+holds the database's one write lock for the transaction (IMMEDIATE), so a plain
+SELECT claims. Each endpoint is claimed from separately, up to the room it has
+(its cap less what is in flight), so a backlog at one endpoint never takes the
+others' turn.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import NamedTuple
+
+from django.db import connection
+
+from carebell.messaging.models import OutboundEvent
+from carebell.outbound.models import EventDelivery
+from carebell.sql import ints, utc_params
+
+DELIVERIES = EventDelivery._meta.db_table
+EVENTS = OutboundEvent._meta.db_table
+
+
+class Claimed(NamedTuple):
+    """A delivery this worker holds until `token` (its lease's end)."""
+
+    id: int
+    endpoint_id: int
+    event_id: int
+    message_id: str
+    attempts: int
+    retry_from: dt.datetime
+    was_delivering: bool  # its last worker stopped before recording an answer
+
+
+class Recorded(NamedTuple):
+    """A delivery's new state after an attempt."""
+
+    id: int
+    status: str
+    due_at: dt.datetime
+    finished_at: dt.datetime | None
+    last_status_code: int | None
+    last_error: str
+    token: dt.datetime  # the lease it was claimed under
+
+
+def lock_unhanded_events(limit: int) -> list[tuple[int, int, str, dt.datetime]]:
+    """Lock up to `limit` events not yet handed to their endpoints, oldest first:
+    (id, site_id, event_type, created_at)."""
+    lock = " FOR UPDATE SKIP LOCKED" if connection.vendor == "postgresql" else ""
+    sql = f"""SELECT id, site_id, event_type, created_at FROM {EVENTS}
+        WHERE delivered_at IS NULL ORDER BY delivered_at, created_at LIMIT %s{lock}"""
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [limit])
+        rows = cursor.fetchall()
+    return [(i, s, t, _aware(c)) for i, s, t, c in rows]
+
+
+def claim(rooms: dict[int, int], now: dt.datetime, token: dt.datetime) -> list[Claimed]:
+    """Lease the due deliveries of each endpoint, up to its room, until `token`."""
+    rooms = {e: r for e, r in rooms.items() if r > 0}
+    if not rooms:
+        return []
+    if connection.vendor == "postgresql":
+        return _claim_postgres(rooms, now, token)
+    return _claim_sqlite(rooms, now, token)
+
+
+_DUE = "status IN ('pending', 'delivering') AND due_at <= %s"
+_RETURNED = "id, endpoint_id, event_id, message_id, attempts, retry_from"
+
+
+def _claim_postgres(rooms, now, token) -> list[Claimed]:
+    sql = f"""WITH picked AS (
+            SELECT d.id, d.status FROM unnest(%s::bigint[], %s::int[]) AS r(endpoint_id, room)
+            CROSS JOIN LATERAL (
+                SELECT id, status FROM {DELIVERIES}
+                WHERE endpoint_id = r.endpoint_id AND {_DUE}
+                ORDER BY due_at LIMIT r.room FOR UPDATE SKIP LOCKED
+            ) AS d
+        )
+        UPDATE {DELIVERIES} AS o SET status = 'delivering', attempts = o.attempts + 1,
+            due_at = %s
+        FROM picked WHERE o.id = picked.id
+        RETURNING o.id, o.endpoint_id, o.event_id, o.message_id, o.attempts, o.retry_from,
+            picked.status = 'delivering'"""
+    params = [ints(rooms), ints(rooms.values()), now, token]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, utc_params(params))
+        return sorted(Claimed(*row) for row in cursor.fetchall())
+
+
+def _claim_sqlite(rooms, now, token) -> list[Claimed]:
+    picked: list[tuple[int, bool]] = []
+    with connection.cursor() as cursor:
+        for endpoint_id, room in rooms.items():
+            cursor.execute(
+                f"SELECT id, status FROM {DELIVERIES} WHERE endpoint_id = %s AND {_DUE} "
+                "ORDER BY due_at LIMIT %s",
+                utc_params([endpoint_id, now, room]),
+            )
+            picked += [(i, status == "delivering") for i, status in cursor.fetchall()]
+        if not picked:
+            return []
+        cursor.executemany(
+            f"UPDATE {DELIVERIES} SET status = 'delivering', attempts = attempts + 1, "
+            "due_at = %s WHERE id = %s",
+            [utc_params([token, i]) for i, _ in picked],
+        )
+        was = dict(picked)
+        marks = ", ".join(["%s"] * len(picked))
+        cursor.execute(f"SELECT {_RETURNED} FROM {DELIVERIES} WHERE id IN ({marks})", list(was))
+        rows = cursor.fetchall()
+    return sorted(Claimed(*row[:5], _aware(row[5]), was[row[0]]) for row in rows)
+
+
+def record(rows: Sequence[Recorded]) -> None:
+    """Store each delivery's new state, if it is still this worker's (its lease
+    still carries its `token`: a worker whose lease ran out leaves the row to the
+    one that claimed it since)."""
+    sql = f"""UPDATE {DELIVERIES} SET status = %s, due_at = %s, finished_at = %s,
+        last_status_code = %s, last_error = %s
+        WHERE id = %s AND status = 'delivering' AND due_at = %s"""
+    with connection.cursor() as cursor:
+        cursor.executemany(
+            sql,
+            [
+                utc_params(
+                    [r.status, r.due_at, r.finished_at, r.last_status_code, r.last_error, r.id,
+                     r.token]
+                )
+                for r in rows
+            ],
+        )  # fmt: skip
+
+
+def _aware(value) -> dt.datetime:
+    """A datetime read by a raw cursor: SQLite gives naive UTC text or datetimes."""
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)

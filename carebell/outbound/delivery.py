@@ -1,0 +1,383 @@
+"""The events worker: hand each event to its endpoints, then deliver, sign, retry.
+
+It runs apart from the patients' dispatcher (`carebell events-worker`, or a thread
+of `carebell demo`), with its own connections, so a slow or failing endpoint never
+holds up a patient's message; and each endpoint has a cap on the requests in flight
+to it, so one never holds up the others either.
+
+The loop: hand new events on (`fan_out`: one EventDelivery per subscribed endpoint,
+in one transaction with marking the events handed on); claim what is due at each
+endpoint, up to its room, with a lease (`delivering`, due again when the lease
+ends); POST each, signed, on an asyncio loop in a thread of its own (the database
+stays on this thread, where Django wants it); record answers in bulk as they come.
+A worker that dies leaves `delivering` rows that are due again when their lease
+ends, and are sent again then — at least once, never lost; the receiver drops a
+repeat by its `webhook-id`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import queue
+import random
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass
+
+import aiohttp
+from django.db import transaction
+from django.utils import timezone
+
+from carebell.audit import trail
+from carebell.core.event_delivery import Answer, Why, decide, parse_retry_after
+from carebell.messaging.models import OutboundEvent
+from carebell.outbound import _sql, signing, targets
+from carebell.outbound.endpoints import secrets_in_force
+from carebell.outbound.models import (
+    DeliveryAttemptLog,
+    DeliveryStatus,
+    EventDelivery,
+    WebhookEndpoint,
+)
+
+log = logging.getLogger("carebell.events_worker")
+
+LEASE = dt.timedelta(seconds=60)
+TIMEOUT_SECONDS = 10.0
+PER_ENDPOINT = 32
+FAN_OUT_BATCH = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One signed POST, ready to go."""
+
+    delivery: _sql.Claimed
+    url: str
+    headers: dict
+    body: bytes
+    token: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    job: Job
+    started_at: dt.datetime
+    duration_ms: int
+    status_code: int | None
+    retry_after: str | None
+    error: str
+
+
+def fan_out(now: dt.datetime, limit: int = FAN_OUT_BATCH) -> int:
+    """Hand up to `limit` new events to the enabled endpoints of their site that
+    subscribe to their type (and existed when the event happened). Returns how
+    many events were handed on."""
+    with transaction.atomic():
+        events = _sql.lock_unhanded_events(limit)
+        if not events:
+            return 0
+        by_site: dict[int, list] = {}
+        for endpoint in WebhookEndpoint.objects.filter(
+            site_id__in={site_id for _, site_id, _, _ in events}, enabled=True
+        ).values_list("id", "site_id", "event_types", "created_at"):
+            by_site.setdefault(endpoint[1], []).append(endpoint)
+        deliveries = [
+            EventDelivery(
+                endpoint_id=endpoint_id, event_id=event_id, message_id=signing.new_message_id(),
+                due_at=now, created_at=now, retry_from=now,
+            )
+            for event_id, site_id, event_type, created_at in events
+            for endpoint_id, _, types, since in by_site.get(site_id, ())
+            if event_type in types and since <= created_at
+        ]  # fmt: skip
+        EventDelivery.objects.bulk_create(deliveries, ignore_conflicts=True, batch_size=1000)
+        OutboundEvent.objects.filter(id__in=[e[0] for e in events]).update(delivered_at=now)
+    return len(events)
+
+
+class EventDeliverer:
+    """Delivers what is due. `run()` is the worker's loop; `process_batch()` claims
+    what is due, sends it and records the answers before returning (True when it
+    found work), for `--once` and the tests."""
+
+    def __init__(
+        self,
+        *,
+        per_endpoint: int = PER_ENDPOINT,
+        lease: dt.timedelta = LEASE,
+        timeout_seconds: float = TIMEOUT_SECONDS,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.per_endpoint = per_endpoint
+        self.lease = lease
+        self.timeout = aiohttp.ClientTimeout(total=timeout_seconds)
+        self.rng = rng or random.Random()
+        self.in_flight: Counter[int] = Counter()
+        self._done: queue.Queue[Result] = queue.Queue()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._session: aiohttp.ClientSession | None = None
+
+    # -- the loop -------------------------------------------------------------------
+
+    def run(self, stop: threading.Event, idle_seconds: float = 0.5) -> None:
+        """Work until `stop` is set; then finish what is in flight and record it."""
+        try:
+            while not stop.is_set():
+                try:
+                    busy = self.step()
+                except Exception:
+                    log.exception("events_worker.step_failed")
+                    busy = False
+                if not busy or self.in_flight:
+                    # Answers come back together: a short wait records them in one go.
+                    self._wait_for_answers(0.005 if busy else idle_seconds)
+            self._finish_in_flight()
+        finally:
+            self.close()
+
+    def step(self, now: dt.datetime | None = None) -> bool:
+        """One turn: hand events on, record the answers so far, claim and send more."""
+        now = now or timezone.now()
+        handed = fan_out(now)
+        answered = self._record(self._answers())
+        submitted = self._submit(self._claim(now, self._rooms()))
+        return bool(handed or answered or submitted)
+
+    def process_batch(self, now: dt.datetime | None = None) -> bool:
+        """Hand events on, then send everything due now and record it."""
+        now = now or timezone.now()
+        handed = fan_out(now)
+        jobs = self._claim(now, self._rooms())
+        self._submit(jobs)
+        self._finish_in_flight()
+        return bool(handed or jobs)
+
+    def close(self) -> None:
+        if self._loop is None:
+            return
+        if self._session is not None:
+            asyncio.run_coroutine_threadsafe(self._session.close(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        if self._thread is not None:
+            self._thread.join(10)
+        self._loop.close()
+        self._loop = self._thread = self._session = None
+
+    # -- claiming -------------------------------------------------------------------
+
+    def _rooms(self) -> dict[int, int]:
+        enabled = WebhookEndpoint.objects.filter(enabled=True).values_list("id", flat=True)
+        return {e: self.per_endpoint - self.in_flight[e] for e in enabled}
+
+    def _claim(self, now: dt.datetime, rooms: dict[int, int]) -> list[Job]:
+        token = now + self.lease
+        with transaction.atomic():
+            claimed = _sql.claim(rooms, now, token)
+        if not claimed:
+            return []
+        endpoints = WebhookEndpoint.objects.in_bulk({c.endpoint_id for c in claimed})
+        events = {
+            i: (t, p, c)
+            for i, t, p, c in OutboundEvent.objects.filter(
+                id__in=[c.event_id for c in claimed]
+            ).values_list("id", "event_type", "payload", "created_at")
+        }
+        jobs = []
+        for delivery in claimed:
+            endpoint = endpoints[delivery.endpoint_id]
+            body = signing.body_of(*events[delivery.event_id])
+            secrets = secrets_in_force(endpoint, now)
+            headers = signing.headers_for(delivery.message_id, secrets, body, now)
+            jobs.append(Job(delivery, endpoint.url, headers, body.encode(), token))
+        self._note_lost_leases(claimed, now)
+        return jobs
+
+    @staticmethod
+    def _note_lost_leases(claimed: list[_sql.Claimed], now: dt.datetime) -> None:
+        """A delivery claimed again after its lease ran out: its last attempt's answer
+        was never recorded (the worker stopped). Say so in its log."""
+        lost = [
+            DeliveryAttemptLog(
+                delivery_id=c.id, number=c.attempts - 1, started_at=now,
+                error="the worker stopped before recording an answer; sent again",
+                outcome=Answer.RETRY,
+            )
+            for c in claimed
+            if c.was_delivering and c.attempts > 1
+        ]  # fmt: skip
+        if lost:
+            DeliveryAttemptLog.objects.bulk_create(lost)
+
+    # -- sending --------------------------------------------------------------------
+
+    def _submit(self, jobs: list[Job]) -> int:
+        if not jobs:
+            return 0
+        loop = self._event_loop()
+        for job in jobs:
+            self.in_flight[job.delivery.endpoint_id] += 1
+            future = asyncio.run_coroutine_threadsafe(self._post(job), loop)
+            future.add_done_callback(lambda f, job=job: self._done.put(_result_of(f, job)))
+        return len(jobs)
+
+    async def _post(self, job: Job) -> Result:
+        started_at, clock = timezone.now(), time.monotonic()
+        refused = targets.literal_refusal(job.url)
+        if refused is not None:
+            return Result(job, started_at, 0, None, None, refused)
+        try:
+            async with self._session.post(
+                job.url, data=job.body, headers=job.headers, allow_redirects=False
+            ) as response:
+                await response.content.read(65_536)  # enough to keep the connection
+                status, retry_after, error = (
+                    response.status,
+                    response.headers.get("Retry-After"),
+                    "",
+                )
+        except aiohttp.ClientConnectorError as failure:
+            status, retry_after = None, None
+            os_error = getattr(failure, "os_error", None)
+            refused = isinstance(os_error, targets.AddressRefused)
+            error = str(os_error) if refused else "connection failed"
+        except TimeoutError:
+            status, retry_after, error = None, None, "no answer in time"
+        except aiohttp.ClientError as failure:
+            status, retry_after, error = None, None, type(failure).__name__
+        duration = int((time.monotonic() - clock) * 1000)
+        return Result(job, started_at, duration, status, retry_after, error[:200])
+
+    def _event_loop(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None:
+            self._loop = asyncio.new_event_loop()
+            self._thread = threading.Thread(
+                target=self._loop.run_forever, name="carebell-events-http", daemon=True
+            )
+            self._thread.start()
+
+            async def make() -> aiohttp.ClientSession:
+                connector = aiohttp.TCPConnector(
+                    limit=0, resolver=targets.PublicResolver(), keepalive_timeout=60
+                )
+                return aiohttp.ClientSession(
+                    connector=connector, timeout=self.timeout,
+                    cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=False,
+                )  # fmt: skip
+
+            self._session = asyncio.run_coroutine_threadsafe(make(), self._loop).result(10)
+        return self._loop
+
+    # -- recording ------------------------------------------------------------------
+
+    def _answers(self) -> list[Result]:
+        results = []
+        while True:
+            try:
+                results.append(self._done.get_nowait())
+            except queue.Empty:
+                return results
+
+    def _wait_for_answers(self, seconds: float) -> None:
+        """Sleep until an answer comes (it stays queued for the next turn)."""
+        with contextlib.suppress(queue.Empty):
+            self._done.put(self._done.get(timeout=seconds))
+
+    def _finish_in_flight(self) -> None:
+        deadline = time.monotonic() + self.timeout.total + 5
+        while self.in_flight and time.monotonic() < deadline:
+            try:
+                first = self._done.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                break
+            self._record([first, *self._answers()])
+
+    def _record(self, results: list[Result]) -> int:
+        if not results:
+            return 0
+        now = timezone.now()
+        rows, logs, gone = [], [], set()
+        for result in results:
+            self.in_flight[result.job.delivery.endpoint_id] -= 1
+            row, entry = self._outcome(result, now)
+            rows.append(row)
+            logs.append(entry)
+            if entry.outcome == Answer.GONE:
+                gone.add(result.job.delivery.endpoint_id)
+        self.in_flight += Counter()  # drop the endpoints with nothing in flight
+        with transaction.atomic():
+            _sql.record(rows)
+            DeliveryAttemptLog.objects.bulk_create(logs)
+            if gone:
+                _disable_gone(gone, now)
+        return len(results)
+
+    def _outcome(self, result: Result, now: dt.datetime):
+        delivery = result.job.delivery
+        decision = decide(
+            status_code=result.status_code,
+            attempts=delivery.attempts,
+            created_at=delivery.retry_from,
+            now=now,
+            retry_after=parse_retry_after(result.retry_after, now),
+            rng=self.rng,
+        )
+        status = {
+            Answer.DELIVERED: DeliveryStatus.DELIVERED,
+            Answer.RETRY: DeliveryStatus.PENDING,
+        }.get(decision.answer, DeliveryStatus.FAILED)
+        finished = None if status == DeliveryStatus.PENDING else now
+        error = result.error or _why_text(decision.reasons)
+        row = _sql.Recorded(
+            delivery.id, status, decision.retry_at or now, finished, result.status_code,
+            error[:200], result.job.token,
+        )  # fmt: skip
+        entry = DeliveryAttemptLog(
+            delivery_id=delivery.id, number=delivery.attempts, started_at=result.started_at,
+            duration_ms=result.duration_ms, status_code=result.status_code,
+            error=error[:200], outcome=decision.answer,
+        )  # fmt: skip
+        return row, entry
+
+
+def _result_of(future, job: Job) -> Result:
+    try:
+        return future.result()
+    except Exception as error:  # a bug in sending: recorded as a failed attempt, retried
+        log.exception("events_worker.send_failed")
+        return Result(job, timezone.now(), 0, None, None, type(error).__name__)
+
+
+_WHY_TEXT = {
+    Why.ACCEPTED: "",
+    Why.GONE: "the endpoint answered 410 Gone: switched off",
+    Why.SERVER_ERROR: "server error",
+    Why.CLIENT_ERROR: "refused by the endpoint",
+    Why.REDIRECT: "redirect not followed",
+    Why.NO_ANSWER: "no answer",
+    Why.RETRY_AFTER: "Retry-After honoured",
+    Why.SCHEDULE_SPENT: "given up: every retry used",
+    Why.TOO_OLD: "given up: about three days of retries",
+}
+
+
+def _why_text(reasons) -> str:
+    return "; ".join(t for t in (_WHY_TEXT[r] for r in reasons) if t)
+
+
+def _disable_gone(endpoint_ids: set[int], now: dt.datetime) -> None:
+    """Switch off endpoints that answered 410 Gone, and say so in the audit log."""
+    for endpoint in WebhookEndpoint.objects.filter(id__in=endpoint_ids, enabled=True):
+        endpoint.enabled = False
+        endpoint.disabled_reason = WebhookEndpoint.Disabled.GONE
+        endpoint.updated_at = now
+        endpoint.save(update_fields=["enabled", "disabled_reason", "updated_at"])
+        trail.record(
+            None, "change", endpoint, at=now,
+            detail={"fields": ["enabled", "disabled_reason"], "system": "events-worker"},
+        )  # fmt: skip
