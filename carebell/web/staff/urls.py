@@ -12,6 +12,8 @@ from carebell.web.staff.views import (
     tokens,
 )
 from carebell.web.staff.views import formats as format_views
+from carebell.web.staff.views import group_send as group_views
+from carebell.web.staff.views import one_off as one_off_views
 from carebell.web.staff.views import preferences as preference_views
 from carebell.web.staff.views import reports as report_views
 
@@ -32,6 +34,14 @@ urlpatterns = [
     path("queue/<int:message_id>/", queue.message_detail, name="queue-message"),
     path("patients/", patients.patient_list, name="patients"),
     path("patients/<int:patient_id>/", patients.patient_panel, name="patient"),
+    path("patients/group/", group_views.start_from_listing, name="group-start"),
+    path("groups/<int:group_id>/", group_views.recipients, name="group-recipients"),
+    path("groups/<int:group_id>/fix/", group_views.fix_recipient, name="group-fix"),
+    path("groups/<int:group_id>/message/", group_views.compose, name="group-compose"),
+    path("groups/<int:group_id>/review/", group_views.review, name="group-review"),
+    path("groups/<int:group_id>/send/", group_views.send, name="group-send"),
+    path("groups/<int:group_id>/progress/", group_views.progress, name="group-progress"),
+    path("patients/<int:patient_id>/message/", one_off_views.one_off, name="one-off"),
     path("notifications/", notifications.notification_list, name="notifications"),
     path("notifications/read/", notifications.mark_read, name="notifications-read"),
     path("audit/", audit.audit_log, name="audit"),

@@ -198,6 +198,9 @@ def patient_list(request: HttpRequest) -> HttpResponse:
         "next_url": next_url,
         "first_url": "?" + urlencode(form.query()) if cursor else "",
         "cursor_error": cursor_error,
+        # The listing's "Group message" carries its filters (SPEC §5.6).
+        "can_group_send": guard.can(request, "group_send") and form.is_valid(),
+        "filter_items": sorted(form.query().items()),
     }
     return render(request, "staff/patient_list.html", context)
 
@@ -260,6 +263,7 @@ def patient_panel(request: HttpRequest, patient_id: int) -> HttpResponse:
         "not_planned": [_line(d, contacts) for d in decisions if not d.planned],
         "plan_days": engine.PLAN_DAYS,
         "can_queue": guard.can(request, "view_queue"),
+        "can_message": guard.can(request, "group_send"),
         "now": now,
         "horizon": now + dt.timedelta(days=engine.PLAN_DAYS),
     }
