@@ -69,6 +69,26 @@ def test_the_segment_count_follows_the_typing(signed_in, live_server, reminder_f
     no_violations(page)
 
 
+def test_the_html_part_of_an_email_is_previewed_as_typed(signed_in, live_server, site):
+    page = signed_in
+    email = MessageTemplate(
+        site=site, channel="email", kind="appt_reminder", language="en", name="Reminder email",
+        subject="Your visit", in_use=True, body="Hi #PATIENTFIRSTNAME#.",
+        html_body="<h2 style='color:#0a5'>Hi #PATIENTFIRSTNAME#</h2><p>See you soon.</p>",
+    )  # fmt: skip
+    email.save()
+    page.goto(f"{live_server.url}/staff/formats/{email.pk}/")
+    frame = page.frame_locator("[data-preview-html]")
+    expect(frame.locator("h2")).to_have_text("Hi Alexandra")
+    page.fill(
+        "#id_html_body", "<h2>Hello #PATIENTFIRSTNAME#</h2><script>document.title='x'</script>"
+    )
+    expect(frame.locator("h2")).to_have_text("Hello Alexandra")
+    assert page.title() != "x"
+    shoot(page, "format-editor-email-html")
+    no_violations(page)
+
+
 def test_the_bulk_tool_counts_then_applies(signed_in, live_server, site):
     for n in range(3):
         patient = factories.make_patient(site)

@@ -212,6 +212,20 @@ def test_the_preview_renders_sample_data_and_errors_with_line_and_column(admin_c
     assert "#DRUGNAME#" not in [p["token"] for p in data["placeholders"]]
 
 
+def test_the_html_part_is_previewed_only_inside_a_sandboxed_frame(admin_client_):
+    html = '<p style="color:red">Hi #PATIENTFIRSTNAME#</p><script>alert(1)</script>'
+    data = preview(admin_client_, channel="email", subject="Hi", body="Hi", html_body=html)
+    assert data["html"].startswith('<p style="color:red">Hi Alexandra</p>')
+    page = admin_client_.post(
+        "/staff/formats/new/",
+        editor_data(channel="email", kind="appt_reminder", html_body=html, save=None, preview="1"),
+    ).content.decode()
+    frame = page[page.index("<iframe") : page.index("</iframe>")]
+    assert 'sandbox=""' in frame and "srcdoc=" in frame
+    assert "&lt;script&gt;" in frame  # escaped into the attribute, parsed only by the frame
+    assert "<script>alert(1)" not in page
+
+
 def test_the_preview_warns_of_restricted_words(admin_client_):
     data = preview(admin_client_, body="Ask us about cannabis at #SITENAME#. Reply STOP to end.")
     assert any(w["code"] == "word_restricted" for w in data["warnings"])

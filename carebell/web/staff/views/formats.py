@@ -98,7 +98,9 @@ def preview_of(site, data: dict) -> dict:
         restricted_words=getattr(delivery, "restricted_words", None) or (),
     )  # fmt: skip
     problems = result.pop("problems")
-    result.pop("html", None)  # staff HTML is never put into the page
+    # The HTML part goes only into a sandboxed frame (no scripts, forms or origin of
+    # its own: see _format_preview.html), never into the page itself.
+    result["html"] = result.get("html") or ""
     result["errors"] = [p for p in problems if p["severity"] == "error"]
     result["warnings"] = [
         p for p in problems if p["severity"] != "error" and p["code"] != "forces_ucs2"

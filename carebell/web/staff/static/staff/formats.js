@@ -46,6 +46,12 @@
   function render(data) {
     text("[data-preview-body]", data.body);
     text("[data-preview-subject]", data.subject);
+    // The HTML part only ever goes into the sandboxed frame (no scripts, no origin).
+    var frame = $("[data-preview-html]");
+    if (frame) {
+      frame.srcdoc = data.html || "";
+      show("[data-preview-html-box]", Boolean(data.html));
+    }
     var counter = $("[data-sms-counter]");
     if (counter) {
       counter.classList.toggle("hidden", data.channel !== "sms");
