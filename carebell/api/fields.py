@@ -87,12 +87,12 @@ def out_schema(name: str, model, names: list[str], *, json_types=None, extra=Non
 
 
 def in_schemas(
-    name: str, model, names: list[str], *, required=(), json_types=None
+    name: str, model, names: list[str], *, required=(), json_types=None, create_extra=None
 ) -> tuple[type[In], type[In]]:
     """(create, change) bodies for `model`: on create the `required` fields must be
     given and others take the model's default; on change every field is optional."""
     json_types = json_types or {}
-    create, change = {}, {}
+    create, change = dict(create_extra or {}), {}
     for field_name in names:
         field = model._meta.get_field(field_name)
         kind = python_type(field, json_types.get(field_name), for_input=True)
@@ -108,16 +108,13 @@ def in_schemas(
 def _default(field):
     if field.has_default():
         value = field.get_default()
-        return (
-            Field(default_factory=lambda: field.get_default())
-            if isinstance(value, (list, dict))
-            else value
-        )
-    return (
-        None
-        if field.null
-        else ("" if isinstance(field, (models.CharField, models.TextField)) else ...)
-    )
+        if isinstance(value, (list, dict)):
+            return Field(default_factory=field.get_default)
+        return value.value if isinstance(value, Enum) else value
+    if field.null:
+        return None
+    text = isinstance(field, (models.CharField, models.TextField))
+    return "" if text and field.blank else ...
 
 
 def apply(obj, body: Schema, *, creating: bool) -> list[str]:

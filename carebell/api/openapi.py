@@ -12,11 +12,12 @@ _ALWAYS = {
     400: "The request is malformed (a bad cursor, a bad Idempotency-Key).",
     401: "No valid token: missing, unknown, expired or revoked.",
     404: "No such object, or one of a site the token's user may not see.",
+    409: "A concurrent change won the race, or the first request with this Idempotency-Key "
+    "is still being answered.",
     422: "The request does not match the schema, or carebell refused the change.",
     429: "Too many requests for this token this minute; see Retry-After.",
 }
 _BY_METHOD = {
-    "post": {409: "The first request with this Idempotency-Key is still being answered."},
     "patch": {412: "If-Match does not name the object's current ETag."},
     "put": {412: "If-Match does not name the object's current ETag."},
     "delete": {412: "If-Match does not name the object's current ETag."},

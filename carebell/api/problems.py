@@ -10,6 +10,7 @@ from http import HTTPStatus
 
 from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import IntegrityError
 from django.http import Http404, HttpRequest, HttpResponse
 from ninja import Schema
 from ninja.errors import AuthenticationError, HttpError
@@ -106,12 +107,19 @@ def django_errors(error: DjangoValidationError) -> list[tuple[str, str]]:
     return [("", str(m)) for m in error.messages]
 
 
+#: Where ninja says a value came from, and the names of the routes' parameters that
+#: hold a whole body or query model: neither is part of the field's name.
+_SOURCES = frozenset({"body", "query", "path", "header"})
+_MODEL_PARAMS = frozenset({"body", "page", "filters", "query"})
+
+
 def _location(loc) -> str:
-    # ninja prefixes with where the value came from ("body", "query", "path").
     parts = [str(p) for p in loc]
-    return ".".join(
-        parts[1:] if len(parts) > 1 and parts[0] in ("body", "query", "path", "header") else parts
-    )
+    if len(parts) > 1 and parts[0] in _SOURCES:
+        parts = parts[1:]
+    if len(parts) > 1 and parts[0] in _MODEL_PARAMS:
+        parts = parts[1:]
+    return ".".join(parts)
 
 
 def install(api) -> None:
@@ -154,6 +162,13 @@ def install(api) -> None:
     @api.exception_handler(PermissionDenied)
     def _forbidden(request, exc):
         return response(request, 403, "forbidden", "Your role does not allow this here.")
+
+    @api.exception_handler(IntegrityError)
+    def _conflict(request, exc):
+        # Two requests raced for the same unique slot; the loser is told to read again.
+        return response(
+            request, 409, "conflict", "Another change to the same object won; read it again."
+        )
 
     @api.exception_handler(Exception)
     def _unexpected(request, exc):
