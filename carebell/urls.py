@@ -3,6 +3,7 @@ from django.urls import include, path
 
 from carebell.api.main import api
 from carebell.web import metrics, views
+from carebell.web.patient import verify as patient_verify
 from carebell.web.patient import views as patient
 from carebell.webhooks import views as hooks
 from carebell.webhooks import voice
@@ -25,5 +26,6 @@ urlpatterns = [
     path("p/confirm/<str:token>", patient.confirm, name="patient-confirm"),
     path("p/review/<str:token>", patient.review, name="patient-review"),
     path("p/unsub/<str:token>", patient.unsubscribe, name="patient-unsubscribe"),
+    path("p/verify/<str:token>", patient_verify.verify, name="patient-verify"),
     *hooks.anymail_hook_patterns(),
 ]

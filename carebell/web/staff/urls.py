@@ -11,6 +11,7 @@ from carebell.web.staff.views import (
     rules,
     tokens,
 )
+from carebell.web.staff.views import consent as consent_views
 from carebell.web.staff.views import formats as format_views
 from carebell.web.staff.views import group_send as group_views
 from carebell.web.staff.views import one_off as one_off_views
@@ -34,6 +35,20 @@ urlpatterns = [
     path("queue/<int:message_id>/", queue.message_detail, name="queue-message"),
     path("patients/", patients.patient_list, name="patients"),
     path("patients/<int:patient_id>/", patients.patient_panel, name="patient"),
+    path("patients/<int:patient_id>/consent/", consent_views.record, name="record-consent"),
+    path(
+        "patients/<int:patient_id>/points/<int:point_id>/code/",
+        consent_views.send_code,
+        name="send-code",
+    ),
+    path(
+        "patients/<int:patient_id>/points/<int:point_id>/verify/",
+        consent_views.verify,
+        name="verify-point",
+    ),
+    path("consent/", consent_views.ledger, name="consent-ledger"),
+    path("consent/export.csv", consent_views.export, name="consent-export"),
+    path("consent/wording/", consent_views.publish_wording, name="consent-wording"),
     path("patients/group/", group_views.start_from_listing, name="group-start"),
     path("groups/<int:group_id>/", group_views.recipients, name="group-recipients"),
     path("groups/<int:group_id>/fix/", group_views.fix_recipient, name="group-fix"),

@@ -19,6 +19,7 @@ NAVIGATION = [
     ("staff:reports", _("Reports"), "view_queue"),
     ("staff:queue", _("Queue"), "view_queue"),
     ("staff:patients", _("Patients"), "view_patients"),
+    ("staff:consent-ledger", _("Consent ledger"), "view_patients"),
     ("staff:notifications", _("Notifications"), "work_inbox"),
     ("staff:audit", _("Audit log"), "view_audit"),
 ]

@@ -228,8 +228,11 @@ def patient_panel(request: HttpRequest, patient_id: int) -> HttpResponse:
     patient = access.get_object_or_404_for(request.user, mine, "site", pk=patient_id)
     now = timezone.now()
     contacts = _contacts(patient)
-    consents = ConsentRecord.objects.filter(contact_point__contact__patient=patient).select_related(
-        "captured_by", "contact_point__contact"
+    consents = (
+        ConsentRecord.objects.filter(contact_point__contact__patient=patient)
+        .defer("signature_image")
+        .select_related("captured_by", "contact_point__contact")
+        .order_by("-recorded_at", "-id")
     )
     stored = list(
         OutboxMessage.objects.filter(patient=patient)
