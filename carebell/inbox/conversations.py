@@ -18,7 +18,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import DateTimeField, Exists, F, IntegerField, OuterRef, Q, Subquery, Value
-from django.db.models.functions import Coalesce, Greatest
+from django.db.models.functions import Coalesce, Concat, Greatest
 from django.http import Http404
 from django.utils import timezone
 
@@ -26,6 +26,7 @@ from carebell.audit import trail
 from carebell.core.keywords import Intent
 from carebell.core.vocab import Channel
 from carebell.inbox.models import Conversation, ConversationRead, OptOutReview, Presence
+from carebell.messaging.models import InboundMessage
 from carebell.people.models import ContactPoint
 from carebell.sites import access
 from carebell.sites.models import Department, Site
@@ -178,8 +179,16 @@ def list_conversations(
     if choice not in FILTERS:
         raise ValidationError({"filter": f"unknown filter {choice!r}"}, code="invalid")
     pending = OptOutReview.objects.filter(conversation=OuterRef("pk"), decision="")
+    names = _known_number().order_by("contact__patient__last_name", "contact__patient__id")
+    names = names.annotate(
+        name=Concat("contact__patient__first_name", Value(" "), "contact__patient__last_name")
+    )
+    texts = InboundMessage.objects.filter(conversation=OuterRef("pk")).order_by("-received_at")
     rows = filtered(site, by, choice).annotate(
-        has_review=Exists(pending), is_known=Exists(_known_number())
+        has_review=Exists(pending),
+        is_known=Exists(_known_number()),
+        patient_name=Subquery(names.values("name")[:1]),
+        last_text=Subquery(texts.values("body")[:1]),
     )
     rows = rows.select_related("assigned_to", "assigned_department")
     if before is not None:

@@ -17,13 +17,18 @@ SENDER = "+12025550199"  # the factory's first organization sends from here
 _sids = itertools.count(1)
 
 
-@pytest.fixture
-def family(site, settings):
-    settings.BASE_URL = "http://testserver"
+def make_family(site):
+    """Lena Ortiz, whose mother Marta texts from PHONE."""
     child = factories.make_patient(site, first_name="Lena", last_name="Ortiz")
     parent = factories.make_contact(child, first_name="Marta", last_name="Ortiz")
     factories.add_point(parent, ContactPointKind.MOBILE, PHONE, consent_sms=True)
     return child
+
+
+@pytest.fixture
+def family(site, settings):
+    settings.BASE_URL = "http://testserver"
+    return make_family(site)
 
 
 @pytest.fixture

@@ -157,7 +157,7 @@ SECTIONS = [
     ),
     (_("Families"), ("combine_siblings",)),
     (_("Who may be contacted"), ("only_verified", "require_opt_in", "restricted_words")),
-    (_("Text messages"), ("smart_encoding", "sms_price_per_segment")),
+    (_("Text messages"), ("smart_encoding", "sms_price_per_segment", "reply_at_once_minutes")),
     (
         _("Refill reminders"),
         (
@@ -224,6 +224,15 @@ class DeliverySettingsForm(forms.ModelForm):
         required=False,
         label=_("Pickup reminders after (days)"),
         help_text=_("Remind again after each of these numbers of days, e.g. 3, 7."),
+    )
+    reply_at_once_minutes = forms.IntegerField(
+        min_value=0,
+        max_value=240,
+        label=_("Staff replies go at once within (minutes)"),
+        help_text=_(
+            "A reply to the patient's own text of the last N minutes skips the window and "
+            "quiet hours (0 = off, up to 240)."
+        ),
     )
     ready_trigger = forms.ChoiceField(
         choices=READY_TRIGGERS,

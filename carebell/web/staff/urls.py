@@ -14,8 +14,10 @@ from carebell.web.staff.views import (
 from carebell.web.staff.views import consent as consent_views
 from carebell.web.staff.views import formats as format_views
 from carebell.web.staff.views import group_send as group_views
+from carebell.web.staff.views import inbox as inbox_views
 from carebell.web.staff.views import one_off as one_off_views
 from carebell.web.staff.views import preferences as preference_views
+from carebell.web.staff.views import quick_responses as quick_views
 from carebell.web.staff.views import reports as report_views
 
 app_name = "staff"
@@ -73,6 +75,29 @@ urlpatterns = [
         "patients/<int:patient_id>/apply-defaults/",
         preference_views.apply_defaults,
         name="apply-defaults",
+    ),
+    path("inbox/", inbox_views.inbox, name="inbox"),
+    path("inbox/poll/", inbox_views.inbox_poll, name="inbox-poll"),
+    path("inbox/reviews/", inbox_views.review_list, name="inbox-reviews"),
+    path("inbox/reviews/<int:review_id>/", inbox_views.review_decide, name="inbox-review"),
+    path("inbox/<int:conversation_id>/", inbox_views.conversation_page, name="inbox-conversation"),
+    path(
+        "inbox/<int:conversation_id>/poll/", inbox_views.conversation_poll, name="inbox-thread-poll"
+    ),
+    path("inbox/<int:conversation_id>/reply/", inbox_views.reply, name="inbox-reply"),
+    path("inbox/<int:conversation_id>/assign/", inbox_views.assign, name="inbox-assign"),
+    path("inbox/<int:conversation_id>/done/", inbox_views.mark_done, name="inbox-done"),
+    path("quick-responses/", quick_views.quick_response_list, name="quick-responses"),
+    path("quick-responses/new/", quick_views.quick_response_edit, name="quick-response-new"),
+    path(
+        "quick-responses/<int:quick_response_id>/",
+        quick_views.quick_response_edit,
+        name="quick-response",
+    ),
+    path(
+        "quick-responses/<int:quick_response_id>/delete/",
+        quick_views.quick_response_delete,
+        name="quick-response-delete",
     ),
     path("reports/", report_views.reports, name="reports"),
     path("reports/<slug:name>.csv", report_views.report_csv, name="report-csv"),

@@ -20,6 +20,7 @@ NAVIGATION = [
     ("staff:queue", _("Queue"), "view_queue"),
     ("staff:patients", _("Patients"), "view_patients"),
     ("staff:consent-ledger", _("Consent ledger"), "view_patients"),
+    ("staff:inbox", _("Inbox"), "work_inbox"),
     ("staff:notifications", _("Notifications"), "work_inbox"),
     ("staff:audit", _("Audit log"), "view_audit"),
 ]
@@ -42,6 +43,10 @@ def staff_header(context):
             from carebell.web.staff.views.notifications import unread_count
 
             link["count"] = unread_count(user, site)
+        if link["url"] == "staff:inbox":  # conversations with texts this person has not seen
+            from carebell.inbox.conversations import unread_conversations
+
+            link["count"] = unread_conversations(site, user)
     return {
         "request": request,
         "site": site,
