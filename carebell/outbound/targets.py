@@ -55,7 +55,7 @@ def check_url(url: str) -> str:
     if len(url) > MAX_URL_LENGTH:
         raise ValidationError(
             _("The URL is too long (at most %(max)d characters).") % {"max": MAX_URL_LENGTH},
-            code="too_long",
+            code="url_too_long",
         )
     try:
         URLValidator(schemes=["http", "https"])(url)

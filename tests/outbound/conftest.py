@@ -10,6 +10,12 @@ import pytest
 
 from carebell.outbound import endpoints
 from carebell.outbound.delivery import EventDeliverer
+from tests.web.staff.conftest import (  # noqa: F401 (the staff personas, for the pages)
+    admin_client_,
+    fast_passwords,
+    outsider,
+    staff_of,
+)
 
 
 class Receiver:

@@ -19,6 +19,7 @@ from carebell.web.staff.views import one_off as one_off_views
 from carebell.web.staff.views import preferences as preference_views
 from carebell.web.staff.views import quick_responses as quick_views
 from carebell.web.staff.views import reports as report_views
+from carebell.web.staff.views import webhooks as webhook_views
 
 app_name = "staff"
 
@@ -98,6 +99,17 @@ urlpatterns = [
         "quick-responses/<int:quick_response_id>/delete/",
         quick_views.quick_response_delete,
         name="quick-response-delete",
+    ),
+    path("webhooks/", webhook_views.webhook_list, name="webhooks"),
+    path("webhooks/new/", webhook_views.webhook_new, name="webhook-new"),
+    path("webhooks/<int:endpoint_id>/", webhook_views.webhook_detail, name="webhook"),
+    path(
+        "webhooks/<int:endpoint_id>/rotate/", webhook_views.webhook_rotate, name="webhook-rotate"
+    ),
+    path(
+        "webhooks/<int:endpoint_id>/deliveries/<int:delivery_id>/resend/",
+        webhook_views.webhook_resend,
+        name="webhook-resend",
     ),
     path("reports/", report_views.reports, name="reports"),
     path("reports/<slug:name>.csv", report_views.report_csv, name="report-csv"),

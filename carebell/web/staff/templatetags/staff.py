@@ -23,6 +23,7 @@ NAVIGATION = [
     ("staff:inbox", _("Inbox"), "work_inbox"),
     ("staff:notifications", _("Notifications"), "work_inbox"),
     ("staff:audit", _("Audit log"), "view_audit"),
+    ("staff:webhooks", _("Webhooks"), "manage_integrations"),
 ]
 
 

@@ -1,0 +1,80 @@
+"""The webhook pages in Chromium: add an endpoint, copy its secret, read the
+delivery log after a failed and a resent delivery — nothing refused by the CSP.
+Screens are saved under var/screenshots/ for a person to look at."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from django.utils import timezone
+from standardwebhooks import Webhook
+
+from carebell import events
+from carebell.outbound.delivery import EventDeliverer
+from carebell.outbound.models import WebhookEndpoint
+from carebell.sites.roles import SYSTEM_ADMINISTRATOR
+from tests import factories
+from tests.web.conftest import browser, page  # noqa: F401 (Chromium, as the staff tests use it)
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+SHOTS = Path("var/screenshots")
+RECORD_VIOLATIONS = """
+window.__violations = [];
+document.addEventListener("securitypolicyviolation", (e) =>
+    window.__violations.push(`${e.violatedDirective} ${e.blockedURI}`));
+"""
+
+
+def shoot(page, name):  # noqa: F811
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"staff-{name}.png"), full_page=True)
+
+
+def test_an_administrator_adds_an_endpoint_and_reads_its_log(
+    page,
+    live_server,
+    site,
+    receiver,
+    settings,  # noqa: F811
+):
+    settings.WEBHOOKS_ALLOW_PRIVATE = True
+    factories.make_staff(site, SYSTEM_ADMINISTRATOR, username="dana")
+    page.add_init_script(RECORD_VIOLATIONS)
+    page.set_viewport_size({"width": 1200, "height": 900})
+    page.goto(f"{live_server.url}/staff/webhooks/")
+    page.fill("#id_username", "dana")
+    page.fill("#id_password", "a-long-test-password")
+    page.click("main button[type=submit]")
+    page.wait_for_selector("text=Add an endpoint")
+    shoot(page, "webhooks-empty")
+    page.click("text=Add an endpoint")
+    page.fill("#id_url", receiver.url)
+    page.fill("#id_description", "Practice management system")
+    page.check("input[value='appointment.confirmed']")
+    page.check("input[value='message.failed']")
+    page.click("main button[type=submit]")
+    secret = page.inner_text("#secret")
+    shoot(page, "webhook-secret")
+    endpoint = WebhookEndpoint.objects.get()
+    assert secret == endpoint.secret
+
+    receiver.answer(503)
+    events.emit(site, "appointment.confirmed", {"appointment": {"id": 3}}, timezone.now())
+    worker = EventDeliverer(timeout_seconds=2.0)
+    try:
+        worker.process_batch()
+        page.reload()
+        page.wait_for_selector("text=HTTP 503")
+        page.click("button:has-text('Resend')")
+        page.wait_for_selector("text=will be sent again")
+        worker.process_batch()
+    finally:
+        worker.close()
+    page.reload()
+    page.wait_for_selector("text=HTTP 204")
+    shoot(page, "webhook-log")
+    assert page.evaluate("window.__violations") == []
+    headers, body = receiver.received[-1]
+    assert Webhook(secret).verify(body, headers)["type"] == "appointment.confirmed"
