@@ -83,11 +83,15 @@ def _sentence(error: ValidationError) -> str:
     return " ".join(error.messages)[:500]
 
 
-def external_id(identifiers, fallback_length: int = 64) -> str:
-    """The source system's id: the first identifier's value, else a new one."""
+def external_id(identifiers, taken, length: int = 64) -> str:
+    """The source system's id: the first identifier's value, unless `taken` (a
+    queryset of the rows it must not repeat, filtered by value) holds it already
+    (the same value in another identifier system); else a new one."""
     if identifiers:
-        return identifiers[0][1][:fallback_length]
-    return uuid.uuid4().hex[:fallback_length]
+        value = identifiers[0][1][:length]
+        if not taken(value).exists():
+            return value
+    return uuid.uuid4().hex[:length]
 
 
 # Patients and their contacts ------------------------------------------------------------
@@ -95,7 +99,9 @@ def external_id(identifiers, fallback_length: int = 64) -> str:
 
 def write_patient(data: PatientIn, patient: Patient | None, site, writer: Writer) -> Patient:
     if patient is None:
-        patient = Patient(site=site, source=SOURCE, external_id=external_id(data.identifiers))
+        taken = Patient.objects.filter(site=site, source=SOURCE)
+        patient = Patient(site=site, source=SOURCE, external_id=external_id(
+            data.identifiers, lambda v: taken.filter(external_id=v)))  # fmt: skip
     patient.first_name, patient.last_name = data.first_name, data.last_name
     patient.birth_date, patient.is_active = data.birth_date, data.active
     patient.language = data.language
@@ -183,9 +189,10 @@ def write_appointment(data: AppointmentIn, appointment, patient: Patient, writer
     if appointment is not None and appointment.patient_id != patient.pk:
         raise unprocessable("An appointment stays with its patient.", "Appointment.participant")
     if appointment is None:
+        taken = Appointment.objects.filter(site=patient.site, source=SOURCE)
         appointment = Appointment(
             site=patient.site, patient=patient, source=SOURCE,
-            external_id=external_id(data.identifiers),
+            external_id=external_id(data.identifiers, lambda v: taken.filter(external_id=v)),
         )  # fmt: skip
     status = APPOINTMENT_STATUS[data.status]
     if not (status == AppointmentStatus.BOOKED and appointment.status in _STILL_BOOKED):
@@ -207,8 +214,9 @@ def write_prescription(data: PrescriptionIn, rx, patient: Patient, writer: Write
     if rx is not None and rx.patient_id != patient.pk:
         raise unprocessable("A prescription stays with its patient.", "MedicationRequest.subject")
     if rx is None:
-        rx = Prescription(site=patient.site, patient=patient, source=SOURCE,
-                          rx_number=external_id(data.identifiers, 32))  # fmt: skip
+        taken = Prescription.objects.filter(site=patient.site, source=SOURCE)
+        number = external_id(data.identifiers, lambda v: taken.filter(rx_number=v), 32)
+        rx = Prescription(site=patient.site, patient=patient, source=SOURCE, rx_number=number)
         rx.refills_remaining = data.refills_authorized
     else:
         used = rx.refills_authorized - rx.refills_remaining

@@ -54,12 +54,12 @@ def check_if_match(header: str, version: int) -> None:
         )
 
 
-def stamp(resource_type: str, site, row, identifiers, now, *, record=None, held=None, status=""):
-    """Record a FHIR write: the version moves on by one, the identifiers are replaced.
-    An identifier another resource of the site holds answers 409."""
+def stamp(resource_type: str, site, row, identifiers, now, *, version: int, record=None,
+          held=None, status=""):  # fmt: skip
+    """Record a FHIR write as `version`, and replace the identifiers. An identifier
+    another resource of the site holds answers 409."""
     if record is None and row is not None:
         record = FhirRecord.objects.filter(resource_type=resource_type, object_id=row.pk).first()
-    version = version_of(record, row) + 1 if record is not None else 1
     if record is None:
         record = FhirRecord(resource_type=resource_type, site=site, fhir_id="")
     record.version, record.last_updated, record.site = version, now, site
@@ -80,6 +80,27 @@ def stamp(resource_type: str, site, row, identifiers, now, *, record=None, held=
     return record
 
 
+def check_identifiers_free(resource_type: str, site, identifiers, record=None) -> None:
+    """409 when another resource of the site already holds one of `identifiers`."""
+    if not identifiers:
+        return
+    taken = FhirIdentifier.objects.filter(site=site, resource_type=resource_type)
+    if record is not None and record.pk:
+        taken = taken.exclude(record=record)
+    wanted = [(s, v) for s, v in identifiers]
+    held = set(taken.filter(value__in=[v for _, v in wanted]).values_list("system", "value"))
+    if held & set(wanted):
+        raise _conflict(resource_type)
+
+
+def _conflict(resource_type: str) -> FhirError:
+    return FhirError(
+        409,
+        f"An identifier of this {resource_type} already names another {resource_type} of "
+        "the site: use a conditional create or update.",
+    )
+
+
 def _replace_identifiers(record: FhirRecord, identifiers) -> None:
     kept = {(i.system, i.value) for i in record.identifiers.all()}
     wanted = set(identifiers)
@@ -96,11 +117,7 @@ def _replace_identifiers(record: FhirRecord, identifiers) -> None:
                 for s, v in wanted - kept
             )  # fmt: skip
     except IntegrityError:
-        raise FhirError(
-            409,
-            f"An identifier of this {record.resource_type} already names another "
-            f"{record.resource_type} of the site: use a conditional create or update.",
-        ) from None
+        raise _conflict(record.resource_type) from None
 
 
 def lock(key: str) -> None:

@@ -215,11 +215,14 @@ def _write(handler: Handler, parsed: parsing.Parsed, row, record, ctx: Context) 
         if isinstance(data, parsing.AppointmentIn) and data.is_held:
             row, record = _hold(handler, parsed, row, record, ctx)
         else:
-            site = handler.site_for_create(data, ctx) if row is None else None
+            version = records.version_of(record, row) + 1 if record or row else 1
+            site = handler.site_for_create(data, ctx) if row is None else _site_of(row)
+            records.check_identifiers_free(handler.resource_type, site, data.identifiers, record)
             row = handler.write(data, row, ctx)
-            site = site or _site_of(row)
-            record = records.stamp(handler.resource_type, site, row, data.identifiers,
-                                   ctx.now, record=record, status=data_status(data))  # fmt: skip
+            record = records.stamp(
+                handler.resource_type, site, row, data.identifiers, ctx.now,
+                version=version, record=record, status=data_status(data),
+            )  # fmt: skip
     return _answer(handler, row, record, 201 if created else 200)
 
 
@@ -250,6 +253,9 @@ def _hold(handler: Handler, parsed: parsing.Parsed, row, record, ctx: Context):
     if record is None:
         trail.record(ctx.user, "create", object_type="interop_fhir.fhirrecord",
                      site_id=patient.site_id, detail={"fields": ["held"]}, at=ctx.now)  # fmt: skip
+    version = record.version + 1 if record is not None else 1
+    records.check_identifiers_free("Appointment", patient.site, parsed.data.identifiers, record)
     record = records.stamp("Appointment", patient.site, None, parsed.data.identifiers, ctx.now,
-                           record=record, held=held, status=parsed.data.status)  # fmt: skip
+                           version=version, record=record, held=held,
+                           status=parsed.data.status)  # fmt: skip
     return None, record

@@ -87,3 +87,13 @@ def patient_in(fhir: FhirClient, **overrides) -> dict:
         **overrides,
     }
     return create(fhir, resource)
+
+
+def make_reachable(patient_id, category: str = "reminders", channel: str = "sms") -> None:
+    """What staff do once a patient arrives (SPEC §3.3, §3.5): a preference for the
+    self contact and the SMS consent recorded for its mobile number."""
+    from carebell.people.models import Contact, ContactPoint
+
+    contact = Contact.objects.get(patient_id=patient_id, relationship="self")
+    factories.set_preference(contact, category, channel)
+    ContactPoint.objects.filter(contact=contact).update(consent_sms=True)
