@@ -180,6 +180,7 @@ ALLOWED: dict[Kind, frozenset[str]] = {
         Kind.VERIFICATION: ("SITENAME", "SITEPHONE", "CODE", "CODEMINUTES"),
         Kind.INBOX_REPLY: (*_PERSON, *_SITE),
         Kind.KEYWORD_REPLY: ("SITENAME", "SITEPHONE"),
+        Kind.STAFF_NOTICE: (),  # written by carebell for staff, never from a format
     }.items()
 }
 

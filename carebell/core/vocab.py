@@ -68,6 +68,7 @@ class Kind(StrEnum):
     VERIFICATION = "verification"
     INBOX_REPLY = "inbox_reply"
     KEYWORD_REPLY = "keyword_reply"
+    STAFF_NOTICE = "staff_notice"
 
     @property
     def category(self) -> Category | None:
@@ -99,6 +100,14 @@ KIND_CATEGORY: dict[Kind, Category] = {
     Kind.WELCOME: Category.WELCOME,
     Kind.GENERAL: Category.GENERAL,
 }
+
+#: Kinds addressed to staff, not to patients or their contacts (a department's email
+#: about a cancellation or a possible opt-out): no preference, consent, template,
+#: delivery window or quiet hours applies — those protect patients — and the words
+#: arrive written.
+STAFF_KINDS = frozenset({Kind.STAFF_NOTICE})
+#: The kinds a message format (template) exists for.
+FORMAT_KINDS = tuple(k for k in Kind if k not in STAFF_KINDS)
 
 #: Kinds that count toward the healthcare-exemption SMS frequency caps (SPEC §4):
 #: automated appointment and treatment messages. Replies and codes are exempt.

@@ -23,6 +23,7 @@ from carebell.core.vocab import (
     CAPPED_KINDS,
     KIND_CATEGORY,
     PHONE_CHANNELS,
+    STAFF_KINDS,
     AppointmentStatus,
     BlockReason,
     Channel,
@@ -37,8 +38,9 @@ from carebell.planning.contacts import load_contacts_by_id
 from carebell.planning.policies import PolicyCache
 
 #: Answers to the contact's own action go at once: a STOP confirmation, a code the
-#: patient is waiting for at the counter, a staff reply in a live conversation.
-IMMEDIATE_KINDS = frozenset({Kind.VERIFICATION, Kind.INBOX_REPLY, Kind.KEYWORD_REPLY})
+#: patient is waiting for at the counter, a staff reply in a live conversation; and
+#: notices to staff (STAFF_KINDS), whom no patient's window or quiet hours concern.
+IMMEDIATE_KINDS = frozenset({Kind.VERIFICATION, Kind.INBOX_REPLY, Kind.KEYWORD_REPLY}) | STAFF_KINDS
 PICKUP_KINDS = frozenset({Kind.RX_READY, Kind.RX_PICKUP_REMINDER})
 
 

@@ -1,7 +1,7 @@
 """Staff notifications (SPEC §5.3): a department is told that something happened —
-shown in the web app, and emailed through the outbox when the department has an
-address. The text names the patient and the appointment (its date and time in the
-site's zone), so staff can act without looking the ids up."""
+shown in the web app (/staff/notifications/), and emailed through the outbox when the
+department has an address. The text names the patient and the appointment (its date
+and time in the site's zone), so staff can act without looking the ids up."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from carebell.inbox.models import StaffNotification
 from carebell.sites.models import Department, Site
 
 TEXT_LIMIT = StaffNotification._meta.get_field("text").max_length
+SUBJECT_LIMIT = 300  # the outbox's subject column
 
 
 def notify_department(
@@ -30,16 +31,21 @@ def notify_department(
     now: dt.datetime,
 ) -> StaffNotification:
     """Record a notification for `department` (None: the site's staff at large) and,
-    when the department has an email address, queue it there too."""
+    when the department has an email address, queue it there too: at once, whatever
+    the patients' email window (a staff kind, see `outbox.queue_staff_email`), with
+    `emailed_at` saying when it was handed to the outbox. Both in the caller's
+    transaction: the email exists only if the notification does."""
     entity_type, entity_id = entity
+    address = department.email if department is not None else ""
     with transaction.atomic():
         notification = StaffNotification.objects.create(
             site=site, department=department, kind=kind, text=text[:TEXT_LIMIT],
             entity_type=entity_type, entity_id=entity_id, created_at=now,
+            emailed_at=now if address else None,
         )  # fmt: skip
-        if department is not None and department.email:
+        if address:
             outbox.queue_staff_email(
-                site, department.email, subject, text,
+                site, address, subject[:SUBJECT_LIMIT], text,
                 entity=(EntityType.STAFF_NOTIFICATION, notification.id), now=now,
             )  # fmt: skip
     return notification

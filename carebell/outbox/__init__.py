@@ -455,11 +455,12 @@ def queue_staff_email(
 ) -> OutboxMessage:
     """Queue a written email to staff (a department's notice, SPEC §5.3): to a
     department's address, about no patient's contact point, so no preference,
-    consent or verification applies; it goes inside the site's email window like
-    any notice. `entity` names what it is about (the staff notification)."""
+    consent or verification applies, and of a staff kind (`Kind.STAFF_NOTICE`), so
+    it goes at once rather than waiting for the patients' email window. `entity`
+    names what it is about (the staff notification)."""
     entity_type, entity_id = entity
     message = OutboxMessage.objects.create(
-        site=site, to_address=to, channel=Channel.EMAIL, kind=Kind.GENERAL, priority=3,
+        site=site, to_address=to, channel=Channel.EMAIL, kind=Kind.STAFF_NOTICE, priority=3,
         entity_type=entity_type, entity_id=entity_id, planned_at=now, due_at=now,
         status=OutboxStatus.QUEUED, subject=subject[:300], body=body, created_at=now,
         updated_at=now,

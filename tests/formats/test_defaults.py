@@ -3,11 +3,11 @@ import itertools
 import pytest
 
 from carebell.core import content, placeholders, segments
-from carebell.core.vocab import CAPPED_KINDS, Channel, Kind
+from carebell.core.vocab import CAPPED_KINDS, FORMAT_KINDS, Channel, Kind
 from carebell.formats import service
 from carebell.formats.defaults import LANGUAGES, all_defaults, default_template, keyword_reply
 
-EVERY = list(itertools.product(Kind, Channel, LANGUAGES))
+EVERY = list(itertools.product(FORMAT_KINDS, Channel, LANGUAGES))
 SMS = [(k, lang) for k, c, lang in EVERY if c is Channel.SMS]
 NO_STOP_HINT = {Kind.VERIFICATION, Kind.INBOX_REPLY}
 
@@ -17,7 +17,7 @@ def _id(case):
 
 
 def test_there_is_a_default_for_every_kind_channel_and_language():
-    assert len(all_defaults()) == len(Kind) * len(Channel) * len(LANGUAGES)
+    assert len(all_defaults()) == len(FORMAT_KINDS) * len(Channel) * len(LANGUAGES)
 
 
 @pytest.mark.parametrize(("kind", "channel", "language"), EVERY, ids=map(_id, EVERY))

@@ -11,7 +11,7 @@ import html
 import re
 from dataclasses import dataclass
 
-from carebell.core.vocab import Channel, Kind
+from carebell.core.vocab import FORMAT_KINDS, Channel, Kind
 from carebell.formats.defaults import en, es
 
 LANGUAGES = ("en", "es")
@@ -53,7 +53,7 @@ def all_defaults() -> list[DefaultTemplate]:
     """Every default template, for seeding a new site."""
     return [
         default_template(kind, channel, language)
-        for kind in Kind
+        for kind in FORMAT_KINDS
         for channel in Channel
         for language in LANGUAGES
     ]

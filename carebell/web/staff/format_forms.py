@@ -5,7 +5,7 @@ from __future__ import annotations
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from carebell.core.vocab import Kind
+from carebell.core.vocab import FORMAT_KINDS
 from carebell.messaging.models import MessageTemplate
 from carebell.people.models import LANGUAGES
 from carebell.web.staff.forms import CHANNELS
@@ -15,7 +15,7 @@ ANY = [("", _("Any"))]
 
 
 def kind_choices() -> list[tuple[str, str]]:
-    return [(kind.value, kind_label(kind.value)) for kind in Kind]
+    return [(kind.value, kind_label(kind.value)) for kind in FORMAT_KINDS]
 
 
 class FormatFilterForm(forms.Form):

@@ -7,7 +7,7 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from carebell.core.vocab import Channel, Kind
+from carebell.core.vocab import FORMAT_KINDS, Channel, Kind
 from carebell.formats import service
 
 
@@ -18,7 +18,7 @@ class Command(BaseCommand):
         actions = parser.add_subparsers(dest="action", required=True)
         show = actions.add_parser("preview", help="Render a template with sample data.")
         show.add_argument("--channel", choices=[c.value for c in Channel])
-        show.add_argument("--kind", choices=[k.value for k in Kind], default=None)
+        show.add_argument("--kind", choices=[k.value for k in FORMAT_KINDS], default=None)
         show.add_argument("--language", default=None, help="en or es (default: en)")
         source = show.add_mutually_exclusive_group(required=True)
         source.add_argument("--body", help="Template text to preview.")

@@ -13,6 +13,7 @@ from django.core.management.base import BaseCommand, CommandParser
 from carebell.cli import check_count, check_seconds
 from carebell.dispatch.dispatcher import Dispatcher
 from carebell.messaging.models import OutboxMessage
+from carebell.sends import group as group_sends
 
 log = logging.getLogger("carebell.worker")
 
@@ -69,6 +70,8 @@ class Command(BaseCommand):
         )
         if once:
             batches = 0
+            while group_sends.process_one():  # group messages started but unwritten
+                pass
             try:
                 while dispatcher.process_batch():
                     batches += 1
@@ -83,4 +86,25 @@ class Command(BaseCommand):
         # Said once the handlers are in place, so a supervisor (or a test) knows that a
         # SIGTERM from now on is a clean stop.
         log.info("worker.started", extra={"ids": {"pid": os.getpid()}})
+        writer = threading.Thread(target=_write_group_sends, args=(stop, idle), daemon=True)
+        writer.start()
         dispatcher.run(stop, idle_seconds=idle)
+        writer.join()
+
+
+def _write_group_sends(stop: threading.Event, idle: float) -> None:
+    """Beside the dispatcher: take up group messages started but left unwritten (their
+    page's background step died with its process), so none stays half-queued."""
+    from django.db import connection
+
+    try:
+        while not stop.is_set():
+            try:
+                busy = group_sends.process_one()
+            except Exception:
+                log.exception("worker.group_send_failed")
+                busy = False
+            if not busy:
+                stop.wait(idle)
+    finally:
+        connection.close()

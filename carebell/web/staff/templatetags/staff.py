@@ -63,6 +63,7 @@ def zone_name(site) -> str:
 
 
 KIND_LABELS = {
+    "staff_notice": _("Notice to staff"),
     "appt_confirmation": _("Appointment confirmation request"),
     "appt_reminder": _("Appointment reminder"),
     "appt_cancel_ack": _("Cancellation acknowledgement"),
