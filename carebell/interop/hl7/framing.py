@@ -35,38 +35,38 @@ class Decoder:
 
     def feed(self, chunk: bytes) -> list[bytes | TooLarge]:
         out: list[bytes | TooLarge] = []
-        data = memoryview(chunk)
-        while len(data):
+        at, size = 0, len(chunk)
+        while at < size:
             if not self.inside:
-                at = bytes(data).find(START)
-                if at == -1:
-                    self.junk += sum(1 for b in bytes(data) if b not in b"\r\n\x1c")
+                begin = chunk.find(START, at)
+                stop = size if begin == -1 else begin
+                self.junk += stop - at - sum(chunk.count(b, at, stop) for b in (b"\r", b"\n"))
+                if begin == -1:
                     return out
-                self.junk += sum(1 for b in bytes(data[:at]) if b not in b"\r\n\x1c")
-                data = data[at + 1 :]
-                self.inside, self.buffer, self.skipping = True, bytearray(), 0
+                at, self.inside, self.buffer, self.skipping = begin + 1, True, bytearray(), 0
                 continue
-            end = bytes(data).find(END)
-            piece = data if end == -1 else data[:end]
-            if self.skipping:
-                self.skipping += len(piece)
-            elif len(self.buffer) + len(piece) > self.max_bytes:
-                self.head = bytes(self.buffer[:4096]) or bytes(piece[:4096])
-                self.skipping = len(self.buffer) + len(piece)
-                self.buffer = bytearray()
-            else:
-                self.buffer += piece
+            end = chunk.find(END, at)
+            stop = size if end == -1 else end
+            self._take(chunk, at, stop)
             if end == -1:
                 return out
-            data = data[end + 1 :]
-            if len(data) and data[0] == CR[0]:
-                data = data[1:]
-            if self.skipping:
-                out.append(TooLarge(self.skipping, self.head))
-            else:
-                out.append(bytes(self.buffer))
+            at = end + 1
+            if at < size and chunk[at] == CR[0]:
+                at += 1
+            out.append(TooLarge(self.skipping, self.head) if self.skipping else bytes(self.buffer))
             self.inside, self.buffer, self.skipping = False, bytearray(), 0
         return out
+
+    def _take(self, chunk: bytes, begin: int, stop: int) -> None:
+        length = stop - begin
+        if self.skipping:
+            self.skipping += length
+        elif len(self.buffer) + length > self.max_bytes:
+            self.head = bytes(self.buffer[:4096]) or chunk[begin : begin + 4096]
+            self.skipping = len(self.buffer) + length
+            self.buffer = bytearray()
+        else:
+            self.buffer += chunk[begin:stop]
 
     @property
     def pending(self) -> int:

@@ -86,14 +86,34 @@ class Header:
         return f"{self.sending_application}/{self.sending_facility}"
 
 
+class Segment:
+    """One segment's fields, split into repetitions of components of subcomponents
+    (escapes undone) when first read: a message is read for a dozen fields, so its
+    hundreds of others are never split. `segment[n]` is field n (MSH-n for MSH)."""
+
+    __slots__ = ("_texts", "_split", "_sep", "_encoding")
+
+    def __init__(self, texts: list[str], sep: str, encoding: str) -> None:
+        self._texts, self._split, self._sep, self._encoding = texts, {}, sep, encoding
+
+    def __len__(self) -> int:
+        return len(self._texts)
+
+    def __getitem__(self, n: int) -> list[list[list[str]]]:
+        if n < 0 or n >= len(self._texts):
+            raise IndexError(n)
+        got = self._split.get(n)
+        if got is None:
+            got = self._split[n] = _split(self._texts[n], self._sep, self._encoding)
+        return got
+
+
 @dataclass(slots=True)
 class Message:
-    """A decoded message: `segments` are (id, fields) where fields[n] is field n (for
-    MSH, fields[1] is MSH-1), each a list of repetitions of components of
-    subcomponents, escapes undone."""
+    """A decoded message: `segments` are (id, Segment)."""
 
     header: Header
-    segments: list[tuple[str, list[list[list[list[str]]]]]] = field(default_factory=list)
+    segments: list[tuple[str, Segment]] = field(default_factory=list)
 
     def all(self, segment_id: str) -> list[list]:
         return [fields for sid, fields in self.segments if sid == segment_id]
@@ -213,11 +233,15 @@ def parse_message(raw: bytes) -> Message:
                 code="100",
             )
     try:
-        parsed = hl7.parse("\r".join(lines))
+        # python-hl7 reads the header (separators, MSH fields); the other segments
+        # are split lazily, field by field, when the mapping reads them.
+        parsed = hl7.parse(lines[0])
+        msh = [str(f) for f in parsed.segment("MSH")]
     except Exception as error:  # python-hl7 raises bare IndexErrors on truncated headers
         raise Hl7Error(f"The message cannot be parsed: {error}.", ack="AR", code="100") from None
-    message = Message(header=_header(sep, encoding, [str(f) for f in parsed.segment("MSH")]))
-    message.segments = [_segment(seg, sep, encoding) for seg in parsed]
+    message = Message(header=_header(sep, encoding, msh))
+    message.segments = [("MSH", Segment(["MSH", sep, encoding, *msh[3:]], sep, encoding))]
+    message.segments += [(line[:3], Segment(line.split(sep), sep, encoding)) for line in lines[1:]]
     return message
 
 
@@ -258,17 +282,6 @@ def _header(sep: str, encoding: str, msh: list[str]) -> Header:
             where="MSH-12",
         )
     return header
-
-
-def _segment(seg, sep: str, encoding: str) -> tuple[str, list]:
-    texts = [str(f) for f in seg]
-    sid = texts[0]
-    if sid == "MSH":  # MSH-1 is the separator itself, MSH-2 the encoding characters
-        fields = [[[[sid]]], [[[sep]]], [[[encoding]]]]
-        fields += [_split(t, sep, encoding) for t in texts[3:]]
-    else:
-        fields = [[[[sid]]]] + [_split(t, sep, encoding) for t in texts[1:]]
-    return sid, fields
 
 
 def _split(text: str, sep: str, encoding: str) -> list[list[list[str]]]:
