@@ -30,6 +30,7 @@ def max_entries() -> int:
 
 def transact(bundle: dict, ctx: Context, base: str) -> service.Result:
     entries = _entries(bundle)
+    _type_references(entries)
     order = sorted(range(len(entries)), key=lambda i: _METHOD_ORDER[entries[i]["method"]])
     order = _after_their_references(order, entries)
     responses: dict[int, dict] = {}
@@ -115,6 +116,24 @@ def _urns(value) -> set[str]:
         elif isinstance(item, list):
             stack.extend(item)
     return found
+
+
+def _type_references(entries: list[dict]) -> None:
+    """Give each urn:uuid reference the type of the entry it names (Reference.type),
+    so a participant is known as the patient before that patient has an id."""
+    types = {e["full_url"]: e["resource"].get("resourceType") for e in entries if e["full_url"]}
+    for entry in entries:
+        stack = [entry["resource"]]
+        while stack:
+            item = stack.pop()
+            if isinstance(item, dict):
+                reference = item.get("reference")
+                kind = types.get(reference) if isinstance(reference, str) else None
+                if isinstance(kind, str) and "type" not in item:
+                    item["type"] = kind
+                stack.extend(item.values())
+            elif isinstance(item, list):
+                stack.extend(item)
 
 
 def _after_their_references(order: list[int], entries: list[dict]) -> list[int]:

@@ -448,6 +448,8 @@ def _reference(reference, where: str, expected: str) -> Reference:
 def _reference_type(reference) -> str:
     if reference is None:
         return ""
+    if (reference.reference or "").startswith("urn:"):
+        return reference.type or ""  # a transaction sets it from the entry referenced
     text = (reference.reference or "").split("/")
     if len(text) >= 2:
         return text[-2]

@@ -51,7 +51,11 @@ def booked(fhir):
 
 def test_appointments_by_patient_include_the_held_ones(fhir, booked):
     patient, other, ids = booked
-    assert _ids(fhir.get(f"Appointment?patient=Patient/{patient['id']}")) == [ids[0], ids[1], ids[3]]
+    assert _ids(fhir.get(f"Appointment?patient=Patient/{patient['id']}")) == [
+        ids[0],
+        ids[1],
+        ids[3],
+    ]
     assert _ids(fhir.get(f"Appointment?patient={other['id']}")) == [ids[2]]
 
 
