@@ -185,8 +185,8 @@ def test_date_search_values_are_ranges():
     from carebell.interop.fhir.search import parse_date
 
     day = parse_date("2026-12-01")
-    assert (day.lower, day.upper) == (
-        dt.datetime(2026, 12, 1, tzinfo=dt.UTC), dt.datetime(2026, 12, 2, tzinfo=dt.UTC))  # fmt: skip
+    assert day.lower == dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
+    assert day.upper == dt.datetime(2026, 12, 2, tzinfo=dt.UTC)
     assert parse_date("gt2026-12").lower == dt.datetime(2027, 1, 1, tzinfo=dt.UTC)
     assert parse_date("le2026").upper == dt.datetime(2027, 1, 1, tzinfo=dt.UTC)
     minute = parse_date("2026-12-01T10:00+02:00")
