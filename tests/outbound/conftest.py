@@ -10,6 +10,7 @@ import pytest
 
 from carebell.outbound import endpoints
 from carebell.outbound.delivery import EventDeliverer
+from tests.web.conftest import browser, page  # noqa: F401 (Chromium, as the staff tests use it)
 from tests.web.staff.conftest import (  # noqa: F401 (the staff personas, for the pages)
     admin_client_,
     fast_passwords,

@@ -15,7 +15,6 @@ from carebell.outbound.delivery import EventDeliverer
 from carebell.outbound.models import WebhookEndpoint
 from carebell.sites.roles import SYSTEM_ADMINISTRATOR
 from tests import factories
-from tests.web.conftest import browser, page  # noqa: F401 (Chromium, as the staff tests use it)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -27,7 +26,7 @@ document.addEventListener("securitypolicyviolation", (e) =>
 """
 
 
-def shoot(page, name):  # noqa: F811
+def shoot(page, name):
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / f"staff-{name}.png"), full_page=True)
 
@@ -37,7 +36,7 @@ def test_an_administrator_adds_an_endpoint_and_reads_its_log(
     live_server,
     site,
     receiver,
-    settings,  # noqa: F811
+    settings,
 ):
     settings.WEBHOOKS_ALLOW_PRIVATE = True
     factories.make_staff(site, SYSTEM_ADMINISTRATOR, username="dana")

@@ -30,7 +30,12 @@ from django.utils import timezone
 from carebell.cli import check_count
 from carebell.demo import data
 from carebell.demo.seeding import describe_clock, seed_demo
-from carebell.demo.services import start_background_services, stop_background_services
+from carebell.demo.services import (
+    BACKGROUND_SERVICES,
+    start_background_services,
+    stop_background_services,
+)
+from carebell.outbound.services import event_deliverer
 from carebell.people.models import Patient
 from carebell.sites.models import DeliverySettings, Site, StaffMembership
 from carebell.sites.roles import FRONT_DESK
@@ -82,7 +87,7 @@ class Command(BaseCommand):
         server.daemon_threads = True
         server.set_app(StaticFilesHandler(get_internal_wsgi_application()))
         stop_event = threading.Event()
-        threads = start_background_services(stop_event)
+        threads = start_background_services(stop_event, [*BACKGROUND_SERVICES, event_deliverer])
         signal.signal(signal.SIGTERM, _stop_serving)
         self._announce(port, passwords)
         try:
@@ -113,6 +118,8 @@ def _use_the_simulator(port: int) -> None:
     callbacks point at this server's port unless CAREBELL_BASE_URL says otherwise."""
     if not os.environ.get("CAREBELL_BASE_URL"):
         settings.BASE_URL = f"http://{HOST}:{port}"
+    if not os.environ.get("CAREBELL_WEBHOOKS_ALLOW_PRIVATE"):
+        settings.WEBHOOKS_ALLOW_PRIVATE = True  # a receiver on this machine, to try events
     sites = Site.objects.filter(organization__slug__startswith=data.ORGANIZATION_SLUG)
     sites.update(providers={"sms": "sim", "email": "sim", "call": "sim"})
     # So that something arrives whatever the hour the demo is tried: email may go
