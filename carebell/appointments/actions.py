@@ -10,11 +10,14 @@ saves through its form and calls `appointment_saved`.
 from __future__ import annotations
 
 import datetime as dt
+from collections import defaultdict
+from typing import NamedTuple
 
 from django.db import transaction
 from django.utils import timezone
 
 from carebell import outbox
+from carebell.appointments.models import Appointment
 from carebell.audit import trail
 from carebell.core.reasons import Code, Reason, reason
 from carebell.core.vocab import AppointmentStatus, EntityType
@@ -101,3 +104,199 @@ def appointment_changed(appointment, *, now: dt.datetime, why: Reason | None) ->
             writer.store(decision)  # a text the SMS caps keep back is stored as blocked
         writer.flush()
         return writer.offered
+
+
+class Saved(NamedTuple):
+    """What `save_appointments` did: rows created, changed, and left as they were."""
+
+    created: int
+    changed: int
+    unchanged: int
+
+
+_COMPARED = ("id", "created_at", "updated_at")
+
+
+def save_appointments(appointments, *, by=None, source: str = "carebell", now=None) -> Saved:
+    """Create or change many appointments of one site at once (an import), as
+    `save_appointment` would one after the other: each is validated first — a
+    ValidationError names the appointment's external id and changes nothing — then,
+    in one transaction, the new ones are inserted and the changed ones updated in
+    bulk, each change is audited (field names, never values), and the messages of
+    the appointments whose time, status, location or patient changed are cancelled
+    and planned again in one planner pass for their patients.
+
+    An appointment without a pk whose (site, source, external id) is stored already
+    is that appointment (upsert); one identical to its stored row is left alone,
+    neither written nor audited."""
+    now = now or timezone.now()
+    appointments = list(appointments)
+    if not appointments:
+        return Saved(0, 0, 0)
+    site_id = _one_site(appointments)
+    _validate(appointments, site_id)
+    with transaction.atomic():
+        previous = _stored(site_id, appointments)
+        new, changed, unchanged = [], [], 0
+        for appointment in appointments:
+            before = previous.get(_key(appointment))
+            if before is None:
+                new.append(appointment)
+            elif _differs(appointment, before):
+                appointment.pk, appointment.created_at = before.pk, before.created_at
+                appointment.updated_at = timezone.now()
+                changed.append((appointment, before))
+            else:
+                appointment.pk, unchanged = before.pk, unchanged + 1
+        Appointment.objects.bulk_create(new, batch_size=1000)
+        fields = [f.name for f in Appointment._meta.concrete_fields if f.name not in _COMPARED]
+        Appointment.objects.bulk_update([a for a, _ in changed], [*fields, "updated_at"], 1000)
+        pairs = [(a, None) for a in new] + changed
+        _audit_saves(by, source, pairs, now)
+        appointments_changed(site_id, pairs, now=now)
+    return Saved(len(new), len(changed), unchanged)
+
+
+def _one_site(appointments) -> int:
+    sites = {a.site_id for a in appointments}
+    if len(sites) != 1:
+        raise ValueError("save_appointments saves the appointments of one site at a time.")
+    return sites.pop()
+
+
+def _validate(appointments, site_id: int) -> None:
+    """Each appointment's fields, as full_clean checks them, less the queries it
+    would make per row: the patients are checked with one, the upsert key replaces
+    the unique check, and the status choice keeps to the CHECK constraint."""
+    from django.core.exceptions import ValidationError
+
+    from carebell.people.models import Patient
+
+    seen = set()
+    for a in appointments:
+        try:
+            a.full_clean(exclude=["site", "patient"], validate_unique=False,
+                         validate_constraints=False)  # fmt: skip
+        except ValidationError as error:
+            raise ValidationError({a.external_id: error.messages}) from None
+        if _key(a) in seen:
+            raise ValidationError({a.external_id: ["This appointment appears twice."]})
+        seen.add(_key(a))
+    wanted = {a.patient_id for a in appointments}
+    found = set(Patient.objects.filter(site_id=site_id, pk__in=wanted).values_list("pk", flat=True))
+    for a in appointments:
+        if a.patient_id not in found:
+            raise ValidationError({a.external_id: ["The patient is not a patient of this site."]})
+
+
+def _key(appointment) -> tuple:
+    return (
+        (appointment.source, appointment.external_id) if appointment.pk is None else appointment.pk
+    )
+
+
+def _stored(site_id: int, appointments) -> dict:
+    """The stored rows of the appointments, by pk or by (source, external id)."""
+    by_pk = [a.pk for a in appointments if a.pk is not None]
+    keys = {(a.source, a.external_id) for a in appointments if a.pk is None}
+    found = {}
+    if by_pk:
+        for row in Appointment.objects.filter(site_id=site_id, pk__in=by_pk):
+            found[row.pk] = row
+    for source in {s for s, _ in keys}:
+        ids = [e for s, e in keys if s == source]
+        rows = Appointment.objects.filter(site_id=site_id, source=source, external_id__in=ids)
+        for row in rows:
+            found[(row.source, row.external_id)] = row
+    return found
+
+
+def _differs(appointment, before) -> bool:
+    return any(
+        getattr(appointment, f.attname) != getattr(before, f.attname)
+        for f in Appointment._meta.concrete_fields
+        if f.name not in _COMPARED
+    )
+
+
+def _audit_saves(by, source: str, pairs, now: dt.datetime) -> None:
+    """One audit entry per appointment created or changed, as trail.record_save
+    writes them, inserted in bulk."""
+    from carebell.audit.models import AuditEvent
+
+    user = by if getattr(by, "is_authenticated", False) else None
+    label = (user.get_username() if user is not None else "") or source
+    names = [f.attname for f in Appointment._meta.concrete_fields if f.name not in _COMPARED]
+    events = []
+    for appointment, before in pairs:
+        fields = names if before is None else [
+            n for n in names if getattr(appointment, n) != getattr(before, n)
+        ]  # fmt: skip
+        detail = {"fields": fields} if by is not None else {"fields": fields, "system": source}
+        events.append(AuditEvent(
+            at=now, actor=user, actor_label=label[:100], site_id=appointment.site_id,
+            action="create" if before is None else "change",
+            object_type=Appointment._meta.label_lower, object_id=str(appointment.pk),
+            detail=detail,
+        ))  # fmt: skip
+    AuditEvent.objects.bulk_create(events, batch_size=1000)
+
+
+def appointments_changed(site_id: int, pairs, *, now: dt.datetime) -> int:
+    """`appointment_saved` for many appointments of a site: `pairs` are (appointment
+    as saved, the row as it was or None). The pending messages of each one whose
+    change matters are cancelled with its reason (keys given back), and what now
+    applies is planned in one pass over the open ones' days, for their patients and
+    the siblings a combined message listed with them. Returns rows planned."""
+    from carebell.core.timing import AppointmentFacts, change_reason
+    from carebell.outbox import OutboxWriter
+    from carebell.planning.appointments import plan_site_appointments
+    from carebell.planning.policies import PolicyCache
+    from carebell.sites.models import Site
+
+    def facts(a) -> AppointmentFacts:
+        return AppointmentFacts(
+            a.id, a.patient_id, a.site_id, a.starts_at, AppointmentStatus(a.status)
+        )
+
+    touched, cancel = [], defaultdict(list)
+    for appointment, before in pairs:
+        why = None if before is None else change_reason(facts(before), facts(appointment))
+        if before is not None and why is None:
+            if before.location_code == appointment.location_code:
+                continue
+            why = reason(Code.APPOINTMENT_MOVED)
+        touched.append(appointment)
+        if why is not None:
+            cancel[why].append(appointment.id)
+    if not touched:
+        return 0
+    open_ = [a for a in touched if AppointmentStatus(a.status).is_open]
+    combined = OutboxMessage.objects.filter(
+        subjects__entity_type=EntityType.APPOINTMENT,
+        subjects__entity_id__in=[a.id for a in open_],
+        status__in=PENDING,
+    ).values_list("patient_id", flat=True)
+    patients = {a.patient_id for a in open_} | {p for p in combined if p}
+    for why, ids in cancel.items():
+        # Keys given back: an occurrence that still applies is planned again below.
+        outbox.cancel_pending_for(EntityType.APPOINTMENT, ids, [why], now, replanned=True)
+    rules = list(AutomatedMessage.objects.filter(site_id=site_id, enabled=True))
+    if not rules or not open_:
+        return 0
+    site = Site.objects.get(pk=site_id)
+    policy = PolicyCache().for_site(site)
+    days = [policy.local_date(a.starts_at) for a in open_]
+    writer = OutboxWriter(now)
+    for decision in plan_site_appointments(
+        site,
+        rules,
+        policy,
+        now,
+        policy.local_instant(max(days) + dt.timedelta(days=1), dt.time(0)),
+        start=policy.local_instant(min(days), dt.time(0)),
+        patient_ids=sorted(patients),
+    ):
+        writer.store(decision)  # a text the SMS caps keep back is stored as blocked
+    writer.flush()
+    return writer.offered

@@ -51,7 +51,9 @@ def test_a_file_not_utf8_after_its_first_kilobytes_names_the_row():
 
 
 def test_the_header_is_read_loosely_and_a_utf8_bom_is_skipped():
-    data = codecs.BOM_UTF8 + b" Appointment_ID , PATIENT_ID,starts_at\nA1,P\xc3\xa9,2026-12-03 09:30\n"
+    data = (
+        codecs.BOM_UTF8 + b" Appointment_ID , PATIENT_ID,starts_at\nA1,P\xc3\xa9,2026-12-03 09:30\n"
+    )
     [parsed] = read(data)
     assert parsed.data.patient_id == "P\u00e9" and parsed.row == 2
 

@@ -48,7 +48,12 @@ def test_it_reads_every_column_of_a_patient_row():
     assert (data.patient_id, data.first_name, data.last_name) == ("P1", "Ana", "Lopez")
     assert (data.birth_date, data.language, data.active) == (dt.date(2019, 4, 30), "es", False)
     c = data.contact
-    assert (c.position, c.relationship, c.first_name, c.last_name) == (2, "mother", "Maria", "Lopez")
+    assert (c.position, c.relationship, c.first_name, c.last_name) == (
+        2,
+        "mother",
+        "Maria",
+        "Lopez",
+    )
     assert (c.authority, c.end_date, c.resides_with_patient, c.language) == (
         "joint", dt.date(2030, 1, 31), False, "en",
     )  # fmt: skip
