@@ -124,5 +124,7 @@ def apply(obj, body: Schema, *, creating: bool) -> list[str]:
     for name, value in data.items():
         if isinstance(value, Enum):
             value = value.value
+        if isinstance(value, dt.datetime):
+            value = value.astimezone(dt.UTC)  # stored and answered in UTC
         setattr(obj, name, value)
     return list(data)

@@ -37,6 +37,9 @@ class ApiClient:
     def post(self, path, body=None, headers=None):
         return self._send("post", path, {} if body is None else body, headers)
 
+    def put(self, path, body=None, headers=None):
+        return self._send("put", path, {} if body is None else body, headers)
+
     def patch(self, path, body=None, headers=None):
         return self._send("patch", path, {} if body is None else body, headers)
 

@@ -97,12 +97,7 @@ def test_contacts_points_and_preferences(api, patient):
     assert_problem(
         api.post(f"/api/v1/contacts/{contact_id}/points", {"kind": "email", "value": "nope"}), 422
     )
-    pref = api.client.put(
-        f"/api/v1/contacts/{contact_id}/preferences/reminders",
-        '{"value": "sms"}',
-        content_type="application/json",
-        headers={"Authorization": f"Bearer {api.secret}"},
-    )
+    pref = api.put(f"/api/v1/contacts/{contact_id}/preferences/reminders", {"value": "sms"})
     assert pref.status_code == 200, pref.content
     assert ContactPreference.objects.get(contact_id=contact_id, category="reminders").value == "sms"
     listed = api.get(f"/api/v1/contacts/{contact_id}/preferences").json()
@@ -119,10 +114,5 @@ def test_contacts_points_and_preferences(api, patient):
 
 def test_an_unknown_preference_category_is_a_problem(api, patient):
     contact = factories.make_contact(patient)
-    response = api.client.put(
-        f"/api/v1/contacts/{contact.pk}/preferences/holidays",
-        '{"value": "sms"}',
-        content_type="application/json",
-        headers={"Authorization": f"Bearer {api.secret}"},
-    )
+    response = api.put(f"/api/v1/contacts/{contact.pk}/preferences/holidays", {"value": "sms"})
     assert_problem(response, 422)

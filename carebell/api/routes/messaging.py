@@ -263,6 +263,42 @@ def _format(request, format_id: int, permission: str) -> MessageTemplate:
     )
 
 
+class PreviewOut(Schema):
+    channel: str
+    kind: str
+    language: str
+    subject: str
+    body: str
+    html: str
+    errors: list[str]
+    warnings: list[str]
+    encoding: str | None = None
+    characters: int | None = None
+    units: int | None = None
+    segments: int | None = None
+    split: list[str] | None = None
+
+
+@router.post(
+    "/message-formats/preview",
+    response=PreviewOut,
+    summary="A format rendered on sample data, with its errors and the SMS counter (saves nothing)",
+)
+def preview_format(request: HttpRequest, body: PreviewIn):
+    site = site_for(request, body.site_id, VIEW)
+    return service.preview(
+        body.channel,
+        body.kind,
+        body.language,
+        body=body.body,
+        subject=body.subject,
+        html_body=body.html_body,
+        site=site,
+        smart_encoding=site.delivery.smart_encoding,
+        restricted_words=site.delivery.restricted_words or (),
+    )
+
+
 @router.get("/message-formats", response=page_of(FormatOut), summary="Message formats")
 def list_formats(request: HttpRequest, page: PageParams, filters: Query[FormatFilter]):
     rows = visible(request, MessageTemplate.objects.all(), "site", VIEW)
@@ -299,42 +335,6 @@ def change_format(request: HttpRequest, format_id: Id, body: FormatChange, respo
     warnings = service.save_format(template, by=user_of(request))
     tagged(response, FormatOut, template)
     return {"format": template, "warnings": [p.message for p in warnings]}
-
-
-class PreviewOut(Schema):
-    channel: str
-    kind: str
-    language: str
-    subject: str
-    body: str
-    html: str
-    errors: list[str]
-    warnings: list[str]
-    encoding: str | None = None
-    characters: int | None = None
-    units: int | None = None
-    segments: int | None = None
-    split: list[str] | None = None
-
-
-@router.post(
-    "/message-formats/preview",
-    response=PreviewOut,
-    summary="A format rendered on sample data, with its errors and the SMS counter (saves nothing)",
-)
-def preview_format(request: HttpRequest, body: PreviewIn):
-    site = site_for(request, body.site_id, VIEW)
-    return service.preview(
-        body.channel,
-        body.kind,
-        body.language,
-        body=body.body,
-        subject=body.subject,
-        html_body=body.html_body,
-        site=site,
-        smart_encoding=site.delivery.smart_encoding,
-        restricted_words=site.delivery.restricted_words or (),
-    )
 
 
 @router.post("/sms/count", response=SmsCountOut, summary="Count an SMS text's segments")
