@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
+import time
 from concurrent.futures import ThreadPoolExecutor
 
-from django.db import DatabaseError, close_old_connections, connection
+from django.db import DatabaseError, OperationalError, close_old_connections, connection
 from django.utils import timezone
 
 from carebell.interop.hl7 import receive as inbound
@@ -74,15 +76,24 @@ class Listener:
             writer.close()
 
     def _handle(self, item, peer: str) -> list[bytes] | None:
-        try:
-            if isinstance(item, TooLarge):
-                return self._too_large(item, peer)
-            return inbound.receive(item, via="mllp", peer=peer, default_site=self.default_site).acks
-        except DatabaseError:
-            logger.warning("HL7 message from %s not stored: database error", peer)
-            close_old_connections()
-            connection.close()
-            return None
+        for attempt in range(12):
+            try:
+                if isinstance(item, TooLarge):
+                    return self._too_large(item, peer)
+                return inbound.receive(
+                    item, via="mllp", peer=peer, default_site=self.default_site
+                ).acks
+            except OperationalError:
+                # A lock held by another writer (SQLite) or a lost connection: the
+                # transaction was rolled back, so trying again is safe.
+                connection.close()
+                time.sleep(min(0.5, 0.02 * 2**attempt) * (0.5 + random.random()))
+            except DatabaseError:
+                break
+        logger.warning("HL7 message from %s not stored: database error", peer)
+        close_old_connections()
+        connection.close()
+        return None
 
     def _too_large(self, item: TooLarge, peer: str) -> list[bytes]:
         """An AR naming the limit; the head is kept so the message is not lost without

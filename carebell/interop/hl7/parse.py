@@ -91,7 +91,7 @@ class Segment:
     (escapes undone) when first read: a message is read for a dozen fields, so its
     hundreds of others are never split. `segment[n]` is field n (MSH-n for MSH)."""
 
-    __slots__ = ("_texts", "_split", "_sep", "_encoding")
+    __slots__ = ("_encoding", "_sep", "_split", "_texts")
 
     def __init__(self, texts: list[str], sep: str, encoding: str) -> None:
         self._texts, self._split, self._sep, self._encoding = texts, {}, sep, encoding
