@@ -2,28 +2,28 @@
 channels and the words, reviews every rendered message, and sends them to the queue.
 
 The entry points, for every door (staff pages, the REST API): `create`, `select`,
-`select_all`, `set_channels`, `compose`, `preview`, `summary`, `start`, `run`,
-`progress`, and the sources of words `saved_formats` and `recent_texts`. Each takes
+`select_all`, `set_channels`, `compose`, `preview`, `summary`, `start`, `step`,
+`run`, `progress`, and the sources of words `saved_formats` and `recent_texts`. Each takes
 the staff member acting as `by` (who must hold group_send at the send's site) and an
 optional `now`; bad input raises ValidationError and changes nothing.
 
 Once started, a send is written to the outbox in batches of recipients (`run`): one
 transaction writes a batch's messages through the outbox writer and marks its
 recipients done, and each message's occurrence key names the send and the patient.
-A send stopped part-way (a crash, a deploy) is taken up again by the next `run` — the
-worker looks for unfinished sends (`process_one`) — and writes only what is missing.
+The page that started a send drives it with its progress poll (`step`); a send
+nobody watches, or one stopped part-way (a crash, a deploy), is taken up by the
+worker (`process_one`) — each writes only what is missing.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import logging
-import threading
+import time
 from collections import Counter
 from decimal import Decimal
 
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import close_old_connections, connection, transaction
+from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -48,14 +48,14 @@ from carebell.sends.messages import (
 )
 from carebell.sites import access
 
-log = logging.getLogger("carebell.sends")
-
 PERMISSION = "group_send"
 MAX_RECIPIENTS = 50_000
 BATCH = 2_000
 PAGE = 50
 RECENT = 10
 LEASE = dt.timedelta(seconds=60)
+#: How long one progress poll writes: short enough for the page to show progress.
+STEP_SECONDS = 1.0
 _ID_CHUNK = 2_000
 
 
@@ -307,8 +307,8 @@ def _count(group: GroupSend, now: dt.datetime) -> dict:
 
 def start(group: GroupSend, *, by, now=None) -> GroupSend:
     """Send the draft to the queue: it is checked once more and marked sending; its
-    messages are then written by `run` (called at once by the door, in the
-    background, and by the worker for any send left unfinished)."""
+    messages are then written by `run` — a step at a time by the page's progress
+    poll (`step`), or by the worker for a send nobody is watching (`process_one`)."""
     _allowed(by, group.site)
     now = _now(now)
     with transaction.atomic():
@@ -335,18 +335,40 @@ def start(group: GroupSend, *, by, now=None) -> GroupSend:
 
 
 def run(
-    group: GroupSend, *, now=None, batch_size: int = BATCH, max_batches: int | None = None
+    group: GroupSend,
+    *,
+    now=None,
+    batch_size: int = BATCH,
+    max_batches: int | None = None,
+    max_seconds: float | None = None,
 ) -> GroupSend:
     """Write the started send's messages to the outbox, `batch_size` recipients per
-    transaction, until done (or `max_batches` batches); a send another runner holds
-    is left to it. Returns the send as it then stands."""
+    transaction, until done (or `max_batches` batches, or `max_seconds`); a send
+    another runner holds is left to it. Stopping early hands the send back at once,
+    for the next step (the page's poll, the worker). Returns the send as it stands."""
+    began = time.monotonic()
     batches = 0
     token = _claim(group.pk, _now(now))
-    while token is not None and (max_batches is None or batches < max_batches):
+    while token is not None:
+        out_of_time = max_seconds is not None and time.monotonic() - began >= max_seconds
+        if out_of_time or (max_batches is not None and batches >= max_batches):
+            GroupSend.objects.filter(pk=group.pk, lease_expires_at=token).update(
+                lease_expires_at=None
+            )
+            break
         group = GroupSend.objects.select_related("site__delivery").get(pk=group.pk)
         token = _write_batch(group, token, batch_size, now)
         batches += 1
     return GroupSend.objects.get(pk=group.pk)
+
+
+def step(group: GroupSend, *, by, now=None, seconds: float = STEP_SECONDS) -> dict:
+    """Go on writing a started send for about `seconds` (what the page's progress
+    poll calls, so a send needs no process of its own), then its `progress`."""
+    _allowed(by, group.site)
+    if group.status == GroupSend.Status.SENDING:
+        run(group, now=now, max_seconds=seconds)
+    return progress(group)
 
 
 def _claim(group_id: int, now: dt.datetime) -> dt.datetime | None:
@@ -402,24 +424,6 @@ def process_one(now=None) -> bool:
         return False
     run(waiting, now=None)
     return True
-
-
-def run_soon(group: GroupSend) -> None:
-    """Write the send in a background thread once the caller's transaction commits,
-    so the page can show its progress at once; should the process stop, the worker
-    takes the send up where it stopped."""
-    group_id = group.pk
-
-    def work() -> None:
-        try:
-            close_old_connections()
-            run(GroupSend.objects.get(pk=group_id))
-        except Exception:  # logged; the worker resumes the send when its lease ends
-            log.exception("group_send.failed", extra={"ids": {"group_send": group_id}})
-        finally:
-            connection.close()
-
-    transaction.on_commit(lambda: threading.Thread(target=work, daemon=True).start())
 
 
 def progress(group: GroupSend) -> dict:

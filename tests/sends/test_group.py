@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.utils import timezone
 
 from carebell.core.vocab import ContactPointKind
 from carebell.messaging.models import GroupSend, MessageTemplate, OutboxMessage
@@ -129,9 +130,10 @@ def test_a_send_stopped_part_way_resumes_without_losing_or_repeating(site, desk)
     g = group.run(g, batch_size=3, max_batches=1)
     assert (g.status, g.done) == ("sending", 3)
     assert OutboxMessage.objects.filter(kind="general").count() == 3
-    # The runner died holding the lease: nobody may take it until the lease ends.
+    # A runner that died holds the send until its lease ends: nobody else writes.
+    GroupSend.objects.filter(pk=g.pk).update(lease_expires_at=timezone.now() + group.LEASE)
     assert group.process_one() is False
-    GroupSend.objects.filter(pk=g.pk).update(lease_expires_at=None)
+    GroupSend.objects.filter(pk=g.pk).update(lease_expires_at=timezone.now())
     # A recipient written but not yet marked done (the crash hit between) is written
     # again only in name: its occurrence key stops a second row.
     g.recipients.filter(patient_id=patients[3].id).update(done_at=None)
@@ -245,3 +247,14 @@ def test_staff_of_another_site_are_refused(site, other_org_site):
     stranger = factories.make_staff(other_org_site, FRONT_DESK)
     with pytest.raises(PermissionDenied):
         group.create(site, [reachable(site).id], channels=["sms"], by=stranger)
+
+
+def test_each_step_writes_part_of_the_send_and_says_how_far_it_got(site, desk):
+    patients = [reachable(site, mobile=f"+120255505{i:02d}") for i in range(4)]
+    g = group.create(site, [p.id for p in patients], channels=["sms"], by=desk)
+    group.compose(g, TEXTS, by=desk)
+    g = group.start(g, by=desk)
+    assert group.progress(g)["percent"] == 0
+    done = group.step(g, by=desk)
+    assert done == {"id": g.pk, "status": "done", "total": 4, "done": 4, "queued": 4,
+                    "blocked": 0, "percent": 100}  # fmt: skip

@@ -1,5 +1,6 @@
 // The group message wizard: a preference chosen in step 1 is saved at once, a saved
-// format or a recent message fills in step 2, and step 3 follows the send's progress.
+// format or a recent message fills in step 2, and step 3 drives and shows the send's
+// progress.
 (function () {
   "use strict";
 
@@ -9,6 +10,18 @@
       document.getElementById(select.getAttribute("form")).requestSubmit();
     });
   });
+
+  // A missing mobile or email is flagged only for a chosen channel (or before any).
+  var channels = document.querySelectorAll("#group-recipients input[name=channels]");
+  var reflag = function () {
+    var chosen = Array.prototype.filter.call(channels, function (c) { return c.checked; })
+      .map(function (c) { return c.value; });
+    document.querySelectorAll("td[data-channel]").forEach(function (cell) {
+      var wanted = chosen.length === 0 || chosen.indexOf(cell.dataset.channel) >= 0;
+      cell.classList.toggle("flag-cell", wanted);
+    });
+  };
+  channels.forEach(function (c) { c.addEventListener("change", reflag); });
 
   var chooser = document.querySelector("select[data-sources]");
   var data = document.getElementById("group-sources");
@@ -47,7 +60,12 @@
     var bar = box.querySelector("progress");
     var line = box.querySelector("[data-progress-text]");
     var poll = function () {
-      fetch(box.dataset.progressUrl, { headers: { Accept: "application/json" }, credentials: "same-origin" })
+      // A POST: each poll also writes the next part of the send (see views/group_send).
+      fetch(box.dataset.progressUrl, {
+        method: "POST",
+        headers: { Accept: "application/json", "X-CSRFToken": box.dataset.csrf },
+        credentials: "same-origin"
+      })
         .then(function (r) { return r.ok ? r.json() : null; })
         .then(function (p) {
           if (!p) { return; }
@@ -57,7 +75,7 @@
             box.querySelector("h2").textContent = "Sent to the queue";
             box.dataset.done = "1";
           } else {
-            setTimeout(poll, 700);
+            setTimeout(poll, 300);
           }
         });
     };
