@@ -7,6 +7,7 @@ from django.contrib import admin
 from carebell.people import actions
 from carebell.people.models import (
     ConsentRecord,
+    ConsentWording,
     Contact,
     ContactPoint,
     ContactPreference,
@@ -214,6 +215,15 @@ class OptOutEventAdmin(AppendOnlyAdmin):
     search_fields = ("address", "detail")
     list_select_related = ("site",)
     date_hierarchy = "recorded_at"
+    staff_view_permission = _VIEW
+
+
+@admin.register(ConsentWording)
+class ConsentWordingAdmin(AppendOnlyAdmin):
+    list_display = ("created_at", "version", "site", "created_by")
+    list_filter = (SITE_FILTER,)
+    search_fields = ("version", "wording")
+    list_select_related = ("site", "created_by")
     staff_view_permission = _VIEW
 
 

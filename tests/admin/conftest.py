@@ -25,7 +25,7 @@ from carebell.messaging.models import (
     ProviderEvent,
     SenderPace,
 )
-from carebell.people.models import ContactPoint, OptOutEvent, VerificationCode
+from carebell.people.models import ConsentWording, ContactPoint, OptOutEvent, VerificationCode
 from carebell.sites.models import Site, SiteSenderNumber, StaffMembership
 
 
@@ -53,6 +53,7 @@ def every_model(db):
         site=site, address=point.value, channel="sms", opted_out=True, source="keyword",
         recorded_at=now,
     )  # fmt: skip
+    ConsentWording.objects.create(site=site, version="v1", wording="Texts, yes.", created_at=now)
     VerificationCode.objects.create(
         contact_point=point, address=point.value, code_hash="x", created_at=now,
         expires_at=now + dt.timedelta(minutes=10),

@@ -76,6 +76,20 @@ def test_the_digits_are_stored_hashed_and_never_logged(mobile, caplog):
     assert all(digits not in str(e.detail) for e in AuditEvent.objects.all())
 
 
+def test_sending_the_code_logs_no_digits(mobile, caplog):
+    from carebell.dispatch.dispatcher import Dispatcher
+
+    caplog.set_level(logging.DEBUG)
+    issued = verification.issue_code(mobile, system="test")
+    dispatcher = Dispatcher()
+    try:
+        dispatcher.process_batch()
+    finally:
+        dispatcher.close()
+    assert OutboxMessage.objects.get(id=issued.message_id).status in ("sent", "delivered")
+    assert caplog.records and sent_digits(issued) not in caplog.text
+
+
 def test_the_right_code_verifies_with_when_and_how(mobile):
     issued = verification.issue_code(mobile, system="test")
     checked = verification.check_code(mobile, sent_digits(issued), method="staff", system="t")

@@ -216,6 +216,7 @@ def record(request: HttpRequest, patient_id: int) -> HttpResponse:
             )
             messages.success(request, done)
             return redirect(reverse("staff:patient", args=[patient.pk]) + "#consent")
+    trail.record(request.user, "view", patient, detail={"page": "record consent"})
     context = {"patient": patient, "form": form, "wording": wording, "version": version,
                "has_points": bool(points)}  # fmt: skip
     status = 400 if request.method == "POST" else 200
@@ -265,6 +266,7 @@ def verify(request: HttpRequest, patient_id: int, point_id: int) -> HttpResponse
                 return redirect(reverse("staff:patient", args=[patient.pk]) + "#contacts")
             form.add_error("code", _outcome_text(checked))
     point.refresh_from_db()
+    trail.record(request.user, "view", point, detail={"page": "verification"})
     context = {"patient": patient, "point": point, "form": form,
                "code": _code_state(point), "label": point_label(point),
                "can_send": verification.channel_for(point) is not None}  # fmt: skip
