@@ -147,7 +147,9 @@ def save_appointments(appointments, *, by=None, source: str = "carebell", now=No
                 appointment.updated_at = timezone.now()
                 changed.append((appointment, before))
             else:
-                appointment.pk, unchanged = before.pk, unchanged + 1
+                appointment.pk, appointment.created_at = before.pk, before.created_at
+                appointment.updated_at, unchanged = before.updated_at, unchanged + 1
+            appointment._state.adding = before is None
         Appointment.objects.bulk_create(new, batch_size=1000)
         fields = [f.name for f in Appointment._meta.concrete_fields if f.name not in _COMPARED]
         Appointment.objects.bulk_update([a for a, _ in changed], [*fields, "updated_at"], 1000)

@@ -14,6 +14,7 @@ from carebell.web.staff.views import (
 from carebell.web.staff.views import consent as consent_views
 from carebell.web.staff.views import formats as format_views
 from carebell.web.staff.views import group_send as group_views
+from carebell.web.staff.views import imports as import_views
 from carebell.web.staff.views import inbox as inbox_views
 from carebell.web.staff.views import one_off as one_off_views
 from carebell.web.staff.views import preferences as preference_views
@@ -111,6 +112,11 @@ urlpatterns = [
         webhook_views.webhook_resend,
         name="webhook-resend",
     ),
+    path("import/", import_views.import_page, name="import"),
+    path("import/<int:job_id>/", import_views.import_job, name="import-job"),
+    path("import/<int:job_id>/progress/", import_views.import_progress, name="import-progress"),
+    path("import/<int:job_id>/apply/", import_views.import_apply, name="import-apply"),
+    path("import/template/<slug:kind>.csv", import_views.import_template, name="import-template"),
     path("reports/", report_views.reports, name="reports"),
     path("reports/<slug:name>.csv", report_views.report_csv, name="report-csv"),
     path("account/api-tokens/", tokens.token_list, name="api-tokens"),

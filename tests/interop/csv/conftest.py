@@ -8,6 +8,7 @@ import io
 import pytest
 
 from carebell.interop.csv.ingest import import_csv
+from tests.web.staff.conftest import fast_passwords, outsider, staff_of  # noqa: F401 (fixtures)
 
 
 def csv_bytes(header: list[str], *rows: list[str]) -> bytes:

@@ -169,7 +169,8 @@ def test_consent_columns_go_to_the_consent_ledger_once(run, site):
 
 def test_consent_without_a_number_to_consent_for_is_a_problem(run, site):
     data = csv_bytes(
-        ["patient_id", "first_name", "last_name", "contact_position", "relationship", "sms_consent"],
+        ["patient_id", "first_name", "last_name", "contact_position", "relationship",
+         "sms_consent"],
         ["P1", "Ana", "Lopez", "1", "self", "yes"],
     )  # fmt: skip
     _, problems = run("patients", data)
@@ -191,7 +192,8 @@ def test_appointments_name_patients_of_the_site_only(run, site, other_org_site):
                      ["A1", "P2", "2026-12-03 10:00", "", ""])  # fmt: skip
     report, problems = run("appointments", data)
     assert [(p.row, p.column, p.reason) for p in problems] == [
-        (3, "patient_id", "patient P7 is not a patient of this site: import the patients file first"),
+        (3, "patient_id",
+         "patient P7 is not a patient of this site: import the patients file first"),
         (4, "", "appointment A1 is in the file twice (row 2 too)"),
     ]  # fmt: skip
     assert not report.applied and Appointment.objects.count() == 0
@@ -270,7 +272,8 @@ def test_prescriptions_and_their_fills_are_imported_and_upserted(run, pharmacy):
 def test_refills_remaining_is_checked_against_what_is_stored(run, pharmacy):
     run("patients", family_rows(), at=pharmacy)
     run("prescriptions", csv_bytes(RX, ["RX1", "P2", "X", "2", "1", "", ""]), at=pharmacy)
-    data = csv_bytes(["rx_number", "patient_id", "drug_name", "refills_remaining", "refills_authorized"],
+    data = csv_bytes(["rx_number", "patient_id", "drug_name", "refills_remaining",
+                      "refills_authorized"],
                      ["RX1", "P2", "X", "", "0"])  # fmt: skip
     _, problems = run("prescriptions", data, at=pharmacy)
     assert problems[0].reason == "refills remaining 1 is more than the 0 authorised"

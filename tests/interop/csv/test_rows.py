@@ -174,7 +174,8 @@ PROBLEMS = [
     ("patients", {**CONTACT, "pref_reminders": "text"}, "pref_reminders",
      "pref reminders text is not one of: none, email, sms, call, email+sms, email+sms+call, "
      "email|sms, sms|call, email|sms|call"),
-    ("patients", {**CONTACT, "sms_consent": "ok"}, "sms_consent", "SMS consent ok is not yes or no"),
+    ("patients", {**CONTACT, "sms_consent": "ok"}, "sms_consent",
+     "SMS consent ok is not yes or no"),
     ("patients", {**CONTACT, "consent_wording_version": "v" * 33}, "consent_wording_version",
      "consent wording version is longer than 32 characters"),
     ("appointments", {"appointment_id": ""}, "appointment_id", "appointment id is missing"),

@@ -86,10 +86,11 @@ def _too_large(request: HttpRequest) -> bool:
 @guard.requires("import_data")
 def import_page(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and _too_large(request):
-        form = UploadForm()
-        form.add_error(None, _("The file is larger than %(limit)s. Split it into smaller files.")
-                       % {"limit": _size(max_bytes())})  # fmt: skip
-        return render(request, "staff/import.html", _page(request, form), status=413)
+        refusal = _("The file is larger than %(limit)s. Split it into smaller files.") % {
+            "limit": _size(max_bytes())
+        }
+        context = {**_page(request, UploadForm()), "refusal": refusal}
+        return render(request, "staff/import.html", context, status=413)
     form = UploadForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
         now = timezone.now()
