@@ -125,6 +125,20 @@ class Parsed:
 
 
 HELD_STATUSES = frozenset({"proposed", "pending", "waitlist"})
+#: The R4 status codes of each type (fhir.resources does not check code bindings).
+STATUSES = {
+    "Appointment": frozenset({
+        "proposed", "pending", "booked", "arrived", "fulfilled", "cancelled", "noshow",
+        "entered-in-error", "checked-in", "waitlist"}),
+    "MedicationRequest": frozenset({
+        "active", "on-hold", "cancelled", "completed", "entered-in-error", "stopped", "draft",
+        "unknown"}),
+    "MedicationDispense": frozenset({
+        "preparation", "in-progress", "cancelled", "on-hold", "completed", "entered-in-error",
+        "stopped", "declined", "unknown"}),
+}  # fmt: skip
+#: Instants and dates outside these years are typing mistakes, not appointments.
+YEARS = range(1850, 2200)
 NDC_SYSTEM = "http://hl7.org/fhir/sid/ndc"
 
 
@@ -186,6 +200,8 @@ def _describe(error: Exception) -> str:
 
 
 def _depth(value: object, level: int = 0) -> int:
+    """How deeply `value` nests; a NUL character anywhere (which no database text
+    column takes) is refused here too."""
     stack = [(value, level)]
     deepest = 0
     while stack:
@@ -195,8 +211,11 @@ def _depth(value: object, level: int = 0) -> int:
             return deepest
         if isinstance(item, dict):
             stack.extend((v, depth + 1) for v in item.values())
+            stack.extend((k, depth + 1) for k in item)
         elif isinstance(item, list):
             stack.extend((v, depth + 1) for v in item)
+        elif isinstance(item, str) and "\x00" in item:
+            raise invalid("Text may not hold NUL characters.")
     return deepest
 
 
@@ -209,6 +228,10 @@ def read(data: dict | bytes | str, expected: str | None = None) -> Parsed:
     reader = _READERS.get(resource_type)
     if reader is None:
         raise FhirError(405, f"carebell does not take {resource_type} resources.")
+    codes = STATUSES.get(resource_type)
+    if codes is not None and model.status not in codes:
+        raise invalid(f"{resource_type}.status must be one of {', '.join(sorted(codes))}.",
+                      f"{resource_type}.status")  # fmt: skip
     return Parsed(resource_type, reader(model), model)
 
 
@@ -304,7 +327,7 @@ def read_medication_request(model) -> PrescriptionIn:
         drug_name=drug_name,
         ndc=ndc,
         prescriber_name=_display(model.requester)[:200],
-        refills_authorized=min(int(refills or 0), 99),
+        refills_authorized=min(max(int(refills or 0), 0), 99),
         days_supply=_days(supply, "MedicationRequest.dispenseRequest.expectedSupplyDuration"),
         written_on=_date(model.authoredOn),
     )
@@ -422,7 +445,8 @@ def _language(communications) -> str:
     """ "en" or "es" (the languages carebell writes in), from the preferred language."""
     ordered = sorted(communications or (), key=lambda c: c.preferred is not True)
     for communication in ordered:
-        for coding in communication.language.coding or ():
+        language = communication.language
+        for coding in (language.coding if language is not None else None) or ():
             code = (coding.code or "").lower()[:2]
             if code in ("en", "es"):
                 return code
@@ -521,16 +545,24 @@ def _minutes(model) -> int:
 def _date(value) -> dt.date | None:
     """A full date; a partial one (a year, a month) carebell cannot use is left out."""
     if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
-    return None
+        value = value.date()
+    if not isinstance(value, dt.date):
+        return None
+    return _in_years(value)
 
 
 def _instant(value) -> dt.datetime | None:
     """An aware instant; a date alone is its midnight UTC."""
     if isinstance(value, dt.datetime):
-        return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
-    if isinstance(value, dt.date):
-        return dt.datetime.combine(value, dt.time(0), tzinfo=dt.UTC)
-    return None
+        value = value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
+    elif isinstance(value, dt.date):
+        value = dt.datetime.combine(value, dt.time(0), tzinfo=dt.UTC)
+    else:
+        return None
+    return _in_years(value)
+
+
+def _in_years(value):
+    if value.year not in YEARS:
+        raise unprocessable(f"The year {value.year} is outside {YEARS.start}–{YEARS.stop - 1}.")
+    return value
