@@ -164,14 +164,38 @@ def check_reply(points, body: str, now: dt.datetime) -> bool:
     match = _SIX_DIGITS.match(body or "")
     if match is None:
         return False
-    answered = False
+    checked = None
     for point in points:
         if point.kind != ContactPointKind.MOBILE or _live_code(point) is None:
             continue
-        answered = True
-        if check_code(point, match.group(1), method=Method.REPLY, now=now).verified:
+        checked = check_code(point, match.group(1), method=Method.REPLY, now=now)
+        if checked.verified:
             break
-    return answered
+    if checked is not None:
+        _answer_reply(point, checked, now)
+    return checked is not None
+
+
+_REPLIES = {
+    "en": {"verified": "{site}: thank you, this number is verified.",
+           "wrong": "{site}: that code is not right. Please check it and try again.",
+           "closed": "{site}: that code no longer works. Please ask us for a new one."},
+    "es": {"verified": "{site}: gracias, este número quedó verificado.",
+           "wrong": "{site}: esa clave no es correcta. Revísela e inténtelo de nuevo.",
+           "closed": "{site}: esa clave ya no sirve. Pídanos una nueva."},
+}  # fmt: skip
+
+
+def _answer_reply(point: ContactPoint, checked: Checked, now: dt.datetime) -> None:
+    """Tell the person who texted a code what came of it (a reply, so it goes at once;
+    only to a number a code was sent to, so it answers no stranger)."""
+    contact = point.contact
+    words = _REPLIES.get(contact.language, _REPLIES["en"])
+    key = {Outcome.VERIFIED: "verified", Outcome.WRONG: "wrong"}.get(checked.outcome, "closed")
+    site = contact.patient.site
+    text = words[key].format(site=site.name)
+    outbox.queue_reply(site, point.value, Kind.KEYWORD_REPLY, now=now, language=contact.language,
+                       body=text, patient_id=contact.patient_id)  # fmt: skip
 
 
 def verify_url(code: VerificationCode) -> str:

@@ -217,3 +217,36 @@ def test_a_patient_page_link_names_its_code_and_expires(mobile):
     assert verification.code_from_link(token + "x") is None
     with time_machine.travel(timezone.now() + dt.timedelta(minutes=11), tick=False):
         assert verification.code_from_link(token) is None
+
+
+@pytest.mark.postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_two_requests_at_once_never_pass_three_codes_an_hour(site):
+    """The contact point's row lock makes the hourly count exact under a race."""
+    import threading
+
+    from django.db import connection
+
+    contact = factories.make_contact(factories.make_patient(site))
+    point = factories.add_point(contact, ContactPointKind.MOBILE, NUMBER)
+    for _ in range(2):
+        verification.issue_code(point, system="test")
+    barrier, results = threading.Barrier(2), []
+
+    def ask() -> None:
+        try:
+            barrier.wait(timeout=10)
+            verification.issue_code(point, system="test")
+            results.append("sent")
+        except ValidationError:
+            results.append("refused")
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=ask) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert sorted(results) == ["refused", "sent"]
+    assert VerificationCode.objects.count() == 3

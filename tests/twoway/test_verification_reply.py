@@ -50,6 +50,8 @@ def test_texting_the_code_back_verifies_the_number(client, mobile):
     point = ContactPoint.objects.get()
     assert point.verified_at is not None and point.verified_method == "reply"
     assert InboundMessage.objects.get().needs_review is False
+    reply = OutboxMessage.objects.get(kind="keyword_reply")
+    assert reply.to_address == PHONE and "is verified" in reply.body
 
 
 def test_a_wrong_code_texted_back_spends_a_try(client, mobile):
@@ -57,6 +59,7 @@ def test_a_wrong_code_texted_back_spends_a_try(client, mobile):
     text(client, f"{(int(sent_digits()) + 1) % 10**6:06d}")
     assert VerificationCode.objects.get().wrong_tries == 1
     assert ContactPoint.objects.get().verified_at is None
+    assert "not right" in OutboxMessage.objects.get(kind="keyword_reply").body
 
 
 def test_six_digits_with_no_code_out_are_left_for_staff(client, mobile):
@@ -64,6 +67,7 @@ def test_six_digits_with_no_code_out_are_left_for_staff(client, mobile):
     assert ContactPoint.objects.get().verified_at is None
     assert VerificationCode.objects.count() == 0
     assert InboundMessage.objects.get().intent == "free_text"
+    assert not OutboxMessage.objects.filter(kind="keyword_reply").exists()
 
 
 def test_an_expired_code_texted_back_verifies_nothing(client, mobile):
