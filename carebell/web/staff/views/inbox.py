@@ -77,7 +77,8 @@ def inbox_poll(request: HttpRequest) -> HttpResponse:
         return HttpResponse(status=204)
     context = _list_context(request)
     html = render_to_string("staff/inbox_rows.html", context, request=request)
-    return JsonResponse({"token": token, "html": html})
+    unread = conversations.unread_conversations(request.site, request.user)
+    return JsonResponse({"token": token, "html": html, "unread": unread})
 
 
 def _conversation(request: HttpRequest, conversation_id: int):

@@ -26,6 +26,16 @@
     }, ms);
   }
 
+  // The header's Inbox link counts this person's unread conversations.
+  function showUnread(count) {
+    var link = document.querySelector('.main-nav a[href$="/staff/inbox/"]');
+    if (!link || count === undefined) { return; }
+    var badge = link.querySelector(".count");
+    if (!count) { if (badge) { badge.remove(); } return; }
+    if (!badge) { badge = document.createElement("span"); badge.className = "count"; link.appendChild(badge); }
+    badge.textContent = count >= 100 ? "99+" : String(count);
+  }
+
   // The inbox list.
   var list = document.querySelector("[data-inbox-list][data-poll]");
   if (list) {
@@ -33,6 +43,7 @@
       return poll(list.dataset.poll, { token: list.dataset.token }, function (data) {
         list.dataset.token = data.token;
         list.innerHTML = data.html;
+        showUnread(data.unread);
       });
     });
   }

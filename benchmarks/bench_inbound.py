@@ -1,0 +1,353 @@
+"""Inbound texts and status callbacks under gunicorn on PostgreSQL, side by side
+with a no-op Django endpoint served by the same workers in the same run.
+
+    .venv/bin/python benchmarks/bench_inbound.py [--seconds 5] [--workers 3]
+
+Uses the database `postgres_inbox` (created and migrated if missing) and seeds, once,
+a clinic that sends from one Twilio number with 2,000 patients whose mothers text it,
+and 40,000 texts out to them being sent (each with its attempt) for the callbacks to
+report on. Each inbound request is a real Twilio webhook, signed with carebell's
+Twilio signature code (checked first against the twilio vectors in
+../shared/vectors/twilio): the view checks the signature, stores the text, matches
+its number, reads it for keywords and queues the reply (half are HELP, answered
+through the outbox; half free text, which only the inbox gets). Each callback is a
+signed "sent" or "delivered" report of one of those attempts.
+
+For each endpoint it prints the throughput with 16 connections at full speed, then
+the p50/p99 latency at a fixed rate (by default half the goal: 400 texts/s, 750
+callbacks/s, measured from when each request was due, so a stall counts in full).
+The load generator (aiohttp) shares the machine. It asserts nothing.
+
+Gunicorn imports this file as its settings module (CAREBELL_BENCH_SETTINGS=1): the
+settings are carebell's, with one extra URL, /bench/noop, answering 204.
+"""
+
+from __future__ import annotations
+
+import os
+
+if os.environ.get("CAREBELL_BENCH_SETTINGS") == "1":  # imported by gunicorn as settings
+    from carebell.settings import *  # noqa: F403
+
+    ROOT_URLCONF = __name__
+
+    def __getattr__(name: str):  # the URLs, once Django is ready (PEP 562)
+        if name != "urlpatterns":
+            raise AttributeError(name)
+        from django.http import HttpResponse
+        from django.urls import path
+        from django.views.decorators.csrf import csrf_exempt
+
+        from carebell.urls import urlpatterns as carebell_urls
+
+        noop = csrf_exempt(lambda request: HttpResponse(status=204))
+        return [path("bench/noop", noop), *carebell_urls]
+
+
+import argparse
+import asyncio
+import json
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+VECTORS = ROOT.parent / "shared" / "vectors" / "twilio" / "signature_vectors.json"
+TOKEN = "bench-auth-token-0123456789abcdef"  # noqa: S105 (a local, throwaway server)
+ACCOUNT = "AC" + "b" * 32
+SENDER = "+13125550100"
+PATIENTS = 2_000
+MESSAGES = 40_000
+
+
+def options() -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=5.0, help="per phase")
+    parser.add_argument("--workers", type=int, default=3)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--inbound-rate", type=float, default=400.0)
+    parser.add_argument("--callback-rate", type=float, default=750.0)
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--database", default="postgres_inbox")
+    parser.add_argument("--server", default="postgres://postgres@127.0.0.1:5432")
+    return parser.parse_args()
+
+
+def environment(args) -> dict[str, str]:
+    return {
+        "CAREBELL_DATABASE_URL": f"{args.server}/{args.database}",
+        "CAREBELL_DATA_DIR": str(ROOT / "var" / "test-inbox"),
+        "CAREBELL_DEBUG": "0",
+        "CAREBELL_SECRET_KEY": "bench-secret-key-" + "x" * 40,
+        "CAREBELL_ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "CAREBELL_BASE_URL": f"http://127.0.0.1:{args.port}",
+        "CAREBELL_SMS_PROVIDER": "twilio",
+        "CAREBELL_TWILIO_AUTH_TOKEN": TOKEN,
+        "CAREBELL_TWILIO_ACCOUNT_SID": ACCOUNT,
+        "CAREBELL_TWILIO_FROM": SENDER,
+        "CAREBELL_LOG_LEVEL": "WARNING",
+        "CAREBELL_SSL_REDIRECT": "0",  # plain HTTP on loopback (TLS ends at a proxy in production)
+    }
+
+
+def setup(args) -> None:
+    import psycopg
+
+    with psycopg.connect(f"{args.server}/postgres", autocommit=True) as conn:
+        found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [args.database])
+        if not found.fetchone():
+            conn.execute(f'CREATE DATABASE "{args.database}"')
+    os.environ.update(environment(args))
+    os.environ["DJANGO_SETTINGS_MODULE"] = "carebell.settings"
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+
+
+def check_signing() -> None:
+    """carebell's signing must reproduce Twilio's own worked examples first."""
+    from carebell.providers.twilio.signature import sign
+
+    vectors = json.loads(VECTORS.read_text())
+    checked = 0
+    for case in vectors["vectors"]:
+        params, expected = case.get("params"), case.get("expected_signature")
+        if not params or not expected:
+            continue  # JSON bodies, repeated fields, validation-only cases
+        url = case.get("signed_url", case["url"])
+        assert sign(case["auth_token"], url, params) == expected, case["id"]
+        checked += 1
+    print(f"signing matches {checked} Twilio vector(s)")
+
+
+def seed():
+    """The clinic, its families and the texts being sent (once per database)."""
+    from django.db import transaction
+    from django.utils import timezone
+
+    from carebell import outbox
+    from carebell.core.vocab import ContactPointKind
+    from carebell.messaging.models import OutboxMessage
+    from carebell.planning.decisions import Decision
+    from carebell.sites.models import Site
+    from tests import factories
+
+    site = Site.objects.filter(sms_from=SENDER).first()
+    if site is None:
+        org = factories.make_org(name="Bench Inbound", slug=f"bench-inbound-{time.time_ns()}")
+        site = factories.make_site(org, name="Bench Inbound Clinic", sms_from=SENDER)
+        with transaction.atomic():
+            for i in range(PATIENTS):
+                child = factories.make_patient(site)
+                parent = factories.make_contact(child)
+                factories.add_point(parent, ContactPointKind.MOBILE, number(i), consent_sms=True)
+    if OutboxMessage.objects.filter(site=site, kind="general").count() < MESSAGES:
+        now = timezone.now()
+        with transaction.atomic():
+            writer = outbox.OutboxWriter(now)
+            for i in range(MESSAGES):
+                writer.add(Decision(
+                    status="planned", kind="general", channel="sms", site_id=site.id,
+                    patient_id=None, contact_id=None, contact_point_id=None, to=number(i),
+                    entity_type="", entity_id=None, event_at=None, planned_at=now,
+                    entity_name="", dedupe_key=f"bench-inbound:{i}:{now.timestamp()}", priority=5,
+                ))  # fmt: skip
+            writer.flush()
+    return site
+
+
+def attempts_to_report(site, count: int) -> list[int]:
+    """`count` attempts still unreported: their messages are moved to sending and get
+    an attempt each through the outbox, as the dispatcher does."""
+    from types import SimpleNamespace
+
+    from django.db import transaction
+    from django.utils import timezone
+
+    from carebell import outbox
+    from carebell.messaging.models import OutboxMessage
+
+    now = timezone.now()
+    ids = list(
+        OutboxMessage.objects.filter(site=site, kind="general", status="scheduled")
+        .order_by("id")
+        .values_list("id", flat=True)[:count]
+    )
+    rows = [SimpleNamespace(id=i, attempts=0, resume_attempt=None, subject="", body="Hello",
+                            html_body="", segments=1) for i in ids]  # fmt: skip
+    with transaction.atomic():
+        outbox.start_sending(rows, now, now)
+        made = outbox.insert_attempts([(r, "twilio") for r in rows], now)
+    return [made[i].id for i in ids if i in made]
+
+
+def number(i: int) -> str:
+    """The mobile of family `i` (of PATIENTS)."""
+    return f"+1202555{i % PATIENTS:04d}"
+
+
+# --- the load ----------------------------------------------------------------------
+
+
+class Requests:
+    """Signed requests, each different (a replayed text or report would be refused)."""
+
+    def __init__(self, base: str, attempts: list[int]):
+        from carebell.providers.twilio.signature import sign
+
+        self.sign, self.base, self.attempts = sign, base, attempts
+        self.sent = 0
+        self.reported = 0
+
+    def noop(self):
+        return "/bench/noop", {}, {}
+
+    def inbound(self):
+        self.sent += 1
+        form = {
+            "MessageSid": f"SM{time.time_ns():020d}{self.sent:012d}",
+            "AccountSid": ACCOUNT,
+            "From": number(self.sent % PATIENTS),
+            "To": SENDER,
+            "Body": "HELP" if self.sent % 2 else "Can we come at 4 instead?",
+            "NumMedia": "0",
+        }
+        path = "/hooks/twilio/inbound"
+        return path, form, {"X-Twilio-Signature": self.sign(TOKEN, self.base + path, form)}
+
+    def callback(self):
+        i = self.reported
+        self.reported += 1
+        attempt = self.attempts[i // 2 % len(self.attempts)]
+        form = {
+            "MessageSid": f"SM{attempt:032d}",
+            "AccountSid": ACCOUNT,
+            "MessageStatus": "sent" if i % 2 == 0 else "delivered",
+            "To": number(attempt % PATIENTS),
+        }
+        path = f"/hooks/twilio/status/{attempt}"
+        return path, form, {"X-Twilio-Signature": self.sign(TOKEN, self.base + path, form)}
+
+
+async def post(session, base, request, statuses):
+    path, form, headers = request
+    async with session.post(base + path, data=form, headers=headers) as response:
+        await response.read()
+        statuses[response.status] = statuses.get(response.status, 0) + 1
+
+
+async def flat_out(base, make, seconds: float, connections: int):
+    import aiohttp
+
+    statuses: dict[int, int] = {}
+    done = 0
+    deadline = time.perf_counter() + seconds
+
+    async def one_connection(session):
+        nonlocal done
+        while time.perf_counter() < deadline:
+            await post(session, base, make(), statuses)
+            done += 1
+
+    connector = aiohttp.TCPConnector(limit=connections)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        started = time.perf_counter()
+        await asyncio.gather(*(one_connection(session) for _ in range(connections)))
+        elapsed = time.perf_counter() - started
+    return done / elapsed, statuses
+
+
+async def at_rate(base, make, rate: float, seconds: float):
+    import aiohttp
+
+    statuses: dict[int, int] = {}
+    latencies: list[float] = []
+    total = int(rate * seconds)
+    connector = aiohttp.TCPConnector(limit=256)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        start = time.perf_counter()
+
+        async def one(due: float, request):
+            await asyncio.sleep(max(0.0, due - time.perf_counter()))
+            await post(session, base, request, statuses)
+            latencies.append((time.perf_counter() - due) * 1000)
+
+        tasks = [asyncio.create_task(one(start + n / rate, make())) for n in range(total)]
+        await asyncio.gather(*tasks)
+    latencies.sort()
+    p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+    return statistics.median(latencies), p99, statuses
+
+
+def serve(args) -> subprocess.Popen:
+    env = {
+        **os.environ,
+        **environment(args),
+        "CAREBELL_BENCH_SETTINGS": "1",
+        "DJANGO_SETTINGS_MODULE": "bench_inbound",
+        "PYTHONPATH": f"{ROOT}:{ROOT / 'benchmarks'}",
+    }
+    command = [str(ROOT / ".venv" / "bin" / "gunicorn"), "carebell.wsgi:application",
+               "--workers", str(args.workers), "--bind", f"127.0.0.1:{args.port}",
+               "--log-level", "warning", "--backlog", "2048", "--preload"]  # fmt: skip
+    server = subprocess.Popen(command, env=env, cwd=ROOT, start_new_session=True)
+    import urllib.request
+
+    for _ in range(100):
+        try:
+            urllib.request.urlopen(
+                urllib.request.Request(f"http://127.0.0.1:{args.port}/bench/noop", method="POST")
+            )
+            return server
+        except OSError:
+            time.sleep(0.2)
+    server.kill()
+    raise SystemExit("gunicorn did not start")
+
+
+def main() -> None:
+    args = options()
+    setup(args)
+    check_signing()
+    site = seed()
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+    per_phase = int(args.callback_rate * args.seconds) + 20_000
+    attempts = attempts_to_report(site, per_phase)
+    connection.close()
+    base = f"http://127.0.0.1:{args.port}"
+    requests = Requests(base, attempts)
+    server = serve(args)
+    try:
+        print(f"gunicorn, {args.workers} sync workers; {args.connections} connections; "
+              f"{args.seconds:g} s per phase")  # fmt: skip
+        print(f"{'endpoint':24} {'req/s (flat out)':>17} {'rate':>7} {'p50 ms':>8} {'p99 ms':>8}")
+        plans = [
+            ("no-op Django view", requests.noop, args.callback_rate),
+            ("inbound text", requests.inbound, args.inbound_rate),
+            ("status callback", requests.callback, args.callback_rate),
+        ]
+        for _label, make, _rate in plans:  # each worker's first requests import and connect
+            asyncio.run(flat_out(base, make, 1.0, args.connections))
+        for label, make, rate in plans:
+            throughput, flat = asyncio.run(flat_out(base, make, args.seconds, args.connections))
+            p50, p99, timed = asyncio.run(at_rate(base, make, rate, args.seconds))
+            codes = sorted({**flat, **timed})
+            print(f"{label:24} {throughput:17.0f} {rate:7.0f} {p50:8.1f} {p99:8.1f}   "
+                  f"HTTP {','.join(map(str, codes))}")  # fmt: skip
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    main()
