@@ -176,6 +176,7 @@ class Writer:
         self.site_values = {"SITENAME": site.name, "SITEPHONE": site.phone,
                             "SITEADDRESS": site.address}  # fmt: skip
         self._contexts: dict[tuple[str, Channel], RenderContext] = {}
+        self._parts = {c: _compiled(texts.subject_for(c), texts.body_for(c)) for c in CHANNELS}
 
     def plan(
         self,
@@ -241,10 +242,8 @@ class Writer:
         channel = Channel(decision.channel)
         values = {**self.site_values, "PATIENTNAME": recipient.name,
                   "PATIENTFIRSTNAME": recipient.first_name}  # fmt: skip
-        context = self._context(language, channel)
-        subject_source, body_source = _compiled(
-            self.texts.subject_for(channel), self.texts.body_for(channel)
-        )
+        context = self._contexts.get((language, channel)) or self._context(language, channel)
+        subject_source, body_source = self._parts[channel]
         subject = subject_source.render(values, context).text if subject_source.source else ""
         body = body_source.render(values, context).text
         count = 0
