@@ -13,8 +13,8 @@ from django.db import DatabaseError, connection, transaction
 from carebell.appointments import actions as appointments
 from carebell.audit.models import AuditEvent
 from carebell.core.vocab import ContactPointKind, Kind
-from carebell.messaging.models import OutboxMessage
-from carebell.messaging.models import OutboundEvent
+from carebell.dispatch.dispatcher import Dispatcher
+from carebell.messaging.models import OutboundEvent, OutboxMessage
 from carebell.people import actions as people
 from carebell.people import consent
 from carebell.people.models import ConsentRecord, ConsentWording, ContactPoint, Patient
@@ -48,7 +48,7 @@ def opt_in_clinic(site):
     DeliverySettings.objects.filter(site=site).update(require_opt_in=True)
     site.delivery.refresh_from_db()
     enable(site, Kind.APPT_REMINDER, [{"days": 1}])
-    [(child, parent, appointment)] = family(site)
+    [(_child, parent, appointment)] = family(site)
     appointments.appointment_saved(appointment, None, now=NOW)
     return parent.points.get(), OutboxMessage.objects.get()
 
@@ -87,7 +87,7 @@ def test_a_revocation_blocks_the_pending_texts_at_once(site):
     assert ContactPoint.objects.get().consent_sms is False
 
 
-def test_a_grant_plans_again_what_was_blocked_for_no_consent(site):
+def test_a_grant_plans_again_what_was_blocked_for_no_consent_and_it_is_sent(site):
     point, message = opt_in_clinic(site)
     revoke(point)
     grant(point)
@@ -95,6 +95,13 @@ def test_a_grant_plans_again_what_was_blocked_for_no_consent(site):
     assert (blocked.id, blocked.status, blocked.block_reason) == (message.id, "blocked",
                                                                    "no_consent")  # fmt: skip
     assert (fresh.status, fresh.kind, fresh.to_address) == ("scheduled", "appt_reminder", NUMBER)
+    dispatcher = Dispatcher()
+    try:
+        dispatcher.process_batch(now=fresh.planned_at)
+    finally:
+        dispatcher.close()
+    fresh.refresh_from_db()
+    assert fresh.status in ("sent", "delivered")
 
 
 def test_the_ledger_keeps_every_record_newest_first(site):
@@ -204,16 +211,14 @@ def test_the_database_refuses_to_rewrite_or_remove_the_ledger(site, statement):
         with pytest.raises(PermissionError):
             ConsentRecord.objects.get().delete()
         return
-    with pytest.raises(DatabaseError), transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute(statement.format(t="people_consentrecord"))
+    with pytest.raises(DatabaseError), transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(statement.format(t="people_consentrecord"))
     assert ConsentRecord.objects.get().wording == "I agree to texts."
 
 
 def test_the_database_refuses_to_rewrite_a_consent_wording(site):
     row = consent.publish_wording(site, "v2", "Words.", by=None)
-    with pytest.raises(DatabaseError), transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute("UPDATE people_consentwording SET wording = 'x'")
+    with pytest.raises(DatabaseError), transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("UPDATE people_consentwording SET wording = 'x'")
     with pytest.raises(PermissionError):
         row.save()
