@@ -1,0 +1,220 @@
+"""HL7 v2 over MLLP on PostgreSQL: SIU S12 messages over loopback, each committed —
+the patient found, the appointment saved through save_appointment, its reminders
+replanned, the message and its ACK stored — before its ACK comes back.
+
+    .venv/bin/python benchmarks/bench_mllp.py [--messages 2000] [--connections 1 8]
+
+Uses the database `postgres_hl7` (created and migrated if missing) and truncates
+the tables it seeds. Seeds one clinic with a reminder rule and N patients who each
+have a mobile and a text preference, starts `carebell hl7 listen` as its own process
+and sends one new appointment per message for those patients, one message at a time
+per connection (the sender waits for each ACK, as MLLP senders do). Prints
+messages/s, ACK latency and the listener's CPU per message; asserts nothing but that
+every message got AA and planned its reminder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from procstat import cpu_seconds
+
+ROOT = Path(__file__).resolve().parent.parent
+CAREBELL = str(Path(sys.executable).with_name("carebell"))
+
+
+def options() -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--messages", type=int, default=2000, help="Per run.")
+    parser.add_argument("--connections", type=int, nargs="+", default=[1, 8])
+    parser.add_argument("--workers", type=int, default=8, help="Listener DB threads.")
+    parser.add_argument("--database", default="postgres_hl7")
+    parser.add_argument("--server", default="postgres://postgres@127.0.0.1:5432")
+    return parser.parse_args()
+
+
+def setup(url: str) -> dict:
+    env = {
+        **os.environ,
+        "CAREBELL_DATABASE_URL": url,
+        "CAREBELL_LOG_LEVEL": "warning",
+        "CAREBELL_DEBUG": "0",  # Django would keep every query in memory
+        "CAREBELL_SECRET_KEY": os.environ.get("CAREBELL_SECRET_KEY", "bench-" + "x" * 50),
+        "DJANGO_SETTINGS_MODULE": "carebell.settings",
+    }
+    os.environ.update(env)
+    return env
+
+
+def prepare(server: str, name: str, env: dict) -> None:
+    import psycopg
+
+    with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+            conn.execute(f'CREATE DATABASE "{name}"')
+    subprocess.run([CAREBELL, "migrate", "-v", "0"], env=env, check=True, cwd=ROOT)
+
+
+def seed(patients: int):
+    from django.db import connection, transaction
+
+    from carebell.core.senders import normalise_phone
+    from carebell.core.vocab import ContactPointKind, Kind, Relationship
+    from carebell.interop.hl7.models import Hl7Sender
+    from carebell.messaging.models import AutomatedMessage
+    from carebell.people.models import Contact, ContactPoint, ContactPreference, Patient
+    from carebell.sites.models import DeliverySettings, Organization, Site
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "TRUNCATE interop_hl7_hl7message, interop_hl7_hl7applied, interop_hl7_hl7sender, "
+            "messaging_outboxsubject, messaging_outboxmessage, appointments_appointment "
+            "RESTART IDENTITY CASCADE"
+        )
+    with transaction.atomic():
+        org, _ = Organization.objects.get_or_create(slug="bench-hl7", defaults={"name": "Bench"})
+        site, created = Site.objects.get_or_create(
+            organization=org, name="Bench HL7 clinic",
+            defaults={"kind": "clinic", "time_zone": "America/New_York", "phone": "+12025550100"},
+        )  # fmt: skip
+        if created:
+            DeliverySettings.defaults_for(site).save()
+        AutomatedMessage.objects.get_or_create(
+            site=site, kind=Kind.APPT_REMINDER,
+            defaults={"name": "Reminder", "enabled": True, "offsets": [{"days": 1}]},
+        )  # fmt: skip
+        Hl7Sender.objects.create(site=site)
+        have = Patient.objects.filter(site=site, source="hl7:BENCH").count()
+        for n in range(have, patients):
+            # Exactly what the messages will say: a steady feed, no demographic changes.
+            patient = Patient.objects.create(site=site, source="hl7:BENCH", external_id=f"B{n}",
+                                             first_name="Ada", last_name=f"Bench{n}",
+                                             birth_date=dt.date(2015, 6, 1))  # fmt: skip
+            me = Contact.objects.create(patient=patient, position=1, relationship=Relationship.SELF,
+                                        first_name="Ada", last_name=f"Bench{n}")  # fmt: skip
+            raw = phone(n)
+            value = normalise_phone(raw, "US")
+            ContactPoint.objects.create(contact=me, kind=ContactPointKind.MOBILE, raw_value=raw,
+                                        value=value, consent_sms=True)  # fmt: skip
+            ContactPreference.objects.create(contact=me, category="reminders", value="sms")
+    return site
+
+
+def phone(patient: int) -> str:
+    return f"2025550{patient % 1000:03d}"
+
+
+def message(n: int, run: str, patient: int, start: dt.datetime) -> bytes:
+    sent = dt.datetime.now(dt.UTC)
+    when = start + dt.timedelta(minutes=15 * (n % 2000))
+    return (
+        f"MSH|^~\\&|PMS|BENCH|CB|CB|{sent:%Y%m%d%H%M%S}+0000||SIU^S12^SIU_S12|{run}-{n}|P|2.5\r"
+        f"SCH|{run}-{n}|{run}-{n}||||Checkup|Checkup\r"
+        f"TQ1|||||||{when:%Y%m%d%H%M%S}+0000\r"
+        f"PID|1||B{patient}^^^PMS^MR||Bench{patient}^Ada||20150601|F|||||{phone(patient)}^PRN^CP\r"
+        f"RGS|1\rAIS|1||CHK^Checkup|{when:%Y%m%d%H%M%S}+0000|||30|min\r"
+        "AIL|1||R1^Room 1^^Main\rAIP|1||D1^Shaw^Rose\r"
+    ).encode()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def send_all(port: int, messages: list[list[bytes]]) -> tuple[float, list[float], list[str]]:
+    from carebell.interop.hl7.client import Client, ack_code
+
+    latencies: list[float] = []
+    codes: list[str] = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(len(messages) + 1)
+
+    def one(batch):
+        with Client("127.0.0.1", port, timeout=120) as client:
+            barrier.wait()
+            mine, got = [], []
+            for raw in batch:
+                t = time.perf_counter()
+                got.append(ack_code(client.send(raw)[0]))
+                mine.append(time.perf_counter() - t)
+        with lock:
+            latencies.extend(mine)
+            codes.extend(got)
+
+    threads = [threading.Thread(target=one, args=(b,)) for b in messages]
+    for t in threads:
+        t.start()
+    barrier.wait()
+    started = time.perf_counter()
+    for t in threads:
+        t.join()
+    return time.perf_counter() - started, latencies, codes
+
+
+def main() -> None:
+    args = options()
+    env = setup(f"{args.server}/{args.database}")
+    prepare(args.server, args.database, env)
+    import django
+
+    django.setup()
+    from carebell.appointments.models import Appointment
+    from carebell.messaging.models import OutboxMessage
+
+    patients = args.messages * len(args.connections) + 50
+    seed(patients)
+    port = free_port()
+    listener = subprocess.Popen(
+        [CAREBELL, "hl7", "listen", "--port", str(port), "--workers", str(args.workers)],
+        env=env, cwd=ROOT, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert "listening" in listener.stdout.readline()
+        start = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(days=3)
+        warm = [[message(n, "warm", patients - 1 - n, start) for n in range(50)]]
+        send_all(port, warm)
+        print(f"HL7 SIU^S12 over MLLP, PostgreSQL, {os.cpu_count()} cores "
+              f"(load average {os.getloadavg()[0]:.1f} at start)")  # fmt: skip
+        for index, connections in enumerate(args.connections):
+            run, first = f"c{connections}", index * args.messages
+            per = args.messages // connections
+            batches = [[message(c * per + k, run, first + c * per + k, start)
+                        for k in range(per)] for c in range(connections)]  # fmt: skip
+            cpu_before = cpu_seconds(listener.pid)
+            seconds, latencies, codes = send_all(port, batches)
+            cpu = cpu_seconds(listener.pid) - cpu_before
+            total = per * connections
+            assert codes == ["AA"] * total, {c: codes.count(c) for c in set(codes)}
+            planned = OutboxMessage.objects.filter(
+                entity_id__in=Appointment.objects.filter(external_id__startswith=f"{run}-").values(
+                    "id"
+                )
+            ).count()
+            latencies.sort()
+            p50, p99 = statistics.median(latencies), latencies[int(len(latencies) * 0.99) - 1]
+            print(
+                f"  {connections} connection(s): {total} messages in {seconds:.2f} s = "
+                f"{total / seconds:,.0f} messages/s; ACK p50 {p50 * 1e3:.1f} ms, "
+                f"p99 {p99 * 1e3:.1f} ms; listener CPU "
+                f"{cpu / total * 1e3:.2f} ms/message; reminders planned {planned}/{total}"
+            )
+    finally:
+        listener.terminate()
+        listener.wait(20)
+
+
+if __name__ == "__main__":
+    main()
