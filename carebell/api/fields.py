@@ -11,9 +11,20 @@ from typing import Annotated, Any, Literal
 
 from django.db import models
 from ninja import Field, Schema
-from pydantic import AwareDatetime, create_model
+from pydantic import AwareDatetime, PlainSerializer, WithJsonSchema, create_model
 
 from carebell.api.common import In
+
+#: A local time of day ("08:00"): JSON Schema's "time" format demands a UTC offset,
+#: which a delivery window in the site's own zone does not have.
+LocalTime = Annotated[
+    dt.time,
+    PlainSerializer(lambda value: value.strftime("%H:%M"), return_type=str, when_used="json"),
+    WithJsonSchema(
+        {"type": "string", "pattern": r"^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?$",
+         "description": "a local time of day, HH:MM"}
+    ),
+]  # fmt: skip
 
 _INT_RANGES = {
     models.PositiveSmallIntegerField: (0, 32767),
@@ -50,7 +61,7 @@ def python_type(field, json_type: Any = None, *, for_input: bool = False) -> Any
     elif isinstance(field, models.DateField):
         kind = dt.date
     elif isinstance(field, models.TimeField):
-        kind = dt.time
+        kind = LocalTime
     elif isinstance(field, models.DecimalField):
         kind = Annotated[
             decimal.Decimal,
