@@ -66,3 +66,19 @@ def test_a_withdrawal_blocks_the_pending_ready_notice(pharmacy):
     counter_consent(point, "revoke", NOW + dt.timedelta(seconds=1))
     notice = OutboxMessage.objects.get(kind=Kind.RX_READY)
     assert (notice.status, notice.block_reason) == ("blocked", "no_consent")
+
+
+def test_a_pharmacy_that_waits_for_consent_applies_its_defaults_then(pharmacy):
+    from carebell.people.models import ContactPreference
+    from carebell.sites.models import DeliverySettings
+
+    DeliverySettings.objects.filter(site=pharmacy).update(
+        patient_defaults={"rx_ready": "sms"}, apply_defaults_on_consent=True
+    )
+    patient = factories.make_patient(pharmacy)
+    contact = factories.make_contact(patient, relationship=Relationship.SELF)
+    point = factories.add_point(contact, ContactPointKind.MOBILE, NUMBER)
+    assert not ContactPreference.objects.filter(contact=contact).exists()
+    counter_consent(point)
+    preference = ContactPreference.objects.get(contact=contact, category="rx_ready")
+    assert preference.value == "sms"
