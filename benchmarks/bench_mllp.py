@@ -5,7 +5,7 @@ replanned, the message and its ACK stored — before its ACK comes back.
     .venv/bin/python benchmarks/bench_mllp.py [--messages 2000] [--connections 1 8]
 
 Uses the database `postgres_hl7` (created and migrated if missing) and truncates
-the tables it seeds. Seeds one clinic with a reminder rule and N patients who each
+the tables it seeds (patients and what hangs off them). Seeds one clinic with a reminder rule and N patients who each
 have a mobile and a text preference, starts `carebell hl7 listen` as its own process
 and sends one new appointment per message for those patients, one message at a time
 per connection (the sender waits for each ACK, as MLLP senders do). Prints
@@ -79,7 +79,8 @@ def seed(patients: int):
     with connection.cursor() as cursor:
         cursor.execute(
             "TRUNCATE interop_hl7_hl7message, interop_hl7_hl7applied, interop_hl7_hl7sender, "
-            "messaging_outboxsubject, messaging_outboxmessage, appointments_appointment "
+            "messaging_outboxsubject, messaging_outboxmessage, appointments_appointment, "
+            "people_patient "
             "RESTART IDENTITY CASCADE"
         )
     with transaction.atomic():

@@ -35,6 +35,7 @@ from carebell.demo.services import (
     start_background_services,
     stop_background_services,
 )
+from carebell.interop.hl7.demo import DEMO_PORT, ensure_demo_senders, mllp_listener
 from carebell.outbound.services import event_deliverer
 from carebell.people.models import Patient
 from carebell.sites.models import DeliverySettings, Site, StaffMembership
@@ -77,6 +78,8 @@ class Command(BaseCommand):
         _ensure_admin(passwords[ADMIN])
         _ensure_front_desk(passwords[FRONT_DESK_USER])
         _use_the_simulator(options["port"])
+        pharmacy = Site.objects.filter(organization__slug=data.ORGANIZATION_SLUG, kind="pharmacy")
+        ensure_demo_senders(clinic, pharmacy.first())
         self._serve(options["port"], passwords)
 
     def _serve(self, port: int, passwords: dict[str, str]) -> None:
@@ -87,7 +90,8 @@ class Command(BaseCommand):
         server.daemon_threads = True
         server.set_app(StaticFilesHandler(get_internal_wsgi_application()))
         stop_event = threading.Event()
-        threads = start_background_services(stop_event, [*BACKGROUND_SERVICES, event_deliverer])
+        services = [*BACKGROUND_SERVICES, event_deliverer, mllp_listener]
+        threads = start_background_services(stop_event, services)
         signal.signal(signal.SIGTERM, _stop_serving)
         self._announce(port, passwords)
         try:
@@ -108,6 +112,7 @@ class Command(BaseCommand):
             f"  administrator: {ADMIN} / {passwords[ADMIN]}\n"
             f"  front desk:    {FRONT_DESK_USER} / {passwords[FRONT_DESK_USER]}\n"
             f"simulated phone and mailbox: {settings.SIM_URL}/ (read and answer as a patient)\n"
+            f"HL7 v2 over MLLP: {HOST}:{DEMO_PORT} (carebell hl7 send FILE…)\n"
             "Press Ctrl-C to stop.\n"
         )
         self.stdout.flush()
