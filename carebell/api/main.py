@@ -58,9 +58,9 @@ problems.install(api)
 
 
 def _routers():
-    from carebell.api.routes import appointments, messaging, people, pharmacy, queue, sites
+    from carebell.api.routes import appointments, consent, messaging, people, pharmacy, queue, sites
 
-    for module in (sites, people, appointments, pharmacy, messaging, queue):
+    for module in (sites, people, consent, appointments, pharmacy, messaging, queue):
         api.add_router("", module.router)
 
 
