@@ -5,12 +5,12 @@ replanned, the message and its ACK stored — before its ACK comes back.
     .venv/bin/python benchmarks/bench_mllp.py [--messages 2000] [--connections 1 8]
 
 Uses the database `postgres_hl7` (created and migrated if missing) and truncates
-the tables it seeds (patients and what hangs off them). Seeds one clinic with a reminder rule and N patients who each
-have a mobile and a text preference, starts `carebell hl7 listen` as its own process
-and sends one new appointment per message for those patients, one message at a time
-per connection (the sender waits for each ACK, as MLLP senders do). Prints
-messages/s, ACK latency and the listener's CPU per message; asserts nothing but that
-every message got AA and planned its reminder.
+the tables it seeds (patients and what hangs off them). Seeds one clinic with a
+reminder rule and N patients who each have a mobile and a text preference, starts
+`carebell hl7 listen` as its own process and sends one new appointment per message
+for those patients, one message at a time per connection (the sender waits for each
+ACK, as MLLP senders do). Prints messages/s, ACK latency and the listener's CPU per
+message; asserts nothing but that every message got AA and planned its reminder.
 """
 
 from __future__ import annotations

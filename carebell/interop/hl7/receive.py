@@ -87,7 +87,7 @@ def receive(
         return duplicate
     with patient_lock((feed.site.pk, feed.source, content.patient.external_id)):
         try:
-            return _apply(raw, digest, header, feed, content, via, peer, now)
+            return _apply_once_more_on_conflict(raw, digest, header, feed, content, via, peer, now)
         except IntegrityError:
             duplicate = _resent(header, digest, now)  # the same message on two connections
             if duplicate is not None:
@@ -103,6 +103,18 @@ def receive(
             logger.exception("HL7 %s %s failed", header.message_type[:24], type(error).__name__)
             problem = Hl7Error("carebell could not process this message.", code="207")
             return _refused(raw, digest, header, problem, via, peer, now, False, feed=feed)
+
+
+def _apply_once_more_on_conflict(raw, digest, header, feed, content, via, peer, now):
+    """Another process may create the same new patient or appointment at the same
+    moment (the lock above is per process): the loser's transaction is rolled back,
+    and applied again it finds the winner's rows."""
+    try:
+        return _apply(raw, digest, header, feed, content, via, peer, now)
+    except IntegrityError:
+        if _resent(header, digest, now) is not None:
+            raise
+        return _apply(raw, digest, header, feed, content, via, peer, now)
 
 
 def _apply(raw, digest, header, feed, content, via, peer, now) -> Received:

@@ -104,7 +104,7 @@ def test_the_shared_samples_into_the_demo_sites(org, site, pharmacy):
 
 
 def test_with_site_a_new_sender_is_set_up_for_it(site, tmp_path):
-    out, code = run("import", "--site", str(site.pk), batch_file(tmp_path))
+    _, code = run("import", "--site", str(site.pk), batch_file(tmp_path))
     assert code == 0
     assert Hl7Sender.objects.get().site == site
 
