@@ -58,9 +58,19 @@ problems.install(api)
 
 
 def _routers():
-    from carebell.api.routes import appointments, consent, messaging, people, pharmacy, queue, sites
+    from carebell.api.routes import (
+        appointments,
+        consent,
+        inbox,
+        messaging,
+        people,
+        pharmacy,
+        queue,
+        sends,
+        sites,
+    )
 
-    for module in (sites, people, consent, appointments, pharmacy, messaging, queue):
+    for module in (sites, people, consent, appointments, pharmacy, messaging, queue, sends, inbox):
         api.add_router("", module.router)
 
 
