@@ -358,9 +358,15 @@ def thread_token(conversation: Conversation, watched: list[int]) -> str:
     """What an open conversation's poll compares, in one query by primary keys: its
     version, and the newest change among the outbox rows the page still watches (a
     reply's delivery report moves its row, not the conversation)."""
+    return token_at(conversation.site_id, conversation.pk, watched) or ""
+
+
+def token_at(site_id: int, conversation_id: int, watched: list[int]) -> str | None:
+    """`thread_token` of the conversation `conversation_id` of the site `site_id`
+    (which the caller checked the person may work on), None when there is none."""
     from carebell.messaging.models import OutboxMessage
 
-    rows = Conversation.objects.filter(pk=conversation.pk)
+    rows = Conversation.objects.filter(pk=conversation_id, site_id=site_id)
     if watched:
         newest = OutboxMessage.objects.filter(id__in=watched[:100]).order_by("-updated_at")
         rows = rows.annotate(stamp=Subquery(newest.values("updated_at")[:1]))
@@ -368,6 +374,6 @@ def thread_token(conversation: Conversation, watched: list[int]) -> str:
         rows = rows.annotate(stamp=Value(None, output_field=DateTimeField()))
     row = rows.values_list("version", "stamp").first()
     if row is None:
-        return ""
+        return None
     version, stamp = row
     return f"{version}.{stamp.timestamp():.6f}" if stamp else str(version)

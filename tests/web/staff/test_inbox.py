@@ -206,3 +206,9 @@ def test_staff_of_another_site_of_the_organization_find_no_conversation(
         neighbour.post(f"/staff/inbox/{conversation.pk}/reply/", {"body": "x"}).status_code == 404
     )
     assert PHONE not in neighbour.get("/staff/inbox/").text
+
+
+def test_only_staff_who_work_the_inbox_are_offered_for_assignment(staff_of, conversation):
+    desk, reader = staff_of(FRONT_DESK), staff_of(READ_ONLY)
+    offered = desk.get(f"/staff/inbox/{conversation.pk}/").context["users"]
+    assert desk.user in offered and reader.user not in offered
