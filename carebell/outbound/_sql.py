@@ -17,10 +17,11 @@ from typing import NamedTuple
 from django.db import connection
 
 from carebell.messaging.models import OutboundEvent
-from carebell.outbound.models import EventDelivery
+from carebell.outbound.models import EventDelivery, WebhookEndpoint
 from carebell.sql import ints, utc_params
 
 DELIVERIES = EventDelivery._meta.db_table
+ENDPOINTS = WebhookEndpoint._meta.db_table
 EVENTS = OutboundEvent._meta.db_table
 
 
@@ -58,6 +59,29 @@ def lock_unhanded_events(limit: int) -> list[tuple[int, int, str, dt.datetime]]:
         cursor.execute(sql, [limit])
         rows = cursor.fetchall()
     return [(i, s, t, _aware(c)) for i, s, t, c in rows]
+
+
+def fan_out_postgres(now: dt.datetime, limit: int) -> int:
+    """`delivery.fan_out` in one statement: lock up to `limit` events not handed on,
+    insert a delivery per subscribed endpoint (enabled, of the event's site, there
+    when it happened), mark the events handed on. Returns how many events."""
+    sql = f"""WITH picked AS (
+            SELECT id, site_id, event_type, created_at FROM {EVENTS}
+            WHERE delivered_at IS NULL ORDER BY delivered_at, created_at LIMIT %s
+            FOR UPDATE SKIP LOCKED
+        ), handed AS (
+            INSERT INTO {DELIVERIES} (endpoint_id, event_id, message_id, status, due_at,
+                attempts, created_at, retry_from, last_error)
+            SELECT e.id, p.id, 'msg_' || replace(gen_random_uuid()::text, '-', ''),
+                'pending', %s, 0, %s, %s, ''
+            FROM picked AS p JOIN {ENDPOINTS} AS e ON e.site_id = p.site_id AND e.enabled
+                AND e.event_types ? p.event_type AND e.created_at <= p.created_at
+            ON CONFLICT DO NOTHING
+        )
+        UPDATE {EVENTS} AS o SET delivered_at = %s FROM picked WHERE o.id = picked.id"""
+    with connection.cursor() as cursor:
+        cursor.execute(sql, utc_params([limit, now, now, now, now]))
+        return cursor.rowcount
 
 
 def claim(rooms: dict[int, int], now: dt.datetime, token: dt.datetime) -> list[Claimed]:

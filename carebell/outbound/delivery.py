@@ -18,7 +18,6 @@ repeat by its `webhook-id`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import logging
 import queue
@@ -29,7 +28,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 import aiohttp
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from carebell.audit import trail
@@ -50,6 +49,15 @@ LEASE = dt.timedelta(seconds=60)
 TIMEOUT_SECONDS = 10.0
 PER_ENDPOINT = 32
 FAN_OUT_BATCH = 1000
+#: Deliveries claimed ahead per endpoint, in rounds of its cap: the next round waits
+#: on this side, ready, while the database records the last. At most AHEAD rounds of
+#: timeouts must fit in a lease (see `lease_for`).
+AHEAD = 4
+
+
+def lease_for(timeout_seconds: float) -> dt.timedelta:
+    """A lease long enough for every round claimed ahead to time out."""
+    return max(LEASE, dt.timedelta(seconds=timeout_seconds * (AHEAD + 1)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +85,9 @@ def fan_out(now: dt.datetime, limit: int = FAN_OUT_BATCH) -> int:
     """Hand up to `limit` new events to the enabled endpoints of their site that
     subscribe to their type (and existed when the event happened). Returns how
     many events were handed on."""
+    if connection.vendor == "postgresql":
+        with transaction.atomic():
+            return _sql.fan_out_postgres(now, limit)
     with transaction.atomic():
         events = _sql.lock_unhanded_events(limit)
         if not events:
@@ -109,15 +120,18 @@ class EventDeliverer:
         self,
         *,
         per_endpoint: int = PER_ENDPOINT,
-        lease: dt.timedelta = LEASE,
+        lease: dt.timedelta | None = None,
         timeout_seconds: float = TIMEOUT_SECONDS,
         rng: random.Random | None = None,
     ) -> None:
         self.per_endpoint = per_endpoint
-        self.lease = lease
+        self.lease = lease or lease_for(timeout_seconds)
         self.timeout = aiohttp.ClientTimeout(total=timeout_seconds)
         self.rng = rng or random.Random()
+        #: Claimed and not yet recorded, per endpoint (queued here or in flight).
         self.in_flight: Counter[int] = Counter()
+        #: Each endpoint's cap on requests in flight, on the HTTP loop.
+        self._rooms_open: dict[int, asyncio.Semaphore] = {}
         self._done: queue.Queue[Result] = queue.Queue()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -135,8 +149,10 @@ class EventDeliverer:
                     log.exception("events_worker.step_failed")
                     busy = False
                 if not busy or self.in_flight:
-                    # Answers come back together: a short wait records them in one go.
-                    self._wait_for_answers(0.005 if busy else idle_seconds)
+                    # Wait for half of what is in flight (or 20 ms) and record it in
+                    # one go: a turn per answer would cost a commit per event.
+                    half = max(1, sum(self.in_flight.values()) // 2)
+                    self._wait_for_answers(0.02 if busy else idle_seconds, enough=half)
             self._finish_in_flight()
         finally:
             self.close()
@@ -173,7 +189,8 @@ class EventDeliverer:
 
     def _rooms(self) -> dict[int, int]:
         enabled = WebhookEndpoint.objects.filter(enabled=True).values_list("id", flat=True)
-        return {e: self.per_endpoint - self.in_flight[e] for e in enabled}
+        ahead = self.per_endpoint * AHEAD
+        return {e: ahead - self.in_flight[e] for e in enabled}
 
     def _claim(self, now: dt.datetime, rooms: dict[int, int]) -> list[Job]:
         token = now + self.lease
@@ -227,6 +244,14 @@ class EventDeliverer:
         return len(jobs)
 
     async def _post(self, job: Job) -> Result:
+        endpoint_id = job.delivery.endpoint_id
+        room = self._rooms_open.get(endpoint_id)
+        if room is None:
+            room = self._rooms_open[endpoint_id] = asyncio.Semaphore(self.per_endpoint)
+        async with room:
+            return await self._post_now(job)
+
+    async def _post_now(self, job: Job) -> Result:
         started_at, clock = timezone.now(), time.monotonic()
         refused = targets.literal_refusal(job.url)
         if refused is not None:
@@ -283,10 +308,17 @@ class EventDeliverer:
             except queue.Empty:
                 return results
 
-    def _wait_for_answers(self, seconds: float) -> None:
-        """Sleep until an answer comes (it stays queued for the next turn)."""
-        with contextlib.suppress(queue.Empty):
-            self._done.put(self._done.get(timeout=seconds))
+    def _wait_for_answers(self, seconds: float, enough: int = 1) -> None:
+        """Sleep until `enough` answers came, or `seconds` passed (they stay queued
+        for the next turn)."""
+        deadline, got = time.monotonic() + seconds, []
+        while len(got) < enough and (left := deadline - time.monotonic()) > 0:
+            try:
+                got.append(self._done.get(timeout=left))
+            except queue.Empty:
+                break
+        for answer in got:
+            self._done.put(answer)
 
     def _finish_in_flight(self) -> None:
         deadline = time.monotonic() + self.timeout.total + 5

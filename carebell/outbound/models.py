@@ -27,7 +27,10 @@ class EventType(models.TextChoices):
     APPOINTMENT_CANCELLED = "appointment.cancelled", "Appointment cancelled"
     CONTACT_OPTED_OUT = "contact.opted_out", "Contact opted out"
     CONTACT_OPTED_IN = "contact.opted_in", "Contact opted in again"
-    CONSENT_RECORDED = "consent.recorded", "Consent recorded"
+    # A consent record (SPEC §3.5), as carebell.people.consent emits it: granted or
+    # revoked, each with the record's id.
+    CONSENT_GRANTED = "contact.consent_granted", "Consent recorded: granted"
+    CONSENT_REVOKED = "contact.consent_revoked", "Consent recorded: revoked"
     MESSAGE_DELIVERED = "message.delivered", "Message delivered"
     MESSAGE_UNDELIVERED = "message.undelivered", "Message undelivered"
     MESSAGE_FAILED = "message.failed", "Message failed"

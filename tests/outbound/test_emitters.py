@@ -157,3 +157,42 @@ def test_a_sent_report_emits_nothing(site, family):
     sent_message(site, child)
     outbox.record_status("sim", "SM1", "sent", now=timezone.now())
     assert emitted() == []
+
+
+def test_a_consent_record_reaches_an_endpoint_subscribed_to_it(site, family, settings):
+    from carebell.outbound import endpoints
+    from carebell.outbound.delivery import fan_out
+    from carebell.outbound.models import EventDelivery, EventType
+    from carebell.people.consent import record_consent
+
+    settings.WEBHOOKS_ALLOW_PRIVATE = True
+    subscribed = endpoints.create_endpoint(
+        site, url="http://127.0.0.1:9/", event_types=["contact.consent_granted"], by=None
+    )[0]
+    _child, _parent, point = family
+    record = record_consent(
+        point, "sms", "grant", source="paper", wording="You may text me reminders.",
+        wording_version="v1", system="front desk tablet",
+    )  # fmt: skip
+    [(kind, payload)] = emitted("contact.consent_granted")
+    assert kind in EventType.values and payload["consent_id"] == record.pk
+    assert_thin(payload)
+    fan_out(timezone.now())
+    assert EventDelivery.objects.get().endpoint == subscribed
+
+
+def test_every_event_carebell_emits_can_be_subscribed_to():
+    """The emitters' event names, read from the code, against the vocabulary."""
+    import re
+    from pathlib import Path
+
+    from carebell.outbound.models import EventType
+
+    root = Path(__file__).resolve().parents[2] / "carebell"
+    named = set()
+    for path in root.rglob("*.py"):
+        text = path.read_text()
+        if "events.emit" in text:
+            named |= set(re.findall(r'"((?:appointment|contact|message|inbound)\.[a-z_]+)"', text))
+    named |= {f"message.{s}" for s in ("delivered", "undelivered", "failed")}  # f-string
+    assert named and named <= set(EventType.values)

@@ -4,7 +4,6 @@ so endpoints never slow the patients' messages."""
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import os
 import signal
@@ -13,10 +12,13 @@ import threading
 from django.core.management.base import BaseCommand, CommandParser
 
 from carebell.cli import check_count, check_seconds
-from carebell.outbound.delivery import LEASE, PER_ENDPOINT, TIMEOUT_SECONDS, EventDeliverer
+from carebell.outbound.delivery import PER_ENDPOINT, TIMEOUT_SECONDS, EventDeliverer, lease_for
 from carebell.outbound.models import EventDelivery
 
 log = logging.getLogger("carebell.events_worker")
+
+#: Events can wait a moment; a patient's reminder goes first when CPU is short.
+NICE = 10
 
 
 class Command(BaseCommand):
@@ -39,14 +41,22 @@ class Command(BaseCommand):
         parser.add_argument(
             "--idle", type=float, default=0.5, help="Seconds to sleep when nothing is due."
         )
+        parser.add_argument(
+            "--nice",
+            type=int,
+            default=NICE,
+            help=f"Lower this process's CPU priority by this much (default {NICE}; 0 to 19): "
+            "on a busy machine the patients' messages get the CPU first.",
+        )
         parser.add_argument("--once", action="store_true", help="Deliver what is due, then exit.")
 
     def handle(self, *args, per_endpoint: int, timeout: float, idle: float, once: bool, **opts):
         check_count("--per-endpoint", per_endpoint)
         check_seconds("--timeout", timeout, 1.0, 60.0)
         check_seconds("--idle", idle, 0.05, 3600.0)
+        os.nice(check_count("--nice", opts["nice"], 0, 19))
         EventDelivery.objects.exists()  # an unreachable or unmigrated database: one line
-        lease = max(LEASE, dt.timedelta(seconds=timeout * 3))
+        lease = lease_for(timeout)
         deliverer = EventDeliverer(per_endpoint=per_endpoint, lease=lease, timeout_seconds=timeout)
         if once:
             batches = 0
