@@ -13,6 +13,7 @@ import functools
 from collections.abc import Callable, Iterator
 
 from django.db import connection
+from django.db.models import Q
 
 from carebell.core.grouping import Group, PatientItem, group_same_day
 from carebell.core.schedule import (
@@ -194,16 +195,18 @@ def _ready_fills(p: SitePass, since: dt.datetime) -> list[FillRow]:
 
 
 def _announced(kind: Kind, fill_ids: list[int]) -> set[int]:
-    """Fills already the subject of a (not cancelled) message of `kind`."""
+    """Fills already the subject of a message of `kind` that still holds its occurrence:
+    not cancelled, and not closed by a replan that gave its key back (a ready notice
+    blocked when consent was withdrawn is announced again once it is granted)."""
     found: set[int] = set()
     for chunk in chunks(sorted(fill_ids)):
         own = OutboxMessage.objects.filter(
             kind=kind, entity_type=EntityType.FILL, entity_id__in=chunk
-        )
-        found.update(own.exclude(status=_CANCELLED).values_list("entity_id", flat=True))
+        ).exclude(Q(status=_CANCELLED) | Q(dedupe_key__isnull=True))
+        found.update(own.values_list("entity_id", flat=True))
         listed = OutboxSubject.objects.filter(
             entity_type=EntityType.FILL, entity_id__in=chunk, message__kind=kind
-        ).exclude(message__status=_CANCELLED)
+        ).exclude(Q(message__status=_CANCELLED) | Q(message__dedupe_key__isnull=True))
         found.update(listed.values_list("entity_id", flat=True))
     return found
 

@@ -68,6 +68,25 @@ def test_a_withdrawal_blocks_the_pending_ready_notice(pharmacy):
     assert (notice.status, notice.block_reason) == ("blocked", "no_consent")
 
 
+def test_consent_granted_again_announces_the_blocked_ready_notice_again(pharmacy):
+    point = waiting_patient(pharmacy, consented=True)
+    plan_once(now=NOW)
+    first = OutboxMessage.objects.get(kind=Kind.RX_READY)
+    counter_consent(point, "revoke", now=NOW + dt.timedelta(minutes=1))
+    first.refresh_from_db()
+    assert first.status == "blocked"
+    counter_consent(point, now=NOW + dt.timedelta(minutes=2))
+    plan_once(now=NOW + dt.timedelta(minutes=3))
+    again = OutboxMessage.objects.exclude(pk=first.pk).get(kind=Kind.RX_READY)
+    assert (again.status, again.to_address, again.entity_id) == (
+        "scheduled",
+        NUMBER,
+        first.entity_id,
+    )
+    plan_once(now=NOW + dt.timedelta(minutes=4))
+    assert OutboxMessage.objects.filter(kind=Kind.RX_READY).count() == 2  # once, not again
+
+
 def test_a_pharmacy_that_waits_for_consent_applies_its_defaults_then(pharmacy):
     from carebell.people.models import ContactPreference
     from carebell.sites.models import DeliverySettings
