@@ -7,6 +7,7 @@ import asyncio
 import logging
 import threading
 
+from carebell.demo.generate import SOURCE
 from carebell.interop.hl7.models import Hl7Sender
 
 logger = logging.getLogger(__name__)
@@ -15,13 +16,16 @@ DEMO_PORT = 2575
 
 def ensure_demo_senders(clinic, pharmacy) -> None:
     """Every sender goes to the clinic, the sample pharmacy system (IMMAPP) to the
-    pharmacy — unless the rows were set up otherwise already."""
-    if clinic is not None:
-        Hl7Sender.objects.get_or_create(sending_application="", sending_facility="",
-                                        defaults={"site": clinic})  # fmt: skip
-    if pharmacy is not None:
-        Hl7Sender.objects.get_or_create(sending_application="IMMAPP", sending_facility="",
-                                        defaults={"site": pharmacy})  # fmt: skip
+    pharmacy — unless the rows were set up otherwise already. Their ids are the demo
+    data's (Patient.source "demo"), so a message naming a demo patient's id is about
+    that patient."""
+    for application, site in (("", clinic), ("IMMAPP", pharmacy)):
+        if site is not None:
+            Hl7Sender.objects.get_or_create(
+                sending_application=application,
+                sending_facility="",
+                defaults={"site": site, "patient_source": SOURCE},
+            )
 
 
 def mllp_listener(stop: threading.Event) -> None:

@@ -59,22 +59,25 @@ class Applied:
 def apply(feed: Feed, content: Content, now: dt.datetime) -> Applied:
     """Apply `content`; an appointment or prescription already changed by a newer
     message (MSH-7) is left as it is and the message reported stale."""
+    sent_at = content.sent_at
     subject = _subject(content)
-    if subject and not _is_newest(feed, *subject, content.sent_at):
+    mark = _watermark(feed, *subject) if subject else None
+    if mark is not None and sent_at is not None and sent_at < mark.sent_at:
         return Applied(True, f"a newer message was applied to {subject[0]} {subject[1]}")
-    fresh = _is_newest(feed, "patient", content.patient.external_id, content.sent_at)
+    known = _watermark(feed, "patient", content.patient.external_id)
+    fresh = known is None or sent_at is None or sent_at >= known.sent_at
     patient = upsert_patient(feed, content.patient, now, demographics=fresh)
     if fresh and content.demographics:
-        _mark(feed, "patient", content.patient.external_id, content.sent_at)
+        _mark(feed, known, "patient", content.patient.external_id, sent_at)
     if subject:
-        _mark(feed, *subject, content.sent_at)
+        _mark(feed, mark, *subject, sent_at)
     if content.appointment is not None:
         appointment = upsert_appointment(feed, patient, content.appointment, now)
         return Applied(False, f"appointment {appointment.external_id}: {appointment.status}")
     if content.prescription is not None:
         rx = upsert_prescription(feed, patient, content.prescription, now)
         if content.fill is not None:
-            fill = upsert_fill(feed, rx, content.fill, content.sent_at or now, now)
+            fill = upsert_fill(feed, rx, content.fill, sent_at or now, now)
             return Applied(False, f"rx {rx.rx_number} fill {fill.fill_number}: {fill.step}")
         return Applied(False, f"rx {rx.rx_number}: {rx.status}")
     return Applied(False, f"patient {patient.external_id}")
@@ -88,29 +91,24 @@ def _subject(content: Content) -> tuple[str, str] | None:
     return None
 
 
-def _is_newest(feed: Feed, entity: str, external_id: str, sent_at) -> bool:
-    if sent_at is None:
-        return True
-    row = (
+def _watermark(feed: Feed, entity: str, external_id: str) -> Hl7Applied | None:
+    """The MSH-7 of the newest message applied to this entity, locked until commit."""
+    return (
         Hl7Applied.objects.select_for_update()
         .filter(site=feed.site, source=feed.source, entity=entity, external_id=external_id)
         .first()
     )
-    return row is None or sent_at >= row.sent_at
 
 
-def _mark(feed: Feed, entity: str, external_id: str, sent_at) -> None:
+def _mark(feed: Feed, row: Hl7Applied | None, entity: str, external_id: str, sent_at) -> None:
     if sent_at is None:
         return
-    updated = Hl7Applied.objects.filter(
-        site=feed.site, source=feed.source, entity=entity, external_id=external_id,
-        sent_at__lt=sent_at,
-    ).update(sent_at=sent_at)  # fmt: skip
-    if not updated:
-        Hl7Applied.objects.get_or_create(
-            site=feed.site, source=feed.source, entity=entity, external_id=external_id,
-            defaults={"sent_at": sent_at},
-        )  # fmt: skip
+    if row is None:
+        Hl7Applied.objects.create(site=feed.site, source=feed.source, entity=entity,
+                                  external_id=external_id, sent_at=sent_at)  # fmt: skip
+    elif row.sent_at < sent_at:
+        row.sent_at = sent_at
+        row.save(update_fields=["sent_at"])
 
 
 # Patients and their contacts --------------------------------------------------------
@@ -140,8 +138,10 @@ def upsert_patient(feed: Feed, data: PatientData, now, *, demographics: bool) ->
         people.save_patient(patient, source=feed.actor, now=now)
     contacts = list(patient.contacts.all()) if not created else []
     me = next((c for c in contacts if c.relationship == "self"), None)
-    me = _upsert_contact(feed, patient, me, Person(data.first_name, data.last_name), contacts, now)
-    _upsert_points(feed, me, data.points, now)
+    if me is not None or data.points:  # a child's PID without phones adds no "self"
+        me = _upsert_contact(feed, patient, me, Person(data.first_name, data.last_name),
+                             contacts, now)  # fmt: skip
+        _upsert_points(feed, me, data.points, now)
     for kin in data.next_of_kin:
         match = next((c for c in contacts if c.relationship != "self" and _same_name(c, kin)), None)
         contact = _upsert_contact(feed, patient, match, kin, contacts, now)
