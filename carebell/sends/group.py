@@ -155,8 +155,12 @@ def set_channels(group: GroupSend, channels, *, by, now=None) -> GroupSend:
     """Email, SMS or both."""
     _allowed(by, group.site)
     _draft(group)
-    group.channels = [str(c) for c in parse_channels(channels)]
-    _changed(group, _now(now), ["channels"])
+    now = _now(now)
+    chosen = [str(c) for c in parse_channels(channels)]
+    if chosen != group.channels:
+        group.channels = chosen
+        _changed(group, now, ["channels"])
+        trail.record(by, "change", group, detail={"fields": ["channels"]}, at=now)
     return group
 
 
@@ -208,6 +212,7 @@ def compose(
         group.email_body = texts.email_body if Channel.EMAIL in channels else ""
         group.sms_body = texts.sms_body if Channel.SMS in channels else ""
         _changed(group, now, ["email_subject", "email_body", "sms_body"])
+        trail.record(by, "change", group, detail={"fields": ["texts"]}, at=now)
         if save_email and Channel.EMAIL in channels:
             _save_format(group.site, Channel.EMAIL, texts.email_subject, texts.email_body, by, now)
         if save_sms_subject is not None and Channel.SMS in channels:

@@ -323,8 +323,13 @@ def review(request: HttpRequest, group_id: int) -> HttpResponse:
     after = _after(request)
     if group.status == GroupSend.Status.DRAFT and not (group.email_body or group.sms_body):
         return redirect("staff:group-compose", group.pk)
-    planned, next_after = sends.preview(group, after=after, limit=PAGE, by=request.user)
-    figures = sends.summary(group, by=request.user) if group.status == "draft" else {}
+    # Once sent, the messages are in the queue (and may have moved on): the page then
+    # shows the send's progress and points there, rather than planning them again.
+    draft = group.status == GroupSend.Status.DRAFT
+    planned, next_after = (
+        sends.preview(group, after=after, limit=PAGE, by=request.user) if draft else ([], None)
+    )
+    figures = sends.summary(group, by=request.user) if draft else {}
     names = dict(
         Patient.objects.filter(id__in={p.decision.patient_id for p in planned}).values_list(
             "id", "external_id"
