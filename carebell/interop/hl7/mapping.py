@@ -276,7 +276,8 @@ def read_xtn(rep: list, mapping: Mapping) -> Point | None:
     Email: XTN-4 when it holds an address (v2.3+), else XTN-1 with an @ (feeds that
     put it there with a use code `EMAIL`). Phone: XTN-1, else XTN-12 (unformatted),
     else country, area and local number (XTN-5/6/7); the kind comes from the
-    equipment type (XTN-3) before the use code (XTN-2): `PRN^CP` is a mobile."""
+    equipment type (XTN-3) and the use code (XTN-2), a mobile code first: `PRN^CP` is a
+    mobile, `BPN^PH` a work line (not kept)."""
     use, equipment = component(rep, 2).upper(), component(rep, 3).upper()
     codes = (equipment, use)
     first, email = component(rep, 1), component(rep, 4)
@@ -294,14 +295,13 @@ def read_xtn(rep: list, mapping: Mapping) -> Point | None:
         )  # fmt: skip
     if not any(ch.isdigit() for ch in number):
         return None
-    for code in codes:
-        if code in mapping.mobile_codes:
-            return Point(ContactPointKind.MOBILE, number[:254])
-        if code in mapping.ignored_codes:
-            return None
-        if code in mapping.home_codes:
-            return Point(ContactPointKind.HOME, number[:254])
-    return Point(ContactPointKind.HOME, number[:254]) if not any(codes) else None
+    if any(c in mapping.mobile_codes for c in codes if c):
+        return Point(ContactPointKind.MOBILE, number[:254])
+    if any(c in mapping.ignored_codes for c in codes if c):
+        return None  # a fax, a pager, a text telephone, a work line
+    if not any(codes) or any(c in mapping.home_codes for c in codes if c):
+        return Point(ContactPointKind.HOME, number[:254])
+    return None
 
 
 # Appointments -----------------------------------------------------------------------
