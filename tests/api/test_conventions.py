@@ -167,3 +167,26 @@ def test_every_call_is_audited_with_its_token(api, site, client):
     assert calls[0].object_type == "sites.site" and calls[0].object_id == str(site.pk)
     assert calls[0].site_id == site.pk
     assert calls[2].actor is None and calls[2].actor_label == "api:anonymous"
+
+
+def test_the_limit_is_one_count_for_every_worker(api, site, settings):
+    from carebell.api import ratelimit
+
+    settings.API_REQUESTS_PER_MINUTE = 4
+    for _ in range(4):
+        ratelimit._counts.clear()  # another worker process: nothing counted locally
+        assert api.get("/api/v1/sites").status_code == 200
+    ratelimit._counts.clear()
+    assert_problem(api.get("/api/v1/sites"), 429)
+
+
+def test_far_from_the_limit_requests_are_counted_in_batches(api, site, settings, monkeypatch):
+    from carebell.api import ratelimit
+    from carebell.api.models import RateWindow
+
+    settings.API_REQUESTS_PER_MINUTE = 1000
+    monkeypatch.setattr(ratelimit, "FLUSH_SECONDS", 3600)
+    for _ in range(25):
+        assert api.get("/api/v1/sites").status_code == 200
+    # The first request, then twenty at once, reached the row; four wait in the process.
+    assert RateWindow.objects.get(token=api.token).count == 21

@@ -1,0 +1,239 @@
+"""The REST API under gunicorn on PostgreSQL: a paginated list, a single read and
+creating an appointment (with its replanning), each at full speed with a real token.
+
+    .venv/bin/python benchmarks/bench_api.py [--seconds 5] [--workers 3] [--connections 16]
+
+Uses the database `postgres_api` (created and migrated if missing) and seeds, once, a
+clinic with 2,000 patients (one contact each, an email address and a reminder
+preference) and its appointment confirmation and reminder switched on, so each new
+appointment plans real messages in its request. Each request goes through the whole
+door: the token (a SHA-256 lookup), the per-token rate limit (one upsert; set high
+here so it counts without refusing), the access rule, the entry point, and the audit
+entry every call writes. The list is GET /api/v1/patients?limit=50, the read
+GET /api/v1/patients/{id} of a random patient, the create
+POST /api/v1/appointments with an Idempotency-Key.
+
+Goals (issue 13): list and read ≥ 500 requests/s, create ≥ 200/s. The load
+generator (aiohttp) shares the machine's 2 cores with the server and PostgreSQL,
+and the machine is shared: trust ratios more than digits. It asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import os
+import random
+import signal
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PATIENTS = 2_000
+
+
+def options() -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=5.0, help="per phase")
+    parser.add_argument("--workers", type=int, default=3)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--port", type=int, default=8771)
+    parser.add_argument("--database", default="postgres_api")
+    parser.add_argument("--server", default="postgres://postgres@127.0.0.1:5432")
+    return parser.parse_args()
+
+
+def environment(args) -> dict[str, str]:
+    return {
+        "CAREBELL_DATABASE_URL": f"{args.server}/{args.database}",
+        "CAREBELL_DATA_DIR": str(ROOT / "var" / "test-api"),
+        "CAREBELL_DEBUG": "0",
+        "CAREBELL_SECRET_KEY": "bench-secret-key-" + "y" * 40,
+        "CAREBELL_ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "CAREBELL_BASE_URL": f"http://127.0.0.1:{args.port}",
+        "CAREBELL_LOG_LEVEL": "WARNING",
+        "CAREBELL_SSL_REDIRECT": "0",  # plain HTTP on loopback (TLS ends at a proxy in production)
+        "CAREBELL_API_REQUESTS_PER_MINUTE": "100000000",
+    }
+
+
+def setup(args) -> None:
+    import psycopg
+
+    with psycopg.connect(f"{args.server}/postgres", autocommit=True) as conn:
+        found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [args.database])
+        if not found.fetchone():
+            conn.execute(f'CREATE DATABASE "{args.database}"')
+    os.environ.update(environment(args))
+    os.environ["DJANGO_SETTINGS_MODULE"] = "carebell.settings"
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+
+
+def seed() -> tuple[int, list[int], str]:
+    """The clinic and its patients (once per database); a new token every run."""
+    from django.contrib.auth.models import User
+    from django.db import transaction
+
+    from carebell.api import tokens
+    from carebell.messaging.models import AutomatedMessage
+    from carebell.people.models import Patient
+    from carebell.planning.rules_defaults import default_rules
+    from carebell.sites.models import Site
+    from carebell.sites.roles import SYSTEM_ADMINISTRATOR
+    from tests import factories
+
+    site = Site.objects.filter(name="Bench API Clinic").first()
+    if site is None:
+        org = factories.make_org(name="Bench API", slug=f"bench-api-{time.time_ns()}")
+        site = factories.make_site(org, name="Bench API Clinic")
+        rules = default_rules(site)
+        for rule in rules:
+            rule.enabled = rule.kind in ("appt_confirmation", "appt_reminder")
+        AutomatedMessage.objects.bulk_create(rules)
+        with transaction.atomic():
+            for i in range(PATIENTS):
+                contact = factories.make_contact(factories.make_patient(site))
+                factories.add_point(contact, "email", f"family{i}@example.org")
+                factories.set_preference(contact, "reminders", "email")
+    user = User.objects.filter(username="bench-api").first()
+    if user is None:
+        user = factories.make_staff(site, SYSTEM_ADMINISTRATOR, username="bench-api")
+    _token, secret = tokens.issue(user, f"bench {time.strftime('%H:%M:%S')}")
+    patients = list(Patient.objects.filter(site=site).values_list("id", flat=True))
+    return site.pk, patients, secret
+
+
+class Requests:
+    def __init__(self, site_id: int, patients: list[int]):
+        self.site_id, self.patients = site_id, patients
+        self.run = time.time_ns()
+        self.made = 0
+        self.start = dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0)
+
+    def listing(self):
+        return "GET", f"/api/v1/patients?limit=50&site_id={self.site_id}", None, {}
+
+    def read(self):
+        return "GET", f"/api/v1/patients/{random.choice(self.patients)}", None, {}
+
+    def create(self):
+        self.made += 1
+        starts = self.start + dt.timedelta(days=2 + self.made % 20, minutes=15 * (self.made % 32))
+        body = {
+            "patient_id": random.choice(self.patients),
+            "external_id": f"B{self.run}-{self.made}",
+            "starts_at": starts.isoformat(),
+            "provider_name": "Dr. Rivera",
+        }
+        key = {"Idempotency-Key": f"bench-{self.run}-{self.made}"}
+        return "POST", "/api/v1/appointments", json.dumps(body), key
+
+
+async def flat_out(base, secret, make, seconds: float, connections: int):
+    import aiohttp
+
+    statuses: dict[int, int] = {}
+    latencies: list[float] = []
+    deadline = time.perf_counter() + seconds
+    auth = {"Authorization": f"Bearer {secret}", "Content-Type": "application/json"}
+
+    async def one_connection(session):
+        while time.perf_counter() < deadline:
+            method, path, body, headers = make()
+            began = time.perf_counter()
+            async with session.request(
+                method, base + path, data=body, headers={**auth, **headers}
+            ) as r:
+                await r.read()
+            latencies.append((time.perf_counter() - began) * 1000)
+            statuses[r.status] = statuses.get(r.status, 0) + 1
+
+    connector = aiohttp.TCPConnector(limit=connections)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        started = time.perf_counter()
+        await asyncio.gather(*(one_connection(session) for _ in range(connections)))
+        elapsed = time.perf_counter() - started
+    latencies.sort()
+    p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+    return len(latencies) / elapsed, statistics.median(latencies), p99, statuses
+
+
+def serve(args) -> subprocess.Popen:
+    env = {**os.environ, **environment(args), "DJANGO_SETTINGS_MODULE": "carebell.settings"}
+    command = [
+        str(ROOT / ".venv" / "bin" / "gunicorn"),
+        "carebell.wsgi:application",
+        "--workers",
+        str(args.workers),
+        "--bind",
+        f"127.0.0.1:{args.port}",
+        "--log-level",
+        "warning",
+        "--backlog",
+        "2048",
+        "--preload",
+    ]
+    server = subprocess.Popen(command, env=env, cwd=ROOT, start_new_session=True)
+    for _ in range(150):
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{args.port}/api/v1/nothing")
+        except urllib.error.HTTPError:
+            return server  # answering (a 401 problem): up
+        except OSError:
+            time.sleep(0.2)
+    server.kill()
+    raise SystemExit("gunicorn did not start")
+
+
+def main() -> None:
+    args = options()
+    setup(args)
+    site_id, patients, secret = seed()
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+    connection.close()
+    base = f"http://127.0.0.1:{args.port}"
+    requests = Requests(site_id, patients)
+    server = serve(args)
+    try:
+        print(
+            f"gunicorn, {args.workers} sync workers; {args.connections} connections; "
+            f"{args.seconds:g} s per phase; {len(patients)} patients"
+        )
+        print(f"{'request':34} {'req/s':>7} {'goal':>6} {'p50 ms':>8} {'p99 ms':>8}")
+        plans = [
+            ("GET /patients (page of 50)", requests.listing, 500),
+            ("GET /patients/{id}", requests.read, 500),
+            ("POST /appointments (replans)", requests.create, 200),
+        ]
+        for _label, make, _goal in plans:  # each worker's first requests import and connect
+            asyncio.run(flat_out(base, secret, make, 1.0, args.connections))
+        for label, make, goal in plans:
+            rate, p50, p99, codes = asyncio.run(
+                flat_out(base, secret, make, args.seconds, args.connections)
+            )
+            print(
+                f"{label:34} {rate:7.0f} {goal:6d} {p50:8.1f} {p99:8.1f}   "
+                f"HTTP {','.join(f'{c}×{n}' for c, n in sorted(codes.items()))}"
+            )
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    main()
