@@ -63,10 +63,18 @@ FILTERS = (
 
 def require(by, site: Site | None, permission: str = PERMISSION) -> Site:
     """`site` if `by` may work there: 404 for a site they may not see, 403 without
-    `permission`."""
-    if not access.may_see(by, site):
+    `permission`. The answer is kept on `by` (one request's user object), so the
+    several entry points a page calls ask the database once."""
+    checked = by.__dict__.setdefault("_inbox_access", {})
+    key = (getattr(site, "pk", None), permission)
+    if key not in checked:
+        checked[key] = (
+            "ok" if access.can(by, permission, site) else "forbidden" if access.may_see(by, site)
+            else "unseen"
+        )  # fmt: skip
+    if checked[key] == "unseen":
         raise Http404
-    if not access.can(by, permission, site):
+    if checked[key] == "forbidden":
         raise PermissionDenied
     return site
 
@@ -173,7 +181,7 @@ def list_conversations(
     site: Site, *, by, choice: str = Filter.ALL, before=None, limit: int = PAGE_SIZE, now=None
 ) -> Page:
     """One page of the site's conversations under `choice`, newest first, each with
-    `unread` (for `by`), `pending_reviews` and `is_known` (a contact's number);
+    `unread` (for `by`), `has_review` and `patient_name` (None: nobody's number);
     `before` is the (last_message_at, id) the previous page ended on."""
     require(by, site)
     if choice not in FILTERS:
@@ -184,17 +192,20 @@ def list_conversations(
         name=Concat("contact__patient__first_name", Value(" "), "contact__patient__last_name")
     )
     texts = InboundMessage.objects.filter(conversation=OuterRef("pk")).order_by("-received_at")
-    rows = filtered(site, by, choice).annotate(
+    rows = filtered(
+        site, by, choice
+    ).annotate(
         has_review=Exists(pending),
-        is_known=Exists(_known_number()),
-        patient_name=Subquery(names.values("name")[:1]),
+        patient_name=Subquery(names.values("name")[:1]),  # None: nobody's number
         last_text=Subquery(texts.values("body")[:1]),
     )
     rows = rows.select_related("assigned_to", "assigned_department")
     if before is not None:
         at, ident = before
         rows = rows.filter(Q(last_message_at__lt=at) | Q(last_message_at=at, id__lt=ident))
-    page = list(rows.order_by(F("last_message_at").desc(nulls_last=True), "-id")[: limit + 1])
+    # The order of the index conversation_site_newest: PostgreSQL walks it and stops
+    # after one page, working out the annotations for those rows only.
+    page = list(rows.order_by("-last_message_at", "-id")[: limit + 1])
     more = len(page) > limit
     page = page[:limit]
     trail.record(by, "list", object_type="inbox.conversation", site_id=site.pk,

@@ -50,7 +50,10 @@ class Conversation(TimeStamped):
             )
         ]
         indexes = [
-            models.Index(fields=["site", "-last_message_at"]),
+            # The inbox list, newest first, one keyset page at a time.
+            models.Index(
+                fields=["site", "-last_message_at", "-id"], name="conversation_site_newest"
+            ),
             # The inbox list's idle poll: the newest change of a site, one index seek.
             models.Index(fields=["site", "changed_at"], name="conversation_site_changed"),
         ]
