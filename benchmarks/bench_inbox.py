@@ -132,6 +132,7 @@ def main() -> None:
     site = seed(args)
     from django.test import Client
 
+    from carebell.inbox import conversations, thread
     from carebell.inbox.models import Conversation
     from carebell.sites.models import StaffMembership
     from carebell.sites.roles import FRONT_DESK
@@ -141,10 +142,11 @@ def main() -> None:
     client = Client(HTTP_HOST="localhost")
     client.force_login(user)
     busy = Conversation.objects.get(site=site, address=BUSY)
-    page = client.get(f"/staff/inbox/{busy.pk}/")
-    entries = len(page.context["thread"].entries)
-    thread_token, watch = page.context["token"], page.context["watched"]
-    list_token = client.get("/staff/inbox/").context["token"]
+    loaded = thread.load(busy)
+    entries = len(loaded.entries)
+    thread_token = conversations.thread_token(busy, loaded.watched)
+    watch = ",".join(map(str, loaded.watched))
+    list_token = conversations.list_token(site)
     total = Conversation.objects.filter(site=site).count()
     print(f"site {site.name}: {total} conversations; the busy one holds {entries} messages; "
           f"{args.repeat} requests each")  # fmt: skip
