@@ -16,6 +16,7 @@ up, never a patient's name, number or words.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 
 from carebell.messaging.models import OutboundEvent
 from carebell.sites.models import Site
@@ -28,6 +29,13 @@ def emit(site: Site | int, event_type: str, payload: dict, now: dt.datetime) -> 
     site_id = site if isinstance(site, int) else site.pk
     OutboundEvent.objects.create(
         site_id=site_id, event_type=event_type, payload=payload, created_at=now
+    )
+
+
+def emit_many(rows: Iterable[tuple[int, str, dict]], now: dt.datetime) -> None:
+    """`emit` for many events at once: (site id, event type, payload) each."""
+    OutboundEvent.objects.bulk_create(
+        [OutboundEvent(site_id=s, event_type=t, payload=p, created_at=now) for s, t, p in rows]
     )
 
 

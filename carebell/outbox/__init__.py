@@ -553,4 +553,9 @@ def record_outcomes(
     and an attempt a callback already settled is not made unsettled again."""
     if any(o.status not in _RECORDABLE for o in outcomes):
         raise ValueError("an outcome moves a sending message where it may not go")
-    return backend().record_outcomes(now, attempts, outcomes)
+    moved = backend().record_outcomes(now, attempts, outcomes)
+    failed = [o.id for o in outcomes if o.status == OutboxStatus.FAILED and o.id in moved]
+    if failed:  # rare: a permanent refusal, or retries spent — the source system hears
+        messages = OutboxMessage.objects.filter(id__in=failed).order_by("id")
+        events.emit_many(((m.site_id, "message.failed", _report(m)) for m in messages), now)
+    return moved

@@ -270,3 +270,47 @@ def test_the_run_loop_delivers_and_stops(site, endpoint, receiver):
     assert EventDelivery.objects.filter(status="delivered").count() == 30
     assert len(receiver.received) == 30
     assert not thread.is_alive()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_endpoint_that_never_answers_holds_up_no_other(site, receiver, allow_private):
+    import socket
+    import threading
+
+    from django.db import connection
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(64)  # accepts, never answers
+    stuck = endpoints.create_endpoint(
+        site, url=f"http://127.0.0.1:{silent.getsockname()[1]}/", event_types=["message.failed"],
+        by=None,
+    )[0]  # fmt: skip
+    endpoints.create_endpoint(site, url=receiver.url, event_types=["message.failed"], by=None)
+    for n in range(10):
+        emit(site, "message.failed", message={"id": n})
+    stop = threading.Event()
+    worker = EventDeliverer(timeout_seconds=30.0, per_endpoint=4)
+
+    def run():
+        try:
+            worker.run(stop, 0.05)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    try:
+        for _ in range(400):
+            if len(receiver.received) >= 10:
+                break
+            stop.wait(0.05)
+        assert len(receiver.received) == 10  # all delivered to the endpoint that answers …
+        assert worker.in_flight[stuck.pk] == 10  # … while the other's still wait
+    finally:
+        silent.close()  # the stuck requests fail now, and the worker can stop
+        stop.set()
+        thread.join(40)
+    assert not thread.is_alive()
+    stuck_rows = EventDelivery.objects.filter(endpoint=stuck)
+    assert set(stuck_rows.values_list("status", flat=True)) == {"pending"}  # to try again

@@ -196,3 +196,19 @@ def test_every_event_carebell_emits_can_be_subscribed_to():
             named |= set(re.findall(r'"((?:appointment|contact|message|inbound)\.[a-z_]+)"', text))
     named |= {f"message.{s}" for s in ("delivered", "undelivered", "failed")}  # f-string
     assert named and named <= set(EventType.values)
+
+
+def test_a_send_that_fails_for_good_emits_message_failed(site, family):
+    child, *_ = family
+    message, _ = sent_message(site, child)
+    OutboxMessage.objects.filter(pk=message.pk).update(status="sending")
+    failed = outbox.Outcome(
+        message.id, "failed", "sim", None, False, True, None, "21211", "not a number",
+        "[]", "failed", "[]", "",
+    )  # fmt: skip
+    kept = outbox.Outcome(*failed._replace(status="sent", event_status="sent"))
+    outbox.record_outcomes(timezone.now(), [], [failed])
+    outbox.record_outcomes(timezone.now(), [], [kept])  # no longer sending: nothing moves
+    [(kind, payload)] = emitted()
+    assert kind == "message.failed"
+    assert (payload["message"]["id"], payload["error_code"]) == (message.id, "21211")
