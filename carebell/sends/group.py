@@ -387,25 +387,26 @@ def _claim(group_id: int, now: dt.datetime) -> dt.datetime | None:
 
 
 def _write_batch(group: GroupSend, token, batch_size: int, now) -> dt.datetime | None:
-    """One transaction: the next recipients' messages and their `done_at`. Returns
-    the renewed lease, or None when the send is finished or no longer held."""
+    """The next recipients' messages and their `done_at`, in one transaction. Returns
+    the renewed lease, or None when the send is finished or no longer held. The
+    messages are decided and rendered before the transaction, so it holds its locks
+    (SQLite's one writer) only while writing; the lease, checked in it, keeps a
+    second runner from writing the same batch."""
     at = _now(now)
+    rows = group.recipients.filter(selected=True, done_at__isnull=True).order_by("patient_id")
+    page = _recipients(rows[:batch_size])
+    held = GroupSend.objects.filter(pk=group.pk, lease_expires_at=token)
+    if not page:
+        held.update(status=GroupSend.Status.DONE, finished_at=at, updated_at=at,
+                    lease_expires_at=None)  # fmt: skip
+        return None
+    planned = _writer(group).plan(page, at)
+    renewed = at + LEASE
     with transaction.atomic():
-        renewed = at + LEASE
-        held = GroupSend.objects.filter(pk=group.pk, lease_expires_at=token).update(
-            lease_expires_at=renewed
-        )
-        if not held:
+        if not held.update(lease_expires_at=renewed):
             return None
-        rows = group.recipients.filter(selected=True, done_at__isnull=True).order_by("patient_id")
-        page = _recipients(rows[:batch_size])
-        if not page:
-            GroupSend.objects.filter(pk=group.pk).update(
-                status=GroupSend.Status.DONE, finished_at=at, updated_at=at, lease_expires_at=None
-            )
-            return None
-        writer = outbox.OutboxWriter(at, flush_every=len(page) * 4 + 1)
-        queued, blocked = store(_writer(group).plan(page, at), writer)
+        writer = outbox.OutboxWriter(at, flush_every=len(planned) + 1)
+        queued, blocked = store(planned, writer)
         writer.flush()
         ids = [r.id for r in page]
         for start in range(0, len(ids), _ID_CHUNK):

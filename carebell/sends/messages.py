@@ -23,7 +23,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 
 from carebell.core import segments
-from carebell.core.channels import block_reason_for, plan_recipients
+from carebell.core.channels import block_reason_for, choose_channels, plan_recipients
 from carebell.core.placeholders import (
     CompiledTemplate,
     Problem,
@@ -199,7 +199,10 @@ class Writer:
 
     def _for_patient(self, recipient, contacts: list[LoadedContact], today, now, priority):
         by_id = {c.facts.contact_id: c for c in contacts}
-        choices = plan_recipients([c.facts for c in contacts], KIND, self.settings, today)
+        if len(contacts) == 1:  # most patients: nothing to sort or share out
+            choices = (choose_channels(contacts[0].facts, KIND, self.settings, today),)
+        else:
+            choices = plan_recipients([c.facts for c in contacts], KIND, self.settings, today)
         out = []
         for choice in choices:
             contact = by_id[choice.contact_id]
