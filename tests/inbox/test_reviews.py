@@ -58,3 +58,17 @@ def test_an_unknown_decision_changes_nothing(client, site, family, desk):
         reviews.decide(review, "delete", by=desk)
     review.refresh_from_db()
     assert review.decision == ""
+
+
+def test_a_forged_text_is_refused_and_writes_nothing(client, family):
+    response = text(client, "please stop", signature="forged")
+    assert response.status_code == 403
+    assert not InboundMessage.objects.exists()
+    assert not OptOutReview.objects.exists() and not StaffNotification.objects.exists()
+
+
+def test_a_replayed_text_is_reviewed_and_notified_once(client, family):
+    text(client, "please stop", sid="SM-replayed")
+    text(client, "please stop", sid="SM-replayed")
+    assert OptOutReview.objects.count() == 1
+    assert StaffNotification.objects.filter(kind="possible_opt_out").count() == 1
