@@ -31,6 +31,8 @@ class Context:
     now: dt.datetime
     site_header: str = ""
     created: dict[str, tuple[str, str]] = field(default_factory=dict)
+    #: References already resolved in this request (a Bundle names one patient often).
+    resolved: dict[tuple, tuple] = field(default_factory=dict)
 
     @property
     def writer(self) -> ingest.Writer:
@@ -72,24 +74,19 @@ class Handler:
 
     def find(self, user, fhir_id: str):
         """(row, record) of `fhir_id` among the user's rows; 404 otherwise."""
-        record = FhirRecord.objects.filter(
-            resource_type=self.resource_type, fhir_id=fhir_id
-        ).first()
+        numeric = fhir_id.isdigit() and len(fhir_id) <= 18
+        known = Q(fhir_id=fhir_id) | Q(object_id=int(fhir_id)) if numeric else Q(fhir_id=fhir_id)
+        found = list(FhirRecord.objects.filter(known, resource_type=self.resource_type)[:2])
+        record = next((r for r in found if r.fhir_id == fhir_id), None)
         if record is not None and record.object_id is None:
             if access.scope(FhirRecord.objects.filter(pk=record.pk), user, "site").exists():
                 return None, record
             raise not_found(self.resource_type, fhir_id)
-        if not fhir_id.isdigit() or len(fhir_id) > 18:
-            raise not_found(self.resource_type, fhir_id)
+        if not numeric or any(r.fhir_id != fhir_id for r in found):
+            raise not_found(self.resource_type, fhir_id)  # a booked held one keeps its id
         row = self.rows(user).filter(pk=int(fhir_id)).first()
         if row is None:
             raise not_found(self.resource_type, fhir_id)
-        record = (
-            record
-            or FhirRecord.objects.filter(resource_type=self.resource_type, object_id=row.pk).first()
-        )
-        if record is not None and record.fhir_id != fhir_id:
-            raise not_found(self.resource_type, fhir_id)  # known by its held id
         return row, record
 
     def render(self, row, record) -> dict:
@@ -159,7 +156,8 @@ class Handler:
         row, _record = resolve(PATIENT, reference, ctx)
         return row
 
-    def write(self, data, row, ctx: Context):
+    def write(self, data, row, ctx: Context, site):
+        """Save `data` over `row` (None: a new one, at `site`) and return the row."""
         raise NotImplementedError
 
 
@@ -178,6 +176,13 @@ def _in_range(rows: QuerySet, field_name: str, span: DateRange) -> QuerySet:
 
 def resolve(handler: Handler, reference: parsing.Reference, ctx: Context):
     """The row a body's reference names, among the user's; 422 when unknown."""
+    key = (handler.resource_type, reference.fhir_id, reference.urn)
+    if key not in ctx.resolved:
+        ctx.resolved[key] = _resolve(handler, reference, ctx)
+    return ctx.resolved[key]
+
+
+def _resolve(handler: Handler, reference: parsing.Reference, ctx: Context):
     fhir_id = reference.fhir_id
     if reference.urn:
         made = ctx.created.get(reference.urn)
@@ -211,8 +216,8 @@ class PatientHandler(Handler):
     def site_for_create(self, data, ctx: Context):
         return choose_site(ctx)
 
-    def write(self, data, row, ctx):
-        return ingest.write_patient(data, row, None if row else choose_site(ctx), ctx.writer)
+    def write(self, data, row, ctx, site):
+        return ingest.write_patient(data, row, site, ctx.writer)
 
 
 class RelatedPersonHandler(Handler):
@@ -227,7 +232,7 @@ class RelatedPersonHandler(Handler):
     def render(self, row, record):
         return render.related_person(row, self.common(row, record))
 
-    def write(self, data, row, ctx):
+    def write(self, data, row, ctx, site):
         patient = self.resolve_patient(data.patient, ctx)
         return ingest.write_related_person(data, row, patient, ctx.writer)
 
@@ -295,7 +300,7 @@ class AppointmentHandler(Handler):
             return rows.filter(held_status__in=value.split(","))
         return rows
 
-    def write(self, data, row, ctx):
+    def write(self, data, row, ctx, site):
         patient = self.resolve_patient(data.patient, ctx)
         return ingest.write_appointment(data, row, patient, ctx.writer)
 
@@ -315,7 +320,7 @@ class MedicationRequestHandler(Handler):
         status = record.held_status if record is not None else ""
         return render.medication_request(row, self.common(row, record), status)
 
-    def write(self, data, row, ctx):
+    def write(self, data, row, ctx, site):
         patient = self.resolve_patient(data.patient, ctx)
         return ingest.write_prescription(data, row, patient, ctx.writer)
 
@@ -344,7 +349,7 @@ class MedicationDispenseHandler(Handler):
     def site_for_create(self, data, ctx):
         return resolve(MEDICATION_REQUEST, data.prescription, ctx)[0].site
 
-    def write(self, data, row, ctx):
+    def write(self, data, row, ctx, site):
         rx, _ = resolve(MEDICATION_REQUEST, data.prescription, ctx)
         patient = self.resolve_patient(data.patient, ctx)
         if rx.patient_id != patient.pk:

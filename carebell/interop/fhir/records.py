@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import hashlib
 
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, connection
+from django.db.models import Q
 
 from carebell.interop.fhir.models import FhirIdentifier, FhirRecord
 from carebell.interop.fhir.outcomes import FhirError
@@ -55,12 +56,13 @@ def check_if_match(header: str, version: int) -> None:
 
 
 def stamp(resource_type: str, site, row, identifiers, now, *, version: int, record=None,
-          held=None, status=""):  # fmt: skip
+          held=None, status="", created=False):  # fmt: skip
     """Record a FHIR write as `version`, and replace the identifiers. An identifier
     another resource of the site holds answers 409."""
-    if record is None and row is not None:
+    if record is None and row is not None and not created:
         record = FhirRecord.objects.filter(resource_type=resource_type, object_id=row.pk).first()
-    if record is None:
+    new = record is None
+    if new:
         record = FhirRecord(resource_type=resource_type, site=site, fhir_id="")
     record.version, record.last_updated, record.site = version, now, site
     record.object_id = row.pk if row is not None else None
@@ -76,21 +78,8 @@ def stamp(resource_type: str, site, row, identifiers, now, *, version: int, reco
     if not record.fhir_id:
         record.fhir_id = f"{HELD_PREFIX}{record.pk}"
         record.save(update_fields=["fhir_id"])
-    _replace_identifiers(record, identifiers)
+    _replace_identifiers(record, identifiers, new=new)
     return record
-
-
-def check_identifiers_free(resource_type: str, site, identifiers, record=None) -> None:
-    """409 when another resource of the site already holds one of `identifiers`."""
-    if not identifiers:
-        return
-    taken = FhirIdentifier.objects.filter(site=site, resource_type=resource_type)
-    if record is not None and record.pk:
-        taken = taken.exclude(record=record)
-    wanted = [(s, v) for s, v in identifiers]
-    held = set(taken.filter(value__in=[v for _, v in wanted]).values_list("system", "value"))
-    if held & set(wanted):
-        raise _conflict(resource_type)
 
 
 def _conflict(resource_type: str) -> FhirError:
@@ -101,21 +90,26 @@ def _conflict(resource_type: str) -> FhirError:
     )
 
 
-def _replace_identifiers(record: FhirRecord, identifiers) -> None:
-    kept = {(i.system, i.value) for i in record.identifiers.all()}
-    wanted = set(identifiers)
+def _replace_identifiers(record: FhirRecord, identifiers, *, new: bool) -> None:
+    ordered = list(dict.fromkeys(identifiers))
+    wanted = set(ordered)
+    if new:
+        record.known_identifiers = ordered  # what render reads back, without a query
+    kept = set() if new else set(record.identifiers.values_list("system", "value"))
     if kept == wanted:
         return
-    record.identifiers.exclude(
-        pk__in=[i.pk for i in record.identifiers.all() if (i.system, i.value) in wanted]
-    ).delete()
+    if kept - wanted:
+        stale = Q()
+        for system, value in kept - wanted:
+            stale |= Q(system=system, value=value)
+        record.identifiers.filter(stale).delete()
+    # No savepoint: a conflict fails the caller's whole transaction, which rolls back.
     try:
-        with transaction.atomic():
-            FhirIdentifier.objects.bulk_create(
-                FhirIdentifier(record=record, site_id=record.site_id,
-                               resource_type=record.resource_type, system=s, value=v)
-                for s, v in wanted - kept
-            )  # fmt: skip
+        FhirIdentifier.objects.bulk_create(
+            FhirIdentifier(record=record, site_id=record.site_id,
+                           resource_type=record.resource_type, system=s, value=v)
+            for s, v in ordered if (s, v) not in kept
+        )  # fmt: skip
     except IntegrityError:
         raise _conflict(record.resource_type) from None
 

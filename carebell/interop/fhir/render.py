@@ -67,10 +67,11 @@ def meta(version: int, last_updated: dt.datetime) -> dict:
 def identifiers(record) -> list[dict]:
     if record is None:
         return []
-    rows = sorted(record.identifiers.all(), key=lambda i: i.pk)
-    return [
-        {"system": i.system, "value": i.value} if i.system else {"value": i.value} for i in rows
-    ]
+    pairs = getattr(record, "known_identifiers", None)  # just written: no query
+    if pairs is None:
+        rows = sorted(record.identifiers.all(), key=lambda i: i.pk)
+        pairs = [(i.system, i.value) for i in rows]
+    return [{"system": s, "value": v} if s else {"value": v} for s, v in pairs]
 
 
 def _name(first: str, last: str, use: str = "official") -> dict:

@@ -217,11 +217,10 @@ def _write(handler: Handler, parsed: parsing.Parsed, row, record, ctx: Context) 
         else:
             version = records.version_of(record, row) + 1 if record or row else 1
             site = handler.site_for_create(data, ctx) if row is None else _site_of(row)
-            records.check_identifiers_free(handler.resource_type, site, data.identifiers, record)
-            row = handler.write(data, row, ctx)
+            row = handler.write(data, row, ctx, site)
             record = records.stamp(
                 handler.resource_type, site, row, data.identifiers, ctx.now,
-                version=version, record=record, status=data_status(data),
+                version=version, record=record, status=data_status(data), created=created,
             )  # fmt: skip
     return _answer(handler, row, record, 201 if created else 200)
 
@@ -254,7 +253,6 @@ def _hold(handler: Handler, parsed: parsing.Parsed, row, record, ctx: Context):
         trail.record(ctx.user, "create", object_type="interop_fhir.fhirrecord",
                      site_id=patient.site_id, detail={"fields": ["held"]}, at=ctx.now)  # fmt: skip
     version = record.version + 1 if record is not None else 1
-    records.check_identifiers_free("Appointment", patient.site, parsed.data.identifiers, record)
     record = records.stamp("Appointment", patient.site, None, parsed.data.identifiers, ctx.now,
                            version=version, record=record, held=held,
                            status=parsed.data.status)  # fmt: skip
