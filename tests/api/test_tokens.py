@@ -102,3 +102,22 @@ def test_it_needs_a_name_and_a_future_expiry(user):
     with pytest.raises(ValueError):
         tokens.issue(user, "x", expires_at=timezone.now() - dt.timedelta(seconds=1))
     assert not ApiToken.objects.exists()
+
+
+def test_the_command_issues_and_revokes_a_token(user, capsys):
+    from django.core.management import call_command
+
+    call_command("api_token", user.username, "script", "--days", "7")
+    secret = capsys.readouterr().out.strip()
+    token = ApiToken.objects.get(user=user)
+    assert token.secret_hash == tokens.digest(secret) and token.expires_at is not None
+    call_command("api_token", user.username, "--revoke", secret[:11])
+    token.refresh_from_db()
+    assert token.revoked_at is not None
+
+
+def test_the_command_refuses_an_unknown_user(db):
+    from django.core.management import CommandError, call_command
+
+    with pytest.raises(CommandError):
+        call_command("api_token", "nobody")
