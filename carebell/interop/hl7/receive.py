@@ -122,24 +122,51 @@ def _apply(raw, digest, header, feed, content, via, peer, now) -> Received:
         applied = ingest.apply(feed, content, now)
         outcome = Outcome.STALE if applied.stale else Outcome.APPLIED
         acks = acks_for(header, Result("AA", applied.summary if applied.stale else ""), now)
-        Hl7Message.objects.create(
-            received_at=now, via=via, peer=peer[:200], sender=header.sender[:140],
-            control_id=header.control_id[:64], digest=digest,
-            message_type=header.message_type[:24], sent_at=content.sent_at, site=feed.site,
-            raw=raw, outcome=outcome, reason=applied.summary, ack=ACK_JOIN.join(acks),
+        _store(
+            now, sender=header.sender[:140], control_id=header.control_id[:64], digest=digest,
+            received_at=now, via=via, peer=peer[:200], message_type=header.message_type[:24],
+            sent_at=content.sent_at, site=feed.site, raw=raw, outcome=outcome,
+            reason=applied.summary, ack=ACK_JOIN.join(acks),
         )  # fmt: skip
     return Received(acks, outcome, applied.summary, header.message_type, header.control_id)
 
 
+_FAILED = (Outcome.ERROR, Outcome.REJECTED)
+
+
 def _resent(header: Header, digest: str, now) -> Received | None:
+    """The first answer to this message if it was taken (applied or stale). A message
+    that failed is processed again when resent: its sender may have been set up, or
+    the patient it named added, since."""
     key = {"sender": header.sender[:140], "control_id": header.control_id[:64], "digest": digest}
     original = Hl7Message.objects.filter(**key).only("ack", "outcome", "reason").first()
-    if original is None:
+    if original is None or original.outcome in _FAILED:
         return None
     Hl7Message.objects.filter(pk=original.pk).update(resent=F("resent") + 1, last_resent_at=now)
     acks = [a for a in bytes(original.ack).split(ACK_JOIN) if a]
     return Received(acks, original.outcome, original.reason, header.message_type,
                     header.control_id, duplicate=True)  # fmt: skip
+
+
+def _store(now, *, sender: str, control_id: str, digest: str, **fields) -> None:
+    """Store a message with its outcome; a message that failed before and was sent
+    again takes its earlier row, which keeps its earlier reason and counts the resend."""
+    with transaction.atomic():
+        earlier = None
+        if control_id:
+            earlier = (
+                Hl7Message.objects.select_for_update()
+                .filter(sender=sender, control_id=control_id, digest=digest, outcome__in=_FAILED)
+                .first()
+            )
+        if earlier is None:
+            Hl7Message.objects.create(sender=sender, control_id=control_id, digest=digest, **fields)
+            return
+        fields.pop("received_at")
+        fields["reason"] = f"{fields['reason']} (before: {earlier.reason})"[:2000]
+        Hl7Message.objects.filter(pk=earlier.pk).update(
+            **fields, resent=F("resent") + 1, last_resent_at=now
+        )
 
 
 def _refused(raw, digest, header, error: Hl7Error, via, peer, now, dry_run, feed=None):
@@ -155,12 +182,11 @@ def _refused(raw, digest, header, error: Hl7Error, via, peer, now, dry_run, feed
         if duplicate is not None:
             return duplicate
     try:
-        Hl7Message.objects.create(
-            received_at=now, via=via, peer=peer[:200],
-            sender=header.sender[:140] if header else "",
-            control_id=_control(header)[:64], digest=digest, message_type=_type(header)[:24],
-            site=feed.site if feed else None, raw=raw, outcome=outcome,
-            reason=error.text[:2000], ack=ACK_JOIN.join(acks),
+        _store(
+            now, sender=header.sender[:140] if header else "", control_id=_control(header)[:64],
+            digest=digest, received_at=now, via=via, peer=peer[:200],
+            message_type=_type(header)[:24], site=feed.site if feed else None, raw=raw,
+            outcome=outcome, reason=error.text[:2000], ack=ACK_JOIN.join(acks),
         )  # fmt: skip
     except IntegrityError:
         duplicate = _resent(header, digest, now)

@@ -148,6 +148,23 @@ def test_an_unknown_sender_is_rejected(site):
     assert ack_code(ack) == "AR" and "No site takes messages from PMS/CLINIC" in got.reason
 
 
+def test_a_failed_message_sent_again_after_the_fix_is_taken(site):
+    take(siu())
+    Hl7Sender.objects.create(sending_application="PMS", site=site)
+    got, ack = take(siu())
+    assert ack_code(ack) == "AA" and not got.duplicate
+    assert Appointment.objects.filter(site=site).count() == 1
+    stored = Hl7Message.objects.get()  # one row: the message, now applied, sent twice
+    assert (stored.outcome, stored.resent) == (Outcome.APPLIED, 1)
+    assert "before: No site takes messages" in stored.reason
+
+
+def test_a_malformed_message_sent_again_is_kept_once_and_counted(clinic):
+    raw = b"MSH|^~\\&|PMS|CLINIC|||20261125||SIU^S12|X1|P|9.9\r"
+    assert ack_code(take(raw)[1]) == "AR" and ack_code(take(raw)[1]) == "AR"
+    assert Hl7Message.objects.get().resent == 1
+
+
 @pytest.mark.parametrize("charset, encoding", [("UNICODE UTF-8", "utf-8"), ("8859/1", "latin-1")])
 def test_non_ascii_names_in_utf8_and_latin1(clinic, charset, encoding):
     raw = siu(charset=charset, given="Zoë", family="Muñoz")
