@@ -89,11 +89,15 @@ def record_arrival(site: Site, address: str, now: dt.datetime) -> Conversation:
     conversation, _ = Conversation.objects.select_for_update().get_or_create(
         site=site, channel=Channel.SMS, address=address
     )
+    changes = {"last_message_at": now, "done_at": None, "done_by": None, "changed_at": now}
     Conversation.objects.filter(id=conversation.id).update(
-        unread_count=F("unread_count") + 1, last_message_at=now, done_at=None, done_by=None,
-        version=F("version") + 1, changed_at=now,
-    )  # fmt: skip
-    conversation.refresh_from_db()
+        unread_count=F("unread_count") + 1, version=F("version") + 1, **changes
+    )
+    # The row is locked: the copy in hand can follow without reading it again.
+    for name, value in changes.items():
+        setattr(conversation, name, value)
+    conversation.unread_count += 1
+    conversation.version += 1
     return conversation
 
 
