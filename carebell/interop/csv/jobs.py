@@ -12,14 +12,17 @@ would lock on it, the poll reads it from this process's memory.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import threading
+import time
 import uuid
+from functools import partial
 from pathlib import Path
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
 from carebell.audit import trail
@@ -75,14 +78,8 @@ def run_job(job_id: int, step: str) -> ImportJob:
     """Check or apply the job's file; the job records the outcome whatever happens."""
     _live.add(job_id)
     job = ImportJob.objects.select_related("site", "created_by").get(pk=job_id)
-    problems: list = []
     try:
-        with (upload_dir() / job.stored_as).open("rb") as stream:
-            report = import_csv(
-                job.kind, stream, job.site, by=job.created_by, source=SOURCE,
-                dry_run=step == CHECK, on_problems=lambda found: _keep(problems, found),
-                on_progress=lambda rows, done: _heartbeat(job.pk, rows, done),
-            )  # fmt: skip
+        report, problems = _run(job, step)
     except Exception as error:  # the job must say it failed; the log names no patient data
         log.exception("CSV import job %s failed (%s)", job_id, type(error).__name__)
         return _finish(job, step, None, [])
@@ -90,6 +87,29 @@ def run_job(job_id: int, step: str) -> ImportJob:
         _live.discard(job_id)
         _progress.pop(job_id, None)
     return _finish(job, step, report, problems)
+
+
+#: Waits before trying a step again that met a locked database (SQLite, another
+#: writer): the step is all or nothing, so trying again is safe.
+_RETRY_WAITS = (0.2, 0.5, 1, 2, 4)
+
+
+def _run(job: ImportJob, step: str) -> tuple[Report, list]:
+    for wait in (*_RETRY_WAITS, None):
+        problems: list = []
+        try:
+            with (upload_dir() / job.stored_as).open("rb") as stream:
+                report = import_csv(
+                    job.kind, stream, job.site, by=job.created_by, source=SOURCE,
+                    dry_run=step == CHECK, on_problems=partial(_keep, problems),
+                    on_progress=lambda rows, done: _heartbeat(job.pk, rows, done),
+                )  # fmt: skip
+            return report, problems
+        except OperationalError:
+            if wait is None or connection.vendor != "sqlite":
+                raise
+            time.sleep(wait)
+    raise AssertionError("unreachable")
 
 
 def _keep(problems: list, found: list) -> None:
@@ -100,7 +120,8 @@ def _heartbeat(job_id: int, rows: int, done: int) -> None:
     _progress[job_id] = (rows, done)
     update = {"rows_done": rows, "bytes_done": done, "heartbeat_at": timezone.now()}
     if not connection.in_atomic_block:
-        ImportJob.objects.filter(pk=job_id).update(**update)
+        with contextlib.suppress(OperationalError):  # SQLite busy: the next batch tells
+            ImportJob.objects.filter(pk=job_id).update(**update)
     elif connection.vendor == "postgresql":
         writer = threading.Thread(target=_write_elsewhere, args=(job_id, update))
         writer.start()
@@ -115,6 +136,17 @@ def _write_elsewhere(job_id: int, update: dict) -> None:
 
 
 def _finish(job: ImportJob, step: str, report: Report | None, problems: list) -> ImportJob:
+    for wait in (*_RETRY_WAITS, None):
+        try:
+            return _record(job, step, report, problems)
+        except OperationalError:  # SQLite's lock held by a request for a moment
+            if wait is None:
+                raise
+            time.sleep(wait)
+    raise AssertionError("unreachable")
+
+
+def _record(job: ImportJob, step: str, report: Report | None, problems: list) -> ImportJob:
     now = timezone.now()
     Status = ImportJob.Status
     with transaction.atomic():

@@ -225,6 +225,7 @@ SAID = {
     "email_consent": "email consent",
     "consent_wording": "consent wording",
     "consent_wording_version": "consent wording version",
+    **{f"pref_{c.value}": f"{c.value.replace('_', ' ')} preference" for c in Category},
 }
 
 #: Longest values the database keeps, per column.

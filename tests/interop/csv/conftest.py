@@ -8,6 +8,7 @@ import io
 import pytest
 
 from carebell.interop.csv.ingest import import_csv
+from tests.web.conftest import browser, page  # noqa: F401 (fixtures)
 from tests.web.staff.conftest import fast_passwords, outsider, staff_of  # noqa: F401 (fixtures)
 
 

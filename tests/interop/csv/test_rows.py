@@ -172,7 +172,7 @@ PROBLEMS = [
     ("patients", {**CONTACT, "email": "maria at example"}, "email",
      "email maria at example is not an email address (like name@example.org)"),
     ("patients", {**CONTACT, "pref_reminders": "text"}, "pref_reminders",
-     "pref reminders text is not one of: none, email, sms, call, email+sms, email+sms+call, "
+     "reminders preference text is not one of: none, email, sms, call, email+sms, email+sms+call, "
      "email|sms, sms|call, email|sms|call"),
     ("patients", {**CONTACT, "sms_consent": "ok"}, "sms_consent",
      "SMS consent ok is not yes or no"),

@@ -122,8 +122,9 @@ def import_job(request: HttpRequest, job_id: int) -> HttpResponse:
     if len(page) > PAGE_SIZE:
         page = page[:PAGE_SIZE]
         next_url = f"?after={page[-1].pk}"
-    trail.record(request.user, "view", job, site_id=request.site.pk,
-                 detail={"page": "import report"})  # fmt: skip
+    if page:  # the rows' values are patient data; a page without problems shows none
+        trail.record(request.user, "view", job, site_id=request.site.pk,
+                     detail={"page": "import report", "problems": len(page)})  # fmt: skip
     rows, done = jobs.progress_of(job)
     context = {
         "job": job,
@@ -134,6 +135,7 @@ def import_job(request: HttpRequest, job_id: int) -> HttpResponse:
         "percent": _percent(job, done),
         "rows_read": rows,
         "can_apply": job.status == ImportJob.Status.CHECKED,
+        "truncated": not next_url and job.problem_count > job.problems.count(),
     }
     return render(request, "staff/import_job.html", context)
 

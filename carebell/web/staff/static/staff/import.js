@@ -2,9 +2,14 @@
 // and shows the finished page (its outcome and report) once it is done.
 (function () {
   "use strict";
+  const bar = document.getElementById("import-bar");
+  if (bar) {
+    // The page's own width for the bar (CSSOM, which the style CSP allows).
+    bar.style.width = "100%";
+    bar.style.height = "1.2rem";
+  }
   const box = document.getElementById("import-progress");
   if (!box) return;
-  const bar = document.getElementById("import-bar");
   const rows = document.getElementById("import-rows");
   const url = box.dataset.pollUrl;
 
