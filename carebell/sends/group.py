@@ -68,6 +68,14 @@ def _now(now: dt.datetime | None) -> dt.datetime:
     return now or timezone.now()
 
 
+def _ids(values) -> list[int]:
+    """Patient ids as given by a door, sorted and once each; a clear error otherwise."""
+    try:
+        return sorted({int(v) for v in values})
+    except (TypeError, ValueError):
+        raise ValidationError({"patients": ["Patients are named by their numeric ids."]}) from None
+
+
 def _draft(group: GroupSend) -> None:
     if group.status != GroupSend.Status.DRAFT:
         raise ValidationError("This group message was sent already; start a new one.")
@@ -84,7 +92,7 @@ def create(
     are refused."""
     _allowed(by, site)
     now = _now(now)
-    ids = sorted({int(i) for i in patient_ids})
+    ids = _ids(patient_ids)
     if not ids:
         raise ValidationError({"patients": ["No patient is chosen."]})
     if len(ids) > MAX_RECIPIENTS:
@@ -127,7 +135,7 @@ def select(group: GroupSend, patient_ids, selected: bool, *, by, now=None) -> in
     _allowed(by, group.site)
     _draft(group)
     now = _now(now)
-    ids = sorted({int(i) for i in patient_ids})
+    ids = _ids(patient_ids)
     with transaction.atomic():
         changed = 0
         for start in range(0, len(ids), _ID_CHUNK):
@@ -253,8 +261,11 @@ def preview(
     """The rendered messages of the selected patients after patient id `after`,
     `limit` patients at a time; and the id to continue after (None at the end)."""
     _allowed(by, group.site)
-    limit = max(1, min(int(limit), 500))
-    rows = group.recipients.filter(selected=True, patient_id__gt=int(after)).order_by("patient_id")
+    try:
+        after, limit = int(after), max(1, min(int(limit), 500))
+    except (TypeError, ValueError):
+        raise ValidationError("The page is named by a patient id and a count.") from None
+    rows = group.recipients.filter(selected=True, patient_id__gt=after).order_by("patient_id")
     page = _recipients(rows[: limit + 1])
     more = len(page) > limit
     page = page[:limit]

@@ -227,6 +227,8 @@ def test_bad_channels_and_patients_are_refused(site, other_org_site, desk):
         group.create(site, [reachable(site).id], channels=["call"], by=desk)
     with pytest.raises(ValidationError):
         group.create(site, [], channels=["sms"], by=desk)
+    with pytest.raises(ValidationError):
+        group.create(site, ["1; DROP TABLE"], channels=["sms"], by=desk)
     assert not GroupSend.objects.exists()
 
 
