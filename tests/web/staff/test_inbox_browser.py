@@ -127,3 +127,37 @@ def test_front_desk_sees_a_text_arrive_and_answers_with_a_quick_response(
     finally:
         phone.context.close()
         sim.stop()
+
+
+def test_an_administrator_writes_a_quick_response_and_reviews_a_possible_opt_out(
+    page, live_server, site, client, settings
+):
+    from carebell.people.models import ContactPoint
+    from carebell.sites.roles import SYSTEM_ADMINISTRATOR
+    from tests.inbox.conftest import text
+
+    make_family(site)
+    factories.make_staff(site, SYSTEM_ADMINISTRATOR, username="dana")
+    settings.BASE_URL = "http://testserver"  # what the test client's signature covers
+    assert text(client, "Por favor no más mensajes").status_code == 200
+    page.add_init_script(RECORD_VIOLATIONS)
+    page.goto(f"{live_server.url}/staff/")
+    page.fill("#id_username", "dana")
+    page.fill("#id_password", "a-long-test-password")
+    page.click("main button[type=submit]")
+    page.goto(f"{live_server.url}/staff/quick-responses/new/")
+    page.fill("#id_name", "Code")
+    page.fill("#id_body", "Your code is #CODE#")
+    page.click("main button[type=submit]")
+    page.wait_for_selector("text=not available in inbox_reply templates")
+    shoot(page, "quick-response-error")
+    page.fill("#id_body", "Hello #PATIENTFIRSTNAME#, please call #SITEPHONE#.")
+    page.click("main button[type=submit]")
+    page.wait_for_selector("text=Quick response “Code” saved.")
+    page.goto(f"{live_server.url}/staff/inbox/reviews/")
+    page.wait_for_selector("text=Por favor no más mensajes")
+    shoot(page, "reviews")
+    page.click("button[value=opted_out]")
+    page.wait_for_selector("text=The number is opted out of texts from this site.")
+    assert ContactPoint.objects.get(value=PHONE).opted_out_sms is True
+    assert page.evaluate("window.__violations") == []
