@@ -55,6 +55,7 @@ def test_front_desk_sends_a_group_message_to_a_filtered_list(page, live_server, 
     page.click("form.filters button[type=submit]")
     page.wait_for_selector("text=Alvarez, Ana")
     assert not page.is_visible("text=Green, Gus")
+    shoot(page, "group-0-patient-list")
     page.click("text=Group message to every patient found")
 
     page.wait_for_selector("h1:has-text('Group message')")
