@@ -38,7 +38,7 @@ from pathlib import Path
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from procstat import CpuMeter, peak_rss_mb, pids_named
+from procstat import CpuMeter, peak_rss_mb
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -110,7 +110,7 @@ def start_gunicorn(env: dict[str, str]) -> tuple[subprocess.Popen, int]:
     port = free_port()
     server = subprocess.Popen(
         [str(BIN / "gunicorn"), "carebell.wsgi", "--workers", "1", "--bind", f"127.0.0.1:{port}",
-         "--keep-alive", "30", "--timeout", "120"],
+         "--keep-alive", "30", "--timeout", "600"],
         env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
         stderr=open(ROOT / "var" / "bench-fhir" / "gunicorn.log", "w"),  # noqa: SIM115
     )  # fmt: skip
@@ -187,16 +187,25 @@ def run_clients(port, secret, clients: int, jobs: list) -> tuple[float, list]:
     return time.perf_counter() - started, answers
 
 
-def measured(server, postgres_before: set[int], action):
-    """Run `action()`; its result, and the CPU seconds of the worker and of the
-    PostgreSQL backends that were not there before (this run's connections)."""
+def measured(server, args: argparse.Namespace, action):
+    """Run `action()`; its result, and the CPU seconds of the worker and of this
+    database's PostgreSQL backends (not the monitoring connection's)."""
     worker, backends = CpuMeter(), CpuMeter()
     workers = worker_pids(server)
-    worker.sample(workers)
-    backends.sample([p for p in pids_named("postgres") if p not in postgres_before])
-    result = action()
-    worker.sample(workers)
-    backends.sample([p for p in pids_named("postgres") if p not in postgres_before])
+    with psycopg.connect(f"{args.server}/{args.database}", autocommit=True) as monitor:
+
+        def backend_pids() -> list[int]:
+            rows = monitor.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+                [args.database],
+            )
+            return [pid for (pid,) in rows]
+
+        worker.sample(workers)
+        backends.sample(backend_pids())
+        result = action()
+        worker.sample(workers)
+        backends.sample(backend_pids())
     return result, worker.total(), backends.total()
 
 
@@ -204,7 +213,6 @@ def main() -> None:
     args = options()
     env = environment(args)
     secret = prepare(args, env)
-    postgres_before = set(pids_named("postgres"))
     server, port = start_gunicorn(env)
     run = f"r{int(time.time())}"
     try:
@@ -212,14 +220,14 @@ def main() -> None:
         run_clients(port, secret, 1, warm)
         jobs = [("Patient", patient(n, run)) for n in range(args.creates)]
         (wall, answers), cpu, pg = measured(
-            server, postgres_before, lambda: run_clients(port, secret, args.clients, jobs)
+            server, args, lambda: run_clients(port, secret, args.clients, jobs)
         )
         ids = [a["id"] for s, a in answers if s == 201]
         report("Patient creates", len(jobs), answers, wall, cpu, pg)
         jobs = [("Appointment", appointment(f"Patient/{ids[n % len(ids)]}", n))
                 for n in range(args.creates)]  # fmt: skip
         (wall, answers), cpu, pg = measured(
-            server, postgres_before, lambda: run_clients(port, secret, args.clients, jobs)
+            server, args, lambda: run_clients(port, secret, args.clients, jobs)
         )
         report("Appointment creates (booked, planned)", len(jobs), answers, wall, cpu, pg)
         for attempt in range(3):
@@ -229,7 +237,7 @@ def main() -> None:
                        for n in range(args.entries)]  # fmt: skip
             bundle = {"resourceType": "Bundle", "type": "transaction", "entry": entries}
             (wall, answers), cpu, pg = measured(
-                server, postgres_before,
+                server, args,
                 lambda b=bundle: run_clients(port, secret, 1, [("", b)]))  # fmt: skip
             status = answers[0][0] if answers else "no answer"
             print(f"transaction of {args.entries} appointments: {status}, {wall:.2f} s wall, "

@@ -82,9 +82,12 @@ class Handler:
             if access.scope(FhirRecord.objects.filter(pk=record.pk), user, "site").exists():
                 return None, record
             raise not_found(self.resource_type, fhir_id)
-        if not numeric or any(r.fhir_id != fhir_id for r in found):
-            raise not_found(self.resource_type, fhir_id)  # a booked held one keeps its id
-        row = self.rows(user).filter(pk=int(fhir_id)).first()
+        if record is not None:
+            row = self.rows(user).filter(pk=record.object_id).first()  # a held one, booked
+        elif not numeric or found:
+            raise not_found(self.resource_type, fhir_id)  # that row is known by its held id
+        else:
+            row = self.rows(user).filter(pk=int(fhir_id)).first()
         if row is None:
             raise not_found(self.resource_type, fhir_id)
         return row, record

@@ -194,3 +194,72 @@ def test_a_user_with_two_sites_names_the_site_of_a_new_patient(site, org):
     foreign = factories.make_site(name="Not theirs")
     refused = client.post("Patient", _patient(mrn="Q"), **{"X-Carebell-Site": str(foreign.pk)})
     assert refused.status_code == 422
+
+
+def _held(patient_id: str) -> dict:
+    return {
+        "resourceType": "Appointment",
+        "status": "proposed",
+        "identifier": [{"system": "urn:test:appt", "value": "REQ-1"}],
+        "minutesDuration": 30,
+        "participant": [{"actor": {"reference": f"Patient/{patient_id}"}, "status": "accepted"}],
+    }
+
+
+def test_a_held_appointment_once_booked_keeps_its_id_and_plans_its_reminders(fhir, site):
+    from carebell.appointments.models import Appointment
+    from carebell.messaging.models import OutboxMessage
+    from tests.interop.fhir.conftest import make_reachable
+    from tests.messaging.engine_setup import enable
+
+    enable(site, "appt_reminder", [{"days": 1}])
+    patient = patient_in(fhir)
+    make_reachable(patient["id"])
+    held = fhir.post("Appointment", _held(patient["id"])).json_body
+    assert not OutboxMessage.objects.exists()
+    booked = {**_held(patient["id"]), "id": held["id"], "status": "booked",
+              "start": "2026-11-28T15:00:00Z"}  # fmt: skip
+    response = fhir.put(f"Appointment/{held['id']}", booked, **{"If-Match": 'W/"1"'})
+    assert response.status_code == 200, response.json_body
+    assert response.json_body["id"] == held["id"] and response["ETag"] == 'W/"2"'
+    appointment = Appointment.objects.get()
+    assert (appointment.status, appointment.duration_minutes) == ("booked", 30)
+    assert OutboxMessage.objects.filter(entity_id=appointment.pk).count() == 1
+    # Known by its first id only; it cannot go back to proposed.
+    assert fhir.get(f"Appointment/{appointment.pk}").status_code == 404
+    assert fhir.get(f"Appointment/{held['id']}").json_body["status"] == "booked"
+    again = fhir.put(f"Appointment/{held['id']}", {**_held(patient["id"]), "id": held["id"]})
+    assert again.status_code == 422
+
+
+def test_a_cancelled_appointment_cancels_its_pending_reminders(fhir, site):
+    from carebell.messaging.models import OutboxMessage
+    from tests.interop.fhir.conftest import make_reachable
+    from tests.messaging.engine_setup import enable
+
+    enable(site, "appt_reminder", [{"days": 1}])
+    patient = patient_in(fhir)
+    make_reachable(patient["id"])
+    booked = {**_held(patient["id"]), "status": "booked", "start": "2026-11-28T15:00:00Z"}
+    made = fhir.post("Appointment", booked).json_body
+    assert OutboxMessage.objects.get().status == "scheduled"
+    fhir.put(f"Appointment/{made['id']}", {**booked, "id": made["id"], "status": "cancelled"})
+    assert OutboxMessage.objects.get().status == "cancelled"
+    assert fhir.get(f"Appointment/{made['id']}").json_body["status"] == "cancelled"
+
+
+def test_a_related_person_cannot_move_to_another_patient(fhir):
+    first, second = patient_in(fhir), patient_in(fhir, mrn="MRN-2")
+    person = {"resourceType": "RelatedPerson", "patient": {"reference": f"Patient/{first['id']}"},
+              "name": [{"family": "Rivera", "given": ["Jo"]}]}  # fmt: skip
+    made = fhir.post("RelatedPerson", person).json_body
+    moved = {**person, "patient": {"reference": f"Patient/{second['id']}"}}
+    assert fhir.put(f"RelatedPerson/{made['id']}", moved).status_code == 422
+    assert Contact.objects.get(pk=made["id"]).patient_id == int(first["id"])
+
+
+def test_unknown_routes_and_methods_answer_with_an_outcome(fhir):
+    for response in (fhir.get("Observation"), fhir.get("Patient/1/_history/1"),
+                     fhir.client.delete("/fhir/R4/Patient/1", headers=fhir.headers)):  # fmt: skip
+        assert response.status_code in (404, 405)
+        assert response["Content-Type"].startswith("application/fhir+json")
