@@ -24,8 +24,10 @@ from schemathesis.specs.openapi.checks import (
 
 from carebell.api import tokens
 from carebell.api.main import api
+from carebell.inbox import conversations
 from carebell.messaging.models import AutomatedMessage, MessageTemplate, OutboxMessage
 from carebell.planning.rules_defaults import default_rules
+from carebell.sends import group
 from carebell.sites.roles import SYSTEM_ADMINISTRATOR
 from tests import factories
 
@@ -76,10 +78,13 @@ def seeded(site, settings):
         planned_at=now + dt.timedelta(hours=1), due_at=now, created_at=now, updated_at=now,
         entity_type="appointment", entity_id=appointment.pk,
     )  # fmt: skip
+    conversation = conversations.record_arrival(site, "+12025550142", now)
+    draft = group.create(site, [patient.pk], channels=["sms"], by=user)
     ids = {
         "site_id": site.pk, "patient_id": patient.pk, "contact_id": contact.pk,
         "point_id": point.pk, "appointment_id": appointment.pk, "rx_id": rx.pk,
         "fill_id": fill.pk, "rule_id": rule.pk, "format_id": template.pk, "message_id": message.pk,
+        "conversation_id": conversation.pk, "send_id": draft.pk,
     }  # fmt: skip
     return secret, ids
 
