@@ -186,3 +186,21 @@ def test_the_review_pages_through_every_message(desk, site):
     rest = desk.get(f"/staff/groups/{group.pk}/review/?after={after}").content.decode()
     assert rest.count("Hello Avery") == 5
     assert desk.get(f"/staff/groups/{group.pk}/review/?after=nonsense").status_code == 200
+
+
+def test_a_saved_format_fills_step_two_without_javascript(desk, site):
+    from carebell.messaging.models import MessageTemplate
+
+    MessageTemplate.objects.create(site=site, channel="sms", kind="general", name="Closed",
+                                   subject="Closed", body="#SITENAME# is closed today.",
+                                   is_group=True, in_use=False)  # fmt: skip
+    reachable(site)
+    group = start(desk)
+    desk.post(f"/staff/groups/{group.pk}/", {"channels": ["sms"], "action": "next"})
+    page = desk.post(f"/staff/groups/{group.pk}/message/", {"action": "source", "source": "0"})
+    text = page.content.decode()
+    assert page.status_code == 200 and "#SITENAME# is closed today.</textarea>" in text
+    group.refresh_from_db()
+    assert group.sms_body == ""  # filled in, not yet kept
+    bad = desk.post(f"/staff/groups/{group.pk}/message/", {"action": "source", "source": "99"})
+    assert bad.status_code == 200

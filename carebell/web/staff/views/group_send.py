@@ -292,9 +292,12 @@ def compose(request: HttpRequest, group_id: int) -> HttpResponse:
     sources = _sources(group)
     initial = {"email_subject": group.email_subject, "email_body": group.email_body,
                "sms_body": group.sms_body}  # fmt: skip
-    form = ComposeForm(guard.posted(request), initial=initial)
-    if request.method == "POST" and request.POST.get("action") == "back":
+    action = request.POST.get("action") if request.method == "POST" else None
+    if action == "back":
         return redirect("staff:group-recipients", group.pk)
+    if action == "source":  # "Use" without JavaScript: the words of the chosen source
+        return _with_source(request, group, sources, initial)
+    form = ComposeForm(guard.posted(request), initial=initial)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         texts = Texts(data["email_subject"], data["email_body"], data["sms_body"])
@@ -309,6 +312,22 @@ def compose(request: HttpRequest, group_id: int) -> HttpResponse:
                     form.add_error(field if field in form.fields else None, text)
         else:
             return redirect("staff:group-review", group.pk)
+    context = {"group": group, "form": form, "sources": sources, "step": 2,
+               "email": "email" in group.channels, "sms": "sms" in group.channels}  # fmt: skip
+    return render(request, "staff/group_compose.html", context)
+
+
+def _with_source(request: HttpRequest, group: GroupSend, sources: list, initial: dict):
+    """Step 2 again, its fields as posted and the chosen source's words in its channel."""
+    filled = {**initial, **{k: request.POST.get(k, "") for k in ("email_subject", "email_body",
+                                                                  "sms_body")}}  # fmt: skip
+    chosen = _ids([request.POST.get("source", "")])
+    source = sources[chosen[0]] if chosen and 0 <= chosen[0] < len(sources) else None
+    if source is not None and source["channel"] == "email":
+        filled.update(email_subject=source["subject"], email_body=source["body"])
+    elif source is not None:
+        filled.update(sms_body=source["body"])
+    form = ComposeForm(initial=filled)
     context = {"group": group, "form": form, "sources": sources, "step": 2,
                "email": "email" in group.channels, "sms": "sms" in group.channels}  # fmt: skip
     return render(request, "staff/group_compose.html", context)
