@@ -19,7 +19,6 @@ _ALWAYS = {
 }
 _BY_METHOD = {
     "patch": {412: "If-Match does not name the object's current ETag."},
-    "put": {412: "If-Match does not name the object's current ETag."},
     "delete": {412: "If-Match does not name the object's current ETag."},
 }
 _SECURED_OUT = {403: "The token's user lacks the permission this needs at the site."}
@@ -41,13 +40,15 @@ def complete(schema: dict) -> dict:
     )
     for field_error, definition in components["schemas"]["Problem"].pop("$defs", {}).items():
         components["schemas"][field_error] = definition
-    for path, operations in schema.get("paths", {}).items():
+    for operations in schema.get("paths", {}).values():
+        # An object that can be changed (PATCH) is read and changed with its ETag.
+        updatable = "patch" in operations
         for method, operation in operations.items():
-            _complete_operation(path, method, operation)
+            _complete_operation(method, operation, tagged=updatable and method in ("get", "patch"))
     return schema
 
 
-def _complete_operation(path: str, method: str, operation: dict) -> None:
+def _complete_operation(method: str, operation: dict, *, tagged: bool) -> None:
     responses = {str(code): answer for code, answer in operation.get("responses", {}).items()}
     operation["responses"] = responses
     codes = {**_ALWAYS, **_SECURED_OUT, **_BY_METHOD.get(method, {})}
@@ -60,11 +61,11 @@ def _complete_operation(path: str, method: str, operation: dict) -> None:
         parameters.append(
             _header(idempotency.HEADER, "Replays the first answer to this key for 24 hours.")
         )
-    if method in ("patch", "put", "delete"):
+    if method in ("patch", "delete"):
         parameters.append(
             _header("If-Match", "The ETag you read: the change is made only to that version.")
         )
-    if path.endswith("}") and method in ("get", "patch", "put"):
+    if tagged:
         for code, answer in responses.items():
             if code.startswith("2"):
                 answer.setdefault("headers", {})["ETag"] = _ETAG
