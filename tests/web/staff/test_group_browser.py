@@ -13,6 +13,8 @@ import pytest
 
 from carebell.core.vocab import ContactPointKind
 from carebell.messaging.models import GroupSend, OutboxMessage
+from carebell.sends import group
+from carebell.sends.messages import Texts
 from carebell.sites.roles import FRONT_DESK
 from tests import factories
 from tests.web.staff.test_browser import RECORD_VIOLATIONS, SHOTS, no_violations, shoot, sign_in
@@ -42,6 +44,11 @@ def clinic(site):
     factories.set_preference(contact, "general", "sms")
     english = factories.make_patient(site, first_name="Gus", last_name="Green", language="en")
     factories.set_preference(factories.make_contact(english), "general", "sms")
+    # A group message sent last week: offered again in step 2.
+    desk = factories.make_staff(site, FRONT_DESK)
+    earlier = group.create(site, [english.id], channels=["sms"], by=desk)
+    group.compose(earlier, Texts(sms_body="Flu shots at #SITENAME# this week."), by=desk)
+    group.run(group.start(earlier, by=desk))
     return patients
 
 
@@ -71,6 +78,8 @@ def test_front_desk_sends_a_group_message_to_a_filtered_list(page, live_server, 
     page.click("text=Next: the message")
 
     page.wait_for_selector("#id_sms_body")
+    page.select_option("#source", label=page.locator("#source option").nth(1).inner_text())
+    assert page.input_value("#id_sms_body") == "Flu shots at #SITENAME# this week."
     page.fill("#id_sms_body", "Hola #PATIENTFIRSTNAME#: #SITENAME# cierra el viernes.")
     page.wait_for_selector("#sms-count:has-text('segment')")
     shoot(page, "group-2-message")
@@ -99,6 +108,6 @@ def test_front_desk_sends_a_group_message_to_a_filtered_list(page, live_server, 
     shoot(page, "group-5-queue")
     no_violations(page)
 
-    group = GroupSend.objects.get()
-    assert (group.status, group.queued, group.blocked) == ("done", 6, 1)
+    sent = GroupSend.objects.latest("id")
+    assert (sent.status, sent.queued, sent.blocked) == ("done", 6, 1)
     assert OutboxMessage.objects.filter(kind="general", status="scheduled").count() == 6

@@ -157,6 +157,7 @@ def test_a_sent_group_is_offered_again_in_step_two(desk, site):
     desk.post(f"/staff/groups/{group.pk}/", {"channels": ["sms"], "action": "next"})
     page = desk.get(f"/staff/groups/{group.pk}/message/").content.decode()
     assert "Flu shots at #SITENAME# this week" in page
+    assert "Sent 2026-11-25 10:00" in page  # the site's time (New York), not UTC
 
 
 def test_staff_without_group_send_are_refused(staff_of, site):

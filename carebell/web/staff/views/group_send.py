@@ -15,6 +15,7 @@ from django.db.models import Exists, OuterRef, Prefetch
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
@@ -268,7 +269,12 @@ def _sources(group: GroupSend) -> list[dict]:
         out.append({"label": label, "channel": template.channel, "subject": template.subject,
                     "body": template.body})  # fmt: skip
     for sent in sends.recent_texts(group.site):
-        when = sent.started_at.strftime("%Y-%m-%d %H:%M") if sent.started_at else ""
+        # In the site's zone (the guard makes it current), as every staff page shows times.
+        when = (
+            timezone.localtime(sent.started_at).strftime("%Y-%m-%d %H:%M")
+            if sent.started_at
+            else ""
+        )
         if sent.email_body:
             out.append({"label": _("Sent") + f" {when}: {sent.email_subject[:50]} (email)",
                         "channel": "email", "subject": sent.email_subject,
