@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from django.db.models import Q
 
 from carebell.core.vocab import Channel, OutboxStatus
-from carebell.inbox.models import Conversation, Reply
+from carebell.inbox.models import Conversation, OptOutReview, Reply
 from carebell.messaging.models import DeliveryAttempt, InboundMessage, OutboxMessage
 from carebell.people.models import ContactPoint
 
@@ -70,6 +70,7 @@ class Thread:
     entries: list[Entry]
     last_reply_id: int  # the newest staff reply, for the crossing check
     opted_out: bool  # every contact point of the number refuses texts
+    pending_reviews: list = field(default_factory=list)  # possible opt-outs to decide
 
     @property
     def watched(self) -> list[int]:
@@ -120,6 +121,11 @@ def load(conversation: Conversation) -> Thread:
         entries=entries,
         last_reply_id=max((r.pk for r in replies.values()), default=0),
         opted_out=bool(people) and all(p.opted_out for p in people),
+        pending_reviews=list(
+            OptOutReview.objects.filter(conversation=conversation, decision="")
+            .select_related("inbound")
+            .order_by("created_at", "pk")
+        ),
     )
 
 
