@@ -11,8 +11,10 @@ connection goes on with the next one.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -46,6 +48,25 @@ class Listener:
         await stop.wait()
         self.server.close()
         await self.server.wait_closed()
+        await asyncio.get_running_loop().run_in_executor(None, self._close_pool)
+
+    def _close_pool(self) -> None:
+        """Each worker thread closes its own database connection (Django's are per
+        thread): one task per thread, held at a barrier so no thread takes two."""
+        count = len(self.pool._threads)
+        barrier = threading.Barrier(count + 1) if count else None
+
+        def close() -> None:
+            connection.close()
+            with contextlib.suppress(threading.BrokenBarrierError):
+                barrier.wait(timeout=10)
+
+        futures = [self.pool.submit(close) for _ in range(count)]
+        if barrier is not None:
+            with contextlib.suppress(threading.BrokenBarrierError):
+                barrier.wait(timeout=10)
+        for future in futures:
+            future.result()
         self.pool.shutdown(wait=True)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
