@@ -248,8 +248,9 @@ def appointments_changed(site_id: int, pairs, *, now: dt.datetime) -> int:
     """`appointment_saved` for many appointments of a site: `pairs` are (appointment
     as saved, the row as it was or None). The pending messages of each one whose
     change matters are cancelled with its reason (keys given back), and what now
-    applies is planned in one pass over the open ones' days, for their patients and
-    the siblings a combined message listed with them. Returns rows planned."""
+    applies is planned one site-local day at a time, for the patients with an open
+    appointment that day and the siblings a combined message listed with them.
+    Returns rows planned."""
     from carebell.core.timing import AppointmentFacts, change_reason
     from carebell.outbox import OutboxWriter
     from carebell.planning.appointments import plan_site_appointments
@@ -279,7 +280,7 @@ def appointments_changed(site_id: int, pairs, *, now: dt.datetime) -> int:
         subjects__entity_id__in=[a.id for a in open_],
         status__in=PENDING,
     ).values_list("patient_id", flat=True)
-    patients = {a.patient_id for a in open_} | {p for p in combined if p}
+    siblings = {p for p in combined if p}
     for why, ids in cancel.items():
         # Keys given back: an occurrence that still applies is planned again below.
         outbox.cancel_pending_for(EntityType.APPOINTMENT, ids, [why], now, replanned=True)
@@ -288,17 +289,23 @@ def appointments_changed(site_id: int, pairs, *, now: dt.datetime) -> int:
         return 0
     site = Site.objects.get(pk=site_id)
     policy = PolicyCache().for_site(site)
-    days = [policy.local_date(a.starts_at) for a in open_]
+    days: dict[dt.date, set[int]] = defaultdict(set)
+    for a in open_:
+        days[policy.local_date(a.starts_at)].add(a.patient_id)
     writer = OutboxWriter(now)
-    for decision in plan_site_appointments(
-        site,
-        rules,
-        policy,
-        now,
-        policy.local_instant(max(days) + dt.timedelta(days=1), dt.time(0)),
-        start=policy.local_instant(min(days), dt.time(0)),
-        patient_ids=sorted(patients),
-    ):
-        writer.store(decision)  # a text the SMS caps keep back is stored as blocked
-    writer.flush()
+    for day, on_the_day in sorted(days.items()):
+        # As save_appointment plans each: the appointment's day, for its patient and
+        # the siblings listed with it, so no other day of those patients is planned.
+        # Stored day by day: the SMS caps of the next day's plan count these texts.
+        for decision in plan_site_appointments(
+            site,
+            rules,
+            policy,
+            now,
+            policy.local_instant(day + dt.timedelta(days=1), dt.time(0)),
+            start=policy.local_instant(day, dt.time(0)),
+            patient_ids=sorted(on_the_day | siblings),
+        ):
+            writer.store(decision)  # a text the SMS caps keep back is stored as blocked
+        writer.flush()
     return writer.offered
