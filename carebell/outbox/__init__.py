@@ -544,6 +544,17 @@ _RECORDABLE = frozenset(
 )
 
 
+#: A one-time code's text, once it has left (or never will): the digits are kept only
+#: while they may still have to be sent, never for staff, the API or a backup to read.
+CODE_REMOVED = "(one-time code: removed once sent)"
+_HANDED_OFF = frozenset({OutboxStatus.SENT, OutboxStatus.FAILED})
+
+
+def _forget_codes(ids: list[int]) -> None:
+    if ids:
+        OutboxMessage.objects.filter(id__in=ids, kind=Kind.VERIFICATION).update(body=CODE_REMOVED)
+
+
 def record_outcomes(
     now: dt.datetime, attempts: Sequence[AttemptResult], outcomes: Sequence[Outcome]
 ) -> set[int]:
@@ -554,6 +565,7 @@ def record_outcomes(
     if any(o.status not in _RECORDABLE for o in outcomes):
         raise ValueError("an outcome moves a sending message where it may not go")
     moved = backend().record_outcomes(now, attempts, outcomes)
+    _forget_codes([o.id for o in outcomes if o.id in moved and o.status in _HANDED_OFF])
     failed = [o.id for o in outcomes if o.status == OutboxStatus.FAILED and o.id in moved]
     if failed:  # rare: a permanent refusal, or retries spent — the source system hears
         messages = OutboxMessage.objects.filter(id__in=failed).order_by("id")
