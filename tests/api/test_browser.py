@@ -54,14 +54,9 @@ def test_a_token_is_made_and_the_reference_tries_it(page, live_server, site):  #
     page.click("#operations-sites-carebell_api_routes_sites_list_sites")
     page.click("#operations-sites-carebell_api_routes_sites_list_sites .try-out__btn")
     page.click("#operations-sites-carebell_api_routes_sites_list_sites .execute")
-    page.wait_for_selector(
-        "#operations-sites-carebell_api_routes_sites_list_sites .response-col_status"
-    )
-    assert site.name in page.inner_text(
-        "#operations-sites-carebell_api_routes_sites_list_sites .responses-wrapper"
-    )
-    page.locator(
-        "#operations-sites-carebell_api_routes_sites_list_sites .responses-wrapper"
-    ).scroll_into_view_if_needed()
+    live = "#operations-sites-carebell_api_routes_sites_list_sites .live-responses-table"
+    page.wait_for_selector(f"{live} .response-col_description", timeout=30_000)
+    assert site.name in page.inner_text(live)
+    page.locator(live).scroll_into_view_if_needed()
     shoot(page, "reference-try", full_page=False)
     assert page.evaluate("window.__violations") == []

@@ -109,18 +109,18 @@ class PatientFilter(Schema):
     external_id: str | None = Field(None, max_length=64)
 
 
-def _patient(request, patient_id: int, permission: str) -> Patient:
+def patient_for(request, patient_id: int, permission: str) -> Patient:
     return object_for(
         request, Patient.objects.select_related("site"), "site", patient_id, permission
     )
 
 
-def _contact(request, contact_id: int, permission: str) -> Contact:
+def contact_for(request, contact_id: int, permission: str) -> Contact:
     rows = Contact.objects.select_related("patient__site")
     return object_for(request, rows, "patient__site", contact_id, permission)
 
 
-def _point(request, point_id: int, permission: str) -> ContactPoint:
+def point_for(request, point_id: int, permission: str) -> ContactPoint:
     rows = ContactPoint.objects.select_related("contact__patient__site")
     return object_for(request, rows, "contact__patient__site", point_id, permission)
 
@@ -152,14 +152,14 @@ def create_patient(request: HttpRequest, body: PatientCreate, response: HttpResp
 
 @router.get("/patients/{patient_id}", response=PatientOut, summary="One patient")
 def get_patient(request: HttpRequest, patient_id: Id, response: HttpResponse):
-    return tagged(response, PatientOut, _patient(request, patient_id, VIEW))
+    return tagged(response, PatientOut, patient_for(request, patient_id, VIEW))
 
 
 @router.patch("/patients/{patient_id}", response=PatientOut, summary="Change a patient")
 def change_patient(
     request: HttpRequest, patient_id: Id, body: PatientChange, response: HttpResponse
 ):
-    patient = _patient(request, patient_id, EDIT)
+    patient = patient_for(request, patient_id, EDIT)
     check_if_match(request, PatientOut, patient)
     apply(patient, body, creating=False)
     actions.save_patient(patient, by=user_of(request))
@@ -173,7 +173,7 @@ def change_patient(
     "/patients/{patient_id}/contacts", response=page_of(ContactOut), summary="A patient's contacts"
 )
 def list_contacts(request: HttpRequest, patient_id: Id, page: PageParams):
-    patient = _patient(request, patient_id, VIEW)
+    patient = patient_for(request, patient_id, VIEW)
     return paginate(Contact.objects.filter(patient=patient), page)
 
 
@@ -181,7 +181,7 @@ def list_contacts(request: HttpRequest, patient_id: Id, page: PageParams):
 def create_contact(
     request: HttpRequest, patient_id: Id, body: ContactCreate, response: HttpResponse
 ):
-    patient = _patient(request, patient_id, EDIT)
+    patient = patient_for(request, patient_id, EDIT)
     contact = Contact(patient=patient)
     apply(contact, body, creating=True)
     actions.save_contact(contact, by=user_of(request))
@@ -191,14 +191,14 @@ def create_contact(
 
 @router.get("/contacts/{contact_id}", response=ContactOut, summary="One contact")
 def get_contact(request: HttpRequest, contact_id: Id, response: HttpResponse):
-    return tagged(response, ContactOut, _contact(request, contact_id, VIEW))
+    return tagged(response, ContactOut, contact_for(request, contact_id, VIEW))
 
 
 @router.patch("/contacts/{contact_id}", response=ContactOut, summary="Change a contact")
 def change_contact(
     request: HttpRequest, contact_id: Id, body: ContactChange, response: HttpResponse
 ):
-    contact = _contact(request, contact_id, EDIT)
+    contact = contact_for(request, contact_id, EDIT)
     check_if_match(request, ContactOut, contact)
     apply(contact, body, creating=False)
     actions.save_contact(contact, by=user_of(request))
@@ -209,7 +209,7 @@ def change_contact(
     "/contacts/{contact_id}", response={204: None}, summary="Remove a contact without history"
 )
 def delete_contact(request: HttpRequest, contact_id: Id):
-    contact = _contact(request, contact_id, EDIT)
+    contact = contact_for(request, contact_id, EDIT)
     check_if_match(request, ContactOut, contact)
     actions.remove_contact(contact, by=user_of(request))
     return Status(204, None)
@@ -235,7 +235,7 @@ def _normalised(kind: str, value: str, region: str) -> str:
     summary="A contact's numbers and email",
 )
 def list_points(request: HttpRequest, contact_id: Id, page: PageParams):
-    contact = _contact(request, contact_id, VIEW)
+    contact = contact_for(request, contact_id, VIEW)
     return paginate(ContactPoint.objects.filter(contact=contact), page)
 
 
@@ -243,7 +243,7 @@ def list_points(request: HttpRequest, contact_id: Id, page: PageParams):
     "/contacts/{contact_id}/points", response={201: PointOut}, summary="Add a phone number or email"
 )
 def create_point(request: HttpRequest, contact_id: Id, body: PointCreate, response: HttpResponse):
-    contact = _contact(request, contact_id, EDIT)
+    contact = contact_for(request, contact_id, EDIT)
     point = ContactPoint(contact=contact)
     apply(point, body, creating=True)
     point.raw_value = body.value
@@ -255,7 +255,7 @@ def create_point(request: HttpRequest, contact_id: Id, body: PointCreate, respon
 
 @router.get("/contact-points/{point_id}", response=PointOut, summary="One phone number or email")
 def get_point(request: HttpRequest, point_id: Id, response: HttpResponse):
-    return tagged(response, PointOut, _point(request, point_id, VIEW))
+    return tagged(response, PointOut, point_for(request, point_id, VIEW))
 
 
 @router.patch(
@@ -264,7 +264,7 @@ def get_point(request: HttpRequest, point_id: Id, response: HttpResponse):
     summary="Change a number or email (a new value loses verification and consent)",
 )
 def change_point(request: HttpRequest, point_id: Id, body: PointChange, response: HttpResponse):
-    point = _point(request, point_id, EDIT)
+    point = point_for(request, point_id, EDIT)
     check_if_match(request, PointOut, point)
     apply(point, body, creating=False)
     if body.value is not None:
@@ -278,7 +278,7 @@ def change_point(request: HttpRequest, point_id: Id, body: PointChange, response
     "/contact-points/{point_id}", response={204: None}, summary="Remove a number without history"
 )
 def delete_point(request: HttpRequest, point_id: Id):
-    point = _point(request, point_id, EDIT)
+    point = point_for(request, point_id, EDIT)
     check_if_match(request, PointOut, point)
     actions.remove_contact_point(point, by=user_of(request))
     return Status(204, None)
@@ -293,7 +293,7 @@ def delete_point(request: HttpRequest, point_id: Id):
     summary="A contact's preferences, one per category set",
 )
 def list_preferences(request: HttpRequest, contact_id: Id):
-    contact = _contact(request, contact_id, VIEW)
+    contact = contact_for(request, contact_id, VIEW)
     return list(ContactPreference.objects.filter(contact=contact).order_by("category"))
 
 
@@ -303,5 +303,5 @@ def list_preferences(request: HttpRequest, contact_id: Id):
     summary="Set a contact's preference for one category",
 )
 def set_preference(request: HttpRequest, contact_id: Id, category: Category, body: PreferenceSet):
-    contact = _contact(request, contact_id, EDIT)
+    contact = contact_for(request, contact_id, EDIT)
     return actions.set_preference(contact, category, body.value, by=user_of(request))
