@@ -154,8 +154,10 @@ def update(handler: Handler, fhir_id: str, body, ctx: Context, if_match: str = "
     with transaction.atomic():
         row, record = handler.find(ctx.user, fhir_id)
         records.lock(f"{handler.resource_type}/{fhir_id}")
-        record = _fresh(record)
-        records.check_if_match(if_match, records.version_of(record, _fresh(row)))
+        # Locked and read again: a patient's confirmation or a staff edit that landed
+        # since `find` is neither lost nor mistaken for the version asked for.
+        record, row = _fresh(record), _fresh(row)
+        records.check_if_match(if_match, records.version_of(record, row))
         return _write(handler, parsed, row, record, ctx)
 
 

@@ -105,3 +105,16 @@ def test_another_organizations_messages_are_not_found(fhir, other_fhir, site):
     message = OutboxMessage.objects.get()
     assert other_fhir.get(f"Communication/{message.pk}").status_code == 404
     assert other_fhir.get("Communication").json_body["entry"] == []
+
+
+def test_messages_are_found_by_when_they_were_sent(fhir, site, sim):
+    enable(site, "appt_reminder", [{"days": 1}])
+    patient = patient_in(fhir)
+    make_reachable(patient["id"])
+    _booked(fhir, patient["id"])
+    message = _send_due()
+    day = message.sent_at.astimezone(dt.UTC).date()
+    found = fhir.get(f"Communication?sent={day.isoformat()}").json_body["entry"]
+    assert [e["resource"]["id"] for e in found] == [str(message.pk)]
+    later = day + dt.timedelta(days=1)
+    assert fhir.get(f"Communication?sent=ge{later.isoformat()}").json_body["entry"] == []

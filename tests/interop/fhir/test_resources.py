@@ -263,3 +263,19 @@ def test_unknown_routes_and_methods_answer_with_an_outcome(fhir):
                      fhir.client.delete("/fhir/R4/Patient/1", headers=fhir.headers)):  # fmt: skip
         assert response.status_code in (404, 405)
         assert response["Content-Type"].startswith("application/fhir+json")
+
+
+def test_a_patients_confirmation_survives_the_source_sending_booked_again(fhir):
+    from carebell.appointments import actions as appointment_actions
+    from carebell.appointments.models import Appointment
+
+    patient = patient_in(fhir)
+    booked = {**_held(patient["id"]), "status": "booked", "start": "2026-11-28T15:00:00Z"}
+    made = fhir.post("Appointment", booked).json_body
+    appointment = Appointment.objects.get(pk=made["id"])
+    appointment.status = "confirmed"
+    appointment_actions.save_appointment(appointment)
+    moved = {**booked, "id": made["id"], "start": "2026-11-28T16:00:00Z"}
+    assert fhir.put(f"Appointment/{made['id']}", moved).status_code == 200
+    appointment.refresh_from_db()
+    assert appointment.status == "confirmed" and appointment.starts_at.hour == 16
