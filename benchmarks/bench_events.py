@@ -62,6 +62,7 @@ def options() -> argparse.Namespace:
     parser.add_argument("--per-endpoint", type=int, default=64)
     parser.add_argument("--database", default="carebell_bench_events")
     parser.add_argument("--server", default="postgres://postgres@127.0.0.1:5432")
+    parser.add_argument("--events-only", action="store_true", help="Only the first run.")
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)  # the receiver's port
     return parser.parse_args()
 
@@ -206,6 +207,8 @@ def main() -> None:
         script = ENDPOINT_SCRIPT.format(url=receiver_url)
         subprocess.run([CAREBELL, "shell", "-c", script], env=env, check=True, cwd=ROOT)
         run_events_alone(url, env, args, site)
+        if args.events_only:
+            return
         alone = run_dispatch(url, env, args, site, with_events=False)
         sim.kill()
         sim.wait()

@@ -49,10 +49,12 @@ LEASE = dt.timedelta(seconds=60)
 TIMEOUT_SECONDS = 10.0
 PER_ENDPOINT = 32
 FAN_OUT_BATCH = 1000
+ENDPOINTS_FRESH = 1.0
+FAN_OUT_PAUSE = 0.1
 #: Deliveries claimed ahead per endpoint, in rounds of its cap: the next round waits
 #: on this side, ready, while the database records the last. At most AHEAD rounds of
 #: timeouts must fit in a lease (see `lease_for`).
-AHEAD = 4
+AHEAD = 8
 
 
 def lease_for(timeout_seconds: float) -> dt.timedelta:
@@ -136,6 +138,12 @@ class EventDeliverer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._session: aiohttp.ClientSession | None = None
+        #: The enabled endpoints, read again at most every ENDPOINTS_FRESH seconds:
+        #: a change (a rotated secret, an endpoint switched off) applies within that.
+        self._endpoints: dict[int, WebhookEndpoint] = {}
+        self._endpoints_read = -ENDPOINTS_FRESH
+        #: When the last turn found no event to hand on (see `_fan_out`).
+        self._nothing_handed_at = -FAN_OUT_PAUSE
 
     # -- the loop -------------------------------------------------------------------
 
@@ -160,7 +168,7 @@ class EventDeliverer:
     def step(self, now: dt.datetime | None = None) -> bool:
         """One turn: hand events on, record the answers so far, claim and send more."""
         now = now or timezone.now()
-        handed = fan_out(now)
+        handed = self._fan_out(now)
         answered = self._record(self._answers())
         submitted = self._submit(self._claim(now, self._rooms()))
         return bool(handed or answered or submitted)
@@ -169,7 +177,7 @@ class EventDeliverer:
         """Hand events on, then send everything due now and record it."""
         now = now or timezone.now()
         handed = fan_out(now)
-        jobs = self._claim(now, self._rooms())
+        jobs = self._claim(now, self._rooms(fresh=True))
         self._submit(jobs)
         self._finish_in_flight()
         return bool(handed or jobs)
@@ -187,10 +195,25 @@ class EventDeliverer:
 
     # -- claiming -------------------------------------------------------------------
 
-    def _rooms(self) -> dict[int, int]:
-        enabled = WebhookEndpoint.objects.filter(enabled=True).values_list("id", flat=True)
+    def _fan_out(self, now: dt.datetime) -> int:
+        """`fan_out`, skipped for FAN_OUT_PAUSE after a turn that found nothing: a busy
+        worker's turns come many times a second."""
+        if time.monotonic() - self._nothing_handed_at < FAN_OUT_PAUSE:
+            return 0
+        handed = fan_out(now)
+        if not handed:
+            self._nothing_handed_at = time.monotonic()
+        return handed
+
+    def _enabled(self, fresh: bool = False) -> dict[int, WebhookEndpoint]:
+        if fresh or time.monotonic() - self._endpoints_read >= ENDPOINTS_FRESH:
+            self._endpoints = WebhookEndpoint.objects.filter(enabled=True).in_bulk()
+            self._endpoints_read = time.monotonic()
+        return self._endpoints
+
+    def _rooms(self, fresh: bool = False) -> dict[int, int]:
         ahead = self.per_endpoint * AHEAD
-        return {e: ahead - self.in_flight[e] for e in enabled}
+        return {e: ahead - self.in_flight[e] for e in self._enabled(fresh)}
 
     def _claim(self, now: dt.datetime, rooms: dict[int, int]) -> list[Job]:
         token = now + self.lease
@@ -198,7 +221,7 @@ class EventDeliverer:
             claimed = _sql.claim(rooms, now, token)
         if not claimed:
             return []
-        endpoints = WebhookEndpoint.objects.in_bulk({c.endpoint_id for c in claimed})
+        endpoints = self._enabled()
         events = {
             i: (t, p, c)
             for i, t, p, c in OutboundEvent.objects.filter(
@@ -344,7 +367,7 @@ class EventDeliverer:
         self.in_flight += Counter()  # drop the endpoints with nothing in flight
         with transaction.atomic():
             _sql.record(rows)
-            DeliveryAttemptLog.objects.bulk_create(logs)
+            _sql.log_attempts(logs)
             if gone:
                 _disable_gone(gone, now)
         return len(results)
@@ -369,10 +392,9 @@ class EventDeliverer:
             delivery.id, status, decision.retry_at or now, finished, result.status_code,
             error[:200], result.job.token,
         )  # fmt: skip
-        entry = DeliveryAttemptLog(
-            delivery_id=delivery.id, number=delivery.attempts, started_at=result.started_at,
-            duration_ms=result.duration_ms, status_code=result.status_code,
-            error=error[:200], outcome=decision.answer,
+        entry = _sql.Logged(
+            delivery.id, delivery.attempts, result.started_at, result.duration_ms,
+            result.status_code, error[:200], decision.answer.value,
         )  # fmt: skip
         return row, entry
 
