@@ -162,3 +162,32 @@ def test_a_nesting_bomb_is_refused_before_validation():
     assert raised.value.status == 400
     with pytest.raises(FhirError):
         parsing.read(b"[" * 100_000)
+
+
+@pytest.mark.django_db
+@fast(150)
+@given(resource=mutated_examples())
+def test_over_http_a_mutated_example_is_written_or_refused_never_a_500(fhir_once, resource):
+    """A few through the whole door, database included: the answer is a resource or
+    an OperationOutcome, and a refusal leaves no record behind."""
+    from carebell.interop.fhir.models import FhirRecord
+
+    fhir, patient_id = fhir_once
+    for participant in resource.get("participant") or []:
+        if isinstance(participant, dict) and isinstance(participant.get("actor"), dict):
+            participant["actor"]["reference"] = f"Patient/{patient_id}"
+    before = FhirRecord.objects.count()
+    kind = resource.get("resourceType")
+    response = fhir.post(kind if isinstance(kind, str) and kind.isalpha() else "Patient", resource)
+    assert response.status_code < 500
+    assert response["Content-Type"].startswith("application/fhir+json")
+    if response.status_code >= 400:
+        assert response.json_body["resourceType"] == "OperationOutcome"
+        assert FhirRecord.objects.count() == before
+
+
+@pytest.fixture
+def fhir_once(fhir):
+    from tests.interop.fhir.conftest import patient_in
+
+    return fhir, patient_in(fhir, mrn="FUZZ-0")["id"]
