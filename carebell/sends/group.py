@@ -31,7 +31,7 @@ from carebell import outbox
 from carebell.audit import trail
 from carebell.core.vocab import Channel
 from carebell.formats.service import save_format
-from carebell.messaging.models import GroupRecipient, GroupSend, MessageTemplate
+from carebell.messaging.models import GroupRecipient, GroupSend, MessageTemplate, OutboxMessage
 from carebell.people.models import Patient
 from carebell.sends.messages import (
     CHANNELS,
@@ -416,17 +416,22 @@ def _write_batch(group: GroupSend, token, batch_size: int, now) -> dt.datetime |
     with transaction.atomic():
         if not held.update(lease_expires_at=renewed):
             return None
+        # Rows a runner before wrote already (their keys) are neither written nor
+        # counted again: the counts stay those of the outbox.
+        keys = [p.decision.dedupe_key for p in planned]
+        stored = set(OutboxMessage.objects.filter(dedupe_key__in=keys).values_list(
+            "dedupe_key", flat=True))  # fmt: skip
         writer = outbox.OutboxWriter(at, flush_every=len(planned) + 1)
-        queued, blocked = store(planned, writer)
+        queued, blocked = store([p for p in planned if p.decision.dedupe_key not in stored], writer)
         writer.flush()
         ids = [r.id for r in page]
         for start in range(0, len(ids), _ID_CHUNK):
             group.recipients.filter(patient_id__in=ids[start : start + _ID_CHUNK]).update(
                 done_at=at
             )
+        done = group.recipients.filter(selected=True, done_at__isnull=False).count()
         GroupSend.objects.filter(pk=group.pk).update(
-            done=F("done") + len(page), queued=F("queued") + queued,
-            blocked=F("blocked") + blocked, updated_at=at,
+            done=done, queued=F("queued") + queued, blocked=F("blocked") + blocked, updated_at=at,
         )  # fmt: skip
     return renewed
 
