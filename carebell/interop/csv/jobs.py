@@ -1,6 +1,8 @@
 """Imports started from the staff app, run off the request in a thread of the web
 process: the uploaded file is kept under the data dir, checked (a dry run) at once,
-and applied when staff say so; the page polls the job for its progress.
+and applied when staff say so; the page polls the job for its progress. The file
+(patient data) is deleted as soon as it can no longer be applied: applied, refused
+or stopped.
 
 Durable: the apply is one transaction, so a process that dies mid-way writes
 nothing; the job it left "applying" stops answering heartbeats and is then marked
@@ -165,7 +167,7 @@ def _record(job: ImportJob, step: str, report: Report | None, problems: list) ->
         else:
             _take(job, report)
             job.status, job.outcome = _outcome(step, report)
-        if job.status == Status.DONE:
+        if job.status != Status.CHECKED:  # only a checked file may still be applied
             (upload_dir() / job.stored_as).unlink(missing_ok=True)
         job.save()
         detail = {"step": step, "status": job.status, **(report.as_dict() if report else {})}
@@ -212,6 +214,7 @@ def settle_stale(job: ImportJob, now: dt.datetime) -> ImportJob:
         job.status, job.outcome = ImportJob.Status.CHECKED, f"{stopped} Apply it again."
     else:
         job.status, job.outcome = ImportJob.Status.FAILED, f"{stopped} Upload the file again."
+        (upload_dir() / job.stored_as).unlink(missing_ok=True)
     job.finished_at = now
     job.save(update_fields=["status", "outcome", "finished_at"])
     return job

@@ -85,6 +85,7 @@ def test_the_report_lists_every_problem_a_page_at_a_time(
     )
     second = admin.get(reverse("staff:import-job", args=[job.pk]) + first.context["next_url"])
     assert len(second.context["problems"]) == 1 and second.context["problems"][0].row == 4
+    assert not (jobs.upload_dir() / job.stored_as).exists()  # a refused file is not kept
     refused = admin.post(reverse("staff:import-apply", args=[job.pk]), follow=True)
     assert b"cannot be applied" in refused.content and Patient.objects.count() == 0
 
