@@ -6,11 +6,15 @@ from django.contrib import admin
 
 from carebell.inbox.models import (
     Conversation,
+    ConversationRead,
     NotificationRead,
+    OptOutReview,
+    Presence,
     QuickResponse,
+    Reply,
     StaffNotification,
 )
-from carebell.sites.admin_scoping import SITE_FILTER, ScopedAdmin
+from carebell.sites.admin_scoping import SITE_FILTER, AppendOnlyAdmin, ScopedAdmin
 
 _INBOX = "sites.work_inbox"
 
@@ -60,3 +64,35 @@ class NotificationReadAdmin(InboxAdmin):
     list_display = ("notification", "user", "read_at")
     search_fields = ("user__username",)
     list_select_related = ("notification", "user")
+
+
+# What the staff app records as people work the inbox: read here, written there
+# (carebell.inbox), so an opt-out decision or a reply's author cannot be rewritten.
+class InboxRecordAdmin(AppendOnlyAdmin):
+    site_path = "conversation__site"
+    staff_view_permission = _INBOX
+    list_select_related = ("conversation",)
+
+
+@admin.register(ConversationRead)
+class ConversationReadAdmin(InboxRecordAdmin):
+    list_display = ("conversation", "user", "seen_count", "read_at")
+
+
+@admin.register(Presence)
+class PresenceAdmin(InboxRecordAdmin):
+    list_display = ("conversation", "user", "seen_at")
+
+
+@admin.register(Reply)
+class ReplyAdmin(InboxRecordAdmin):
+    list_display = ("created_at", "conversation", "sent_by", "quick_response", "message")
+    search_fields = ("conversation__address",)
+
+
+@admin.register(OptOutReview)
+class OptOutReviewAdmin(InboxRecordAdmin):
+    site_path = "site"
+    list_display = ("created_at", "conversation", "decision", "decided_by", "decided_at")
+    list_filter = ("decision", SITE_FILTER)
+    search_fields = ("conversation__address",)

@@ -17,6 +17,8 @@ from carebell.formats.service import save_format
 from carebell.messaging.models import (
     AutomatedMessage,
     DeliveryAttempt,
+    GroupRecipient,
+    GroupSend,
     InboundMessage,
     MessageEvent,
     MessageTemplate,
@@ -224,4 +226,24 @@ class OutboxSubjectAdmin(AppendOnlyAdmin):
     list_filter = ("entity_type",)
     search_fields = ("entity_type",)
     list_select_related = ("message",)
+    staff_view_permission = _QUEUE
+
+
+# Group sends are made and run in the staff app (carebell.sends); here they are read.
+@admin.register(GroupSend)
+class GroupSendAdmin(AppendOnlyAdmin):
+    list_display = ("created_at", "site", "status", "channels", "total", "created_by")
+    list_filter = ("status", SITE_FILTER)
+    search_fields = ("email_subject", "sms_body")
+    list_select_related = ("site", "created_by")
+    staff_view_permission = _QUEUE
+
+
+@admin.register(GroupRecipient)
+class GroupRecipientAdmin(AppendOnlyAdmin):
+    site_path = "group__site"
+    list_display = ("group", "patient", "selected", "done_at")
+    list_filter = ("selected",)
+    search_fields = ("patient__last_name",)
+    raw_id_fields = ("group", "patient")
     staff_view_permission = _QUEUE

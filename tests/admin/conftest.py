@@ -10,12 +10,18 @@ from carebell.appointments.models import Appointment, CancellationRequest
 from carebell.audit.models import AuditEvent
 from carebell.inbox.models import (
     Conversation,
+    ConversationRead,
     NotificationRead,
+    OptOutReview,
+    Presence,
     QuickResponse,
+    Reply,
     StaffNotification,
 )
 from carebell.messaging.models import (
     DeliveryAttempt,
+    GroupRecipient,
+    GroupSend,
     InboundMessage,
     MessageEvent,
     OutboundEvent,
@@ -73,11 +79,21 @@ def every_model(db):
         provider="sim", provider_message_id="SM1", status="sent", attempt=attempt, received_at=now
     )
     conversation = Conversation.objects.create(site=site, channel="sms", address=point.value)
-    InboundMessage.objects.create(
+    inbound = InboundMessage.objects.create(
         site=site, channel="sms", provider="sim", provider_message_id="in1",
         from_address=point.value, to_address=site.phone, body="C", received_at=now,
         conversation=conversation,
     )  # fmt: skip
+    ConversationRead.objects.create(conversation=conversation, user=user, read_at=now)
+    Presence.objects.create(conversation=conversation, user=user, seen_at=now)
+    Reply.objects.create(conversation=conversation, message=message, sent_by=user, created_at=now)
+    OptOutReview.objects.create(
+        site=site, conversation=conversation, inbound=inbound, created_at=now
+    )
+    group = GroupSend.objects.create(
+        site=site, channels=["sms"], sms_body="Closed Monday", created_at=now, updated_at=now
+    )
+    GroupRecipient.objects.create(group=group, patient=point.contact.patient)
     OutboundEvent.objects.create(
         site=site, event_type="appointment.cancelled", payload={}, created_at=now
     )
