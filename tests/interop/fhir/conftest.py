@@ -10,6 +10,7 @@ import pytest
 from django.test import Client
 
 from carebell.api import tokens
+from carebell.interop.fhir import parsing
 from carebell.sites.roles import FRONT_DESK
 from tests import factories
 
@@ -43,6 +44,9 @@ class FhirClient:
             kwargs["headers"] = {**self.headers, **headers}
         response = call(f"/fhir/R4/{path}", **kwargs)
         response.json_body = json.loads(response.content) if response.content else None
+        if response.json_body is not None:
+            # What carebell answers is valid FHIR R4 itself (resources, Bundles, outcomes).
+            parsing.validate(response.json_body)
         return response
 
     def get(self, path, **headers):

@@ -192,3 +192,9 @@ def test_date_search_values_are_ranges():
     minute = parse_date("2026-12-01T10:00+02:00")
     assert minute.lower == dt.datetime(2026, 12, 1, 8, 0, tzinfo=dt.UTC)
     assert minute.upper - minute.lower == dt.timedelta(minutes=1)
+
+
+def test_the_capability_statement_is_valid_fhir(client):
+    from carebell.interop.fhir import parsing
+
+    parsing.validate(client.get("/fhir/R4/metadata").json(), "CapabilityStatement")
