@@ -19,8 +19,11 @@ pytestmark = pytest.mark.django_db
 
 #: Views anyone may open, each on purpose: the staff sign-in steps, the patient
 #: pages (signed links), provider hooks (signature-checked), metrics, the start page,
-#: and the Django admin, which checks its own permissions.
-PUBLIC_PREFIXES = ("admin/", "hooks/", "p/", "metrics", "static/", "anymail/")
+#: the FHIR CapabilityStatement (read before a client has a token), and the Django
+#: admin, which checks its own permissions.
+PUBLIC_PREFIXES = (
+    "admin/", "hooks/", "p/", "metrics", "static/", "anymail/", "fhir/R4/metadata",
+)  # fmt: skip
 PUBLIC_NAMES = {"home", "staff:sign-in", "staff:sign-in-code", "staff:sign-out"}
 
 
