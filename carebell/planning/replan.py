@@ -29,6 +29,8 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -84,14 +86,47 @@ class _Row(NamedTuple):
     dedupe_key: str | None
 
 
+#: Inside `once_at_end`: the patients to replan per site, with the first reason and
+#: the latest time asked for.
+_DEFERRED: ContextVar[dict[int, list] | None] = ContextVar("carebell_replans", default=None)
+
+
+@contextmanager
+def once_at_end() -> Iterator[None]:
+    """Replan each patient once, at the end of the block, however many entry points
+    inside it asked: a feed message or a FHIR transaction that saves a patient, their
+    contacts and numbers would otherwise replan the patient after every save. Use it
+    inside the change's transaction, so the replan commits with it; an error in the
+    block replans nothing (the transaction is rolled back). Nested blocks replan
+    with the outermost."""
+    if _DEFERRED.get() is not None:
+        yield
+        return
+    wanted: dict[int, list] = {}
+    token = _DEFERRED.set(wanted)
+    try:
+        yield
+    finally:
+        _DEFERRED.reset(token)
+    for site, ids, why, now in wanted.values():
+        replan_patients(site, ids, now=now, why=why)
+
+
 def replan_patients(
     site: Site, patient_ids: Iterable[int], *, now: dt.datetime, why: Reason
 ) -> Replanned:
     """Judge again the pending messages of these patients of `site` (see the module
-    docstring); `why` heads the reasons of every row closed or moved."""
+    docstring); `why` heads the reasons of every row closed or moved. Inside
+    `once_at_end` this only notes them (and returns an empty count)."""
     ids = sorted(set(patient_ids))
     done = Replanned()
     if not ids:
+        return done
+    wanted = _DEFERRED.get()
+    if wanted is not None:
+        entry = wanted.setdefault(site.id, [site, set(), why, now])
+        entry[1].update(ids)
+        entry[3] = max(entry[3], now)
         return done
     with transaction.atomic():
         site, policy, rules = _site_facts(site)

@@ -17,6 +17,7 @@ from django.db import transaction
 from carebell.interop.fhir import service
 from carebell.interop.fhir.handlers import Context
 from carebell.interop.fhir.outcomes import FhirError, invalid
+from carebell.planning import replan
 
 
 def max_entries() -> int:
@@ -34,7 +35,8 @@ def transact(bundle: dict, ctx: Context, base: str) -> service.Result:
     order = sorted(range(len(entries)), key=lambda i: _METHOD_ORDER[entries[i]["method"]])
     order = _after_their_references(order, entries)
     responses: dict[int, dict] = {}
-    with transaction.atomic():
+    # All or nothing, and each patient replanned once for the whole bundle.
+    with transaction.atomic(), replan.once_at_end():
         for index in order:
             try:
                 result = _run(entries[index], ctx)

@@ -14,6 +14,7 @@ from carebell.interop.fhir import parsing, records
 from carebell.interop.fhir.handlers import HANDLERS, AppointmentHandler, Context, Handler
 from carebell.interop.fhir.outcomes import FhirError, invalid
 from carebell.interop.fhir.search import check_names, page_size
+from carebell.planning import replan
 
 
 @dataclass
@@ -213,7 +214,7 @@ def _write(handler: Handler, parsed: parsing.Parsed, row, record, ctx: Context) 
     """Save through the entry points and stamp the new version, in one transaction."""
     data = parsed.data
     created = row is None and record is None
-    with transaction.atomic():
+    with transaction.atomic(), replan.once_at_end():  # one replan per patient per write
         if isinstance(data, parsing.AppointmentIn) and data.is_held:
             row, record = _hold(handler, parsed, row, record, ctx)
         else:

@@ -33,6 +33,7 @@ from carebell.interop.hl7.acks import Result, acks_for
 from carebell.interop.hl7.mapping import Mapping, read
 from carebell.interop.hl7.models import Hl7Message, Hl7Sender, Outcome
 from carebell.interop.hl7.parse import Header, Hl7Error, parse_message, split_segments
+from carebell.planning import replan
 
 logger = logging.getLogger(__name__)
 ACK_JOIN = b"\x1c"  # FS never appears inside a message: it separates stored ACKs
@@ -119,7 +120,8 @@ def _apply_once_more_on_conflict(raw, digest, header, feed, content, via, peer, 
 
 def _apply(raw, digest, header, feed, content, via, peer, now) -> Received:
     with transaction.atomic():
-        applied = ingest.apply(feed, content, now)
+        with replan.once_at_end():  # a message's patient, contacts and visit: one replan
+            applied = ingest.apply(feed, content, now)
         outcome = Outcome.STALE if applied.stale else Outcome.APPLIED
         acks = acks_for(header, Result("AA", applied.summary if applied.stale else ""), now)
         _store(
