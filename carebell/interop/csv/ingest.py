@@ -27,7 +27,7 @@ from carebell.interop.csv.parse import FileProblem, Parsed, read_file
 from carebell.interop.csv.rows import Context, FileKind, Problem, key_of
 
 #: Rows checked (and written) together: one query per table per batch.
-BATCH = 2_000
+BATCH = 10_000
 
 
 @dataclass
