@@ -25,6 +25,7 @@ from django.utils import timezone
 from carebell.interop.csv import handlers
 from carebell.interop.csv.parse import FileProblem, Parsed, read_file
 from carebell.interop.csv.rows import Context, FileKind, Problem, key_of
+from carebell.planning import replan
 
 #: Rows checked (and written) together: one query per table per batch.
 BATCH = 10_000
@@ -141,7 +142,9 @@ class _Run:
         problems += plan.problems
         if not problems and self.writing and report.ok:
             try:
-                with transaction.atomic():  # a failed write leaves the import's transaction usable
+                # A failed write leaves the import's transaction usable; each patient of
+                # the batch is replanned once, however many of their rows it saved.
+                with transaction.atomic(), replan.once_at_end():
                     self.handler.write(plan, by=self.by, now=self.now)
             except ValidationError as error:
                 problems.append(Problem(plan.first_row, "", "", " ".join(error.messages)))
