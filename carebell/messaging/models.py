@@ -470,9 +470,7 @@ class GroupRecipient(models.Model):
     """One patient of a group send: chosen or not, and when it was written."""
 
     group = models.ForeignKey(GroupSend, on_delete=models.CASCADE, related_name="recipients")
-    patient = models.ForeignKey(
-        Patient, on_delete=models.CASCADE, related_name="+", db_index=False
-    )
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="+", db_index=False)
     selected = models.BooleanField(default=True)
     done_at = models.DateTimeField(null=True, blank=True)
 

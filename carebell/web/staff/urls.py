@@ -104,9 +104,7 @@ urlpatterns = [
     path("webhooks/", webhook_views.webhook_list, name="webhooks"),
     path("webhooks/new/", webhook_views.webhook_new, name="webhook-new"),
     path("webhooks/<int:endpoint_id>/", webhook_views.webhook_detail, name="webhook"),
-    path(
-        "webhooks/<int:endpoint_id>/rotate/", webhook_views.webhook_rotate, name="webhook-rotate"
-    ),
+    path("webhooks/<int:endpoint_id>/rotate/", webhook_views.webhook_rotate, name="webhook-rotate"),
     path(
         "webhooks/<int:endpoint_id>/deliveries/<int:delivery_id>/resend/",
         webhook_views.webhook_resend,
