@@ -78,7 +78,7 @@ def test_the_demo_serves_the_login_page_texts_the_sim_at_any_hour_and_stops_on_s
             process.kill()
     assert process.returncode == 0, stderr
     password = (tmp_path / "demo-passwords.json").read_text()
-    assert f"http://127.0.0.1:{port}/admin/" in stdout
+    assert f"the staff app at http://127.0.0.1:{port}/staff/" in stdout
     assert "admin /" in stdout and "stopped" in stdout
     assert "so texts go out at once" in stdout
     assert '"admin"' in password

@@ -106,9 +106,9 @@ class Command(BaseCommand):
             self.stdout.write("carebell demo stopped.")
 
     def _announce(self, port: int, passwords: dict[str, str]) -> None:
-        url = f"http://{HOST}:{port}/admin/"
+        url = f"http://{HOST}:{port}"
         self.stdout.write(
-            f"\ncarebell demo: {url}\n"
+            f"\ncarebell demo: the staff app at {url}/staff/ (the Django admin at {url}/admin/)\n"
             f"  administrator: {ADMIN} / {passwords[ADMIN]}\n"
             f"  front desk:    {FRONT_DESK_USER} / {passwords[FRONT_DESK_USER]}\n"
             f"simulated phone and mailbox: {settings.SIM_URL}/ (read and answer as a patient)\n"
