@@ -6,6 +6,8 @@ from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.utils import timezone
 
+from carebell.api import tokens
+from carebell.api.models import IdempotentRequest, RateWindow
 from carebell.appointments.models import Appointment, CancellationRequest
 from carebell.audit.models import AuditEvent
 from carebell.inbox.models import (
@@ -18,6 +20,9 @@ from carebell.inbox.models import (
     Reply,
     StaffNotification,
 )
+from carebell.interop.csv.models import ImportJob, ImportProblem
+from carebell.interop.fhir.models import FhirIdentifier, FhirRecord
+from carebell.interop.hl7.models import Hl7Applied, Hl7Message, Hl7Sender
 from carebell.messaging.models import (
     DeliveryAttempt,
     GroupRecipient,
@@ -31,6 +36,7 @@ from carebell.messaging.models import (
     ProviderEvent,
     SenderPace,
 )
+from carebell.outbound.models import DeliveryAttemptLog, EventDelivery, WebhookEndpoint
 from carebell.people.models import ConsentWording, ContactPoint, OptOutEvent, VerificationCode
 from carebell.sites.models import Site, SiteSenderNumber, StaffMembership
 
@@ -94,9 +100,10 @@ def every_model(db):
         site=site, channels=["sms"], sms_body="Closed Monday", created_at=now, updated_at=now
     )
     GroupRecipient.objects.create(group=group, patient=point.contact.patient)
-    OutboundEvent.objects.create(
+    event = OutboundEvent.objects.create(
         site=site, event_type="appointment.cancelled", payload={}, created_at=now
     )
+    integration_rows(site, user, event, now)
     PlannerLease.objects.create(name="daily", holder="test", expires_at=now)
     QuickResponse.objects.create(site=site, name="Thanks", body="Thank you!")
     SiteSenderNumber.objects.create(site=site, number="+12125550142")
@@ -107,4 +114,54 @@ def every_model(db):
     NotificationRead.objects.create(notification=notification, user=reader, read_at=now)
     AuditEvent.objects.create(
         at=now, actor_label="system", action="view", object_type="patient", site_id=site.id
+    )
+
+
+ENDPOINT_SECRET = "whsec_Zm9yLXRoZS1hZG1pbi10ZXN0cy1vbmx5"
+
+
+def integration_rows(site, user, event, now) -> None:
+    """A row of each model of the API, the webhook feed and the HL7, FHIR and CSV
+    doors, with secrets and patient data the admin must not show."""
+    token, _secret = tokens.issue(user, "Practice sync", now=now)
+    IdempotentRequest.objects.create(
+        token=token, key="k-555", fingerprint="f" * 64, created_at=now, status_code=201,
+        body=b'{"last_name": "Bodyname"}',
+    )  # fmt: skip
+    RateWindow.objects.create(token=token, window_start=now, count=3)
+    endpoint = WebhookEndpoint.objects.create(
+        site=site, url="https://pms.example.org/hooks", event_types=["appointment.cancelled"],
+        secret=ENDPOINT_SECRET, previous_secret=ENDPOINT_SECRET + "Old", created_at=now,
+        updated_at=now,
+    )  # fmt: skip
+    delivery = EventDelivery.objects.create(
+        endpoint=endpoint, event=event, message_id=f"msg_{site.pk}_555", due_at=now, created_at=now,
+        retry_from=now, status="failed", attempts=1,
+    )  # fmt: skip
+    DeliveryAttemptLog.objects.create(
+        delivery=delivery, number=1, started_at=now, status_code=500, outcome="server_error"
+    )
+    facility = f"F{site.pk}"
+    Hl7Sender.objects.create(sending_application="ADMINTEST", sending_facility=facility, site=site)
+    Hl7Message.objects.create(
+        received_at=now, via="mllp", sender=f"ADMINTEST/{facility}", control_id="555",
+        digest="d" * 64, message_type="SIU^S12", site=site, outcome="applied",
+        raw=b"MSH|^~\\&|PID|||Rawname",
+    )  # fmt: skip
+    Hl7Applied.objects.create(
+        site=site, source="hl7:F1", entity="appointment", external_id="A555", sent_at=now
+    )
+    record = FhirRecord.objects.create(
+        resource_type="Appointment", fhir_id=f"h{site.pk}", site=site, last_updated=now,
+        held={"resourceType": "Appointment", "status": "proposed"}, held_status="proposed",
+    )  # fmt: skip
+    FhirIdentifier.objects.create(
+        record=record, site=site, resource_type="Appointment", system="urn:x", value="MRN555"
+    )
+    job = ImportJob.objects.create(
+        site=site, kind="patients", file_name="patients.csv", created_by=user, created_at=now,
+        status="rejected", problem_count=1,
+    )  # fmt: skip
+    ImportProblem.objects.create(
+        job=job, row=2, column="mobile", value="555-Cellname", reason="not a phone number"
     )

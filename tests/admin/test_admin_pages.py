@@ -3,11 +3,19 @@ from django.apps import apps
 from django.contrib import admin
 from django.urls import reverse
 
+from carebell.api.models import ApiToken, IdempotentRequest
 from carebell.audit.models import AuditEvent
+from carebell.interop.csv.models import ImportJob
+from carebell.interop.fhir.models import FhirRecord
+from carebell.interop.hl7.models import Hl7Applied, Hl7Message
 from carebell.messaging.models import OutboxMessage
+from carebell.outbound.models import DeliveryAttemptLog, EventDelivery
 from carebell.people.models import ConsentRecord, OptOutEvent
 
-CAREBELL_APPS = ("sites", "people", "appointments", "pharmacy", "messaging", "inbox", "audit")
+CAREBELL_APPS = (
+    "sites", "people", "appointments", "pharmacy", "messaging", "inbox", "audit",
+    "api", "outbound", "interop_hl7", "interop_fhir", "interop_csv",
+)  # fmt: skip
 MODELS = [m for label in CAREBELL_APPS for m in apps.get_app_config(label).get_models()]
 
 
@@ -30,7 +38,13 @@ def test_the_changelist_search_and_change_page_load_for_a_superuser(
     assert admin_client.get(url(model, "changelist"), {"q": "555"}).status_code == 200
 
 
-@pytest.mark.parametrize("model", [AuditEvent, ConsentRecord, OptOutEvent, OutboxMessage])
+RECORDS = [
+    AuditEvent, ConsentRecord, OptOutEvent, OutboxMessage, ApiToken, IdempotentRequest,
+    EventDelivery, DeliveryAttemptLog, Hl7Message, Hl7Applied, FhirRecord, ImportJob,
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("model", RECORDS, ids=lambda m: m._meta.label)
 def test_history_cannot_be_added_changed_or_deleted(
     admin_client, every_model, rf, admin_user, model
 ):
