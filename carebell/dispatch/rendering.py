@@ -6,7 +6,9 @@ send, so a moved appointment or a corrected name is never sent stale.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import html
 from collections import defaultdict
 from collections.abc import Iterable
 from functools import lru_cache
@@ -25,6 +27,10 @@ from carebell.pharmacy.models import Fill, Prescription
 from carebell.sql import by_ids, fetch_rows
 
 LINK_SALT = {"confirm": "carebell.confirm", "review": "carebell.review", "unsub": "carebell.unsub"}
+#: What a written email (a group or one-off message, rendered when staff sent it)
+#: holds where its unsubscribe link goes: the link signs the message's id, which a
+#: row written in bulk has only once stored, so it is filled in at send time.
+LINK_AT_SEND = "#UNSUBSCRIBELINK#"
 
 
 def signed_link(purpose: str, message_id: int) -> str:
@@ -51,10 +57,16 @@ def headers_for(message: OutboxMessage) -> dict[str, str]:
 
 def render_batch(messages: Iterable[OutboxMessage], entities: dict | None = None) -> None:
     """Fill subject, body, html and segments of each message not already written
-    (staff replies and group messages arrive written). Takes outbox rows or the
+    (staff replies and group messages arrive written: a written email gets its
+    unsubscribe link, `LINK_AT_SEND`, here). Takes outbox rows or the
     dispatcher's claimed records alike; `entities` (from `load_entities`) when the
     caller already has them."""
-    pending = [m for m in messages if not m.body]
+    pending = []
+    for message in messages:
+        if not message.body:
+            pending.append(message)
+        elif message.channel == Channel.EMAIL:
+            _link_written(message)
     if not pending:
         return
     if entities is None:
@@ -71,19 +83,25 @@ def render_batch(messages: Iterable[OutboxMessage], entities: dict | None = None
         _write(message, template, entities, contexts)
 
 
+def _link_written(message) -> None:
+    if LINK_AT_SEND not in message.body and LINK_AT_SEND not in message.html_body:
+        return
+    link = signed_link("unsub", message.id)
+    message.body = message.body.replace(LINK_AT_SEND, link)
+    message.html_body = message.html_body.replace(LINK_AT_SEND, html.escape(link))
+
+
 def _write(message, template: MessageTemplate | None, entities: dict, contexts: dict) -> None:
     channel = Channel(message.channel)
     if template is None:
         template = _default(message.kind, channel, message.language)
     html_source = template.html_body if channel == Channel.EMAIL else ""
-    parts = _compiled(template.subject or "", template.body, html_source)
+    parts = compile_parts(template.subject or "", template.body, html_source)
     values = _values(message, entities, parts.names)
-    context = _context(contexts, message, channel, html=False)
-    message.subject = parts.subject.render(values, context).text if parts.subject.source else ""
-    message.body = parts.body.render(values, context).text
+    context = _context(contexts, message, channel)
+    message.subject, message.body, html_body = render_parts(parts, values, context)
     if parts.html is not None:
-        html_context = _context(contexts, message, channel, html=True)
-        message.html_body = parts.html.render(values, html_context).text
+        message.html_body = html_body
     if channel == Channel.CALL:
         # What the voice reads: no links, phone numbers and symbols spoken (SPEC §6).
         message.body = speakable(message.body, message.language)
@@ -100,7 +118,9 @@ def _default(kind: str, channel: Channel, language: str):
     return default_template(Kind(kind), channel, language)
 
 
-class _Parts(NamedTuple):
+class Parts(NamedTuple):
+    """A message's subject, text and HTML (None: no HTML part), compiled."""
+
     subject: CompiledTemplate
     body: CompiledTemplate
     html: CompiledTemplate | None
@@ -108,20 +128,36 @@ class _Parts(NamedTuple):
 
 
 @lru_cache(maxsize=512)
-def _compiled(subject: str, body: str, html_source: str) -> _Parts:
+def compile_parts(subject: str, body: str, html_source: str) -> Parts:
+    """The compiled parts of a format, or of what staff wrote (cached)."""
     compiled = [compile_template(subject), compile_template(body)]
-    html = compile_template(html_source) if html_source else None
-    names = frozenset(n for c in [*compiled, html] if c is not None for n in c.names)
-    return _Parts(*compiled, html, names)
+    html_part = compile_template(html_source) if html_source else None
+    names = frozenset(n for c in [*compiled, html_part] if c is not None for n in c.names)
+    return Parts(*compiled, html_part, names)
 
 
-def _context(contexts: dict, message, channel: Channel, *, html: bool) -> RenderContext:
+def render_parts(parts: Parts, values, context: RenderContext) -> tuple[str, str, str]:
+    """The subject, text and HTML of one message — every email carebell sends, from
+    a format or written by staff, is rendered here. The HTML part is written with
+    the values escaped; "" when there is none."""
+    subject = parts.subject.render(values, context).text if parts.subject.source else ""
+    body = parts.body.render(values, context).text
+    html_body = parts.html.render(values, _as_html(context)).text if parts.html is not None else ""
+    return subject, body, html_body
+
+
+@lru_cache(maxsize=256)
+def _as_html(context: RenderContext) -> RenderContext:
+    return dataclasses.replace(context, html=True)
+
+
+def _context(contexts: dict, message, channel: Channel) -> RenderContext:
     """One RenderContext per language, site and channel in a batch."""
-    key = (message.language, message.site_id, channel, html)
+    key = (message.language, message.site_id, channel)
     context = contexts.get(key)
     if context is None:
         context = contexts[key] = RenderContext(
-            language=message.language, time_zone=message.site.zone, channel=channel, html=html
+            language=message.language, time_zone=message.site.zone, channel=channel
         )
     return context
 

@@ -88,8 +88,9 @@ class OutboxWriter:
             self._pass_on()
 
     def add_written(
-        self, decision: Decision, *, subject: str, body: str, segments: int, block_reason: str = ""
-    ) -> None:
+        self, decision: Decision, *, subject: str, body: str, segments: int,
+        block_reason: str = "", html_body: str = "",
+    ) -> None:  # fmt: skip
         """Keep a message whose words staff wrote for it (a group or one-off message,
         rendered for its recipient), scheduled — or blocked with `block_reason` when
         its recipient may not receive it, so it is never silently dropped and the
@@ -97,7 +98,9 @@ class OutboxWriter:
         checks."""
         status = "blocked" if block_reason else "scheduled"
         row = self._row(decision, status=status, block_reason=block_reason)
-        self.rows.append(row._replace(subject=subject[:300], body=body, segments=segments))
+        self.rows.append(
+            row._replace(subject=subject[:300], body=body, html_body=html_body, segments=segments)
+        )
         if len(self.rows) >= self.flush_every:
             self._pass_on()
 

@@ -16,7 +16,6 @@ import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from functools import lru_cache
 from typing import NamedTuple
 
 from django.conf import settings
@@ -24,15 +23,11 @@ from django.core.exceptions import ValidationError
 
 from carebell.core import segments
 from carebell.core.channels import block_reason_for, choose_channels, plan_recipients
-from carebell.core.placeholders import (
-    CompiledTemplate,
-    Problem,
-    RenderContext,
-    Severity,
-    compile_template,
-)
+from carebell.core.placeholders import Problem, RenderContext, Severity
 from carebell.core.reasons import Code, Reason, reason
 from carebell.core.vocab import BlockReason, Category, Channel, EntityType, Kind
+from carebell.dispatch import rendering
+from carebell.formats.defaults import email_html_for
 from carebell.formats.service import validate_template
 from carebell.planning.contacts import LoadedContact, load_contacts
 from carebell.planning.decisions import Decision, dedupe_key
@@ -46,14 +41,15 @@ GROUP_PRIORITY = 7
 ONE_OFF_PRIORITY = 4
 #: Hard limits on what a form or the API may hand over, before anything is checked.
 LIMITS = {"email_subject": 300, "email_body": 100_000, "sms_body": 1_600}
-#: Needs the message's id, which a row written in bulk has not yet; every email
-#: carries the unsubscribe link in its headers anyway (dispatch.rendering.headers_for).
-_NOT_IN_WRITTEN = "UNSUBSCRIBELINK"
+#: An email's link is filled in when it is sent (dispatch.rendering.LINK_AT_SEND); a
+#: text has none to fill (STOP unsubscribes it), so a text may not ask for one.
+_NOT_IN_SMS = "#UNSUBSCRIBELINK#"
 
 
 @dataclass(frozen=True, slots=True)
 class Texts:
-    """What staff wrote: an email (subject and plain text) and/or an SMS."""
+    """What staff wrote: an email (subject and plain text; its HTML part is laid out
+    from the text as every carebell email's is) and/or an SMS."""
 
     email_subject: str = ""
     email_body: str = ""
@@ -100,9 +96,9 @@ def check_texts(texts: Texts, channels: Sequence[Channel], site) -> list[Problem
             site_name=site.name, restricted_words=site.delivery.restricted_words,
         )  # fmt: skip
         problems += [_renamed(p, channel) for p in found]
-        if f"#{_NOT_IN_WRITTEN}#" in texts.body_for(channel):
-            message = "Every email already carries an unsubscribe link; remove #UNSUBSCRIBELINK#."
-            problems.append(_error(f"{channel}_body", "unsubscribe_link", message))
+        if channel == Channel.SMS and _NOT_IN_SMS in texts.sms_body:
+            message = "A text is unsubscribed by replying STOP; remove #UNSUBSCRIBELINK#."
+            problems.append(_error("sms_body", "unsubscribe_link", message))
     return sorted(problems, key=lambda p: not p.is_error)
 
 
@@ -139,7 +135,8 @@ class Recipient(NamedTuple):
 
 class Planned(NamedTuple):
     """One message of a send: its decision (recipient, channel, key, reasons), the
-    words rendered for it, and the block when it may not go."""
+    words rendered for it (an email's HTML part too), and the block when it may not
+    go."""
 
     decision: Decision
     patient_name: str
@@ -147,6 +144,7 @@ class Planned(NamedTuple):
     body: str
     segments: int
     block_reason: str  # "" when it is queued to go
+    html: str = ""
 
     @property
     def blocked(self) -> bool:
@@ -176,7 +174,7 @@ class Writer:
         self.site_values = {"SITENAME": site.name, "SITEPHONE": site.phone,
                             "SITEADDRESS": site.address}  # fmt: skip
         self._contexts: dict[tuple[str, Channel], RenderContext] = {}
-        self._parts = {c: _compiled(texts.subject_for(c), texts.body_for(c)) for c in CHANNELS}
+        self._parts: dict[tuple[str, Channel], rendering.Parts] = {}
 
     def plan(
         self,
@@ -244,16 +242,25 @@ class Writer:
     def _written(self, decision: Decision, recipient, language: str, block: str) -> Planned:
         channel = Channel(decision.channel)
         values = {**self.site_values, "PATIENTNAME": recipient.name,
-                  "PATIENTFIRSTNAME": recipient.first_name}  # fmt: skip
+                  "PATIENTFIRSTNAME": recipient.first_name,
+                  "UNSUBSCRIBELINK": rendering.LINK_AT_SEND}  # fmt: skip
         context = self._contexts.get((language, channel)) or self._context(language, channel)
-        subject_source, body_source = self._parts[channel]
-        subject = subject_source.render(values, context).text if subject_source.source else ""
-        body = body_source.render(values, context).text
+        parts = self._parts.get((language, channel)) or self._compiled(language, channel)
+        subject, body, html_body = rendering.render_parts(parts, values, context)
         count = 0
         if channel == Channel.SMS:
             body = segments.smart_encode(body) if self.smart else body
             count = segments.count(body).segments
-        return Planned(decision, recipient.name, subject, body, count, block)
+        return Planned(decision, recipient.name, subject, body, count, block, html_body)
+
+    def _compiled(self, language: str, channel: Channel) -> rendering.Parts:
+        body = self.texts.body_for(channel)
+        # The HTML part, laid out from the text as a default email format's is, is
+        # rendered with the same values, escaped (dispatch.rendering.render_parts).
+        html_source = email_html_for(body, language) if channel == Channel.EMAIL else ""
+        parts = rendering.compile_parts(self.texts.subject_for(channel), body, html_source)
+        self._parts[(language, channel)] = parts
+        return parts
 
     def _context(self, language: str, channel: Channel) -> RenderContext:
         key = (language, channel)
@@ -263,11 +270,6 @@ class Writer:
                 language=language, time_zone=self.site.zone, channel=channel
             )
         return found
-
-
-@lru_cache(maxsize=64)
-def _compiled(subject: str, body: str) -> tuple[CompiledTemplate, CompiledTemplate]:
-    return compile_template(subject), compile_template(body)
 
 
 def _channel_of(reasons: tuple[Reason, ...], channels: tuple[Channel, ...]) -> Channel:
@@ -289,8 +291,8 @@ def store(planned: Iterable[Planned], writer) -> tuple[int, int]:
     returns how many are queued and how many blocked."""
     queued = blocked = 0
     for p in planned:
-        writer.add_written(p.decision, subject=p.subject, body=p.body, segments=p.segments,
-                           block_reason=p.block_reason)  # fmt: skip
+        writer.add_written(p.decision, subject=p.subject, body=p.body, html_body=p.html,
+                           segments=p.segments, block_reason=p.block_reason)  # fmt: skip
         blocked += p.blocked
         queued += not p.blocked
     return queued, blocked

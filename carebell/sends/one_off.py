@@ -95,5 +95,6 @@ def send(patient, *, contact_id, channel, texts: Texts, token: str, by, now=None
 def _store(planned: Planned, now) -> None:
     writer = outbox.OutboxWriter(now)
     writer.add_written(planned.decision, subject=planned.subject, body=planned.body,
-                       segments=planned.segments, block_reason=planned.block_reason)  # fmt: skip
+                       html_body=planned.html, segments=planned.segments,
+                       block_reason=planned.block_reason)  # fmt: skip
     writer.flush()

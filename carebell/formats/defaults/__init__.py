@@ -41,9 +41,8 @@ def default_template(kind: Kind, channel: Channel, language: str) -> DefaultTemp
     if channel is Channel.EMAIL:
         body = texts["email"]
         return DefaultTemplate(
-            kind, channel, language, name, texts["subject"], body,
-            email_html(body, wording.LINK_LABELS),
-        )  # fmt: skip
+            kind, channel, language, name, texts["subject"], body, email_html_for(body, language)
+        )
     key = "sms" if channel is Channel.SMS else "call"
     # SMS and call formats keep a subject as their label, as staff expect to see one.
     return DefaultTemplate(kind, channel, language, name, texts["subject"], texts[key], "")
@@ -84,6 +83,15 @@ _LAYOUT = (
     'font-size:16px;line-height:1.5;color:#222;max-width:600px">\n{paragraphs}\n'
     "</body></html>\n"
 )
+
+
+def email_html_for(text: str, language: str) -> str:
+    """The HTML part of an email whose plain text is `text` — a default format's, or
+    the words staff wrote for a group or one-off message — laid out as every
+    carebell email is, its links labelled in `language` (English labels for a
+    language carebell has no wording in: the link matters more than its label)."""
+    base = (language or "").split("-")[0].split("_")[0].lower()
+    return email_html(text, _WORDING.get(base, en).LINK_LABELS)
 
 
 def email_html(text: str, link_labels: dict[str, str]) -> str:
