@@ -114,6 +114,22 @@ def test_a_reply_to_an_opted_out_number_says_why_it_was_not_sent(staff_of, conve
     assert OutboxMessage.objects.get(kind=Kind.INBOX_REPLY).status == OutboxStatus.BLOCKED
 
 
+def test_the_thread_names_kinds_channels_statuses_and_blocks_in_words(
+    client, staff_of, conversation
+):
+    text(client, "HELP")  # answered by an automatic keyword reply
+    ContactPoint.objects.filter(value=PHONE).update(opted_out_sms=True)
+    desk = staff_of(FRONT_DESK)
+    desk.post(f"/staff/inbox/{conversation.pk}/reply/", {"body": "Line one\nline <two>"})
+    page = desk.get(f"/staff/inbox/{conversation.pk}/").text
+    page = page[page.index('<ol class="thread">') : page.index("</ol>")]
+    assert "Automatic answer to a keyword · Text message (SMS)" in page
+    assert '>Blocked</a> <span class="muted">The number opted out of text messages.' in page
+    assert "Line one\nline &lt;two&gt;" in page  # escaped; CSS keeps the line break
+    for code in ("keyword reply", "· sms", "opted_out", "(blocked)"):
+        assert code not in page, code
+
+
 @pytest.mark.parametrize(
     "form",
     [
