@@ -24,6 +24,8 @@ from carebell.people.models import ContactPoint
 #: A thread shows at most this many outbox messages (the newest); older ones stay in
 #: the queue, by the number.
 MAX_OUTBOUND = 1000
+#: An open page watches the delivery of at most this many of its pending messages.
+MAX_WATCHED = 100
 
 
 class EntryKind:
@@ -77,8 +79,10 @@ class Thread:
 
     @property
     def watched(self) -> list[int]:
-        """Outbox rows whose status may still change: the page polls for them."""
-        return [e.message_id for e in self.entries if e.message_id and not e.is_final]
+        """Outbox rows whose status may still change, the newest MAX_WATCHED of them:
+        the page polls for these (the poll reads no more than that many)."""
+        pending = [e.message_id for e in self.entries if e.message_id and not e.is_final]
+        return pending[-MAX_WATCHED:]
 
 
 _OUTBOX_FIELDS = ("id", "channel", "kind", "status", "block_reason", "body", "subject",

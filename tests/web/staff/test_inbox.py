@@ -228,3 +228,17 @@ def test_only_staff_who_work_the_inbox_are_offered_for_assignment(staff_of, conv
     desk, reader = staff_of(FRONT_DESK), staff_of(READ_ONLY)
     offered = desk.get(f"/staff/inbox/{conversation.pk}/").context["users"]
     assert desk.user in offered and reader.user not in offered
+
+
+def test_a_page_watches_the_delivery_of_its_newest_pending_messages():
+    import datetime as dt
+
+    from carebell.inbox.thread import MAX_WATCHED, Entry, EntryKind, Thread
+
+    at = dt.datetime(2026, 11, 25, 15, tzinfo=dt.UTC)
+    entries = [
+        Entry(EntryKind.REPLY, at, "hi", message_id=i, status="queued" if i > 5 else "delivered")
+        for i in range(1, 152)
+    ]
+    loaded = Thread(conversation=None, people=[], entries=entries, last_reply_id=0, opted_out=False)
+    assert loaded.watched == list(range(152 - MAX_WATCHED, 152))

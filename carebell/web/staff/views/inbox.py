@@ -23,7 +23,7 @@ from django.views.decorators.http import require_GET, require_POST
 from carebell.core.reasons import render as reason_text
 from carebell.inbox import conversations, quick_responses, replies, reviews
 from carebell.inbox.conversations import Filter
-from carebell.inbox.thread import EntryKind
+from carebell.inbox.thread import MAX_WATCHED, EntryKind
 from carebell.sites.models import Department
 from carebell.web.staff import guard
 from carebell.web.staff.cursors import make_cursor, parse_cursor
@@ -174,7 +174,8 @@ def _inbox_staff(site):
 def conversation_poll(request: HttpRequest, conversation_id: int) -> HttpResponse:
     """204 while nothing changed (one query); else the thread again. With `beat`,
     also renews this person's presence and names who else has the page open."""
-    watched = [int(i) for i in request.GET.get("watch", "").split(",")[:100] if i.isdigit()]
+    asked = request.GET.get("watch", "").split(",")[:MAX_WATCHED]
+    watched = [int(i) for i in asked if i.isdigit()]
     # The guard checked the person may work on this site: one query by primary key.
     token = conversations.token_at(request.site.pk, conversation_id, watched)
     if token is None:
