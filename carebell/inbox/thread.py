@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from django.db.models import Q
 
+from carebell.core.reasons import Code, Effect, Reason, render
 from carebell.core.vocab import Channel, OutboxStatus
 from carebell.inbox.models import Conversation, OptOutReview, Reply
 from carebell.messaging.models import DeliveryAttempt, InboundMessage, OutboxMessage
@@ -22,6 +24,8 @@ from carebell.people.models import ContactPoint
 #: A thread shows at most this many outbox messages (the newest); older ones stay in
 #: the queue, by the number.
 MAX_OUTBOUND = 1000
+#: An open page watches the delivery of at most this many of its pending messages.
+MAX_WATCHED = 100
 
 
 class EntryKind:
@@ -39,6 +43,7 @@ class Entry:
     message_id: int | None = None  # the outbox row, for what was sent
     status: str = ""
     block_reason: str = ""
+    block_why: str = ""  # a blocked message: the catalogue's sentence of why
     message_kind: str = ""
     channel: str = ""
     by: str = ""  # the staff member, for replies
@@ -74,8 +79,10 @@ class Thread:
 
     @property
     def watched(self) -> list[int]:
-        """Outbox rows whose status may still change: the page polls for them."""
-        return [e.message_id for e in self.entries if e.message_id and not e.is_final]
+        """Outbox rows whose status may still change, the newest MAX_WATCHED of them:
+        the page polls for these (the poll reads no more than that many)."""
+        pending = [e.message_id for e in self.entries if e.message_id and not e.is_final]
+        return pending[-MAX_WATCHED:]
 
 
 _OUTBOX_FIELDS = ("id", "channel", "kind", "status", "block_reason", "body", "subject",
@@ -107,11 +114,9 @@ def people_behind(site_id: int, address: str) -> list[Person]:
 def load(conversation: Conversation) -> Thread:
     people = people_behind(conversation.site_id, conversation.address)
     outbound = _outbound(conversation)
-    replies = {
-        r.message_id: r
-        for r in Reply.objects.filter(conversation=conversation).select_related("sent_by")
-    }
-    entries = [_sent(row, replies.get(row["id"])) for row in outbound]
+    replies = _replies(conversation)
+    why = _why_blocked(row["id"] for row in outbound if row["status"] == OutboxStatus.BLOCKED)
+    entries = [_sent(row, replies.get(row["id"]), why.get(row["id"], "")) for row in outbound]
     entries += _texts(conversation)
     entries += _key_presses(outbound)
     entries.sort(key=lambda e: (e.at, e.message_id or 0))
@@ -119,7 +124,7 @@ def load(conversation: Conversation) -> Thread:
         conversation=conversation,
         people=people,
         entries=entries,
-        last_reply_id=max((r.pk for r in replies.values()), default=0),
+        last_reply_id=max((r.id for r in replies.values()), default=0),
         opted_out=bool(people) and all(p.opted_out for p in people),
         pending_reviews=list(
             OptOutReview.objects.filter(conversation=conversation, decision="")
@@ -141,14 +146,52 @@ def _outbound(conversation: Conversation) -> list[dict]:
     return list(rows.values(*_OUTBOX_FIELDS)[:MAX_OUTBOUND])
 
 
-def _sent(row: dict, reply: Reply | None) -> Entry:
+class _Reply(NamedTuple):
+    id: int
+    by: str  # who wrote it, as the thread names them
+
+
+def _replies(conversation: Conversation) -> dict[int, _Reply]:
+    """The staff replies by their outbox row, read as plain values (a busy thread
+    holds hundreds: model instances of each reply and its writer cost more than the
+    query)."""
+    rows = Reply.objects.filter(conversation=conversation).values_list(
+        "message_id", "id", "sent_by__username", "sent_by__first_name", "sent_by__last_name"
+    )
+    return {
+        message_id: _Reply(pk, f"{first or ''} {last or ''}".strip() or (username or ""))
+        for message_id, pk, username, first, last in rows
+    }
+
+
+def _why_blocked(message_ids) -> dict[int, str]:
+    """The sentences of the reasons that stopped each blocked message (a query only
+    when the thread holds one): staff read why, not a code."""
+    ids = list(message_ids)
+    if not ids:
+        return {}
+    rows = OutboxMessage.objects.filter(id__in=ids).values_list("id", "reasons")
+    return {pk: _skip_sentences(stored or []) for pk, stored in rows}
+
+
+def _skip_sentences(stored: list[dict]) -> str:
+    skips = []
+    for item in stored:
+        params = tuple(sorted((k, v) for k, v in item.items() if k != "code"))
+        try:
+            found = Reason(Code(item["code"]), params)
+        except (KeyError, ValueError):  # a code from a newer version
+            continue
+        if found.effect == Effect.SKIP:
+            skips.append(render(found))
+    return " ".join(dict.fromkeys(skips))
+
+
+def _sent(row: dict, reply: _Reply | None, why: str = "") -> Entry:
     status = row["status"]
     pending = status in (OutboxStatus.SCHEDULED, OutboxStatus.QUEUED)
     created = row["created_at"]
     at = row["sent_at"] or (row["created_at"] if reply or not pending else row["planned_at"])
-    by = ""
-    if reply is not None and reply.sent_by is not None:
-        by = reply.sent_by.get_full_name() or reply.sent_by.get_username()
     return Entry(
         kind=EntryKind.REPLY if reply else EntryKind.AUTOMATED,
         at=at,
@@ -156,9 +199,10 @@ def _sent(row: dict, reply: Reply | None) -> Entry:
         message_id=row["id"],
         status=status,
         block_reason=row["block_reason"],
+        block_why=why,
         message_kind=row["kind"],
         channel=row["channel"],
-        by=by,
+        by=reply.by if reply else "",
         waits_until=row["planned_at"] if pending and row["planned_at"] > created else None,
     )
 

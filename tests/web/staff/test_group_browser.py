@@ -90,7 +90,10 @@ def test_front_desk_sends_a_group_message_to_a_filtered_list(page, live_server, 
         assert page.is_visible(f"text=Hola {name.split()[0]}:")
     figures = page.inner_text(".group-figures")
     assert "messages to send" in figures and "SMS segments" in figures
-    assert "Blocked (opted_out)" in page.inner_text("tr.blocked-row")
+    blocked = page.inner_text("tr.blocked-row")
+    assert "Blocked" in blocked and "The number opted out of text messages." in blocked
+    assert "1 message: The contact opted out of this way of sending." in figures
+    assert "opted_out" not in figures + blocked
     shoot(page, "group-3-review")
     Path("docs/screenshots").mkdir(parents=True, exist_ok=True)
     shutil.copy(SHOTS / "staff-group-3-review.png", "docs/screenshots/group-send.png")

@@ -189,6 +189,19 @@ def test_the_review_pages_through_every_message(desk, site):
     assert desk.get(f"/staff/groups/{group.pk}/review/?after=nonsense").status_code == 200
 
 
+def test_the_review_says_why_messages_are_blocked_in_words_not_codes(desk, site):
+    reachable(site, mobile="+12025550801")
+    reachable(site, mobile="+12025550802")
+    ContactPoint.objects.filter(value="+12025550802").update(opted_out_sms=True)
+    group = start(desk)
+    desk.post(f"/staff/groups/{group.pk}/", {"channels": ["sms"], "action": "next"})
+    desk.post(f"/staff/groups/{group.pk}/message/", {"sms_body": "Hello #PATIENTFIRSTNAME#"})
+    page = desk.get(f"/staff/groups/{group.pk}/review/").content.decode()
+    assert "1 message: The contact opted out of this way of sending." in page
+    assert "The number opted out of text messages." in page  # the blocked row's reason
+    assert "opted_out" not in page
+
+
 def test_a_saved_format_fills_step_two_without_javascript(desk, site):
     from carebell.messaging.models import MessageTemplate
 

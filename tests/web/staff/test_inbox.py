@@ -114,6 +114,22 @@ def test_a_reply_to_an_opted_out_number_says_why_it_was_not_sent(staff_of, conve
     assert OutboxMessage.objects.get(kind=Kind.INBOX_REPLY).status == OutboxStatus.BLOCKED
 
 
+def test_the_thread_names_kinds_channels_statuses_and_blocks_in_words(
+    client, staff_of, conversation
+):
+    text(client, "HELP")  # answered by an automatic keyword reply
+    ContactPoint.objects.filter(value=PHONE).update(opted_out_sms=True)
+    desk = staff_of(FRONT_DESK)
+    desk.post(f"/staff/inbox/{conversation.pk}/reply/", {"body": "Line one\nline <two>"})
+    page = desk.get(f"/staff/inbox/{conversation.pk}/").text
+    page = page[page.index('<ol class="thread">') : page.index("</ol>")]
+    assert "Automatic answer to a keyword · Text message (SMS)" in page
+    assert '>Blocked</a> <span class="muted">The number opted out of text messages.' in page
+    assert "Line one\nline &lt;two&gt;" in page  # escaped; CSS keeps the line break
+    for code in ("keyword reply", "· sms", "opted_out", "(blocked)"):
+        assert code not in page, code
+
+
 @pytest.mark.parametrize(
     "form",
     [
@@ -212,3 +228,17 @@ def test_only_staff_who_work_the_inbox_are_offered_for_assignment(staff_of, conv
     desk, reader = staff_of(FRONT_DESK), staff_of(READ_ONLY)
     offered = desk.get(f"/staff/inbox/{conversation.pk}/").context["users"]
     assert desk.user in offered and reader.user not in offered
+
+
+def test_a_page_watches_the_delivery_of_its_newest_pending_messages():
+    import datetime as dt
+
+    from carebell.inbox.thread import MAX_WATCHED, Entry, EntryKind, Thread
+
+    at = dt.datetime(2026, 11, 25, 15, tzinfo=dt.UTC)
+    entries = [
+        Entry(EntryKind.REPLY, at, "hi", message_id=i, status="queued" if i > 5 else "delivered")
+        for i in range(1, 152)
+    ]
+    loaded = Thread(conversation=None, people=[], entries=entries, last_reply_id=0, opted_out=False)
+    assert loaded.watched == list(range(152 - MAX_WATCHED, 152))

@@ -161,3 +161,39 @@ def test_an_administrator_writes_a_quick_response_and_reviews_a_possible_opt_out
     page.wait_for_selector("text=The number is opted out of texts from this site.")
     assert ContactPoint.objects.get(value=PHONE).opted_out_sms is True
     assert page.evaluate("window.__violations") == []
+
+
+def test_a_thread_reads_in_words_kinds_statuses_and_why_a_reply_was_blocked(
+    page, live_server, site, client, settings
+):
+    from carebell.inbox import replies
+    from carebell.inbox.models import Conversation
+    from carebell.people.models import ContactPoint
+    from tests.inbox.conftest import text
+
+    make_family(site)
+    desk = factories.make_staff(site, FRONT_DESK, username="fran")
+    settings.BASE_URL = "http://testserver"  # what the test client's signature covers
+    assert text(client, "HELP").status_code == 200  # answered by a keyword reply
+    assert text(client, "please stop texting me\nthank you").status_code == 200
+    ContactPoint.objects.filter(value=PHONE).update(opted_out_sms=True)
+    conversation = Conversation.objects.get(site=site)
+    replies.send_reply(conversation, body="Sorry to hear that, #PATIENTFIRSTNAME#.", by=desk)
+    page.add_init_script(RECORD_VIOLATIONS)
+    page.set_viewport_size({"width": 1280, "height": 900})
+    page.goto(f"{live_server.url}/staff/")
+    page.fill("#id_username", "fran")
+    page.fill("#id_password", "a-long-test-password")
+    page.click("main button[type=submit]")
+    page.goto(f"{live_server.url}/staff/inbox/{conversation.pk}/")
+    thread = page.locator("ol.thread")
+    thread.wait_for()
+    words = thread.inner_text()
+    assert "Automatic answer to a keyword · Text message (SMS)" in words
+    assert "Possible opt-out" in words
+    assert "Blocked" in words and "The number opted out of text messages." in words
+    assert "please stop texting me\nthank you" in words  # the line break shows
+    for code in ("keyword reply", "· sms", "opted_out"):
+        assert code not in words, code
+    shoot(page, "conversation-words")
+    assert page.evaluate("window.__violations") == []

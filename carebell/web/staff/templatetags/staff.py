@@ -81,6 +81,9 @@ KIND_LABELS = {
     "birthday": _("Birthday greeting"),
     "welcome": _("Welcome"),
     "general": _("General message"),
+    "verification": _("Verification code"),
+    "inbox_reply": _("Staff reply"),
+    "keyword_reply": _("Automatic answer to a keyword"),
 }
 
 
@@ -105,3 +108,22 @@ STATUS_LABELS = {
 @register.filter
 def status_label(status: str) -> str:
     return STATUS_LABELS.get(status, status)
+
+
+#: Why a message was blocked, for where only its block code is at hand (a summary's
+#: counts); a message's own reasons, where stored, say it in more detail.
+BLOCK_LABELS = {
+    "opted_out": _("The contact opted out of this way of sending."),
+    "no_consent": _("No consent is recorded and the site requires opt-in."),
+    "unverified": _("The contact point is not verified and the site sends only to verified ones."),
+    "word_restricted": _("The message contains a restricted word."),
+    "ineligible": _(
+        "Nobody may receive it: no contact with a preference, authority and contact point for it."
+    ),
+    "cap": _("A frequency cap for the contact point was reached."),
+}
+
+
+@register.filter
+def block_label(block: str) -> str:
+    return BLOCK_LABELS.get(block, block.replace("_", " "))
