@@ -101,7 +101,8 @@ def requires(permission: str, *, allow_without_second_factor: bool = False) -> C
                 return HttpResponseRedirect(reverse("admin:index"))  # no site yet: set one up
             if site is None:
                 raise Http404
-            if permission != SIGNED_IN and not access.can(request.user, permission, site):
+            # current_site took the site from the ones the user may see.
+            if permission != SIGNED_IN and not access.holds(request.user, permission):
                 raise PermissionDenied
             request.site = site
             with timezone.override(site.zone):

@@ -85,6 +85,29 @@ def test_the_idle_poll_answers_no_content_until_a_text_arrives(client, staff_of,
     assert "Hello?" in desk.get("/staff/inbox/poll/", {"token": listing}).json()["html"]
 
 
+def test_polls_do_not_keep_an_idle_session_alive(staff_of, conversation, settings):
+    """Idle logoff counts the person's requests, not the page's background polls."""
+    from django.contrib.sessions.models import Session
+
+    desk = staff_of(FRONT_DESK)
+    page = desk.get(f"/staff/inbox/{conversation.pk}/")
+    cookie = settings.SESSION_COOKIE_NAME
+    assert cookie in page.cookies  # a page the person opened renews the session
+    key = desk.cookies[cookie].value
+    expires = Session.objects.get(session_key=key).expire_date
+    for url, params in [
+        (f"/staff/inbox/{conversation.pk}/poll/", {"token": page.context["token"]}),
+        (f"/staff/inbox/{conversation.pk}/poll/", {"token": "stale", "beat": "1"}),
+        ("/staff/inbox/poll/", {"token": "stale"}),
+    ]:
+        response = desk.get(url, params)
+        assert response.status_code in (200, 204), url
+        assert cookie not in response.cookies, url
+    assert Session.objects.get(session_key=key).expire_date == expires
+    Session.objects.filter(session_key=key).delete()  # the session ends
+    assert desk.get("/staff/inbox/poll/", {"token": "stale"}).status_code == 302
+
+
 def test_presence_shows_a_colleague_with_the_same_conversation_open(staff_of, conversation):
     first, second = staff_of(FRONT_DESK), staff_of(FRONT_DESK)
     first.get(f"/staff/inbox/{conversation.pk}/")

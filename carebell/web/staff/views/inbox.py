@@ -29,6 +29,7 @@ from carebell.web.staff import guard
 from carebell.web.staff.cursors import make_cursor, parse_cursor
 from carebell.web.staff.forms import CHANNELS
 from carebell.web.staff.templatetags.staff import BLOCK_LABELS, KIND_LABELS, STATUS_LABELS
+from carebell.web.sessions import passive
 
 FILTER_LABELS = [
     (Filter.ALL, gettext_lazy("Open")),
@@ -104,6 +105,7 @@ def inbox(request: HttpRequest) -> HttpResponse:
     return render(request, "staff/inbox.html", _list_context(request))
 
 
+@passive
 @guard.requires("work_inbox")
 @require_GET
 def inbox_poll(request: HttpRequest) -> HttpResponse:
@@ -169,6 +171,7 @@ def _inbox_staff(site):
     return list(users.filter(holds).distinct().order_by("username"))
 
 
+@passive
 @guard.requires("work_inbox")
 @require_GET
 def conversation_poll(request: HttpRequest, conversation_id: int) -> HttpResponse:

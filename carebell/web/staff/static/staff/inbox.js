@@ -11,6 +11,9 @@
     var joiner = url.indexOf("?") === -1 ? "?" : "&";
     return fetch(url + joiner + query, { credentials: "same-origin", headers: { "Accept": "application/json" } })
       .then(function (response) {
+        // Sent to sign-in: the session ended (idle logoff; polls do not keep it
+        // alive). Reload, so the page's patient data gives way to the sign-in page.
+        if (response.redirected) { window.location.reload(); return null; }
         if (response.status === 200) { return response.json().then(onData); }
         return null;  // 204: nothing changed; anything else: try again next time
       })
