@@ -25,11 +25,11 @@ from carebell.inbox import conversations, quick_responses, replies, reviews
 from carebell.inbox.conversations import Filter
 from carebell.inbox.thread import MAX_WATCHED, EntryKind
 from carebell.sites.models import Department
+from carebell.web.sessions import passive
 from carebell.web.staff import guard
 from carebell.web.staff.cursors import make_cursor, parse_cursor
 from carebell.web.staff.forms import CHANNELS
 from carebell.web.staff.templatetags.staff import BLOCK_LABELS, KIND_LABELS, STATUS_LABELS
-from carebell.web.sessions import passive
 
 FILTER_LABELS = [
     (Filter.ALL, gettext_lazy("Open")),
