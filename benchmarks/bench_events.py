@@ -32,7 +32,7 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_dispatch import CAREBELL, ROOT, done_count, free_port, prepare_database, seed, start_sim
-from procstat import CpuMeter
+from procstat import CpuMeter, cpu_seconds
 
 ENDPOINT_SCRIPT = """
 from carebell.outbound import endpoints
@@ -63,6 +63,13 @@ def options() -> argparse.Namespace:
     parser.add_argument("--database", default="carebell_bench_events")
     parser.add_argument("--server", default="postgres://postgres@127.0.0.1:5432")
     parser.add_argument("--events-only", action="store_true", help="Only the first run.")
+    parser.add_argument(
+        "--profile",
+        type=int,
+        metavar="N",
+        help="Instead: deliver N events in this process and print CPU ms, queries and "
+        "commits per event (this process, and its PostgreSQL backend's CPU).",
+    )
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)  # the receiver's port
     return parser.parse_args()
 
@@ -180,6 +187,68 @@ def run_dispatch(url, env, args, site, *, with_events: bool) -> float:
     return rate
 
 
+def profile(args, site: int, receiver_url: str) -> None:
+    """The worker's own cost per event, in this process: stable figures on a shared
+    machine, where the wall-clock rate is not."""
+    import threading
+
+    import django
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "carebell.settings")
+    django.setup()
+    from django.db import connection
+
+    from carebell.outbound.delivery import EventDeliverer
+
+    subprocess.run(
+        [CAREBELL, "shell", "-c", ENDPOINT_SCRIPT.format(url=receiver_url)],
+        env=os.environ, check=True, cwd=ROOT,
+    )  # fmt: skip
+    url = f"{args.server}/{args.database}"
+    with psycopg.connect(url, autocommit=True) as conn:
+        seed_events(conn, site, args.profile)
+        conn.execute("VACUUM ANALYZE")
+    counts = {"queries": 0, "commits": 0}
+
+    def counted(execute, sql, params, many, context):
+        counts["queries"] += 1
+        return execute(sql, params, many, context)
+
+    connection.ensure_connection()
+    commit = connection._commit
+
+    def counted_commit():
+        counts["commits"] += 1
+        return commit()
+
+    connection._commit = counted_commit
+    backend = connection.cursor().connection.info.backend_pid
+    stop_when_done = threading.Event()
+
+    def watch() -> None:
+        with psycopg.connect(url, autocommit=True) as conn:
+            while delivered(conn) < args.profile:
+                time.sleep(0.05)
+        stop_when_done.set()
+
+    watcher = threading.Thread(target=watch)
+    deliverer = EventDeliverer(per_endpoint=args.per_endpoint)
+    cpu, db_cpu, clock = time.process_time(), cpu_seconds(backend), time.monotonic()
+    watcher.start()
+    with connection.execute_wrapper(counted):
+        deliverer.run(stop_when_done, idle_seconds=0.2)
+    cpu, db_cpu = time.process_time() - cpu, cpu_seconds(backend) - db_cpu
+    wall = time.monotonic() - clock
+    watcher.join()
+    n = args.profile
+    print(f"profile            {n} events, 1 endpoint, --per-endpoint {args.per_endpoint}")
+    print(f"worker CPU         {cpu * 1000 / n:.3f} ms per event (this process, all threads)")
+    print(f"its backend's CPU  {db_cpu * 1000 / n:.3f} ms per event (PostgreSQL)")
+    print(f"queries            {counts['queries'] / n:.4f} per event")
+    print(f"commits            {counts['commits'] / n:.4f} per event")
+    print(f"wall               {n / wall:,.0f} events/s (shared machine: noisy)")
+
+
 def main() -> None:
     args = options()
     if args.serve:
@@ -201,6 +270,12 @@ def main() -> None:
     with psycopg.connect(url) as conn:
         site = seed(conn, 10)
     receiver, receiver_url = start_receiver()
+    if args.profile:
+        try:
+            profile(args, site, receiver_url)
+        finally:
+            receiver.kill()
+        return
     sim, sim_url = start_sim(env, args.messages)
     env.update({"CAREBELL_SMS_PROVIDER": "sim", "CAREBELL_SIM_URL": sim_url})
     try:

@@ -27,7 +27,8 @@ EVENTS = OutboundEvent._meta.db_table
 
 
 class Claimed(NamedTuple):
-    """A delivery this worker holds until `token` (its lease's end)."""
+    """A delivery this worker holds until `token` (its lease's end), with what its
+    body is made of."""
 
     id: int
     endpoint_id: int
@@ -36,6 +37,9 @@ class Claimed(NamedTuple):
     attempts: int
     retry_from: dt.datetime
     was_delivering: bool  # its last worker stopped before recording an answer
+    event_type: str
+    payload: str  # the event's data as JSON text, as stored: never decoded here
+    happened_at: dt.datetime  # the event's created_at
 
 
 class Recorded(NamedTuple):
@@ -96,10 +100,13 @@ def claim(rooms: dict[int, int], now: dt.datetime, token: dt.datetime) -> list[C
 
 
 _DUE = "status IN ('pending', 'delivering') AND due_at <= %s"
-_RETURNED = "id, endpoint_id, event_id, message_id, attempts, retry_from"
+_RETURNED = "d.id, d.endpoint_id, d.event_id, d.message_id, d.attempts, d.retry_from"
 
 
 def _claim_postgres(rooms, now, token) -> list[Claimed]:
+    # The event's columns come back with the claim (no second query), its payload as
+    # the text PostgreSQL keeps: it goes into the body as it is, never decoded and
+    # encoded again in Python.
     sql = f"""WITH picked AS (
             SELECT d.id, d.status FROM unnest(%s::bigint[], %s::int[]) AS r(endpoint_id, room)
             CROSS JOIN LATERAL (
@@ -107,12 +114,15 @@ def _claim_postgres(rooms, now, token) -> list[Claimed]:
                 WHERE endpoint_id = r.endpoint_id AND {_DUE}
                 ORDER BY due_at LIMIT r.room FOR UPDATE SKIP LOCKED
             ) AS d
+        ), leased AS (
+            UPDATE {DELIVERIES} AS o SET status = 'delivering', attempts = o.attempts + 1,
+                due_at = %s
+            FROM picked WHERE o.id = picked.id
+            RETURNING o.id, o.endpoint_id, o.event_id, o.message_id, o.attempts, o.retry_from,
+                picked.status = 'delivering' AS was_delivering
         )
-        UPDATE {DELIVERIES} AS o SET status = 'delivering', attempts = o.attempts + 1,
-            due_at = %s
-        FROM picked WHERE o.id = picked.id
-        RETURNING o.id, o.endpoint_id, o.event_id, o.message_id, o.attempts, o.retry_from,
-            picked.status = 'delivering'"""
+        SELECT l.*, e.event_type, e.payload::text, e.created_at
+        FROM leased AS l JOIN {EVENTS} AS e ON e.id = l.event_id"""
     params = [ints(rooms), ints(rooms.values()), now, token]
     with connection.cursor() as cursor:
         cursor.execute(sql, utc_params(params))
@@ -138,9 +148,16 @@ def _claim_sqlite(rooms, now, token) -> list[Claimed]:
         )
         was = dict(picked)
         marks = ", ".join(["%s"] * len(picked))
-        cursor.execute(f"SELECT {_RETURNED} FROM {DELIVERIES} WHERE id IN ({marks})", list(was))
+        cursor.execute(
+            f"SELECT {_RETURNED}, e.event_type, e.payload, e.created_at FROM {DELIVERIES} AS d "
+            f"JOIN {EVENTS} AS e ON e.id = d.event_id WHERE d.id IN ({marks})",
+            list(was),
+        )
         rows = cursor.fetchall()
-    return sorted(Claimed(*row[:5], _aware(row[5]), was[row[0]]) for row in rows)
+    return sorted(
+        Claimed(*row[:5], _aware(row[5]), was[row[0]], row[6], row[7], _aware(row[8]))
+        for row in rows
+    )
 
 
 def record(rows: Sequence[Recorded]) -> None:

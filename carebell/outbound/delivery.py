@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-import queue
 import random
 import threading
 import time
@@ -55,6 +54,7 @@ FAN_OUT_PAUSE = 0.1
 #: on this side, ready, while the database records the last. At most AHEAD rounds of
 #: timeouts must fit in a lease (see `lease_for`).
 AHEAD = 8
+NOBODY_WAITS = 1 << 62
 
 
 def lease_for(timeout_seconds: float) -> dt.timedelta:
@@ -134,7 +134,13 @@ class EventDeliverer:
         self.in_flight: Counter[int] = Counter()
         #: Each endpoint's cap on requests in flight, on the HTTP loop.
         self._rooms_open: dict[int, asyncio.Semaphore] = {}
-        self._done: queue.Queue[Result] = queue.Queue()
+        #: Answers not yet recorded: the HTTP loop appends, this thread takes them all.
+        self._answered: list[Result] = []
+        self._answered_lock = threading.Lock()
+        #: Set by the HTTP loop once `_answers_wanted` answers wait (see `_wait_for_answers`).
+        self._enough_answers = threading.Event()
+        self._answers_wanted = NOBODY_WAITS
+        self._tasks: set[asyncio.Task] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._session: aiohttp.ClientSession | None = None
@@ -219,23 +225,22 @@ class EventDeliverer:
         token = now + self.lease
         with transaction.atomic():
             claimed = _sql.claim(rooms, now, token)
+            self._note_lost_leases(claimed, now)
         if not claimed:
             return []
         endpoints = self._enabled()
-        events = {
-            i: (t, p, c)
-            for i, t, p, c in OutboundEvent.objects.filter(
-                id__in=[c.event_id for c in claimed]
-            ).values_list("id", "event_type", "payload", "created_at")
-        }
+        bodies: dict[int, bytes] = {}  # an event's body is made once, for all its endpoints
         jobs = []
         for delivery in claimed:
             endpoint = endpoints[delivery.endpoint_id]
-            body = signing.body_of(*events[delivery.event_id])
+            body = bodies.get(delivery.event_id)
+            if body is None:
+                body = bodies[delivery.event_id] = signing.body_of(
+                    delivery.event_type, delivery.payload, delivery.happened_at
+                )
             secrets = secrets_in_force(endpoint, now)
             headers = signing.headers_for(delivery.message_id, secrets, body, now)
-            jobs.append(Job(delivery, endpoint.url, headers, body.encode(), token))
-        self._note_lost_leases(claimed, now)
+            jobs.append(Job(delivery, endpoint.url, headers, body, token))
         return jobs
 
     @staticmethod
@@ -257,22 +262,39 @@ class EventDeliverer:
     # -- sending --------------------------------------------------------------------
 
     def _submit(self, jobs: list[Job]) -> int:
+        """Hand `jobs` to the HTTP loop in one go: one wake-up of its thread per
+        batch, not one per job (a cross-thread future per job cost more CPU than
+        signing it)."""
         if not jobs:
             return 0
         loop = self._event_loop()
         for job in jobs:
             self.in_flight[job.delivery.endpoint_id] += 1
-            future = asyncio.run_coroutine_threadsafe(self._post(job), loop)
-            future.add_done_callback(lambda f, job=job: self._done.put(_result_of(f, job)))
+        loop.call_soon_threadsafe(self._start_all, jobs)
         return len(jobs)
 
-    async def _post(self, job: Job) -> Result:
+    def _start_all(self, jobs: list[Job]) -> None:
+        # On the HTTP loop. The loop keeps only weak references to its tasks.
+        for job in jobs:
+            task = self._loop.create_task(self._post(job))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _post(self, job: Job) -> None:
         endpoint_id = job.delivery.endpoint_id
         room = self._rooms_open.get(endpoint_id)
         if room is None:
             room = self._rooms_open[endpoint_id] = asyncio.Semaphore(self.per_endpoint)
-        async with room:
-            return await self._post_now(job)
+        try:
+            async with room:
+                result = await self._post_now(job)
+        except Exception as error:  # a bug in sending: recorded as a failed attempt, retried
+            log.exception("events_worker.send_failed")
+            result = Result(job, timezone.now(), 0, None, None, type(error).__name__)
+        with self._answered_lock:
+            self._answered.append(result)
+            if len(self._answered) >= self._answers_wanted:
+                self._enough_answers.set()
 
     async def _post_now(self, job: Job) -> Result:
         started_at, clock = timezone.now(), time.monotonic()
@@ -324,33 +346,28 @@ class EventDeliverer:
     # -- recording ------------------------------------------------------------------
 
     def _answers(self) -> list[Result]:
-        results = []
-        while True:
-            try:
-                results.append(self._done.get_nowait())
-            except queue.Empty:
-                return results
+        with self._answered_lock:
+            results, self._answered = self._answered, []
+        return results
 
     def _wait_for_answers(self, seconds: float, enough: int = 1) -> None:
-        """Sleep until `enough` answers came, or `seconds` passed (they stay queued
-        for the next turn)."""
-        deadline, got = time.monotonic() + seconds, []
-        while len(got) < enough and (left := deadline - time.monotonic()) > 0:
-            try:
-                got.append(self._done.get(timeout=left))
-            except queue.Empty:
-                break
-        for answer in got:
-            self._done.put(answer)
+        """Sleep until `enough` answers are waiting to be recorded, or `seconds`
+        passed (they stay for the next turn)."""
+        with self._answered_lock:
+            if len(self._answered) >= enough:
+                return
+            self._answers_wanted = enough
+            self._enough_answers.clear()
+        self._enough_answers.wait(seconds)
+        with self._answered_lock:
+            self._answers_wanted = NOBODY_WAITS
 
     def _finish_in_flight(self) -> None:
         deadline = time.monotonic() + self.timeout.total + 5
-        while self.in_flight and time.monotonic() < deadline:
-            try:
-                first = self._done.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
+        while self.in_flight and (left := deadline - time.monotonic()) > 0:
+            self._wait_for_answers(left)
+            if not self._record(self._answers()):
                 break
-            self._record([first, *self._answers()])
 
     def _record(self, results: list[Result]) -> int:
         if not results:
@@ -397,14 +414,6 @@ class EventDeliverer:
             result.status_code, error[:200], decision.answer.value,
         )  # fmt: skip
         return row, entry
-
-
-def _result_of(future, job: Job) -> Result:
-    try:
-        return future.result()
-    except Exception as error:  # a bug in sending: recorded as a failed attempt, retried
-        log.exception("events_worker.send_failed")
-        return Result(job, timezone.now(), 0, None, None, type(error).__name__)
 
 
 _WHY_TEXT = {
