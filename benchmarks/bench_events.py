@@ -177,13 +177,22 @@ def run_dispatch(url, env, args, site, *, with_events: bool) -> float:
         command += ["--idle", "0.2"]
         workers = [subprocess.Popen(command, env=env, cwd=ROOT) for _ in range(args.workers)]
         try:
+            before, clock = delivered(conn), time.monotonic()
             rate, _, _, _ = steady_rate(lambda: done_count(conn, args.messages), args.messages)
+            during = (delivered(conn) - before) / (time.monotonic() - clock)
             busy = delivered(conn) < args.events * 2 if with_events else True
+            # Once the patients' messages are out, the events worker's full pace again.
+            after, clock = delivered(conn), time.monotonic()
+            time.sleep(3)
+            then = (delivered(conn) - after) / (time.monotonic() - clock)
         finally:
             stop(*workers, *extra)
     label = "with events" if with_events else "alone      "
     note = "" if busy else " (the events backlog ran out before the dispatch run ended)"
     print(f"dispatch {label} {rate:,.0f} messages/s, {args.workers} workers{note}")
+    if with_events:
+        print(f"events meanwhile   {during:,.0f} events/s (the worker gives way to patients)")
+        print(f"events after it    {then:,.0f} events/s (nothing due for patients)")
     return rate
 
 
@@ -268,7 +277,7 @@ def main() -> None:
     os.environ.update(env)
     prepare_database(args.server, args.database, env)
     with psycopg.connect(url) as conn:
-        site = seed(conn, 10)
+        site = seed(conn, 0)  # no patient message due: run 1 has the machine to itself
     receiver, receiver_url = start_receiver()
     if args.profile:
         try:

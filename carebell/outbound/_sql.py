@@ -16,7 +16,8 @@ from typing import NamedTuple
 
 from django.db import connection
 
-from carebell.messaging.models import OutboundEvent
+from carebell.core.vocab import OutboxStatus
+from carebell.messaging.models import PENDING, OutboundEvent, OutboxMessage
 from carebell.outbound.models import DeliveryAttemptLog, EventDelivery, WebhookEndpoint
 from carebell.sql import ints, texts, utc_params
 
@@ -24,6 +25,10 @@ DELIVERIES = EventDelivery._meta.db_table
 ENDPOINTS = WebhookEndpoint._meta.db_table
 LOG = DeliveryAttemptLog._meta.db_table
 EVENTS = OutboundEvent._meta.db_table
+OUTBOX = OutboxMessage._meta.db_table
+#: The statuses of the outbox's `outbox_due` index, the dispatcher's claim: the same
+#: list, so the question below is answered from that index.
+_PATIENTS_DUE = ", ".join(f"'{s}'" for s in (*PENDING, OutboxStatus.SENDING.value))
 
 
 class Claimed(NamedTuple):
@@ -52,6 +57,17 @@ class Recorded(NamedTuple):
     last_status_code: int | None
     last_error: str
     token: dt.datetime  # the lease it was claimed under
+
+
+def patients_waiting(now: dt.datetime) -> bool:
+    """Whether a patient's message is due and not yet taken by a dispatcher (read
+    only: the outbox has one writer, and it is not this module)."""
+    sql = (
+        f"SELECT EXISTS (SELECT 1 FROM {OUTBOX} WHERE status IN ({_PATIENTS_DUE}) AND due_at <= %s)"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, utc_params([now]))
+        return bool(cursor.fetchone()[0])
 
 
 def lock_unhanded_events(limit: int) -> list[tuple[int, int, str, dt.datetime]]:

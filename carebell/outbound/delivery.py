@@ -55,6 +55,13 @@ FAN_OUT_PAUSE = 0.1
 #: timeouts must fit in a lease (see `lease_for`).
 AHEAD = 8
 NOBODY_WAITS = 1 << 62
+#: While a patient's message is due and no dispatcher has taken it yet, the events
+#: worker gives way: at most YIELD_BATCH deliveries claimed a turn and YIELD_PAUSE
+#: seconds between turns (a trickle, a few per cent of a core: events never stop
+#: altogether, even with no dispatcher running). Asked at most every PATIENTS_FRESH s.
+YIELD_BATCH = 50
+YIELD_PAUSE = 0.25
+PATIENTS_FRESH = 0.25
 
 
 def lease_for(timeout_seconds: float) -> dt.timedelta:
@@ -150,6 +157,10 @@ class EventDeliverer:
         self._endpoints_read = -ENDPOINTS_FRESH
         #: When the last turn found no event to hand on (see `_fan_out`).
         self._nothing_handed_at = -FAN_OUT_PAUSE
+        #: Whether patients' messages are waiting for a dispatcher (see `_give_way`).
+        self.yielding = False
+        self._patients_waiting = False
+        self._patients_asked = -PATIENTS_FRESH
 
     # -- the loop -------------------------------------------------------------------
 
@@ -162,7 +173,9 @@ class EventDeliverer:
                 except Exception:
                     log.exception("events_worker.step_failed")
                     busy = False
-                if not busy or self.in_flight:
+                if self.yielding:
+                    self._wait_for_answers(YIELD_PAUSE, enough=NOBODY_WAITS)
+                elif not busy or self.in_flight:
                     # Wait for half of what is in flight (or 20 ms) and record it in
                     # one go: a turn per answer would cost a commit per event.
                     half = max(1, sum(self.in_flight.values()) // 2)
@@ -172,11 +185,16 @@ class EventDeliverer:
             self.close()
 
     def step(self, now: dt.datetime | None = None) -> bool:
-        """One turn: hand events on, record the answers so far, claim and send more."""
+        """One turn: hand events on, record the answers so far, claim and send more
+        (less while patients' messages wait: see `_give_way`)."""
         now = now or timezone.now()
-        handed = self._fan_out(now)
+        self.yielding = self._give_way(now)
+        handed = self._fan_out(now, YIELD_BATCH if self.yielding else FAN_OUT_BATCH)
         answered = self._record(self._answers())
-        submitted = self._submit(self._claim(now, self._rooms()))
+        rooms = self._rooms()
+        if self.yielding:
+            rooms = _within(rooms, YIELD_BATCH)
+        submitted = self._submit(self._claim(now, rooms))
         return bool(handed or answered or submitted)
 
     def process_batch(self, now: dt.datetime | None = None) -> bool:
@@ -201,12 +219,22 @@ class EventDeliverer:
 
     # -- claiming -------------------------------------------------------------------
 
-    def _fan_out(self, now: dt.datetime) -> int:
+    def _give_way(self, now: dt.datetime) -> bool:
+        """Whether patients' messages are due and waiting for a dispatcher: on a
+        shared machine they come first (SPEC: events never slow them). The events
+        worker shares no rows or locks with the dispatcher, only the CPU and the
+        database server, so giving way means doing less, not waiting for a lock."""
+        if time.monotonic() - self._patients_asked >= PATIENTS_FRESH:
+            self._patients_waiting = _sql.patients_waiting(now)
+            self._patients_asked = time.monotonic()
+        return self._patients_waiting
+
+    def _fan_out(self, now: dt.datetime, limit: int = FAN_OUT_BATCH) -> int:
         """`fan_out`, skipped for FAN_OUT_PAUSE after a turn that found nothing: a busy
         worker's turns come many times a second."""
         if time.monotonic() - self._nothing_handed_at < FAN_OUT_PAUSE:
             return 0
-        handed = fan_out(now)
+        handed = fan_out(now, limit)
         if not handed:
             self._nothing_handed_at = time.monotonic()
         return handed
@@ -414,6 +442,12 @@ class EventDeliverer:
             result.status_code, error[:200], decision.answer.value,
         )  # fmt: skip
         return row, entry
+
+
+def _within(rooms: dict[int, int], budget: int) -> dict[int, int]:
+    """`rooms` cut to about `budget` in all, shared evenly (at least one each)."""
+    share = max(1, budget // max(1, len(rooms)))
+    return {endpoint: min(room, share) for endpoint, room in rooms.items()}
 
 
 _WHY_TEXT = {
