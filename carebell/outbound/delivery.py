@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import aiohttp
 from django.db import connection, transaction
 from django.utils import timezone
+from yarl import URL
 
 from carebell.audit import trail
 from carebell.core.event_delivery import Answer, Why, decide, parse_retry_after
@@ -74,7 +75,8 @@ class Job:
     """One signed POST, ready to go."""
 
     delivery: _sql.Claimed
-    url: str
+    url: URL
+    refused: str | None  # why its literal IP address may not be called
     headers: dict
     body: bytes
     token: dt.datetime
@@ -256,8 +258,13 @@ class EventDeliverer:
             self._note_lost_leases(claimed, now)
         if not claimed:
             return []
-        endpoints = self._enabled()
+        endpoints = self._endpoints  # as `rooms` saw them, not read again in between
         bodies: dict[int, bytes] = {}  # an event's body is made once, for all its endpoints
+        # Each URL parsed and checked once a batch, not once a POST.
+        urls = {
+            e: (URL(endpoints[e].url), targets.literal_refusal(endpoints[e].url))
+            for e in {d.endpoint_id for d in claimed}
+        }
         jobs = []
         for delivery in claimed:
             endpoint = endpoints[delivery.endpoint_id]
@@ -268,7 +275,7 @@ class EventDeliverer:
                 )
             secrets = secrets_in_force(endpoint, now)
             headers = signing.headers_for(delivery.message_id, secrets, body, now)
-            jobs.append(Job(delivery, endpoint.url, headers, body, token))
+            jobs.append(Job(delivery, *urls[delivery.endpoint_id], headers, body, token))
         return jobs
 
     @staticmethod
@@ -326,9 +333,8 @@ class EventDeliverer:
 
     async def _post_now(self, job: Job) -> Result:
         started_at, clock = timezone.now(), time.monotonic()
-        refused = targets.literal_refusal(job.url)
-        if refused is not None:
-            return Result(job, started_at, 0, None, None, refused)
+        if job.refused is not None:
+            return Result(job, started_at, 0, None, None, job.refused)
         try:
             async with self._session.post(
                 job.url, data=job.body, headers=job.headers, allow_redirects=False
