@@ -2,6 +2,7 @@
 events worker running beside the dispatcher costs the patients' messages.
 
     .venv/bin/python benchmarks/bench_events.py [--events 30000] [--messages 20000]
+        [--database carebell_bench_events] [--events-only | --profile N]
 
 Uses a database of its own (default `carebell_bench_events`, created and migrated
 if missing) and the dispatch benchmark's seeding. Three runs, one after another:
@@ -13,6 +14,13 @@ if missing) and the dispatch benchmark's seeding. Three runs, one after another:
    bench_dispatch.py), messages/s in steady state.
 3. dispatch with events: the same, while an events worker (at its default
    priority, nice 10) delivers a backlog of events that outlasts the dispatch run.
+   It gives way while patients' messages are due: the events rate during the run,
+   the events worker's CPU as a share of the dispatchers', and its rate once the
+   patients' messages are out are printed too.
+
+`--profile N` instead delivers N events from this process and prints its CPU ms,
+queries and commits per event, and its PostgreSQL backend's CPU per event: figures
+that hold on a shared machine, where the rates above do not.
 
 Prints the figures; it asserts nothing. The machine is shared: trust ratios.
 """
@@ -176,10 +184,15 @@ def run_dispatch(url, env, args, site, *, with_events: bool) -> float:
         command = [CAREBELL, "worker", "--batch-size", "500", "--concurrency", "64"]
         command += ["--idle", "0.2"]
         workers = [subprocess.Popen(command, env=env, cwd=ROOT) for _ in range(args.workers)]
+        dispatchers, events_cpu = CpuMeter(), CpuMeter()
         try:
             before, clock = delivered(conn), time.monotonic()
+            dispatchers.sample([w.pid for w in workers])
+            events_cpu.sample([e.pid for e in extra])
             rate, _, _, _ = steady_rate(lambda: done_count(conn, args.messages), args.messages)
             during = (delivered(conn) - before) / (time.monotonic() - clock)
+            dispatchers.sample([w.pid for w in workers])
+            events_cpu.sample([e.pid for e in extra])
             busy = delivered(conn) < args.events * 2 if with_events else True
             # Once the patients' messages are out, the events worker's full pace again.
             after, clock = delivered(conn), time.monotonic()
@@ -190,8 +203,11 @@ def run_dispatch(url, env, args, site, *, with_events: bool) -> float:
     label = "with events" if with_events else "alone      "
     note = "" if busy else " (the events backlog ran out before the dispatch run ended)"
     print(f"dispatch {label} {rate:,.0f} messages/s, {args.workers} workers{note}")
+    print(f"dispatchers' CPU   {dispatchers.total() * 1000 / args.messages:.3f} ms per message")
     if with_events:
+        share = events_cpu.total() / max(dispatchers.total(), 1e-9) * 100
         print(f"events meanwhile   {during:,.0f} events/s (the worker gives way to patients)")
+        print(f"events worker CPU  {share:.1f} % of the dispatchers' CPU meanwhile")
         print(f"events after it    {then:,.0f} events/s (nothing due for patients)")
     return rate
 
