@@ -121,14 +121,18 @@ def seed_events(conn, site: int, n: int) -> None:
     conn.execute(EVENTS, {"site": site, "n": n})
 
 
-def steady_rate(count, total: int, limit: float = 600) -> tuple[float, int, float, float]:
-    """(rate per s, units measured, t0, t1) from 5 % of `total` to all of it."""
+def steady_rate(
+    count, total: int, limit: float = 600, at_start=lambda: None
+) -> tuple[float, int, float, float]:
+    """(rate per s, units measured, t0, t1) from 5 % of `total` to all of it;
+    `at_start()` is called at t0."""
     started = time.monotonic()
     while (first := count()) < total * 0.05:
         time.sleep(0.05)
         if time.monotonic() - started > limit:
             raise RuntimeError("nothing moved")
     t0 = time.monotonic()
+    at_start()
     while count() < total:
         time.sleep(0.2)
         if time.monotonic() - started > limit:
@@ -185,14 +189,20 @@ def run_dispatch(url, env, args, site, *, with_events: bool) -> float:
         command += ["--idle", "0.2"]
         workers = [subprocess.Popen(command, env=env, cwd=ROOT) for _ in range(args.workers)]
         dispatchers, events_cpu = CpuMeter(), CpuMeter()
+        marks = {}
+
+        def sample() -> None:
+            # At t0 and t1 of the steady state: the processes' start-up is not in it.
+            marks.setdefault("delivered", delivered(conn))
+            dispatchers.sample([w.pid for w in workers])
+            events_cpu.sample([e.pid for e in extra])
+
         try:
-            before, clock = delivered(conn), time.monotonic()
-            dispatchers.sample([w.pid for w in workers])
-            events_cpu.sample([e.pid for e in extra])
-            rate, _, _, _ = steady_rate(lambda: done_count(conn, args.messages), args.messages)
-            during = (delivered(conn) - before) / (time.monotonic() - clock)
-            dispatchers.sample([w.pid for w in workers])
-            events_cpu.sample([e.pid for e in extra])
+            rate, measured, t0, _ = steady_rate(
+                lambda: done_count(conn, args.messages), args.messages, at_start=sample
+            )
+            sample()
+            during = (delivered(conn) - marks["delivered"]) / (time.monotonic() - t0)
             busy = delivered(conn) < args.events * 2 if with_events else True
             # Once the patients' messages are out, the events worker's full pace again.
             after, clock = delivered(conn), time.monotonic()
@@ -203,7 +213,7 @@ def run_dispatch(url, env, args, site, *, with_events: bool) -> float:
     label = "with events" if with_events else "alone      "
     note = "" if busy else " (the events backlog ran out before the dispatch run ended)"
     print(f"dispatch {label} {rate:,.0f} messages/s, {args.workers} workers{note}")
-    print(f"dispatchers' CPU   {dispatchers.total() * 1000 / args.messages:.3f} ms per message")
+    print(f"dispatchers' CPU   {dispatchers.total() * 1000 / measured:.3f} ms per message")
     if with_events:
         share = events_cpu.total() / max(dispatchers.total(), 1e-9) * 100
         print(f"events meanwhile   {during:,.0f} events/s (the worker gives way to patients)")
