@@ -2,6 +2,7 @@
 events worker running beside the dispatcher costs the patients' messages.
 
     .venv/bin/python benchmarks/bench_events.py [--events 30000] [--messages 20000]
+        [--database carebell_bench_events] [--events-only | --profile N]
 
 Uses a database of its own (default `carebell_bench_events`, created and migrated
 if missing) and the dispatch benchmark's seeding. Three runs, one after another:
@@ -13,6 +14,13 @@ if missing) and the dispatch benchmark's seeding. Three runs, one after another:
    bench_dispatch.py), messages/s in steady state.
 3. dispatch with events: the same, while an events worker (at its default
    priority, nice 10) delivers a backlog of events that outlasts the dispatch run.
+   It gives way while patients' messages are due: the events rate during the run,
+   the events worker's CPU as a share of the dispatchers', and its rate once the
+   patients' messages are out are printed too.
+
+`--profile N` instead delivers N events from this process and prints its CPU ms,
+queries and commits per event, and its PostgreSQL backend's CPU per event: figures
+that hold on a shared machine, where the rates above do not.
 
 Prints the figures; it asserts nothing. The machine is shared: trust ratios.
 """
@@ -32,7 +40,7 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_dispatch import CAREBELL, ROOT, done_count, free_port, prepare_database, seed, start_sim
-from procstat import CpuMeter
+from procstat import CpuMeter, cpu_seconds
 
 ENDPOINT_SCRIPT = """
 from carebell.outbound import endpoints
@@ -63,6 +71,13 @@ def options() -> argparse.Namespace:
     parser.add_argument("--database", default="carebell_bench_events")
     parser.add_argument("--server", default="postgres://postgres@127.0.0.1:5432")
     parser.add_argument("--events-only", action="store_true", help="Only the first run.")
+    parser.add_argument(
+        "--profile",
+        type=int,
+        metavar="N",
+        help="Instead: deliver N events in this process and print CPU ms, queries and "
+        "commits per event (this process, and its PostgreSQL backend's CPU).",
+    )
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)  # the receiver's port
     return parser.parse_args()
 
@@ -106,14 +121,18 @@ def seed_events(conn, site: int, n: int) -> None:
     conn.execute(EVENTS, {"site": site, "n": n})
 
 
-def steady_rate(count, total: int, limit: float = 600) -> tuple[float, int, float, float]:
-    """(rate per s, units measured, t0, t1) from 5 % of `total` to all of it."""
+def steady_rate(
+    count, total: int, limit: float = 600, at_start=lambda: None
+) -> tuple[float, int, float, float]:
+    """(rate per s, units measured, t0, t1) from 5 % of `total` to all of it;
+    `at_start()` is called at t0."""
     started = time.monotonic()
     while (first := count()) < total * 0.05:
         time.sleep(0.05)
         if time.monotonic() - started > limit:
             raise RuntimeError("nothing moved")
     t0 = time.monotonic()
+    at_start()
     while count() < total:
         time.sleep(0.2)
         if time.monotonic() - started > limit:
@@ -169,15 +188,100 @@ def run_dispatch(url, env, args, site, *, with_events: bool) -> float:
         command = [CAREBELL, "worker", "--batch-size", "500", "--concurrency", "64"]
         command += ["--idle", "0.2"]
         workers = [subprocess.Popen(command, env=env, cwd=ROOT) for _ in range(args.workers)]
+        dispatchers, events_cpu = CpuMeter(), CpuMeter()
+        marks = {}
+
+        def sample() -> None:
+            # At t0 and t1 of the steady state: the processes' start-up is not in it.
+            marks.setdefault("delivered", delivered(conn))
+            dispatchers.sample([w.pid for w in workers])
+            events_cpu.sample([e.pid for e in extra])
+
         try:
-            rate, _, _, _ = steady_rate(lambda: done_count(conn, args.messages), args.messages)
+            rate, measured, t0, _ = steady_rate(
+                lambda: done_count(conn, args.messages), args.messages, at_start=sample
+            )
+            sample()
+            during = (delivered(conn) - marks["delivered"]) / (time.monotonic() - t0)
             busy = delivered(conn) < args.events * 2 if with_events else True
+            # Once the patients' messages are out, the events worker's full pace again.
+            after, clock = delivered(conn), time.monotonic()
+            time.sleep(3)
+            then = (delivered(conn) - after) / (time.monotonic() - clock)
         finally:
             stop(*workers, *extra)
     label = "with events" if with_events else "alone      "
     note = "" if busy else " (the events backlog ran out before the dispatch run ended)"
     print(f"dispatch {label} {rate:,.0f} messages/s, {args.workers} workers{note}")
+    print(f"dispatchers' CPU   {dispatchers.total() * 1000 / measured:.3f} ms per message")
+    if with_events:
+        share = events_cpu.total() / max(dispatchers.total(), 1e-9) * 100
+        print(f"events meanwhile   {during:,.0f} events/s (the worker gives way to patients)")
+        print(f"events worker CPU  {share:.1f} % of the dispatchers' CPU meanwhile")
+        print(f"events after it    {then:,.0f} events/s (nothing due for patients)")
     return rate
+
+
+def profile(args, site: int, receiver_url: str) -> None:
+    """The worker's own cost per event, in this process: stable figures on a shared
+    machine, where the wall-clock rate is not."""
+    import threading
+
+    import django
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "carebell.settings")
+    django.setup()
+    from django.db import connection
+
+    from carebell.outbound.delivery import EventDeliverer
+
+    subprocess.run(
+        [CAREBELL, "shell", "-c", ENDPOINT_SCRIPT.format(url=receiver_url)],
+        env=os.environ, check=True, cwd=ROOT,
+    )  # fmt: skip
+    url = f"{args.server}/{args.database}"
+    with psycopg.connect(url, autocommit=True) as conn:
+        seed_events(conn, site, args.profile)
+        conn.execute("VACUUM ANALYZE")
+    counts = {"queries": 0, "commits": 0}
+
+    def counted(execute, sql, params, many, context):
+        counts["queries"] += 1
+        return execute(sql, params, many, context)
+
+    connection.ensure_connection()
+    commit = connection._commit
+
+    def counted_commit():
+        counts["commits"] += 1
+        return commit()
+
+    connection._commit = counted_commit
+    backend = connection.cursor().connection.info.backend_pid
+    stop_when_done = threading.Event()
+
+    def watch() -> None:
+        with psycopg.connect(url, autocommit=True) as conn:
+            while delivered(conn) < args.profile:
+                time.sleep(0.05)
+        stop_when_done.set()
+
+    watcher = threading.Thread(target=watch)
+    deliverer = EventDeliverer(per_endpoint=args.per_endpoint)
+    cpu, db_cpu, clock = time.process_time(), cpu_seconds(backend), time.monotonic()
+    watcher.start()
+    with connection.execute_wrapper(counted):
+        deliverer.run(stop_when_done, idle_seconds=0.2)
+    cpu, db_cpu = time.process_time() - cpu, cpu_seconds(backend) - db_cpu
+    wall = time.monotonic() - clock
+    watcher.join()
+    n = args.profile
+    print(f"profile            {n} events, 1 endpoint, --per-endpoint {args.per_endpoint}")
+    print(f"worker CPU         {cpu * 1000 / n:.3f} ms per event (this process, all threads)")
+    print(f"its backend's CPU  {db_cpu * 1000 / n:.3f} ms per event (PostgreSQL)")
+    print(f"queries            {counts['queries'] / n:.4f} per event")
+    print(f"commits            {counts['commits'] / n:.4f} per event")
+    print(f"wall               {n / wall:,.0f} events/s (shared machine: noisy)")
 
 
 def main() -> None:
@@ -199,8 +303,14 @@ def main() -> None:
     os.environ.update(env)
     prepare_database(args.server, args.database, env)
     with psycopg.connect(url) as conn:
-        site = seed(conn, 10)
+        site = seed(conn, 0)  # no patient message due: run 1 has the machine to itself
     receiver, receiver_url = start_receiver()
+    if args.profile:
+        try:
+            profile(args, site, receiver_url)
+        finally:
+            receiver.kill()
+        return
     sim, sim_url = start_sim(env, args.messages)
     env.update({"CAREBELL_SMS_PROVIDER": "sim", "CAREBELL_SIM_URL": sim_url})
     try:

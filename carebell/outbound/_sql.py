@@ -16,18 +16,24 @@ from typing import NamedTuple
 
 from django.db import connection
 
-from carebell.messaging.models import OutboundEvent
+from carebell.core.vocab import OutboxStatus
+from carebell.messaging.models import PENDING, OutboundEvent, OutboxMessage
 from carebell.outbound.models import DeliveryAttemptLog, EventDelivery, WebhookEndpoint
-from carebell.sql import ints, texts, utc_params
+from carebell.sql import _FAST_TIMESTAMPTZ, _TIMESTAMPTZ, ints, texts, utc_params
 
 DELIVERIES = EventDelivery._meta.db_table
 ENDPOINTS = WebhookEndpoint._meta.db_table
 LOG = DeliveryAttemptLog._meta.db_table
 EVENTS = OutboundEvent._meta.db_table
+OUTBOX = OutboxMessage._meta.db_table
+#: The statuses of the outbox's `outbox_due` index, the dispatcher's claim: the same
+#: list, so the question below is answered from that index.
+_PATIENTS_DUE = ", ".join(f"'{s}'" for s in (*PENDING, OutboxStatus.SENDING.value))
 
 
 class Claimed(NamedTuple):
-    """A delivery this worker holds until `token` (its lease's end)."""
+    """A delivery this worker holds until `token` (its lease's end), with what its
+    body is made of."""
 
     id: int
     endpoint_id: int
@@ -36,6 +42,9 @@ class Claimed(NamedTuple):
     attempts: int
     retry_from: dt.datetime
     was_delivering: bool  # its last worker stopped before recording an answer
+    event_type: str
+    payload: str  # the event's data as JSON text, as stored: never decoded here
+    happened_at: dt.datetime  # the event's created_at
 
 
 class Recorded(NamedTuple):
@@ -48,6 +57,17 @@ class Recorded(NamedTuple):
     last_status_code: int | None
     last_error: str
     token: dt.datetime  # the lease it was claimed under
+
+
+def patients_waiting(now: dt.datetime) -> bool:
+    """Whether a patient's message is due and not yet taken by a dispatcher (read
+    only: the outbox has one writer, and it is not this module)."""
+    sql = (
+        f"SELECT EXISTS (SELECT 1 FROM {OUTBOX} WHERE status IN ({_PATIENTS_DUE}) AND due_at <= %s)"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, utc_params([now]))
+        return bool(cursor.fetchone()[0])
 
 
 def lock_unhanded_events(limit: int) -> list[tuple[int, int, str, dt.datetime]]:
@@ -96,10 +116,13 @@ def claim(rooms: dict[int, int], now: dt.datetime, token: dt.datetime) -> list[C
 
 
 _DUE = "status IN ('pending', 'delivering') AND due_at <= %s"
-_RETURNED = "id, endpoint_id, event_id, message_id, attempts, retry_from"
+_RETURNED = "d.id, d.endpoint_id, d.event_id, d.message_id, d.attempts, d.retry_from"
 
 
 def _claim_postgres(rooms, now, token) -> list[Claimed]:
+    # The event's columns come back with the claim (no second query), its payload as
+    # the text PostgreSQL keeps: it goes into the body as it is, never decoded and
+    # encoded again in Python.
     sql = f"""WITH picked AS (
             SELECT d.id, d.status FROM unnest(%s::bigint[], %s::int[]) AS r(endpoint_id, room)
             CROSS JOIN LATERAL (
@@ -107,14 +130,20 @@ def _claim_postgres(rooms, now, token) -> list[Claimed]:
                 WHERE endpoint_id = r.endpoint_id AND {_DUE}
                 ORDER BY due_at LIMIT r.room FOR UPDATE SKIP LOCKED
             ) AS d
+        ), leased AS (
+            UPDATE {DELIVERIES} AS o SET status = 'delivering', attempts = o.attempts + 1,
+                due_at = %s
+            FROM picked WHERE o.id = picked.id
+            RETURNING o.id, o.endpoint_id, o.event_id, o.message_id, o.attempts, o.retry_from,
+                picked.status = 'delivering' AS was_delivering
         )
-        UPDATE {DELIVERIES} AS o SET status = 'delivering', attempts = o.attempts + 1,
-            due_at = %s
-        FROM picked WHERE o.id = picked.id
-        RETURNING o.id, o.endpoint_id, o.event_id, o.message_id, o.attempts, o.retry_from,
-            picked.status = 'delivering'"""
+        SELECT l.*, e.event_type, e.payload::text, e.created_at
+        FROM leased AS l JOIN {EVENTS} AS e ON e.id = l.event_id"""
     params = [ints(rooms), ints(rooms.values()), now, token]
     with connection.cursor() as cursor:
+        # psycopg's compiled timestamp loader, as carebell.sql.fetch_rows uses it:
+        # Django's, in pure Python, cost more than the rest of reading a claim.
+        cursor.cursor.adapters.register_loader(_TIMESTAMPTZ, _FAST_TIMESTAMPTZ)
         cursor.execute(sql, utc_params(params))
         return sorted(Claimed(*row) for row in cursor.fetchall())
 
@@ -138,9 +167,16 @@ def _claim_sqlite(rooms, now, token) -> list[Claimed]:
         )
         was = dict(picked)
         marks = ", ".join(["%s"] * len(picked))
-        cursor.execute(f"SELECT {_RETURNED} FROM {DELIVERIES} WHERE id IN ({marks})", list(was))
+        cursor.execute(
+            f"SELECT {_RETURNED}, e.event_type, e.payload, e.created_at FROM {DELIVERIES} AS d "
+            f"JOIN {EVENTS} AS e ON e.id = d.event_id WHERE d.id IN ({marks})",
+            list(was),
+        )
         rows = cursor.fetchall()
-    return sorted(Claimed(*row[:5], _aware(row[5]), was[row[0]]) for row in rows)
+    return sorted(
+        Claimed(*row[:5], _aware(row[5]), was[row[0]], row[6], row[7], _aware(row[8]))
+        for row in rows
+    )
 
 
 def record(rows: Sequence[Recorded]) -> None:

@@ -314,3 +314,62 @@ def test_an_endpoint_that_never_answers_holds_up_no_other(site, receiver, allow_
     assert not thread.is_alive()
     stuck_rows = EventDelivery.objects.filter(endpoint=stuck)
     assert set(stuck_rows.values_list("status", flat=True)) == {"pending"}  # to try again
+
+
+def patients_message(site, *, due_at, status="scheduled"):
+    from carebell.messaging.models import OutboxMessage
+
+    now = timezone.now()
+    return OutboxMessage.objects.create(
+        site=site, to_address="+12025550123", channel="sms", kind="appt_reminder",
+        planned_at=now, due_at=due_at, created_at=now, updated_at=now, status=status,
+    )  # fmt: skip
+
+
+def test_it_gives_way_while_a_patients_message_is_due(site, endpoint, receiver, monkeypatch):
+    from carebell.outbound import delivery as worker_module
+
+    monkeypatch.setattr(worker_module, "YIELD_BATCH", 4)
+    for n in range(10):
+        emit(site, appointment={"id": n})
+    waiting = patients_message(site, due_at=timezone.now())
+    worker = EventDeliverer(timeout_seconds=2.0)
+    try:
+        worker.step()
+        assert worker.yielding
+        handed = OutboundEvent.objects.filter(delivered_at__isnull=False).count()
+        assert handed == 4  # handed on and claimed: a few a turn
+        assert EventDelivery.objects.filter(status="delivering").count() == 4
+        worker._finish_in_flight()
+        waiting.due_at = later(3600)  # the dispatcher took it: due again only later
+        waiting.save(update_fields=["due_at"])
+        worker._patients_asked = -1.0  # ask again now, not in a quarter of a second
+        worker._nothing_handed_at = -1.0
+        worker.step()
+        assert not worker.yielding
+        worker._finish_in_flight()
+    finally:
+        worker.close()
+    assert EventDelivery.objects.filter(status="delivered").count() == 10
+    assert len(receiver.received) == 10
+
+
+@pytest.mark.parametrize(
+    ("status", "due_in", "waiting"),
+    [
+        ("scheduled", 0, True),
+        ("queued", -60, True),
+        ("sending", -1, True),  # a lease that ran out: the dispatcher takes it again
+        ("sending", 60, False),  # in a dispatcher's hands
+        ("scheduled", 60, False),  # due later
+        ("sent", -60, False),
+        ("cancelled", -60, False),
+    ],
+)
+def test_patients_wait_only_for_messages_a_dispatcher_would_claim_now(
+    site, status, due_in, waiting
+):
+    from carebell.outbound import _sql
+
+    patients_message(site, due_at=later(due_in), status=status)
+    assert _sql.patients_waiting(timezone.now()) is waiting
