@@ -19,7 +19,7 @@ from django.db import connection
 from carebell.core.vocab import OutboxStatus
 from carebell.messaging.models import PENDING, OutboundEvent, OutboxMessage
 from carebell.outbound.models import DeliveryAttemptLog, EventDelivery, WebhookEndpoint
-from carebell.sql import _FAST_TIMESTAMPTZ, _TIMESTAMPTZ, ints, texts, utc_params
+from carebell.sql import fast_timestamps, ints, texts, utc_params
 
 DELIVERIES = EventDelivery._meta.db_table
 ENDPOINTS = WebhookEndpoint._meta.db_table
@@ -141,9 +141,7 @@ def _claim_postgres(rooms, now, token) -> list[Claimed]:
         FROM leased AS l JOIN {EVENTS} AS e ON e.id = l.event_id"""
     params = [ints(rooms), ints(rooms.values()), now, token]
     with connection.cursor() as cursor:
-        # psycopg's compiled timestamp loader, as carebell.sql.fetch_rows uses it:
-        # Django's, in pure Python, cost more than the rest of reading a claim.
-        cursor.cursor.adapters.register_loader(_TIMESTAMPTZ, _FAST_TIMESTAMPTZ)
+        fast_timestamps(cursor)
         cursor.execute(sql, utc_params(params))
         return sorted(Claimed(*row) for row in cursor.fetchall())
 
