@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from carebell.appointments import actions as appointment_actions
 from carebell.appointments.models import Appointment
 from carebell.core.vocab import ConsentSource, ContactPointKind, FillStep, Relationship
+from carebell.interop.csv.columns import FileKind
 from carebell.interop.csv.parse import Parsed
-from carebell.interop.csv.rows import FileKind, Problem
+from carebell.interop.csv.rows import Problem
 from carebell.people import bulk as people_bulk
 from carebell.people import consent
 from carebell.people.models import (

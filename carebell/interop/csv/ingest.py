@@ -23,8 +23,9 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from carebell.interop.csv import handlers
+from carebell.interop.csv.columns import FileKind
 from carebell.interop.csv.parse import FileProblem, Parsed, read_file
-from carebell.interop.csv.rows import Context, FileKind, Problem, key_of
+from carebell.interop.csv.rows import Context, Problem, key_of
 from carebell.planning import replan
 
 #: Rows checked (and written) together: one query per table per batch.
