@@ -28,8 +28,12 @@ from carebell.interop.csv.parse import FileProblem, Parsed, read_file
 from carebell.interop.csv.rows import Context, Problem, key_of
 from carebell.planning import replan
 
-#: Rows checked (and written) together: one query per table per batch.
-BATCH = 10_000
+#: Rows checked (and written) together: one query per table per batch. The apply's
+#: planner runs once per batch and site-local day, so fewer, larger batches cost less
+#: (20,000 appointment rows over 40 days, Python and PostgreSQL CPU per row: 0.63 ms
+#: in one batch, 0.74 ms in two, 0.88 ms in four); the memory a batch holds grows
+#: with it, never with the file.
+BATCH = 20_000
 
 
 @dataclass
