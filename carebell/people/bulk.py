@@ -89,7 +89,7 @@ def save_people(
     now = now or timezone.now()
     patients, contacts, points = list(patients), list(contacts), list(points)
     preferences = list(preferences)
-    owners = _validate(site, patients, contacts, points, [c for c, _, _ in preferences])
+    owners = _validate(site, patients, contacts, points, preferences)
     with transaction.atomic():
         batch = _Batch(site, owners, by=by, source=source, now=now)
         saved_patients = batch.save(Patient, patients)
@@ -104,26 +104,29 @@ def save_people(
     return done
 
 
-def _validate(site, patients, contacts, points, preference_contacts) -> dict[int, int]:
+def _validate(site, patients, contacts, points, preferences) -> dict[int, int]:
     """Each record's fields, and that all are of `site`'s patients (one query for the
     contacts named by id, one for the patients). Returns contact id → patient id of
     the contacts named by id."""
-    for obj in (*patients, *contacts, *points):
+    chosen = [ContactPreference(category=c, value=v) for _, c, v in preferences]
+    for obj in (*patients, *contacts, *points, *chosen):
         errors = field_errors(obj)
         if errors:
             said = f"{obj._meta.verbose_name} {obj.pk or '(new)'}"
             raise ValidationError({said: [m for ms in errors.values() for m in ms]})
     foreign = ValidationError("A record is not of a patient of this site.")
-    if any(p.site_id != site.pk for p in patients):
-        raise foreign
     new_patients = {id(p) for p in patients if p.pk is None}
     new_contacts = {id(c) for c in contacts if c.pk is None}
-    if any(c.patient_id is None and id(c.patient) not in new_patients for c in contacts):
+    their_contacts = [*(p.contact for p in points if p.contact_id is None),
+                      *(c for c, _, _ in preferences if c.pk is None)]  # fmt: skip
+    if (
+        any(p.site_id != site.pk for p in patients)
+        or any(c.patient_id is None and id(c.patient) not in new_patients for c in contacts)
+        or any(id(c) not in new_contacts for c in their_contacts)
+    ):
         raise foreign
-    named = [*points, *[_Named(c.pk) for c in preference_contacts]]
-    if any(p.contact_id is None and id(p.contact) not in new_contacts for p in points):
-        raise foreign
-    wanted = {n.contact_id for n in named if n.contact_id is not None}
+    wanted = {p.contact_id for p in points if p.contact_id is not None}
+    wanted |= {c.pk for c, _, _ in preferences if c.pk is not None}
     owners = dict(Contact.objects.filter(pk__in=wanted).values_list("pk", "patient_id"))
     patient_ids = {c.patient_id for c in contacts if c.patient_id is not None}
     patient_ids |= set(owners.values())
@@ -131,10 +134,6 @@ def _validate(site, patients, contacts, points, preference_contacts) -> dict[int
     if len(owners) != len(wanted) or found != len(patient_ids):
         raise foreign
     return owners
-
-
-class _Named(NamedTuple):
-    contact_id: int | None
 
 
 class _Batch:

@@ -166,6 +166,14 @@ def test_a_field_error_names_the_record_and_writes_nothing(site):
     assert (Patient.objects.count(), AuditEvent.objects.count()) == (0, 0)
 
 
+def test_a_preference_that_is_not_a_choice_is_refused_and_nothing_written(site):
+    good = household(site, 1)
+    wrong = (*good[:3], (good[1], "reminders", "pigeon"))
+    with pytest.raises(ValidationError):
+        save(site, [wrong])
+    assert (Patient.objects.count(), ContactPreference.objects.count()) == (0, 0)
+
+
 def test_records_of_another_sites_patients_are_refused(site, other_org_site):
     save(site, [household(site, 1)])
     contact = Contact.objects.get()
