@@ -1,5 +1,7 @@
 """Per kind of file: a batch of parsed rows checked against the database (`prepare`,
-a few queries per batch) and then written through the entry points (`write`).
+a few queries per batch) and then written through the entry points (`write`): a
+batch's patients, contacts, numbers and preferences in one people.bulk.save_people,
+its appointments in one save_appointments.
 
 `prepare` loads what the rows name, applies each row's given cells to the stored
 record (or a new one) in memory, and validates the result as the entry point will —

@@ -1,11 +1,13 @@
 """A CSV file into carebell, through the entry points, all or nothing.
 
-`import_csv` reads the file once, a batch of rows at a time (constant memory). Each
-batch is checked against the database — the patients or prescriptions a row names,
-the records it would create or change, the fields each entry point validates — and,
-unless it is a dry run, written through the entry points (people.actions,
-appointments.actions.save_appointments, pharmacy.actions), which replan and audit
-with the importing user or the source as actor. The whole apply is one transaction:
+`import_csv` reads the file once, a batch of rows at a time (the memory a batch
+holds, and one key per row to find a record that is in the file twice). Each batch
+is checked against the database — the patients or prescriptions a row names, the
+records it would create or change, the fields each entry point validates — and,
+unless it is a dry run, written through the entry points for many rows
+(people.bulk.save_people, appointments.actions.save_appointments; pharmacy.actions
+row by row), which replan once per batch and audit with the importing user or the
+source as actor. The whole apply is one transaction:
 after the first problem nothing more is written, the rest of the file is still
 checked so the report names every row's problem, and the transaction is rolled back.
 A dry run makes the same checks and writes nothing.
