@@ -253,16 +253,34 @@ def _replan(patient: Patient, now: dt.datetime) -> None:
 
 def _take_address_state(point: ContactPoint, site_id: int, previous) -> None:
     """A new or changed value's verification, consent and opt-out state."""
+    consented = {}
     if previous is not None:
-        point.verified_at, point.verified_method = None, ""
-        for channel, flag in _CONSENT_FLAGS.items():
-            setattr(point, flag, _consented(point, channel))
-    for channel, flag in _OPT_OUT_FLAGS.items():
+        consented = {channel: _consented(point, channel) for channel in _CONSENT_FLAGS}
+    opted_out = {}
+    for channel in _OPT_OUT_FLAGS:
         latest = (
             OptOutEvent.objects.filter(site_id=site_id, address=point.value, channel=channel)
             .values_list("opted_out", flat=True)
             .first()
         )
+        if latest is not None:
+            opted_out[channel] = latest
+    take_address_state(point, previous, opted_out, consented)
+
+
+def take_address_state(point: ContactPoint, previous, opted_out: dict, consented: dict) -> None:
+    """Give a new or changed value (`previous`: the stored point, None for a new one)
+    its state, from what the site recorded for the value: `opted_out`, the latest
+    opt-out (True) or opt-in (False) per channel with one; `consented`, per consent
+    channel, whether the point's newest record for the value grants it. A changed
+    value loses the old one's verification. No queries: people.bulk loads the facts
+    of many points at once."""
+    if previous is not None:
+        point.verified_at, point.verified_method = None, ""
+        for channel, flag in _CONSENT_FLAGS.items():
+            setattr(point, flag, consented.get(channel, False))
+    for channel, flag in _OPT_OUT_FLAGS.items():
+        latest = opted_out.get(channel)
         if latest is not None or previous is not None:
             setattr(point, flag, bool(latest))
 

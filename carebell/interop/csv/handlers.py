@@ -1,5 +1,7 @@
 """Per kind of file: a batch of parsed rows checked against the database (`prepare`,
-a few queries per batch) and then written through the entry points (`write`).
+a few queries per batch) and then written through the entry points (`write`): a
+batch's patients, contacts, numbers and preferences in one people.bulk.save_people,
+its appointments in one save_appointments.
 
 `prepare` loads what the rows name, applies each row's given cells to the stored
 record (or a new one) in memory, and validates the result as the entry point will —
@@ -10,16 +12,16 @@ or changed. A record none of whose given cells differ is not written at all.
 from __future__ import annotations
 
 import datetime as dt
+from collections import defaultdict
 from dataclasses import dataclass, field
-
-from django.core.exceptions import ValidationError
 
 from carebell.appointments import actions as appointment_actions
 from carebell.appointments.models import Appointment
 from carebell.core.vocab import ConsentSource, ContactPointKind, FillStep, Relationship
+from carebell.interop.csv.columns import FileKind
 from carebell.interop.csv.parse import Parsed
-from carebell.interop.csv.rows import FileKind, Problem
-from carebell.people import actions as people
+from carebell.interop.csv.rows import Problem
+from carebell.people import bulk as people_bulk
 from carebell.people import consent
 from carebell.people.models import (
     ConsentRecord,
@@ -63,16 +65,12 @@ def assign(obj, **values) -> bool:
 def check(obj, row: int, columns: dict[str, str], cells: dict[str, str], plan: Plan) -> bool:
     """Validate `obj`'s own fields as its entry point will (foreign keys, uniqueness
     and constraints are the handler's business); problems named by column."""
-    try:
-        exclude = [f.name for f in obj._meta.concrete_fields if f.is_relation]
-        obj.full_clean(exclude=exclude, validate_unique=False, validate_constraints=False)
-    except ValidationError as error:
-        for name, messages in error.message_dict.items():
-            column = columns.get(name, "")
-            reason = f"{column.replace('_', ' ') or name}: {' '.join(messages)}"
-            plan.problems.append(Problem(row, column, cells.get(column, ""), reason.rstrip(".")))
-        return False
-    return True
+    errors = people_bulk.field_errors(obj)
+    for name, messages in errors.items():
+        column = columns.get(name, "")
+        reason = f"{column.replace('_', ' ') or name}: {' '.join(messages)}"
+        plan.problems.append(Problem(row, column, cells.get(column, ""), reason.rstrip(".")))
+    return not errors
 
 
 class Handler:
@@ -260,20 +258,19 @@ class PatientHandler(Handler):
         return None
 
     def write(self, plan: Plan, *, by, now: dt.datetime) -> None:
-        options = {"by": by, "source": self.source, "now": now}
+        steps = defaultdict(list)
         for step in plan.steps:
-            if step[0] == "patient":
-                people.save_patient(step[1], **options)
-            elif step[0] == "contact":
-                step[1].patient = step[1].patient  # its id, now the patient is saved
-                people.save_contact(step[1], **options)
-            elif step[0] == "point":
-                step[1].contact = step[1].contact
-                people.save_contact_point(step[1], **options)
-            elif step[0] == "preference":
-                people.set_preference(step[1], step[2], step[3], **options)
-            else:
-                self._consent(*step[1:], by=by, now=now)
+            steps[step[0]].append(step[1:])
+        people_bulk.save_people(
+            self.site,
+            patients=[patient for patient, in steps["patient"]],
+            contacts=[contact for contact, in steps["contact"]],
+            points=[point for point, in steps["point"]],
+            preferences=steps["preference"],
+            by=by, source=self.source, now=now,
+        )  # fmt: skip
+        for point, channel, granted, given in steps["consent"]:
+            self._consent(point, channel, granted, given, by=by, now=now)
 
     def _consent(self, point, channel: str, granted: bool, given, *, by, now) -> None:
         if given.consent_wording:

@@ -1,11 +1,13 @@
 """A CSV file into carebell, through the entry points, all or nothing.
 
-`import_csv` reads the file once, a batch of rows at a time (constant memory). Each
-batch is checked against the database — the patients or prescriptions a row names,
-the records it would create or change, the fields each entry point validates — and,
-unless it is a dry run, written through the entry points (people.actions,
-appointments.actions.save_appointments, pharmacy.actions), which replan and audit
-with the importing user or the source as actor. The whole apply is one transaction:
+`import_csv` reads the file once, a batch of rows at a time (the memory a batch
+holds, and one key per row to find a record that is in the file twice). Each batch
+is checked against the database — the patients or prescriptions a row names, the
+records it would create or change, the fields each entry point validates — and,
+unless it is a dry run, written through the entry points for many rows
+(people.bulk.save_people, appointments.actions.save_appointments; pharmacy.actions
+row by row), which replan once per batch and audit with the importing user or the
+source as actor. The whole apply is one transaction:
 after the first problem nothing more is written, the rest of the file is still
 checked so the report names every row's problem, and the transaction is rolled back.
 A dry run makes the same checks and writes nothing.
@@ -23,12 +25,17 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from carebell.interop.csv import handlers
+from carebell.interop.csv.columns import FileKind
 from carebell.interop.csv.parse import FileProblem, Parsed, read_file
-from carebell.interop.csv.rows import Context, FileKind, Problem, key_of
+from carebell.interop.csv.rows import Context, Problem, key_of
 from carebell.planning import replan
 
-#: Rows checked (and written) together: one query per table per batch.
-BATCH = 10_000
+#: Rows checked (and written) together: one query per table per batch. The apply's
+#: planner runs once per batch and site-local day, so fewer, larger batches cost less
+#: (20,000 appointment rows over 40 days, Python and PostgreSQL CPU per row: 0.63 ms
+#: in one batch, 0.74 ms in two, 0.88 ms in four); the memory a batch holds grows
+#: with it, never with the file.
+BATCH = 20_000
 
 
 @dataclass

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
-from carebell.interop.csv.rows import FileKind
+from carebell.interop.csv.columns import FileKind
 from carebell.sites.models import Site
 
 

@@ -15,7 +15,8 @@ import io
 from collections.abc import Iterator
 from typing import BinaryIO, NamedTuple
 
-from carebell.interop.csv.rows import COLUMNS, Context, FileKind, Problem, Row, parse_row
+from carebell.interop.csv.columns import COLUMNS, FileKind
+from carebell.interop.csv.rows import Context, Problem, Row, parse_row
 
 #: The longest cell read; a longer one is not a CSV a practice system wrote.
 MAX_CELL = 10_000

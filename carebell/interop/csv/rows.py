@@ -1,7 +1,7 @@
 """One CSV row to plain data (pure: no Django, no database, no clock).
 
-Each kind of file has its documented columns (`COLUMNS`, which the README, the
-template CSVs and the header check all read). `parse_row` turns a row's cells into a
+Each kind of file has its documented columns (`columns.COLUMNS`, which the README,
+the template CSVs and the header check all read). `parse_row` turns a row's cells into a
 NamedTuple of that kind, or into the problems that stop it, each naming the row,
 the column, the value and a reason a clinic manager can act on.
 
@@ -15,7 +15,6 @@ import datetime as dt
 import re
 import zoneinfo
 from collections.abc import Callable, Mapping
-from enum import StrEnum
 from typing import NamedTuple
 
 import phonenumbers
@@ -23,20 +22,21 @@ import phonenumbers
 from carebell.core.vocab import (
     AppointmentStatus,
     Authority,
-    Category,
     DeaSchedule,
     FillStep,
     Preference,
     PrescriptionStatus,
     Relationship,
 )
-
-
-class FileKind(StrEnum):
-    PATIENTS = "patients"
-    APPOINTMENTS = "appointments"
-    PRESCRIPTIONS = "prescriptions"
-    FILLS = "fills"
+from carebell.interop.csv.columns import (
+    COLUMNS,
+    CONTACT_COLUMNS,
+    LANGUAGES,
+    MAX_LENGTH,
+    PREFERENCE_CATEGORIES,
+    SAID,
+    FileKind,
+)
 
 
 class Problem(NamedTuple):
@@ -49,193 +49,12 @@ class Problem(NamedTuple):
     reason: str
 
 
-class Column(NamedTuple):
-    name: str
-    required: bool
-    meaning: str
-    example: str
-
-
 class Context(NamedTuple):
     """What reading a row needs to know of the site."""
 
     zone: zoneinfo.ZoneInfo
     region: str  # ISO country code for phone numbers without one
     today: dt.date
-
-
-LANGUAGES = ("en", "es")
-YES = frozenset({"yes", "y", "true", "1"})
-NO = frozenset({"no", "n", "false", "0"})
-PREFERENCE_CATEGORIES = tuple(Category)
-
-
-def _preference_columns() -> tuple[Column, ...]:
-    values = ", ".join(p.value for p in Preference if p.value)
-    return tuple(
-        Column(f"pref_{c.value}", False, f"The contact's choice for {c.value}: {values}", "")
-        for c in PREFERENCE_CATEGORIES
-    )
-
-
-COLUMNS: dict[FileKind, tuple[Column, ...]] = {
-    FileKind.PATIENTS: (
-        Column("patient_id", True, "The patient's id in your system (upsert key)", "P1001"),
-        Column("first_name", True, "Patient's first name", "Ana"),
-        Column("last_name", True, "Patient's last name", "Lopez"),
-        Column("birth_date", False, "Date of birth, YYYY-MM-DD", "2019-04-30"),
-        Column("language", False, "en or es (default en)", "es"),
-        Column("active", False, "yes or no (default yes)", "yes"),
-        Column(
-            "contact_position",
-            False,
-            "1 for the first contact, 2 for the next…; one row per contact (repeat the "
-            "patient's columns); blank: a row with no contact",
-            "1",
-        ),
-        Column("relationship", False, "self, mother, father, guardian, caregiver, other", "mother"),
-        Column("contact_first_name", False, "Contact's first name (self: the patient's)", "Maria"),
-        Column("contact_last_name", False, "Contact's last name (self: the patient's)", "Lopez"),
-        Column("authority", False, "joint, exclusive, none (blank: not recorded)", "joint"),
-        Column("end_date", False, "Last day the contact hears about the patient", ""),
-        Column("resides_with_patient", False, "yes or no (default yes)", "yes"),
-        Column("contact_language", False, "en or es (default: the patient's)", "es"),
-        Column(
-            "mobile",
-            False,
-            "Mobile phone; local numbers read in the site's region",
-            "(202) 555-0123",
-        ),
-        Column("home_phone", False, "Home phone", ""),
-        Column("email", False, "Email address", "maria@example.org"),
-        *_preference_columns(),
-        Column(
-            "sms_consent",
-            False,
-            "yes: the contact agreed to texts at the mobile; no: withdrew",
-            "yes",
-        ),
-        Column("call_consent", False, "yes or no: automated calls at the mobile or home phone", ""),
-        Column("email_consent", False, "yes or no: email at the address", ""),
-        Column(
-            "consent_wording",
-            False,
-            "The exact words the contact agreed to (default: the site's current consent wording)",
-            "",
-        ),
-        Column("consent_wording_version", False, "Their version name, up to 32 characters", ""),
-    ),
-    FileKind.APPOINTMENTS: (
-        Column("appointment_id", True, "The appointment's id in your system (upsert key)", "A5001"),
-        Column("patient_id", True, "The patient's id, as in the patients file", "P1001"),
-        Column(
-            "starts_at",
-            True,
-            "Start, YYYY-MM-DD HH:MM in the site's time zone (or ISO 8601 with an offset)",
-            "2026-12-03 09:30",
-        ),
-        Column("duration_minutes", False, "Length in minutes (default 15)", "20"),
-        Column("appointment_type", False, "Type code, as the automated messages filter it", "WELL"),
-        Column("provider_code", False, "Provider code", "DRS"),
-        Column("provider_name", False, "Provider name", "Dr. Smith"),
-        Column("location_code", False, "Location code", "MAIN"),
-        Column("location_name", False, "Location name", "Main office"),
-        Column(
-            "status",
-            False,
-            "booked, confirmed, cancel_requested, cancelled, no_show, arrived, completed, "
-            "deleted (default booked)",
-            "booked",
-        ),
-    ),
-    FileKind.PRESCRIPTIONS: (
-        Column("rx_number", True, "The prescription number (upsert key)", "RX7001"),
-        Column("patient_id", True, "The patient's id, as in the patients file", "P1001"),
-        Column("drug_name", True, "Drug name and strength", "Lisinopril 10 mg"),
-        Column("ndc", False, "National Drug Code", "00093-7339-01"),
-        Column("maintenance", False, "yes or no (default yes)", "yes"),
-        Column("dea_schedule", False, "C2, C3, C4, C5 (blank: not controlled)", ""),
-        Column("prescriber_name", False, "Prescriber", "Dr. Smith"),
-        Column("refills_authorized", False, "Refills authorised (default 0)", "5"),
-        Column("refills_remaining", False, "Refills left, at most those authorised", "4"),
-        Column("days_supply", False, "Days one fill lasts (default 30)", "30"),
-        Column(
-            "status", False, "active, inactive, transferred, expired (default active)", "active"
-        ),
-        Column("written_on", False, "Date written, YYYY-MM-DD", "2026-11-01"),
-    ),
-    FileKind.FILLS: (
-        Column(
-            "rx_number", True, "The prescription number, as in the prescriptions file", "RX7001"
-        ),
-        Column(
-            "fill_number",
-            True,
-            "0 for the original fill, then 1, 2… (upsert key with rx_number)",
-            "1",
-        ),
-        Column("filled_on", True, "Date filled, YYYY-MM-DD", "2026-11-20"),
-        Column("days_supply", False, "Days this fill lasts (default: the prescription's)", "30"),
-        Column(
-            "step",
-            False,
-            "received, insurance_approved, verified_for_fill, label_printed, ready, "
-            "picked_up, returned_to_stock (default received)",
-            "ready",
-        ),
-        Column(
-            "step_at",
-            False,
-            "When the fill reached that step, YYYY-MM-DD HH:MM in the site's time zone",
-            "2026-11-20 14:05",
-        ),
-    ),
-}
-
-#: Words for the columns in reasons, as a clinic manager says them.
-SAID = {
-    "patient_id": "patient id",
-    "first_name": "first name",
-    "last_name": "last name",
-    "birth_date": "date of birth",
-    "contact_position": "contact position",
-    "contact_first_name": "contact's first name",
-    "contact_last_name": "contact's last name",
-    "end_date": "end date",
-    "resides_with_patient": "resides with patient",
-    "contact_language": "contact's language",
-    "home_phone": "home phone",
-    "mobile": "mobile phone",
-    "appointment_id": "appointment id",
-    "starts_at": "start",
-    "duration_minutes": "duration",
-    "appointment_type": "appointment type",
-    "rx_number": "prescription number",
-    "drug_name": "drug name",
-    "dea_schedule": "DEA schedule",
-    "refills_authorized": "refills authorised",
-    "refills_remaining": "refills remaining",
-    "days_supply": "days supply",
-    "written_on": "date written",
-    "fill_number": "fill number",
-    "filled_on": "date filled",
-    "step_at": "step time",
-    "sms_consent": "SMS consent",
-    "call_consent": "call consent",
-    "email_consent": "email consent",
-    "consent_wording": "consent wording",
-    "consent_wording_version": "consent wording version",
-    **{f"pref_{c.value}": f"{c.value.replace('_', ' ')} preference" for c in Category},
-}
-
-#: Longest values the database keeps, per column.
-MAX_LENGTH = {
-    "patient_id": 64, "first_name": 100, "last_name": 100, "contact_first_name": 100,
-    "contact_last_name": 100, "email": 254, "appointment_id": 64, "appointment_type": 64,
-    "provider_code": 64, "provider_name": 200, "location_code": 64, "location_name": 200,
-    "consent_wording": 4000, "consent_wording_version": 32, "rx_number": 32, "drug_name": 200,
-    "ndc": 16, "prescriber_name": 200,
-}  # fmt: skip
 
 
 # The rows ---------------------------------------------------------------------------
@@ -311,6 +130,10 @@ class FillRow(NamedTuple):
 
 
 Row = PatientRow | AppointmentRow | PrescriptionRow | FillRow
+
+
+YES = frozenset({"yes", "y", "true", "1"})
+NO = frozenset({"no", "n", "false", "0"})
 
 
 class _Bad(Exception):
@@ -489,18 +312,10 @@ def _patient(c: _Cells, ctx: Context) -> PatientRow | None:
     )
 
 
-_CONTACT_COLUMNS = (
-    "relationship", "contact_first_name", "contact_last_name", "authority", "end_date",
-    "resides_with_patient", "contact_language", "mobile", "home_phone", "email",
-    *(f"pref_{c.value}" for c in PREFERENCE_CATEGORIES), "sms_consent", "call_consent",
-    "email_consent", "consent_wording", "consent_wording_version",
-)  # fmt: skip
-
-
 def _contact(c: _Cells, ctx: Context) -> ContactRow | None:
     position = c.get("contact_position", lambda t: read_int(t, 1, 20))
     if position is None:
-        if not c.raw("contact_position") and c.given(*_CONTACT_COLUMNS):
+        if not c.raw("contact_position") and c.given(*CONTACT_COLUMNS):
             c.problem(
                 "contact_position", "", "contact position is missing (1 for the first contact)"
             )

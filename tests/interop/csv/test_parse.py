@@ -10,8 +10,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from carebell.interop.csv.columns import COLUMNS, FileKind
 from carebell.interop.csv.parse import FileProblem, read_file
-from carebell.interop.csv.rows import COLUMNS, FileKind, Problem
+from carebell.interop.csv.rows import Problem
 from tests.interop.csv.test_rows import CONTEXT
 
 HEADER = b"appointment_id,patient_id,starts_at\r\n"

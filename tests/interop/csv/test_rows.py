@@ -10,11 +10,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from carebell.interop.csv.rows import (
+from carebell.interop.csv.columns import (
     COLUMNS,
+    CONTACT_COLUMNS,
+    MAX_LENGTH,
+    SAID,
+    FileKind,
+)
+from carebell.interop.csv.rows import (
     AppointmentRow,
     Context,
-    FileKind,
     FillRow,
     PatientRow,
     PrescriptionRow,
@@ -248,6 +253,17 @@ def test_each_kind_has_a_template_of_its_documented_columns():
         cells = dict(zip(header, example, strict=True))
         data, problems = parse_row(kind, 2, cells, CONTEXT)
         assert problems == [] and data is not None, kind  # the example row itself imports
+
+
+def test_the_column_table_names_only_documented_columns_each_once_per_kind():
+    documented = {c.name for columns in COLUMNS.values() for c in columns}
+    assert set(SAID) | set(MAX_LENGTH) | set(CONTACT_COLUMNS) <= documented
+    patients = {c.name for c in COLUMNS[FileKind.PATIENTS]}
+    assert set(CONTACT_COLUMNS) <= patients
+    for kind, columns in COLUMNS.items():
+        names = [c.name for c in columns]
+        assert len(names) == len(set(names)), kind
+        assert all(c.meaning for c in columns) and any(c.required for c in columns), kind
 
 
 # Fuzzing: whatever the cells hold, the parser answers data or problems, never raises.

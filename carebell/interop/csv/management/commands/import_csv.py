@@ -13,8 +13,8 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from carebell.audit import trail
+from carebell.interop.csv.columns import FileKind
 from carebell.interop.csv.ingest import import_csv
-from carebell.interop.csv.rows import FileKind
 from carebell.sites.models import Site
 
 
