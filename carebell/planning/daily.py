@@ -29,6 +29,7 @@ from carebell.messaging.models import AutomatedMessage, PlannerLease
 from carebell.planning.decisions import Decision
 from carebell.planning.greetings import birthday_subjects, welcome_subjects
 from carebell.planning.pharmacy import (
+    Ids,
     confirmation_subjects,
     pharmacy_settings,
     ready_subjects,
@@ -107,22 +108,26 @@ def plan_site_events(
     policy: DeliveryPolicy,
     now: dt.datetime,
     caps: SmsCaps | None = None,
+    *,
+    patient_ids: Ids = None,
 ) -> Iterator[Decision]:
     """Ready notices, pickup confirmations and welcomes for events of the last
     EVENT_LOOKBACK not yet announced; called on every planner pass. Pass the same
-    `caps` to both entry points of one pass so their texts count against each other."""
+    `caps` to both entry points of one pass so their texts count against each other.
+    Given `patient_ids`, for those patients only (a patient's forecast)."""
     p = _new_pass(site, rules, policy, now, EVENT_KINDS, caps)
     if p is None:
         return
+    ids = patient_ids
     for rule in p.rules.get(Kind.RX_READY, []):
         rp = p.for_rule(rule)
-        yield from decide(rp, rule, Kind.RX_READY, ready_subjects(rp))
+        yield from decide(rp, rule, Kind.RX_READY, ready_subjects(rp, ids))
     for rule in p.rules.get(Kind.RX_PICKUP_CONFIRMATION, []):
         rp = p.for_rule(rule)
-        yield from decide(rp, rule, Kind.RX_PICKUP_CONFIRMATION, confirmation_subjects(rp))
+        yield from decide(rp, rule, Kind.RX_PICKUP_CONFIRMATION, confirmation_subjects(rp, ids))
     for rule in p.rules.get(Kind.WELCOME, []):
         rp = p.for_rule(rule)
-        yield from decide(rp, rule, Kind.WELCOME, welcome_subjects(rp))
+        yield from decide(rp, rule, Kind.WELCOME, welcome_subjects(rp, ids))
 
 
 def plan_site_daily(
@@ -131,24 +136,28 @@ def plan_site_daily(
     policy: DeliveryPolicy,
     now: dt.datetime,
     caps: SmsCaps | None = None,
+    *,
+    patient_ids: Ids = None,
 ) -> Iterator[Decision]:
     """The daily batch for the site's local date of `now`: pickup reminders, refill
-    reminders, review requests, birthdays and recalls."""
+    reminders, review requests, birthdays and recalls. Given `patient_ids`, for those
+    patients only: what the batch of that day would plan for them (a forecast)."""
     p = _new_pass(site, rules, policy, now, DAILY_KINDS, caps)
     if p is None:
         return
+    ids = patient_ids
     for rule in p.rules.get(Kind.RX_PICKUP_REMINDER, []):
         rp = p.for_rule(rule)
-        yield from decide(rp, rule, Kind.RX_PICKUP_REMINDER, reminder_subjects(rp))
+        yield from decide(rp, rule, Kind.RX_PICKUP_REMINDER, reminder_subjects(rp, ids))
     if any(k in p.rules for k in REFILL_KINDS):
-        yield from plan_refills(p)
+        yield from plan_refills(p, ids)
     for rule in p.rules.get(Kind.REVIEW_REQUEST, []):
-        yield from plan_reviews(p.for_rule(rule), rule)
+        yield from plan_reviews(p.for_rule(rule), rule, ids)
     for rule in p.rules.get(Kind.BIRTHDAY, []):
         rp = p.for_rule(rule)
-        yield from decide(rp, rule, Kind.BIRTHDAY, birthday_subjects(rp))
+        yield from decide(rp, rule, Kind.BIRTHDAY, birthday_subjects(rp, ids))
     for rule in p.rules.get(Kind.RECALL, []):
-        yield from plan_recalls(p.for_rule(rule), rule)
+        yield from plan_recalls(p.for_rule(rule), rule, None if ids is None else list(ids))
 
 
 def plan_patient_recalls(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator
 from itertools import chain
+from typing import NamedTuple
 
 from django.utils import timezone
 
@@ -92,7 +93,7 @@ def _decisions(patient: Patient, now: dt.datetime) -> Iterator[str]:
         daily.plan_patient_recalls(site, rules, policy, now, patient.id, caps),
     )
     decisions = list(planned)  # one patient's: a few dozen at most
-    held = _held(decisions)
+    held = held_rows(decisions)
     for decision in decisions:
         found = True
         yield _decision_line(decision)
@@ -101,16 +102,36 @@ def _decisions(patient: Patient, now: dt.datetime) -> Iterator[str]:
         yield "  nothing to plan (no open appointments in the planning horizon, no recall due)"
 
 
-def _held(decisions: list[Decision]) -> dict[str, tuple]:
-    """The outbox rows holding the decisions' occurrence keys: what the planner's
-    next pass would find there, so would not store again."""
-    keys = [d.dedupe_key for d in decisions if d.dedupe_key]
+class Held(NamedTuple):
+    """The outbox row that holds a decision's occurrence key."""
+
+    message_id: int
+    status: str
+    block_reason: str
+    planned_at: dt.datetime
+
+    @property
+    def pending(self) -> bool:
+        return self.status in PENDING
+
+    @property
+    def ended(self) -> bool:
+        """Cancelled or blocked: it will not be sent, nor planned again."""
+        return self.status in (OutboxStatus.CANCELLED, OutboxStatus.BLOCKED)
+
+
+def held_rows(decisions: list[Decision]) -> dict[str, Held]:
+    """The outbox rows holding the decisions' occurrence keys, by key: what the
+    planner's next pass would find there, so would not store again. One query."""
+    keys = sorted({d.dedupe_key for d in decisions if d.dedupe_key})
+    if not keys:
+        return {}
     fields = ("dedupe_key", "id", "status", "block_reason", "planned_at")
-    return {row[0]: row[1:] for row in OutboxMessage.objects.filter(dedupe_key__in=keys)
-            .values_list(*fields)}  # fmt: skip
+    rows = OutboxMessage.objects.filter(dedupe_key__in=keys).values_list(*fields)
+    return {key: Held(*rest) for key, *rest in rows}
 
 
-def _outbox_line(d: Decision, held: dict[str, tuple]) -> Iterator[str]:
+def _outbox_line(d: Decision, held: dict[str, Held]) -> Iterator[str]:
     """What the outbox holds for a decision: planning alone is a hypothesis (a row
     deleted by staff, say, keeps its occurrence and is never planned again)."""
     if not d.dedupe_key:
@@ -121,10 +142,10 @@ def _outbox_line(d: Decision, held: dict[str, tuple]) -> Iterator[str]:
             yield "    not in the outbox yet: the planner stores it on its next pass"
         return
     message_id, status, block_reason, planned_at = found
-    if status in PENDING:
+    if found.pending:
         at = f"{planned_at:%Y-%m-%d %H:%M} UTC"
         yield f"    in the outbox: message {message_id}, {status} for {at}"
-    elif status in (OutboxStatus.CANCELLED, OutboxStatus.BLOCKED):
+    elif found.ended:
         why = f" ({block_reason})" if block_reason else ""
         yield f"    in the outbox: message {message_id}, {status}{why} — it will not be sent"
     else:

@@ -18,6 +18,7 @@ from carebell.core.schedule import PrescriptionFacts, in_drug_classes, plan_dail
 from carebell.core.vocab import DeaSchedule, EntityType, Kind, PrescriptionStatus
 from carebell.planning.contacts import as_date
 from carebell.planning.decisions import Decision
+from carebell.planning.pharmacy import Ids, only_patients
 from carebell.planning.subjects import SitePass, Subject, decide, fixed, joined
 
 REFILL_KINDS = (Kind.REFILL_DUE, Kind.REFILL_PAST_DUE, Kind.REFILL_ASK_PRESCRIBER)
@@ -33,7 +34,7 @@ JOIN pharmacy_fill f ON f.prescription_id = rx.id AND f.step <> 'returned_to_sto
 WHERE rx.site_id = %s AND rx.status = 'active' AND p.is_active = %s
   AND NOT EXISTS (SELECT 1 FROM pharmacy_fill g WHERE g.prescription_id = rx.id
                   AND g.step <> 'returned_to_stock' AND g.fill_number > f.fill_number)
-  AND {due} IN ({dates})
+  AND {due} IN ({dates}){only}
 ORDER BY rx.patient_id, rx.id
 """
 _DUE = {
@@ -46,10 +47,11 @@ _DUE = {
 _Found = tuple[PrescriptionFacts, str, tuple[Reason, ...]]
 
 
-def plan_refills(p: SitePass) -> Iterator[Decision]:
+def plan_refills(p: SitePass, patient_ids: Ids = None) -> Iterator[Decision]:
     """Refill due / past due / ask-your-prescriber for prescriptions that run out
     `refill_days_before` days from today or ran out `refill_days_after` days ago;
-    a patient's prescriptions of one kind share one message."""
+    a patient's prescriptions of one kind share one message. Given `patient_ids`,
+    for those patients only."""
     today, rx = p.today, p.rx
     before = today + dt.timedelta(days=rx.refill_days_before)
     after = today - dt.timedelta(days=rx.refill_days_after)
@@ -58,7 +60,7 @@ def plan_refills(p: SitePass) -> Iterator[Decision]:
         return
     items: list[PatientItem] = []
     found: dict[int, _Found] = {}
-    for rx_facts, name in _due_prescriptions(p, dates):
+    for rx_facts, name in _due_prescriptions(p, dates, patient_ids):
         chosen = refill_kind_on(rx_facts, rx, today)
         if chosen.kind is None:
             yield from _refill_skipped(p, rx_facts, name, chosen.reasons, before)
@@ -98,16 +100,17 @@ def _covers(p: SitePass, member: _Found) -> bool:
 
 
 def _due_prescriptions(
-    p: SitePass, dates: list[dt.date]
+    p: SitePass, dates: list[dt.date], patient_ids: Ids
 ) -> Iterator[tuple[PrescriptionFacts, str]]:
-    """The site's active prescriptions whose latest fill runs out on one of `dates`, as
-    (PrescriptionFacts, patient name)."""
+    """The site's active prescriptions (of `patient_ids`, if given) whose latest fill
+    runs out on one of `dates`, as (PrescriptionFacts, patient name)."""
     vendor = connection.vendor
     due = _DUE.get(vendor, _DUE["postgresql"])
     params = [d.isoformat() if vendor == "sqlite" else d for d in dates]
-    sql = _REFILLS_SQL.format(due=due, dates=",".join(["%s"] * len(dates)))
+    only, only_params = only_patients("rx.patient_id", patient_ids)
+    sql = _REFILLS_SQL.format(due=due, dates=",".join(["%s"] * len(dates)), only=only)
     with connection.cursor() as cursor:
-        cursor.execute(sql, [p.site.id, True, *params])
+        cursor.execute(sql, [p.site.id, True, *params, *only_params])
         rows = cursor.fetchall()
     for (prescription_id, patient_id, status, refills_remaining, maintenance, schedule,
          filled_on, days_supply, first_name, last_name) in rows:  # fmt: skip

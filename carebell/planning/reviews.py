@@ -16,7 +16,7 @@ from carebell.core.schedule import plan_review_request
 from carebell.core.vocab import Kind
 from carebell.messaging.models import PENDING, MessageEvent, OutboxMessage
 from carebell.planning.decisions import Decision, dedupe_key
-from carebell.planning.pharmacy import fill_groups, fill_subject, picked_up_fills
+from carebell.planning.pharmacy import Ids, fill_groups, fill_subject, picked_up_fills
 from carebell.planning.subjects import PlanFor, SitePass, Subject, chunks, decide
 
 #: The note on a MessageEvent that records a patient opening a review link.
@@ -31,21 +31,24 @@ class _Sent:
     at: dt.datetime
 
 
-def plan_reviews(p: SitePass, rule) -> Iterator[Decision]:
-    """Review requests for the patients' pickups of one day: `review_delay` after the
-    pickup, resent every `review_resend_after_days` while the link stays unopened, up to
-    `review_max_sends`; each send n is its own occurrence."""
+def plan_reviews(p: SitePass, rule, patient_ids: Ids = None) -> Iterator[Decision]:
+    """Review requests for the patients' pickups of one day (of `patient_ids` only, if
+    given): `review_delay` after the pickup, resent every `review_resend_after_days`
+    while the link stays unopened, up to `review_max_sends`; each send n is its own
+    occurrence."""
     rx = p.rx
     span = rx.review_delay + dt.timedelta(days=rx.review_resend_after_days * rx.review_max_sends)
     since = p.now - span - 2 * _DAY
-    yield from decide(p, rule, Kind.REVIEW_REQUEST, _review_subjects(p, rule, since))
+    subjects = _review_subjects(p, rule, since, patient_ids)
+    yield from decide(p, rule, Kind.REVIEW_REQUEST, subjects)
 
 
-def _review_subjects(p: SitePass, rule, since: dt.datetime) -> Iterator[Subject]:
+def _review_subjects(p: SitePass, rule, since: dt.datetime, patient_ids: Ids) -> Iterator[Subject]:
     """A subject per patient and day of pickups since `since`, with its send history."""
     day_of = lambda r: p.policy.local_date(r.at)  # noqa: E731
+    picked = picked_up_fills(p, since, patient_ids)
     # Group first, then chunk the groups: a patient's pickups never straddle two chunks.
-    groups = list(fill_groups(p, Kind.REVIEW_REQUEST, picked_up_fills(p, since), day_of))
+    groups = list(fill_groups(p, Kind.REVIEW_REQUEST, picked, day_of))
     for chunk in chunks(groups):
         ids = {members[0].facts.patient_id for _, members in chunk}
         history, opened = _review_history(p, rule, ids, since)
