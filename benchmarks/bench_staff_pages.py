@@ -136,12 +136,12 @@ def cursor_of_page(site, page: int, size: int) -> str:
     from urllib.parse import urlencode
 
     from carebell.messaging.models import OutboxMessage
-    from carebell.web.staff.views.queue import make_cursor
+    from carebell.web.staff.cursors import make_cursor
 
     rows = OutboxMessage.objects.filter(site=site).order_by("planned_at", "id")
     page = min(page, max(2, rows.count() // size))
     last = rows.only("id", "planned_at")[(page - 1) * size - 1]  # setup only, not timed
-    return urlencode({"date_from": "2000-01-01", "after": make_cursor(last)})
+    return urlencode({"date_from": "2000-01-01", "after": make_cursor(last.planned_at, last.pk)})
 
 
 def main() -> None:
@@ -153,13 +153,22 @@ def main() -> None:
     from carebell.messaging.models import OutboxMessage
     from carebell.people.models import Patient
     from carebell.sites.models import StaffMembership
-    from carebell.sites.roles import FRONT_DESK
+    from carebell.sites.models import Site
+    from carebell.sites.roles import FRONT_DESK, PHARMACY_STAFF
     from carebell.web.staff.views.queue import PAGE_SIZE
     from tests import factories
 
     user = factories.make_staff(site, FRONT_DESK, username=f"bench{time.time_ns()}")
     client = Client(HTTP_HOST="localhost")
     client.force_login(user)
+    pharmacy = Site.objects.get(organization_id=site.organization_id, kind="pharmacy")
+    pharmacist = factories.make_staff(pharmacy, PHARMACY_STAFF, username=f"rx{time.time_ns()}")
+    at_counter = Client(HTTP_HOST="localhost")
+    at_counter.force_login(pharmacist)
+    # A pharmacy patient with prescriptions: their forecast runs every pharmacy planner.
+    customer = (
+        Patient.objects.filter(site=pharmacy, prescriptions__isnull=False).order_by("id").first()
+    )
     busiest = (
         OutboxMessage.objects.filter(site=site, patient__isnull=False)
         .values_list("patient_id", flat=True)
@@ -182,7 +191,11 @@ def main() -> None:
     for label, url in pages:
         p50, p95, sql, queries = measure(client, url, args.repeat)
         print(f"{label:32} {p50:8.1f} {p95:8.1f} {sql:8.1f} {queries:8d}")
-    StaffMembership.objects.filter(user=user).delete()
+    if customer is not None:
+        url = f"/staff/patients/{customer.pk}/"
+        p50, p95, sql, queries = measure(at_counter, url, args.repeat)
+        print(f"{'patient panel, pharmacy':32} {p50:8.1f} {p95:8.1f} {sql:8.1f} {queries:8d}")
+    StaffMembership.objects.filter(user__in=[user, pharmacist]).delete()
 
 
 if __name__ == "__main__":

@@ -30,7 +30,9 @@ from carebell.planning.decisions import Decision
 from carebell.planning.greetings import birthday_subjects, welcome_subjects
 from carebell.planning.pharmacy import (
     Ids,
+    Only,
     confirmation_subjects,
+    contacts_of,
     pharmacy_settings,
     ready_subjects,
     reminder_subjects,
@@ -48,6 +50,7 @@ __all__ = [
     "EVENT_KINDS",
     "EVENT_LOOKBACK",
     "REVIEW_LINK_OPENED",
+    "Only",
     "SmsCaps",
     "is_due",
     "mark_done",
@@ -137,27 +140,28 @@ def plan_site_daily(
     now: dt.datetime,
     caps: SmsCaps | None = None,
     *,
-    patient_ids: Ids = None,
+    only: Only | None = None,
 ) -> Iterator[Decision]:
     """The daily batch for the site's local date of `now`: pickup reminders, refill
-    reminders, review requests, birthdays and recalls. Given `patient_ids`, for those
-    patients only: what the batch of that day would plan for them (a forecast)."""
+    reminders, review requests, birthdays and recalls. Given `only`, for its patients
+    only, as the batch of one of its days (a forecast: call it for its days in order)."""
     p = _new_pass(site, rules, policy, now, DAILY_KINDS, caps)
     if p is None:
         return
-    ids = patient_ids
     for rule in p.rules.get(Kind.RX_PICKUP_REMINDER, []):
         rp = p.for_rule(rule)
-        yield from decide(rp, rule, Kind.RX_PICKUP_REMINDER, reminder_subjects(rp, ids))
+        subjects = reminder_subjects(rp, only)
+        yield from decide(rp, rule, Kind.RX_PICKUP_REMINDER, subjects, contacts_of(only))
     if any(k in p.rules for k in REFILL_KINDS):
-        yield from plan_refills(p, ids)
+        yield from plan_refills(p, only)
     for rule in p.rules.get(Kind.REVIEW_REQUEST, []):
-        yield from plan_reviews(p.for_rule(rule), rule, ids)
+        yield from plan_reviews(p.for_rule(rule), rule, only)
     for rule in p.rules.get(Kind.BIRTHDAY, []):
         rp = p.for_rule(rule)
-        yield from decide(rp, rule, Kind.BIRTHDAY, birthday_subjects(rp, ids))
+        subjects = birthday_subjects(rp, only)
+        yield from decide(rp, rule, Kind.BIRTHDAY, subjects, contacts_of(only))
     for rule in p.rules.get(Kind.RECALL, []):
-        yield from plan_recalls(p.for_rule(rule), rule, None if ids is None else list(ids))
+        yield from plan_recalls(p.for_rule(rule), rule, only and only.patient_ids)
 
 
 def plan_patient_recalls(

@@ -60,10 +60,19 @@ def decisions(
     # Events are what already happened: the pass at `now` finds them all (a later pass
     # would find the same ones, or fewer as they age past the lookback).
     yield from daily.plan_site_events(site, rules, policy, now, caps, patient_ids=patient_ids)
+    batches = list(_daily_batches(site, policy, now, end))
+    # Some patients' batches read their rows once for all the days (a forecast).
+    only = daily.Only(patient_ids, [day for day, _ in batches]) if patient_ids else None
+    for _day, when in batches:
+        yield from daily.plan_site_daily(site, rules, policy, when, caps, only=only)
+
+
+def _daily_batches(site, policy, now: dt.datetime, end: dt.datetime) -> Iterator[tuple]:
+    """(site-local day, when its batch runs) for each day whose process starts before
+    `end`, today's included: at its start, or at `now` if that is later."""
     day = policy.local_date(now)
     while (day_start := policy.local_instant(day, site.delivery.daily_process_start)) < end:
-        when = max(now, day_start)
-        yield from daily.plan_site_daily(site, rules, policy, when, caps, patient_ids=patient_ids)
+        yield day, max(now, day_start)
         day += dt.timedelta(days=1)
 
 

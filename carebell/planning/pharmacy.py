@@ -11,7 +11,8 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import functools
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Hashable, Iterator
+from typing import TypeVar
 
 from django.db import connection
 from django.db.models import Q
@@ -28,6 +29,7 @@ from carebell.core.schedule import (
 )
 from carebell.core.timing import Plan
 from carebell.core.vocab import (
+    Category,
     DeaSchedule,
     EntityType,
     FillStep,
@@ -37,7 +39,7 @@ from carebell.core.vocab import (
     ReadyTrigger,
 )
 from carebell.messaging.models import OutboxMessage, OutboxSubject
-from carebell.planning.contacts import as_datetime
+from carebell.planning.contacts import as_datetime, load_contacts
 from carebell.planning.subjects import (
     EVENT_LOOKBACK,
     PlanFor,
@@ -52,6 +54,7 @@ from carebell.sql import utc_params
 
 #: Which patients a kind plans for: None for all of the site's, else these only.
 Ids = Collection[int] | None
+T = TypeVar("T")
 
 _CANCELLED = OutboxStatus.CANCELLED.value
 _STEP_COLUMNS = ", ".join(f"f.{s.value}_at" for s in FillStep)
@@ -86,6 +89,37 @@ def pharmacy_settings(site: Site, ask_prescriber: bool = False) -> PharmacySetti
         review_max_sends=row.review_max_sends,
         welcome_on=PatientEvent.CONSENTED if row.welcome_on_consent else PatientEvent.ADDED,
     )
+
+
+@dataclasses.dataclass(slots=True)
+class Only:
+    """Some patients' daily batches on several site-local days (a forecast), instead
+    of the whole site's on one day. Each kind reads these patients' rows once, on the
+    first of `days` (batches run in day order), widely enough for every day; each
+    day's batch keeps of them exactly what its own read would have found."""
+
+    patient_ids: list[int]
+    days: list[dt.date]
+    _read: dict = dataclasses.field(default_factory=dict)
+
+    def read(self, name: Hashable, load: Callable[[], T]) -> T:
+        """`load()`'s rows, read the first time `name` is asked for."""
+        if name not in self._read:
+            self._read[name] = load()
+        return self._read[name]
+
+    def contacts(self, ids: Collection[int], category: Category) -> dict:
+        """`load_contacts` for `subjects.decide`: the patients' contacts with their
+        preference for `category`, read once (nothing changes between the days)."""
+        mine = set(self.patient_ids)
+        if not set(ids) <= mine:
+            return load_contacts(ids, category)
+        return self.read(("contacts", category), lambda: load_contacts(mine, category))
+
+
+def contacts_of(only: Only | None) -> Callable[..., dict]:
+    """How `subjects.decide` reads the contacts of the patients of a pass."""
+    return load_contacts if only is None else only.contacts
 
 
 def only_patients(column: str, ids: Ids) -> tuple[str, list[int]]:
@@ -135,14 +169,19 @@ def _news_subjects(
         yield fill_subject(group, members, fixed(f"f{ids}", timed))
 
 
-def reminder_subjects(p: SitePass, patient_ids: Ids = None) -> Iterator[Subject]:
+def reminder_subjects(p: SitePass, only: Only | None = None) -> Iterator[Subject]:
     """Fills not picked up whose ready day plus one of the reminder day counts is today;
     a patient's fills reminded the same day share one message."""
     days = sorted(p.rx.pickup_reminder_days)
     if not days:
         return
     today = p.today
-    rows = _ready_fills(p, p.now - dt.timedelta(days=days[-1] + 2), patient_ids)
+    since = p.now - dt.timedelta(days=days[-1] + 2)
+    if only is None:
+        rows = _ready_fills(p, since, None)
+    else:  # read on the first day, since its earliest `since`
+        rows = only.read("ready", lambda: _ready_fills(p, since, only.patient_ids))
+        rows = [r for r in rows if r.at >= since]
     due = {r.facts.fill_id: (today - p.policy.local_date(r.at)).days for r in rows}
     rows = [r for r in rows if due[r.facts.fill_id] in days]
     for group, members in fill_groups(p, Kind.RX_PICKUP_REMINDER, rows, lambda r: today):
