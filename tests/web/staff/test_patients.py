@@ -8,6 +8,9 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+import time_machine
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from carebell.audit.models import AuditEvent
@@ -144,6 +147,94 @@ def test_the_panel_shows_what_planning_would_send_in_the_next_30_days(staff_of, 
     not_planned = response.context["not_planned"]
     assert any("Marco" in line["who"] for line in not_planned)
     assert "Appointment reminder" in response.content.decode()
+
+
+@pytest.fixture
+def rosa(pharmacy):
+    """A pharmacy patient with a refill due on 14 December and a birthday on 9 December,
+    reachable by email for refill reminders but with no preference for birthdays."""
+    for kind in (Kind.REFILL_DUE, Kind.RX_PICKUP_REMINDER, Kind.REVIEW_REQUEST, Kind.BIRTHDAY):
+        AutomatedMessage.objects.create(site=pharmacy, kind=kind, name=kind, enabled=True)
+    patient = factories.make_patient(pharmacy, first_name="Rosa", last_name="Delgado",
+                                     birth_date=dt.date(1980, 12, 9))  # fmt: skip
+    contact = factories.make_contact(patient, relationship="self", first_name="Rosa",
+                                     last_name="Delgado")  # fmt: skip
+    factories.add_point(contact, ContactPointKind.EMAIL, "rosa@example.org")
+    factories.set_preference(contact, "refill_reminder", "email")
+    add_prescription(patient, due=dt.date(2026, 12, 14))
+    return patient
+
+
+def add_prescription(patient, due: dt.date, days_supply: int = 30):
+    filled_on = due - dt.timedelta(days=days_supply)
+    prescription = factories.make_prescription(patient, days_supply=days_supply)
+    picked = dt.datetime.combine(filled_on, dt.time(12), dt.UTC)
+    factories.make_fill(prescription, filled_on=filled_on, step="picked_up", picked_up_at=picked)
+
+
+def test_a_pharmacy_panel_forecasts_a_refill_and_says_why_a_birthday_would_not_go(
+    staff_of, pharmacy, rosa
+):
+    neighbour = factories.make_patient(pharmacy, first_name="Nina", last_name="Other",
+                                       birth_date=rosa.birth_date)  # fmt: skip
+    add_prescription(neighbour, due=dt.date(2026, 12, 14))
+    response = staff_of(PHARMACY_STAFF, at=pharmacy).get(f"/staff/patients/{rosa.pk}/")
+    [refill] = response.context["planned"]
+    assert (refill["decision"].kind, refill["decision"].channel) == ("refill_due", "email")
+    assert refill["who"] == "Rosa Delgado" and refill["held"] is None
+    [birthday] = response.context["not_planned"]
+    assert birthday["decision"].kind == "birthday"
+    assert birthday["why"] == ["The contact has no preference set for birthday messages."]
+    page = response.content.decode()
+    forecast = page[page.index('id="forecast"') : page.index("Messages about this patient")]
+    # 08:00 in New York (13:00 UTC), three days before the due date.
+    assert "Fri 11 Dec 2026 08:00" in forecast and "Refill due" in forecast
+    assert "Birthday greeting" in forecast and "no preference set for birthday" in forecast
+    assert "Not yet: stored when its day comes" in forecast
+    assert "Nina" not in page and {line["decision"].patient_id for line in
+                                    response.context["planned"]} == {rosa.pk}  # fmt: skip
+
+
+def test_a_forecast_message_already_in_the_queue_links_to_it(staff_of, pharmacy, rosa):
+    from carebell.planning.runner import plan_once
+
+    plan_once(now=dt.datetime(2026, 12, 11, 13, 0, tzinfo=dt.UTC))
+    message = OutboxMessage.objects.get(kind="refill_due")
+    with time_machine.travel(dt.datetime(2026, 12, 11, 12, 0, tzinfo=dt.UTC)):  # 07:00 there
+        client = staff_of(SYSTEM_ADMINISTRATOR, at=pharmacy)
+        response = client.get(f"/staff/patients/{rosa.pk}/")
+    [refill] = response.context["planned"]
+    assert refill["held"].message_id == message.pk
+    assert f"/staff/queue/{message.pk}/" in response.content.decode()
+
+
+def test_a_forecast_message_deleted_from_the_queue_says_it_will_not_be_sent(
+    staff_of, pharmacy, rosa
+):
+    from carebell.planning.runner import plan_once
+
+    plan_once(now=dt.datetime(2026, 12, 11, 13, 0, tzinfo=dt.UTC))
+    OutboxMessage.objects.filter(kind="refill_due").update(status="cancelled")
+    with time_machine.travel(dt.datetime(2026, 12, 11, 12, 0, tzinfo=dt.UTC)):
+        client = staff_of(PHARMACY_STAFF, at=pharmacy)
+        response = client.get(f"/staff/patients/{rosa.pk}/")
+    assert response.context["planned"] == []
+    refill = next(x for x in response.context["not_planned"] if x["decision"].kind == "refill_due")
+    assert refill["why"][-1] == "Its message is in the queue as “Cancelled”: it will not be sent."
+
+
+def test_the_forecast_queries_do_not_grow_with_prescriptions(staff_of, pharmacy, rosa):
+    client = staff_of(PHARMACY_STAFF, at=pharmacy)
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get(f"/staff/patients/{rosa.pk}/").status_code == 200
+        return len(captured)
+
+    few = queries()
+    for n in range(4):
+        add_prescription(rosa, due=dt.date(2026, 12, 5 + n))
+    assert queries() == few <= 45
 
 
 def test_the_panel_runs_a_bounded_number_of_queries(staff_of, ana,
