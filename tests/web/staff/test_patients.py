@@ -190,7 +190,7 @@ def test_a_pharmacy_panel_forecasts_a_refill_and_says_why_a_birthday_would_not_g
     # 08:00 in New York (13:00 UTC), three days before the due date.
     assert "Fri 11 Dec 2026 08:00" in forecast and "Refill due" in forecast
     assert "Birthday greeting" in forecast and "no preference set for birthday" in forecast
-    assert "Not yet: stored when its day comes" in forecast
+    assert "Not yet: its day's batch stores it" in forecast
     assert "Nina" not in page and {line["decision"].patient_id for line in
                                     response.context["planned"]} == {rosa.pk}  # fmt: skip
 
@@ -252,3 +252,41 @@ def test_another_organizations_patient_is_not_found(outsider, ana):
 
 def test_an_unknown_patient_is_not_found(staff_of, site):
     assert staff_of(READ_ONLY).get("/staff/patients/999999/").status_code == 404
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_pharmacist_reads_the_forecast_and_why_in_a_browser(page, live_server, pharmacy, rosa):
+    from pathlib import Path
+
+    contact = rosa.contacts.get()
+    factories.add_point(contact, ContactPointKind.MOBILE, "+12025550188", consent_sms=True)
+    factories.set_preference(contact, "rx_ready", "sms")
+    prescription = factories.make_prescription(rosa, drug_name="Metformin 500 mg")
+    ready = timezone.now() - dt.timedelta(days=1)
+    factories.make_fill(prescription, filled_on=ready.date(), step="label_printed",
+                        label_printed_at=ready)  # fmt: skip
+    carer = factories.make_contact(rosa, first_name="Marco", relationship="caregiver")
+    factories.add_point(carer, ContactPointKind.MOBILE, "+12025550189", opted_out_sms=True)
+    factories.set_preference(carer, "birthday", "sms")
+    AutomatedMessage.objects.create(site=pharmacy, kind=Kind.RX_READY, name="Ready", enabled=True)
+    factories.make_staff(pharmacy, PHARMACY_STAFF, username="pat")
+    page.set_viewport_size({"width": 1200, "height": 900})
+    page.goto(f"{live_server.url}/")
+    page.fill("#id_username", "pat")
+    page.fill("#id_password", "a-long-test-password")
+    page.click("main button[type=submit]")
+    page.wait_for_selector("text=Today at Maple Pharmacy")
+    page.goto(f"{live_server.url}/staff/patients/{rosa.pk}/")
+    forecast = page.locator("#forecast")
+    planned = forecast.locator(".forecast-table").inner_text()
+    assert "Refill due" in planned and "Fri 11 Dec 2026 08:00" in planned
+    assert "Pickup reminder" in planned
+    assert "Ready for pickup\tSMS\tRosa Delgado\tNot yet: the planner's next pass" in planned
+    blocked = forecast.locator(".forecast-blocked").inner_text()
+    assert "Wed 9 Dec 2026\tBirthday greeting" in blocked
+    assert "no preference set for birthday" in blocked
+    assert "Marco Delgado\tThe number opted out of text messages." in blocked
+    shots = Path("var/screenshots")
+    shots.mkdir(parents=True, exist_ok=True)
+    forecast.screenshot(path=str(shots / "staff-patient-forecast.png"))
+    page.screenshot(path=str(shots / "staff-patient-panel.png"), full_page=True)

@@ -30,6 +30,7 @@ from carebell.people.models import (
     Patient,
 )
 from carebell.planning import forecast
+from carebell.planning.daily import DAILY_KINDS
 from carebell.sites import access
 from carebell.web.staff import engine, guard
 from carebell.web.staff.templatetags.staff import STATUS_LABELS
@@ -288,11 +289,21 @@ def _line(found: forecast.Forecast, contacts: list[Contact]) -> dict:
         status = STATUS_LABELS.get(held.status, held.status)
         why.append(_("Its message is in the queue as “%(status)s”: it will not be sent.")
                    % {"status": status})  # fmt: skip
+    at = found.at
+    # The daily batch stores its kinds on their day; the rest the next pass stores.
+    later = (
+        decision.kind in DAILY_KINDS
+        and at is not None
+        and timezone.localtime(at).date() > timezone.localdate()
+    )
     return {
         "decision": decision,
-        "at": found.at,
+        "at": at,
+        # A day's event (a birthday, a refill's due date) is at the site's midnight.
+        "day_only": at is not None and timezone.localtime(at).time() == dt.time(0),
         "who": names.get(decision.contact_id, ""),
         "why": why,
         "held": held,
+        "stored_later": later,
         "goes": decision.planned and not (held is not None and held.ended),
     }
