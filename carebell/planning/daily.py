@@ -6,6 +6,9 @@ what should not wait a day (ready for pickup, pickup confirmation, welcome), and
 `plan_site_daily` once a day after the site's daily process start (`is_due`,
 `mark_done`) for pickup reminders, refill reminders, review requests, birthdays and
 recalls. `plan_patient_recalls` is what `carebell explain` asks about one patient.
+A patient's forecast (`forecast`, through `dry_run.decisions`) calls both for one
+patient: the events with `patient_ids`, the daily batch of each coming day with an
+`Only`, whose rows each kind reads once for all the days.
 
 Each kind finds its subjects in its own module (`pharmacy`, `refills`, `reviews`,
 `greetings`, `recalls`), reading rows set-based, a few queries per site and kind; `subjects`
