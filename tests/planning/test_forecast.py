@@ -6,8 +6,10 @@ batches later store is what the forecast showed."""
 from __future__ import annotations
 
 import datetime as dt
+import io
 
 import pytest
+from django.core.management import call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
@@ -141,3 +143,13 @@ def test_the_forecast_reads_each_kind_once_however_many_days(customer):
         return len(captured)
 
     assert queries(30) == queries(14)
+
+
+def test_carebell_explain_prints_the_patients_forecast(customer):
+    refill(customer, TODAY + dt.timedelta(days=12))
+    out = io.StringIO()
+    call_command("explain", patient=customer.id, stdout=out)
+    text = out.getvalue()
+    assert "refill_due about prescription" in text and "would send by email" in text
+    assert "birthday about patient" in text and "2026-12-09 13:00 UTC" in text
+    assert "not in the outbox yet" in text
