@@ -10,7 +10,8 @@ already holding its occurrence, if any, so a plan is never mistaken for a send. 
 only; writes nothing.
 
 What it cannot know is what happens meanwhile: it assumes no fill is picked up, no
-prescription refilled and no review link opened before the day it looks at.
+prescription refilled and no review link opened before the day it looks at, and, as
+nothing is sent, it shows a review request's next send, not the resends after it.
 """
 
 from __future__ import annotations
