@@ -6,6 +6,9 @@ what should not wait a day (ready for pickup, pickup confirmation, welcome), and
 `plan_site_daily` once a day after the site's daily process start (`is_due`,
 `mark_done`) for pickup reminders, refill reminders, review requests, birthdays and
 recalls. `plan_patient_recalls` is what `carebell explain` asks about one patient.
+A patient's forecast (`forecast`, through `dry_run.decisions`) calls both for one
+patient: the events with `patient_ids`, the daily batch of each coming day with an
+`Only`, whose rows each kind reads once for all the days.
 
 Each kind finds its subjects in its own module (`pharmacy`, `refills`, `reviews`,
 `greetings`, `recalls`), reading rows set-based, a few queries per site and kind; `subjects`
@@ -29,7 +32,10 @@ from carebell.messaging.models import AutomatedMessage, PlannerLease
 from carebell.planning.decisions import Decision
 from carebell.planning.greetings import birthday_subjects, welcome_subjects
 from carebell.planning.pharmacy import (
+    Ids,
+    Only,
     confirmation_subjects,
+    contacts_of,
     pharmacy_settings,
     ready_subjects,
     reminder_subjects,
@@ -47,6 +53,7 @@ __all__ = [
     "EVENT_KINDS",
     "EVENT_LOOKBACK",
     "REVIEW_LINK_OPENED",
+    "Only",
     "SmsCaps",
     "is_due",
     "mark_done",
@@ -107,22 +114,26 @@ def plan_site_events(
     policy: DeliveryPolicy,
     now: dt.datetime,
     caps: SmsCaps | None = None,
+    *,
+    patient_ids: Ids = None,
 ) -> Iterator[Decision]:
     """Ready notices, pickup confirmations and welcomes for events of the last
     EVENT_LOOKBACK not yet announced; called on every planner pass. Pass the same
-    `caps` to both entry points of one pass so their texts count against each other."""
+    `caps` to both entry points of one pass so their texts count against each other.
+    Given `patient_ids`, for those patients only (a patient's forecast)."""
     p = _new_pass(site, rules, policy, now, EVENT_KINDS, caps)
     if p is None:
         return
+    ids = patient_ids
     for rule in p.rules.get(Kind.RX_READY, []):
         rp = p.for_rule(rule)
-        yield from decide(rp, rule, Kind.RX_READY, ready_subjects(rp))
+        yield from decide(rp, rule, Kind.RX_READY, ready_subjects(rp, ids))
     for rule in p.rules.get(Kind.RX_PICKUP_CONFIRMATION, []):
         rp = p.for_rule(rule)
-        yield from decide(rp, rule, Kind.RX_PICKUP_CONFIRMATION, confirmation_subjects(rp))
+        yield from decide(rp, rule, Kind.RX_PICKUP_CONFIRMATION, confirmation_subjects(rp, ids))
     for rule in p.rules.get(Kind.WELCOME, []):
         rp = p.for_rule(rule)
-        yield from decide(rp, rule, Kind.WELCOME, welcome_subjects(rp))
+        yield from decide(rp, rule, Kind.WELCOME, welcome_subjects(rp, ids))
 
 
 def plan_site_daily(
@@ -131,24 +142,29 @@ def plan_site_daily(
     policy: DeliveryPolicy,
     now: dt.datetime,
     caps: SmsCaps | None = None,
+    *,
+    only: Only | None = None,
 ) -> Iterator[Decision]:
     """The daily batch for the site's local date of `now`: pickup reminders, refill
-    reminders, review requests, birthdays and recalls."""
+    reminders, review requests, birthdays and recalls. Given `only`, for its patients
+    only, as the batch of one of its days (a forecast: call it for its days in order)."""
     p = _new_pass(site, rules, policy, now, DAILY_KINDS, caps)
     if p is None:
         return
     for rule in p.rules.get(Kind.RX_PICKUP_REMINDER, []):
         rp = p.for_rule(rule)
-        yield from decide(rp, rule, Kind.RX_PICKUP_REMINDER, reminder_subjects(rp))
+        subjects = reminder_subjects(rp, only)
+        yield from decide(rp, rule, Kind.RX_PICKUP_REMINDER, subjects, contacts_of(only))
     if any(k in p.rules for k in REFILL_KINDS):
-        yield from plan_refills(p)
+        yield from plan_refills(p, only)
     for rule in p.rules.get(Kind.REVIEW_REQUEST, []):
-        yield from plan_reviews(p.for_rule(rule), rule)
+        yield from plan_reviews(p.for_rule(rule), rule, only)
     for rule in p.rules.get(Kind.BIRTHDAY, []):
         rp = p.for_rule(rule)
-        yield from decide(rp, rule, Kind.BIRTHDAY, birthday_subjects(rp))
+        subjects = birthday_subjects(rp, only)
+        yield from decide(rp, rule, Kind.BIRTHDAY, subjects, contacts_of(only))
     for rule in p.rules.get(Kind.RECALL, []):
-        yield from plan_recalls(p.for_rule(rule), rule)
+        yield from plan_recalls(p.for_rule(rule), rule, only and only.patient_ids)
 
 
 def plan_patient_recalls(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Iterator
 
-from carebell.core.windows import zone_for
+from carebell.core.windows import DeliveryPolicy, zone_for
 from carebell.dispatch import rendering
 from carebell.messaging.models import AutomatedMessage, OutboxMessage
 from carebell.planning import appointments, daily
@@ -27,7 +27,8 @@ def plan_period(
         if not rules:
             continue
         policy = policies.for_site(site)
-        chosen = (d for d in _decisions(site, rules, policy, now, end) if _in_period(d, start, end))
+        found = decisions(site, rules, policy, now, end)
+        chosen = (d for d in found if in_period(d, start, end))
         batch: list[Decision] = []
         for decision in chosen:
             batch.append(decision)
@@ -37,30 +38,53 @@ def plan_period(
         yield from _lines(site, batch)
 
 
-def _decisions(site, rules, policy, now, end) -> Iterator[Decision]:
+def decisions(
+    site: Site,
+    rules: list[AutomatedMessage],
+    policy: DeliveryPolicy,
+    now: dt.datetime,
+    end: dt.datetime,
+    patient_ids: list[int] | None = None,
+) -> Iterator[Decision]:
+    """What the planner's passes from `now` until `end` would decide, nothing stored:
+    the appointment messages, the events of the pass at `now`, and the daily batch of
+    each site-local day whose process starts before `end` (of `patient_ids` only, if
+    given). A later day's batch may decide again what an earlier one did (the same
+    dedupe key): the earlier decision is the one that counts."""
     # One SMS-cap ledger, as in a pass: nothing is stored, so the daily steps could not
     # read the appointment texts from the outbox.
     caps = daily.SmsCaps(site.id, now)
     yield from appointments.plan_site_appointments(
-        site, rules, policy, now, end + appointments.HORIZON, caps=caps
+        site, rules, policy, now, end + appointments.HORIZON, patient_ids=patient_ids, caps=caps
     )
+    # Events are what already happened: the pass at `now` finds them all (a later pass
+    # would find the same ones, or fewer as they age past the lookback).
+    yield from daily.plan_site_events(site, rules, policy, now, caps, patient_ids=patient_ids)
+    batches = list(_daily_batches(site, policy, now, end))
+    # Some patients' batches read their rows once for all the days (a forecast).
+    only = daily.Only(patient_ids, [day for day, _ in batches]) if patient_ids else None
+    for _day, when in batches:
+        yield from daily.plan_site_daily(site, rules, policy, when, caps, only=only)
+
+
+def _daily_batches(site, policy, now: dt.datetime, end: dt.datetime) -> Iterator[tuple]:
+    """(site-local day, when its batch runs) for each day whose process starts before
+    `end`, today's included: at its start, or at `now` if that is later."""
     day = policy.local_date(now)
     while (day_start := policy.local_instant(day, site.delivery.daily_process_start)) < end:
-        when = max(now, day_start)
-        yield from daily.plan_site_events(site, rules, policy, when, caps)
-        yield from daily.plan_site_daily(site, rules, policy, when, caps)
+        yield day, max(now, day_start)
         day += dt.timedelta(days=1)
 
 
-def _in_period(decision: Decision, start: dt.datetime, end: dt.datetime) -> bool:
+def in_period(decision: Decision, start: dt.datetime, end: dt.datetime) -> bool:
     moment = decision.planned_at if decision.planned else decision.event_at
     return moment is None or start <= moment < end
 
 
-def _lines(site: Site, decisions: list[Decision]) -> Iterator[dict]:
+def _lines(site: Site, batch: list[Decision]) -> Iterator[dict]:
     seen: set[str] = set()
     unique = []
-    for d in decisions:
+    for d in batch:
         if d.planned and d.dedupe_key in seen:
             continue  # the daily pass of two simulated days may plan the same message
         seen.add(d.dedupe_key)

@@ -1,7 +1,8 @@
 """What carebell did and would do about a patient, an appointment or a message, and
-why (SPEC §11): the stored outbox rows with their history, and the planner's current
-decisions (appointment messages and recalls) — including the messages it would not
-send, those the SMS caps defer or keep back, and the reason. Each decision is set
+why (SPEC §11): the stored outbox rows with their history, and the planner's
+decisions for the coming days (the patient's forecast: appointment messages, recalls,
+pharmacy messages and greetings) — including the messages it would not send, those the
+SMS caps defer or keep back, and the reason. Each decision is set
 against what the outbox holds for its occurrence (a scheduled row, one that ended and
 will not be planned again, or nothing yet), so a plan is never mistaken for a send."""
 
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
-from itertools import chain
+from typing import NamedTuple
 
 from django.utils import timezone
 
@@ -19,11 +20,7 @@ from carebell.core.vocab import EntityType, OutboxStatus
 from carebell.messaging.models import PENDING, AutomatedMessage, OutboxMessage
 from carebell.outbox import is_capped
 from carebell.people.models import Patient
-from carebell.planning import daily
-from carebell.planning.appointments import plan_site_appointments
 from carebell.planning.decisions import Decision, masked
-from carebell.planning.policies import PolicyCache
-from carebell.planning.sms_caps import SmsCaps
 
 
 def sentences(stored: list[dict]) -> list[str]:
@@ -78,39 +75,53 @@ def explain_appointment(appointment: Appointment, now: dt.datetime | None = None
 
 
 def _decisions(patient: Patient, now: dt.datetime) -> Iterator[str]:
-    site = patient.site
-    rules = list(AutomatedMessage.objects.filter(site=site, enabled=True))
-    if not rules:
+    """The patient's forecast, as the messaging panel shows it: what every planner
+    would decide in the coming days, each set against the outbox."""
+    # Imported here: the forecast reads the outbox rows through this module.
+    from carebell.planning.forecast import FORECAST_DAYS, forecast_patient
+
+    if not AutomatedMessage.objects.filter(site=patient.site, enabled=True).exists():
         yield "  no automated messages are enabled at this site"
         return
-    policy = PolicyCache().for_site(site)
-    found = False
-    # One ledger: the recall is weighed against the appointment texts, as in a pass.
-    caps = SmsCaps(site.id, now)
-    planned = chain(
-        plan_site_appointments(site, rules, policy, now, patient_ids=[patient.id], caps=caps),
-        daily.plan_patient_recalls(site, rules, policy, now, patient.id, caps),
-    )
-    decisions = list(planned)  # one patient's: a few dozen at most
-    held = _held(decisions)
-    for decision in decisions:
-        found = True
-        yield _decision_line(decision)
-        yield from _outbox_line(decision, held)
-    if not found:
-        yield "  nothing to plan (no open appointments in the planning horizon, no recall due)"
+    lines = forecast_patient(patient, now)
+    held = {line.decision.dedupe_key: line.held for line in lines if line.held}
+    for line in lines:
+        yield _decision_line(line.decision)
+        yield from _outbox_line(line.decision, held)
+    if not lines:
+        yield f"  nothing to plan in the next {FORECAST_DAYS} days"
 
 
-def _held(decisions: list[Decision]) -> dict[str, tuple]:
-    """The outbox rows holding the decisions' occurrence keys: what the planner's
-    next pass would find there, so would not store again."""
-    keys = [d.dedupe_key for d in decisions if d.dedupe_key]
+class Held(NamedTuple):
+    """The outbox row that holds a decision's occurrence key."""
+
+    message_id: int
+    status: str
+    block_reason: str
+    planned_at: dt.datetime
+
+    @property
+    def pending(self) -> bool:
+        return self.status in PENDING
+
+    @property
+    def ended(self) -> bool:
+        """Cancelled or blocked: it will not be sent, nor planned again."""
+        return self.status in (OutboxStatus.CANCELLED, OutboxStatus.BLOCKED)
+
+
+def held_rows(decisions: list[Decision]) -> dict[str, Held]:
+    """The outbox rows holding the decisions' occurrence keys, by key: what the
+    planner's next pass would find there, so would not store again. One query."""
+    keys = sorted({d.dedupe_key for d in decisions if d.dedupe_key})
+    if not keys:
+        return {}
     fields = ("dedupe_key", "id", "status", "block_reason", "planned_at")
-    return {row[0]: row[1:] for row in OutboxMessage.objects.filter(dedupe_key__in=keys)
-            .values_list(*fields)}  # fmt: skip
+    rows = OutboxMessage.objects.filter(dedupe_key__in=keys).values_list(*fields)
+    return {key: Held(*rest) for key, *rest in rows}
 
 
-def _outbox_line(d: Decision, held: dict[str, tuple]) -> Iterator[str]:
+def _outbox_line(d: Decision, held: dict[str, Held]) -> Iterator[str]:
     """What the outbox holds for a decision: planning alone is a hypothesis (a row
     deleted by staff, say, keeps its occurrence and is never planned again)."""
     if not d.dedupe_key:
@@ -121,10 +132,10 @@ def _outbox_line(d: Decision, held: dict[str, tuple]) -> Iterator[str]:
             yield "    not in the outbox yet: the planner stores it on its next pass"
         return
     message_id, status, block_reason, planned_at = found
-    if status in PENDING:
+    if found.pending:
         at = f"{planned_at:%Y-%m-%d %H:%M} UTC"
         yield f"    in the outbox: message {message_id}, {status} for {at}"
-    elif status in (OutboxStatus.CANCELLED, OutboxStatus.BLOCKED):
+    elif found.ended:
         why = f" ({block_reason})" if block_reason else ""
         yield f"    in the outbox: message {message_id}, {status}{why} — it will not be sent"
     else:

@@ -2,7 +2,8 @@
 
 Also what the other pharmacy kinds share: the rules core's `pharmacy_settings` and
 the loading and grouping of fills (reviews follow pickups). Fills are read set-based,
-one query per kind; a patient's fills of one site day share one message.
+one query per kind; a patient's fills of one site day share one message. Given
+`patient_ids`, each kind reads those patients' fills only (a patient's forecast).
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import functools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Hashable, Iterator
+from typing import TypeVar
 
 from django.db import connection
 from django.db.models import Q
@@ -27,6 +29,7 @@ from carebell.core.schedule import (
 )
 from carebell.core.timing import Plan
 from carebell.core.vocab import (
+    Category,
     DeaSchedule,
     EntityType,
     FillStep,
@@ -36,7 +39,7 @@ from carebell.core.vocab import (
     ReadyTrigger,
 )
 from carebell.messaging.models import OutboxMessage, OutboxSubject
-from carebell.planning.contacts import as_datetime
+from carebell.planning.contacts import as_datetime, load_contacts
 from carebell.planning.subjects import (
     EVENT_LOOKBACK,
     PlanFor,
@@ -49,6 +52,10 @@ from carebell.planning.subjects import (
 from carebell.sites.models import Site
 from carebell.sql import utc_params
 
+#: Which patients a kind plans for: None for all of the site's, else these only.
+Ids = Collection[int] | None
+T = TypeVar("T")
+
 _CANCELLED = OutboxStatus.CANCELLED.value
 _STEP_COLUMNS = ", ".join(f"f.{s.value}_at" for s in FillStep)
 
@@ -58,7 +65,7 @@ SELECT f.id, f.prescription_id, rx.patient_id, f.step, {_STEP_COLUMNS},
 FROM pharmacy_fill f
 JOIN pharmacy_prescription rx ON rx.id = f.prescription_id
 JOIN people_patient p ON p.id = rx.patient_id
-WHERE rx.site_id = %s AND p.is_active = %s AND f.step IN ({{steps}}) AND ({{recent}})
+WHERE rx.site_id = %s AND p.is_active = %s AND f.step IN ({{steps}}) AND ({{recent}}){{only}}
 ORDER BY rx.patient_id, f.id
 """
 
@@ -84,25 +91,68 @@ def pharmacy_settings(site: Site, ask_prescriber: bool = False) -> PharmacySetti
     )
 
 
+@dataclasses.dataclass(slots=True)
+class Only:
+    """Some patients' daily batches on several site-local days (a forecast), instead
+    of the whole site's on one day. Each kind reads these patients' rows once, on the
+    first of `days` (batches run in day order), widely enough for every day; each
+    day's batch keeps of them exactly what its own read would have found."""
+
+    patient_ids: list[int]
+    days: list[dt.date]
+    _read: dict = dataclasses.field(default_factory=dict)
+
+    def read(self, name: Hashable, load: Callable[[], T]) -> T:
+        """`load()`'s rows, read the first time `name` is asked for."""
+        if name not in self._read:
+            self._read[name] = load()
+        return self._read[name]
+
+    def contacts(self, ids: Collection[int], category: Category) -> dict:
+        """`load_contacts` for `subjects.decide`: the patients' contacts with their
+        preference for `category`, read once (nothing changes between the days)."""
+        mine = set(self.patient_ids)
+        if not set(ids) <= mine:
+            return load_contacts(ids, category)
+        return self.read(("contacts", category), lambda: load_contacts(mine, category))
+
+
+def contacts_of(only: Only | None) -> Callable[..., dict]:
+    """How `subjects.decide` reads the contacts of the patients of a pass."""
+    return load_contacts if only is None else only.contacts
+
+
+def only_patients(column: str, ids: Ids) -> tuple[str, list[int]]:
+    """The SQL condition, and its parameters, that keeps the rows whose `column` is one
+    of the patients `ids`; nothing to add when `ids` is None (the whole site)."""
+    if ids is None:
+        return "", []
+    chosen = sorted(set(ids))
+    if not chosen:
+        return " AND 1 = 0", []
+    return f" AND {column} IN ({','.join(['%s'] * len(chosen))})", chosen
+
+
 # Subjects -----------------------------------------------------------------------------------
 
 
-def ready_subjects(p: SitePass) -> Iterator[Subject]:
+def ready_subjects(p: SitePass, patient_ids: Ids = None) -> Iterator[Subject]:
     """Fills that became ready in the last EVENT_LOOKBACK and were not announced yet."""
 
     def plan(ch, zone, fill: FillFacts) -> Plan:
         return plan_ready_notice(p.policy, ch, fill, p.rx, p.now, zone)
 
-    yield from _news_subjects(p, Kind.RX_READY, _ready_fills(p, p.now - EVENT_LOOKBACK), plan)
+    rows = _ready_fills(p, p.now - EVENT_LOOKBACK, patient_ids)
+    yield from _news_subjects(p, Kind.RX_READY, rows, plan)
 
 
-def confirmation_subjects(p: SitePass) -> Iterator[Subject]:
+def confirmation_subjects(p: SitePass, patient_ids: Ids = None) -> Iterator[Subject]:
     """Fills picked up in the last EVENT_LOOKBACK whose pickup was not confirmed yet."""
 
     def plan(ch, zone, fill: FillFacts) -> Plan:
         return plan_pickup_confirmation(p.policy, ch, fill, p.now, zone)
 
-    rows = picked_up_fills(p, p.now - EVENT_LOOKBACK)
+    rows = picked_up_fills(p, p.now - EVENT_LOOKBACK, patient_ids)
     yield from _news_subjects(p, Kind.RX_PICKUP_CONFIRMATION, rows, plan)
 
 
@@ -119,14 +169,19 @@ def _news_subjects(
         yield fill_subject(group, members, fixed(f"f{ids}", timed))
 
 
-def reminder_subjects(p: SitePass) -> Iterator[Subject]:
+def reminder_subjects(p: SitePass, only: Only | None = None) -> Iterator[Subject]:
     """Fills not picked up whose ready day plus one of the reminder day counts is today;
     a patient's fills reminded the same day share one message."""
     days = sorted(p.rx.pickup_reminder_days)
     if not days:
         return
     today = p.today
-    rows = _ready_fills(p, p.now - dt.timedelta(days=days[-1] + 2))
+    since = p.now - dt.timedelta(days=days[-1] + 2)
+    if only is None:
+        rows = _ready_fills(p, since, None)
+    else:  # read on the first day, since its earliest `since`
+        rows = only.read("ready", lambda: _ready_fills(p, since, only.patient_ids))
+        rows = [r for r in rows if r.at >= since]
     due = {r.facts.fill_id: (today - p.policy.local_date(r.at)).days for r in rows}
     rows = [r for r in rows if due[r.facts.fill_id] in days]
     for group, members in fill_groups(p, Kind.RX_PICKUP_REMINDER, rows, lambda r: today):
@@ -151,14 +206,20 @@ class FillRow:
     drug: tuple[bool, DeaSchedule]  # maintenance, controlled class: for a rule's filter
 
 
-def _fills(site_id: int, steps: list[FillStep], since: dt.datetime, columns: list[FillStep]):
-    """Fills of the site's active patients now at one of `steps` and that reached one of
-    the `columns` steps since `since`, as (FillFacts, patient name, drug)."""
+def _fills(
+    site_id: int, steps: list[FillStep], since: dt.datetime, columns: list[FillStep], ids: Ids
+):
+    """Fills of the site's active patients (or of the patients `ids` only) now at one
+    of `steps` and that reached one of the `columns` steps since `since`, as
+    (FillFacts, patient name, drug)."""
+    only, only_params = only_patients("rx.patient_id", ids)
     sql = _FILLS_SQL.format(
         steps=",".join(["%s"] * len(steps)),
         recent=" OR ".join(f"f.{c.value}_at >= %s" for c in columns),
+        only=only,
     )
-    params = utc_params([site_id, True, *(s.value for s in steps), *([since] * len(columns))])
+    since_params = [since] * len(columns)
+    params = utc_params([site_id, True, *(s.value for s in steps), *since_params, *only_params])
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
@@ -169,12 +230,13 @@ def _fills(site_id: int, steps: list[FillStep], since: dt.datetime, columns: lis
         yield facts, f"{row[11]} {row[12]}", (bool(row[13]), DeaSchedule(row[14] or ""))
 
 
-def picked_up_fills(p: SitePass, since: dt.datetime) -> list[FillRow]:
-    """The site's fills picked up since `since`, each at its pickup time."""
+def picked_up_fills(p: SitePass, since: dt.datetime, patient_ids: Ids = None) -> list[FillRow]:
+    """The site's fills (of `patient_ids` only, if given) picked up since `since`, each
+    at its pickup time."""
     picked = [FillStep.PICKED_UP]
     return [
         FillRow(f, n, f.steps_at[FillStep.PICKED_UP], drug)
-        for f, n, drug in _fills(p.site.id, picked, since, picked)
+        for f, n, drug in _fills(p.site.id, picked, since, picked, patient_ids)
     ]
 
 
@@ -183,11 +245,11 @@ def _ready_steps(trigger: ReadyTrigger) -> list[FillStep]:
     return [s for s in FillStep if first <= s.order <= FillStep.READY.order]
 
 
-def _ready_fills(p: SitePass, since: dt.datetime) -> list[FillRow]:
+def _ready_fills(p: SitePass, since: dt.datetime, patient_ids: Ids) -> list[FillRow]:
     """Fills past the site's ready trigger, not picked up or returned, ready since `since`."""
     steps = _ready_steps(p.rx.ready_trigger)
     out = []
-    for facts, name, drug in _fills(p.site.id, steps, since, steps):
+    for facts, name, drug in _fills(p.site.id, steps, since, steps, patient_ids):
         reached = ready_at(facts, p.rx.ready_trigger)
         if reached is not None and reached >= since:
             out.append(FillRow(facts, name, reached, drug))

@@ -18,6 +18,7 @@ from carebell.core.schedule import PrescriptionFacts, in_drug_classes, plan_dail
 from carebell.core.vocab import DeaSchedule, EntityType, Kind, PrescriptionStatus
 from carebell.planning.contacts import as_date
 from carebell.planning.decisions import Decision
+from carebell.planning.pharmacy import Ids, Only, contacts_of, only_patients
 from carebell.planning.subjects import SitePass, Subject, decide, fixed, joined
 
 REFILL_KINDS = (Kind.REFILL_DUE, Kind.REFILL_PAST_DUE, Kind.REFILL_ASK_PRESCRIBER)
@@ -33,7 +34,7 @@ JOIN pharmacy_fill f ON f.prescription_id = rx.id AND f.step <> 'returned_to_sto
 WHERE rx.site_id = %s AND rx.status = 'active' AND p.is_active = %s
   AND NOT EXISTS (SELECT 1 FROM pharmacy_fill g WHERE g.prescription_id = rx.id
                   AND g.step <> 'returned_to_stock' AND g.fill_number > f.fill_number)
-  AND {due} IN ({dates})
+  AND {due} IN ({dates}){only}
 ORDER BY rx.patient_id, rx.id
 """
 _DUE = {
@@ -46,19 +47,19 @@ _DUE = {
 _Found = tuple[PrescriptionFacts, str, tuple[Reason, ...]]
 
 
-def plan_refills(p: SitePass) -> Iterator[Decision]:
+def plan_refills(p: SitePass, only: Only | None = None) -> Iterator[Decision]:
     """Refill due / past due / ask-your-prescriber for prescriptions that run out
     `refill_days_before` days from today or ran out `refill_days_after` days ago;
-    a patient's prescriptions of one kind share one message."""
+    a patient's prescriptions of one kind share one message. Given `only`, for those
+    patients only."""
     today, rx = p.today, p.rx
     before = today + dt.timedelta(days=rx.refill_days_before)
-    after = today - dt.timedelta(days=rx.refill_days_after)
-    dates = [d for d, on in ((before, rx.refill_when_due), (after, rx.refill_when_past_due)) if on]
+    dates = _reminder_dates(p, today)
     if not dates:
         return
     items: list[PatientItem] = []
     found: dict[int, _Found] = {}
-    for rx_facts, name in _due_prescriptions(p, dates):
+    for rx_facts, name in _due_on(p, dates, only):
         chosen = refill_kind_on(rx_facts, rx, today)
         if chosen.kind is None:
             yield from _refill_skipped(p, rx_facts, name, chosen.reasons, before)
@@ -66,11 +67,11 @@ def plan_refills(p: SitePass) -> Iterator[Decision]:
             rx_id = rx_facts.prescription_id
             found[rx_id] = (rx_facts, name, chosen.reasons)
             items.append(PatientItem(rx_facts.patient_id, chosen.kind, p.site.id, today, rx_id))
-    yield from _decide_grouped(p, items, found)
+    yield from _decide_grouped(p, items, found, only)
 
 
 def _decide_grouped(
-    p: SitePass, items: list[PatientItem], found: dict[int, _Found]
+    p: SitePass, items: list[PatientItem], found: dict[int, _Found], only: Only | None
 ) -> Iterator[Decision]:
     """One subject per patient and kind, decided under each of the kind's rules: a rule
     timed its own way, or covering some drug classes only, gets subjects of its own."""
@@ -85,7 +86,7 @@ def _decide_grouped(
             else:
                 mine = [i for i in items if i.kind == kind and _covers(rp, found[i.entity_id])]
                 subjects = _refill_subjects(rp, mine, found)
-            yield from decide(rp, rule, kind, subjects)
+            yield from decide(rp, rule, kind, subjects, contacts_of(only))
 
 
 def _refill_subjects(p: SitePass, items: list[PatientItem], found) -> list[Subject]:
@@ -97,17 +98,46 @@ def _covers(p: SitePass, member: _Found) -> bool:
     return in_drug_classes(p.drugs, facts.maintenance, facts.dea_schedule)
 
 
+def _reminder_dates(p: SitePass, day: dt.date) -> list[dt.date]:
+    """The due dates the batch of `day` reminds of: `refill_days_before` ahead, and
+    `refill_days_after` ago, each if the site reminds of it."""
+    rx = p.rx
+    before = day + dt.timedelta(days=rx.refill_days_before)
+    after = day - dt.timedelta(days=rx.refill_days_after)
+    return [d for d, on in ((before, rx.refill_when_due), (after, rx.refill_when_past_due)) if on]
+
+
+def _due_on(p: SitePass, dates: list[dt.date], only: Only | None) -> list[tuple]:
+    """The prescriptions due on one of `dates`; given `only`, its patients' prescriptions
+    due on any day of its batches, read once, of which this day keeps its own."""
+    if only is None:
+        return list(_due_prescriptions(p, dates, None))
+
+    def read() -> list[tuple]:
+        every = sorted({d for day in only.days for d in _reminder_dates(p, day)})
+        return list(_due_prescriptions(p, every, only.patient_ids))
+
+    rows = only.read("refills", read)
+    wanted = set(dates)
+    return [(facts, name) for facts, name in rows if _due(facts) in wanted]
+
+
+def _due(facts: PrescriptionFacts) -> dt.date:
+    return facts.last_fill_date + dt.timedelta(days=facts.days_supply)
+
+
 def _due_prescriptions(
-    p: SitePass, dates: list[dt.date]
+    p: SitePass, dates: list[dt.date], patient_ids: Ids
 ) -> Iterator[tuple[PrescriptionFacts, str]]:
-    """The site's active prescriptions whose latest fill runs out on one of `dates`, as
-    (PrescriptionFacts, patient name)."""
+    """The site's active prescriptions (of `patient_ids`, if given) whose latest fill
+    runs out on one of `dates`, as (PrescriptionFacts, patient name)."""
     vendor = connection.vendor
     due = _DUE.get(vendor, _DUE["postgresql"])
     params = [d.isoformat() if vendor == "sqlite" else d for d in dates]
-    sql = _REFILLS_SQL.format(due=due, dates=",".join(["%s"] * len(dates)))
+    only, only_params = only_patients("rx.patient_id", patient_ids)
+    sql = _REFILLS_SQL.format(due=due, dates=",".join(["%s"] * len(dates)), only=only)
     with connection.cursor() as cursor:
-        cursor.execute(sql, [p.site.id, True, *params])
+        cursor.execute(sql, [p.site.id, True, *params, *only_params])
         rows = cursor.fetchall()
     for (prescription_id, patient_id, status, refills_remaining, maintenance, schedule,
          filled_on, days_supply, first_name, last_name) in rows:  # fmt: skip
@@ -120,7 +150,7 @@ def _due_prescriptions(
 def _refill_subject(p: SitePass, group: Group, found: dict[int, _Found]) -> Subject:
     members = [found[i.entity_id] for i in group.items]
     ids = [m[0].prescription_id for m in members]
-    due = sorted({m[0].last_fill_date + dt.timedelta(days=m[0].days_supply) for m in members})
+    due = sorted({_due(m[0]) for m in members})
     why = tuple(dict.fromkeys(r for m in members for r in m[2]))
     today = p.today
 
@@ -138,7 +168,7 @@ def _refill_subject(p: SitePass, group: Group, found: dict[int, _Found]) -> Subj
 def _refill_skipped(p: SitePass, rx_facts, name, reasons, before: dt.date) -> Iterator[Decision]:
     """A prescription that runs out on a reminder day but is filtered out: one skipped
     decision with the reasons, under the rule it would have used."""
-    due = rx_facts.last_fill_date + dt.timedelta(days=rx_facts.days_supply)
+    due = _due(rx_facts)
     kind = Kind.REFILL_DUE if due == before else Kind.REFILL_PAST_DUE
     for rule in p.rules.get(kind, [])[:1]:
         yield Decision(

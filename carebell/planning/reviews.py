@@ -16,7 +16,7 @@ from carebell.core.schedule import plan_review_request
 from carebell.core.vocab import Kind
 from carebell.messaging.models import PENDING, MessageEvent, OutboxMessage
 from carebell.planning.decisions import Decision, dedupe_key
-from carebell.planning.pharmacy import fill_groups, fill_subject, picked_up_fills
+from carebell.planning.pharmacy import Only, contacts_of, fill_groups, fill_subject, picked_up_fills
 from carebell.planning.subjects import PlanFor, SitePass, Subject, chunks, decide
 
 #: The note on a MessageEvent that records a patient opening a review link.
@@ -31,24 +31,37 @@ class _Sent:
     at: dt.datetime
 
 
-def plan_reviews(p: SitePass, rule) -> Iterator[Decision]:
-    """Review requests for the patients' pickups of one day: `review_delay` after the
-    pickup, resent every `review_resend_after_days` while the link stays unopened, up to
-    `review_max_sends`; each send n is its own occurrence."""
+def plan_reviews(p: SitePass, rule, only: Only | None = None) -> Iterator[Decision]:
+    """Review requests for the patients' pickups of one day (of `only`'s patients, if
+    given): `review_delay` after the pickup, resent every `review_resend_after_days`
+    while the link stays unopened, up to `review_max_sends`; each send n is its own
+    occurrence."""
     rx = p.rx
     span = rx.review_delay + dt.timedelta(days=rx.review_resend_after_days * rx.review_max_sends)
     since = p.now - span - 2 * _DAY
-    yield from decide(p, rule, Kind.REVIEW_REQUEST, _review_subjects(p, rule, since))
+    subjects = _review_subjects(p, rule, since, only)
+    yield from decide(p, rule, Kind.REVIEW_REQUEST, subjects, contacts_of(only))
 
 
-def _review_subjects(p: SitePass, rule, since: dt.datetime) -> Iterator[Subject]:
+def _review_subjects(p: SitePass, rule, since: dt.datetime, only: Only | None) -> Iterator[Subject]:
     """A subject per patient and day of pickups since `since`, with its send history."""
     day_of = lambda r: p.policy.local_date(r.at)  # noqa: E731
+    if only is None:
+        picked = picked_up_fills(p, since)
+    else:  # read on the first day, since its earliest `since`
+        picked = only.read("picked up", lambda: picked_up_fills(p, since, only.patient_ids))
+        picked = [r for r in picked if r.at >= since]
     # Group first, then chunk the groups: a patient's pickups never straddle two chunks.
-    groups = list(fill_groups(p, Kind.REVIEW_REQUEST, picked_up_fills(p, since), day_of))
+    groups = list(fill_groups(p, Kind.REVIEW_REQUEST, picked, day_of))
     for chunk in chunks(groups):
         ids = {members[0].facts.patient_id for _, members in chunk}
-        history, opened = _review_history(p, rule, ids, since)
+        if only is None:
+            history, opened = _review_history(p, rule, ids, since)
+        else:
+            # Nothing is stored between the batches of a forecast: one read serves all
+            # (a day's pickups are at or after its `since`, so are their messages).
+            read = lambda: _review_history(p, rule, set(only.patient_ids), since)  # noqa: E731
+            history, opened = only.read(("review history", rule.id), read)
         for group, members in chunk:
             base = f"p{members[0].facts.patient_id}@{day_of(members[0]).isoformat()}"
             plan_for = _review_plan(p, rule, base, members[-1].at, history, opened)

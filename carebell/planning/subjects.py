@@ -84,13 +84,16 @@ class SitePass:
         return dataclasses.replace(self, policy=timed, drugs=drugs)
 
 
-def decide(p: SitePass, rule, kind: Kind, subjects: Iterable[Subject]) -> Iterator[Decision]:
+def decide(
+    p: SitePass, rule, kind: Kind, subjects: Iterable[Subject], contacts_of=load_contacts
+) -> Iterator[Decision]:
     """Every decision for these subjects: recipients per patient, a plan per delivery,
-    the SMS caps; contacts loaded CHUNK patients at a time."""
+    the SMS caps; contacts loaded CHUNK patients at a time (by `contacts_of`, which a
+    forecast gives to read its patient's contacts once for all its days)."""
     settings = _rule_settings(p.policy.settings, rule, kind)
     for chunk in chunks(list(subjects)):
         ids = {s.patient_id for s in chunk}
-        contacts = load_contacts(ids, kind.category)
+        contacts = contacts_of(ids, kind.category)
         if kind in CAPPED_KINDS:
             p.caps.load(ids)
         for subject in chunk:

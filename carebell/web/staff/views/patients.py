@@ -29,8 +29,11 @@ from carebell.people.models import (
     ContactPreference,
     Patient,
 )
+from carebell.planning import forecast
+from carebell.planning.daily import DAILY_KINDS
 from carebell.sites import access
 from carebell.web.staff import engine, guard
+from carebell.web.staff.templatetags.staff import STATUS_LABELS
 
 PAGE_SIZE = 50
 PANEL_MESSAGES = 200
@@ -254,7 +257,7 @@ def patient_panel(request: HttpRequest, patient_id: int) -> HttpResponse:
     for message in stored:
         message.why = engine.reason_sentences(message.reasons)
         message.pending = message.status in PENDING
-    decisions = engine.planned_for_patient(patient, now=now)
+    lines = [_line(found, contacts) for found in forecast.forecast_patient(patient, now)]
     trail.record(request.user, "view", patient, detail={"page": "messaging panel"})
     context = {
         "patient": patient,
@@ -262,22 +265,45 @@ def patient_panel(request: HttpRequest, patient_id: int) -> HttpResponse:
         "consents": list(consents),
         "messages_stored": stored,
         "truncated": len(stored) == PANEL_MESSAGES,
-        "planned": [_line(d, contacts) for d in decisions if d.planned],
-        "not_planned": [_line(d, contacts) for d in decisions if not d.planned],
-        "plan_days": engine.PLAN_DAYS,
+        "planned": [line for line in lines if line["goes"]],
+        "not_planned": [line for line in lines if not line["goes"]],
+        "plan_days": forecast.FORECAST_DAYS,
         "can_queue": guard.can(request, "view_queue"),
         "can_message": guard.can(request, "group_send"),
         "now": now,
-        "horizon": now + dt.timedelta(days=engine.PLAN_DAYS),
+        "horizon": now + dt.timedelta(days=forecast.FORECAST_DAYS),
     }
     return render(request, "staff/patient_panel.html", context)
 
 
-def _line(decision, contacts: list[Contact]) -> dict:
-    """A planning decision as the panel shows it: who, and why in sentences."""
+def _line(found: forecast.Forecast, contacts: list[Contact]) -> dict:
+    """A forecast decision as the panel shows it: when, who, why in sentences, and the
+    queue's row for it if there is one. One the planner would plan but whose row was
+    deleted from the queue or blocked does not go: that row keeps its occurrence."""
     names = {c.pk: f"{c.first_name} {c.last_name}" for c in contacts}
+    decision, held = found.decision, found.held
+    why = [r.message for r in decision.reasons]
+    if held is not None and held.ended:
+        # Staff deleted it, or it was blocked: its row keeps the occurrence, so the
+        # planner will not plan it again (its own reasons are in the messages below).
+        status = STATUS_LABELS.get(held.status, held.status)
+        why.append(_("Its message is in the queue as “%(status)s”: it will not be sent.")
+                   % {"status": status})  # fmt: skip
+    at = found.at
+    # The daily batch stores its kinds on their day; the rest the next pass stores.
+    later = (
+        decision.kind in DAILY_KINDS
+        and at is not None
+        and timezone.localtime(at).date() > timezone.localdate()
+    )
     return {
         "decision": decision,
+        "at": at,
+        # A day's event (a birthday, a refill's due date) is at the site's midnight.
+        "day_only": at is not None and timezone.localtime(at).time() == dt.time(0),
         "who": names.get(decision.contact_id, ""),
-        "why": [r.message for r in decision.reasons],
+        "why": why,
+        "held": held,
+        "stored_later": later,
+        "goes": decision.planned and not (held is not None and held.ended),
     }
