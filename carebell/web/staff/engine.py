@@ -170,26 +170,9 @@ def cancel_queued(site: Site, message_ids, *, by, now: dt.datetime | None = None
 
 
 def planned_for_patient(patient, *, now: dt.datetime | None = None, days: int = PLAN_DAYS):
-    """What planning decides now for `patient` (the decisions `carebell explain
-    --patient` prints): those planned within `days`, and those it would not send.
-    Writes nothing."""
-    from itertools import chain
+    """What planning would decide for `patient` within `days` (the forecast the
+    patient panel and `carebell explain --patient` show): every kind's messages it
+    would plan, and those it would not send. Writes nothing."""
+    from carebell.planning.forecast import forecast_patient
 
-    from carebell.planning import daily
-    from carebell.planning.appointments import plan_site_appointments
-    from carebell.planning.policies import PolicyCache
-    from carebell.planning.sms_caps import SmsCaps
-
-    now = now or timezone.now()
-    site = patient.site
-    rules = list(AutomatedMessage.objects.filter(site=site, enabled=True))
-    if not rules:
-        return []
-    policy = PolicyCache().for_site(site)
-    caps = SmsCaps(site.id, now)
-    decisions = chain(
-        plan_site_appointments(site, rules, policy, now, patient_ids=[patient.id], caps=caps),
-        daily.plan_patient_recalls(site, rules, policy, now, patient.id, caps),
-    )
-    end = now + dt.timedelta(days=days)
-    return [d for d in decisions if not d.planned or (d.planned_at and d.planned_at < end)]
+    return [line.decision for line in forecast_patient(patient, now or timezone.now(), days)]
