@@ -91,7 +91,7 @@ def site_for(request: HttpRequest, site_id: int, permission: str) -> Site:
     site = access.get_object_or_404_for(
         user, Site.objects.select_related("delivery"), "", pk=site_id
     )
-    _require_seen(request, permission)
+    require_seen(request, permission)
     note(request, site_id=site.pk)
     return site
 
@@ -101,7 +101,7 @@ def require(request: HttpRequest, permission: str, site: Site) -> None:
         raise problems.ApiProblem(403, "forbidden", f"Your role does not allow {permission} here.")
 
 
-def _require_seen(request: HttpRequest, permission: str) -> None:
+def require_seen(request: HttpRequest, permission: str) -> None:
     """`require` for an object just read through `access.scope`: `access.can` is
     seeing the site and holding the permission, and the scope was the first half,
     so only the permission is left to ask (of the user's cached permissions)."""
@@ -113,12 +113,12 @@ def object_for(request: HttpRequest, queryset: QuerySet, site_path: str, pk: int
     """The object `pk` of `queryset` if the user may see its site (else 404) and holds
     `permission` there (else 403)."""
     obj = access.get_object_or_404_for(user_of(request), queryset, site_path, pk=pk)
-    _require_seen(request, permission)
-    note(request, obj, site_id=_site_id_at(obj, site_path))
+    require_seen(request, permission)
+    note(request, obj, site_id=site_id_at(obj, site_path))
     return obj
 
 
-def _site_id_at(obj, site_path: str) -> int:
+def site_id_at(obj, site_path: str) -> int:
     """The id of the object's site, `site_path` away ("patient__site" → patient.site_id)."""
     *through, last = site_path.split("__") if site_path else ("pk",)
     value = obj
@@ -178,14 +178,19 @@ def decode_cursor(text: str) -> int:
 
 
 def paginate(queryset: QuerySet, page: PageQuery) -> dict:
-    """One page of `queryset` by ascending id, after the cursor's id."""
+    """One page of `queryset` (of objects, or of dicts holding "id") by ascending id,
+    after the cursor's id."""
     rows = queryset.order_by("pk")
     if page.cursor:
         rows = rows.filter(pk__gt=decode_cursor(page.cursor))
     items = list(rows[: page.limit + 1])
     more = len(items) > page.limit
     items = items[: page.limit]
-    return {"items": items, "next": encode_cursor(items[-1].pk) if more else None}
+    if not more:
+        return {"items": items, "next": None}
+    last = items[-1]
+    last_id = last["id"] if isinstance(last, dict) else last.pk
+    return {"items": items, "next": encode_cursor(last_id)}
 
 
 PageParams = Query[PageQuery]

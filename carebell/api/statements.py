@@ -25,19 +25,20 @@ class _Compiled:
     connection: Any
     sql: str
     params: list
-    holes: list[int]  # where the stand-in stands in `params`
+    holes: list[tuple[int, int]]  # (place in `params`, which value goes there)
     compiler: Any
     build_objects: Callable[[list], list] | None
 
 
 class Prepared:
-    """`build(value)` → a queryset; `rows(value)` / `objects(value)` run it.
+    """`build(*values)` → a queryset; `rows(*values)` / `objects(*values)` run it.
 
-    `stand_in` must be a value of the parameter's type that appears nowhere else in
-    the query's parameters."""
+    Each of `stand_ins` is a value of its parameter's type that appears nowhere
+    else in the query's parameters; `build` must give the same SQL whatever the
+    values (no Python branch on them)."""
 
-    def __init__(self, build: Callable[[Any], QuerySet], stand_in: Any, *, using: str = "default"):
-        self._build, self._stand_in, self._using = build, stand_in, using
+    def __init__(self, build: Callable[..., QuerySet], *stand_ins: Any, using: str = "default"):
+        self._build, self._stand_ins, self._using = build, stand_ins, using
         self._compiled: dict[int, _Compiled] = {}
 
     def _for(self, connection) -> _Compiled:
@@ -47,36 +48,38 @@ class Prepared:
         return compiled
 
     def _compile(self, connection) -> _Compiled:
-        queryset = self._build(self._stand_in)
+        queryset = self._build(*self._stand_ins)
         compiler = queryset.query.get_compiler(connection=connection)
         sql, params = compiler.as_sql()
-        holes = [i for i, p in enumerate(params) if p == self._stand_in]
+        holes = [
+            (i, self._stand_ins.index(p)) for i, p in enumerate(params) if p in self._stand_ins
+        ]
         if not holes:
-            raise ValueError("The stand-in value does not reach the query's parameters.")
+            raise ValueError("No stand-in value reaches the query's parameters.")
         build = None
         if compiler.klass_info is not None:
             build = _model_builder(compiler, connection.alias)
         return _Compiled(connection, sql, list(params), holes, compiler, build)
 
-    def _run(self, value) -> tuple[_Compiled, list]:
+    def _run(self, values) -> tuple[_Compiled, list]:
         connection = connections[self._using]
         connection.ensure_connection()
         compiled = self._for(connection)
         params = list(compiled.params)
-        for hole in compiled.holes:
-            params[hole] = value
+        for place, which in compiled.holes:
+            params[place] = values[which]
         with connection.cursor() as cursor:
             cursor.execute(compiled.sql, params)
             fetched = cursor.fetchall()
         return compiled, list(compiled.compiler.results_iter([fetched], tuple_expected=True))
 
-    def rows(self, value) -> list[tuple]:
+    def rows(self, *values) -> list[tuple]:
         """The query's rows, converted as the ORM converts them (values_list shape)."""
-        return self._run(value)[1]
+        return self._run(values)[1]
 
-    def objects(self, value) -> list:
+    def objects(self, *values) -> list:
         """The query's model instances, related objects of select_related included."""
-        compiled, rows = self._run(value)
+        compiled, rows = self._run(values)
         if compiled.build_objects is None:
             raise TypeError("This query selects values, not model instances.")
         return compiled.build_objects(rows)

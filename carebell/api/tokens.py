@@ -100,7 +100,7 @@ def authenticate(request: HttpRequest, *, now: dt.datetime | None = None) -> Api
 #: deactivated user, is refused from the next request on).
 _TOKEN = Prepared(
     lambda secret_hash: ApiToken.objects.select_related("user").filter(secret_hash=secret_hash),
-    stand_in="0" * 64,
+    "0" * 64,  # the stand-in digest
 )
 
 
@@ -115,7 +115,7 @@ def _granted_permissions(user_id):
     return own.union(held)
 
 
-_PERMISSIONS = Prepared(_granted_permissions, stand_in=-7)
+_PERMISSIONS = Prepared(_granted_permissions, -7)
 
 
 def _lookup(request: HttpRequest, now: dt.datetime) -> ApiToken | None:
