@@ -267,7 +267,12 @@ FORMATS = Resource(
         "format": template, "warnings": [p.message for p in problems]
     },
     filters=FormatFilter,
-    summaries={"list": "Message formats", "get": "One message format"},
+    summaries={
+        "list": "Message formats",
+        "get": "One message format",
+        "create": "Add a message format (manage_templates)",
+        "change": "Change a message format (manage_templates)",
+    },
 )  # fmt: skip
 # After the preview: /message-formats/preview is not the format with the id "preview".
 mount(router, FORMATS, __name__)
