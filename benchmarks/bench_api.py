@@ -2,6 +2,7 @@
 creating an appointment (with its replanning), each at full speed with a real token.
 
     .venv/bin/python benchmarks/bench_api.py [--seconds 5] [--workers 3] [--connections 16]
+    .venv/bin/python benchmarks/bench_api.py --in-process [--requests 300] [--profile list]
 
 Uses the database `postgres_api` (created and migrated if missing) and seeds, once, a
 clinic with 2,000 patients (one contact each, an email address and a reminder
@@ -12,6 +13,13 @@ here so it counts without refusing), the access rule, the entry point, and the a
 entry every call writes. The list is GET /api/v1/patients?limit=50, the read
 GET /api/v1/patients/{id} of a random patient, the create
 POST /api/v1/appointments with an Idempotency-Key.
+
+`--in-process` runs no server: it answers each kind of request a few hundred times
+through Django's own handler (the whole middleware stack and the API's door) in this
+process and prints the CPU milliseconds (time.process_time, this process only: not
+PostgreSQL's) and SQL queries per request, figures a shared machine does not blur;
+`--profile list|read|create` prints that kind's queries and its cProfile as well (by
+CPU time; PROFILE_SORT=tottime and PROFILE_ROWS=200 change the listing).
 
 Goals (issue 13): list and read ≥ 500 requests/s, create ≥ 200/s. The load
 generator (aiohttp) shares the machine's 2 cores with the server and PostgreSQL,
@@ -46,6 +54,9 @@ def options() -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=8771)
     parser.add_argument("--database", default="postgres_api")
     parser.add_argument("--server", default="postgres://postgres@127.0.0.1:5432")
+    parser.add_argument("--in-process", action="store_true", help="CPU ms and queries per request")
+    parser.add_argument("--requests", type=int, default=300, help="per kind, with --in-process")
+    parser.add_argument("--profile", choices=("list", "read", "create"), help="with --in-process")
     return parser.parse_args()
 
 
@@ -197,10 +208,67 @@ def serve(args) -> subprocess.Popen:
     raise SystemExit("gunicorn did not start")
 
 
+def in_process(args, requests: Requests, secret: str) -> None:
+    """CPU and queries per request through Django's handler, no server or network."""
+    import cProfile
+    import pstats
+
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    client = Client(HTTP_HOST="localhost", HTTP_AUTHORIZATION=f"Bearer {secret}")
+
+    def call(make):
+        method, path, body, headers = make()
+        send = getattr(client, method.lower())
+        extra = {f"HTTP_{k.upper().replace('-', '_')}": v for k, v in headers.items()}
+        if body is None:
+            return send(path, **extra)
+        return send(path, body, content_type="application/json", **extra)
+
+    print(f"in process, {args.requests} requests per kind; {len(requests.patients)} patients")
+    print(f"{'request':34} {'CPU ms':>7} {'queries':>8}   HTTP")
+    kinds = {"list": requests.listing, "read": requests.read, "create": requests.create}
+    labels = {
+        "list": "GET /patients (page of 50)",
+        "read": "GET /patients/{id}",
+        "create": "POST /appointments (replans)",
+    }
+    for kind, make in kinds.items():
+        for _ in range(20):  # imports, the connection, caches
+            call(make)
+        codes: dict[int, int] = {}
+        with CaptureQueriesContext(connection) as queries:
+            began = time.process_time()
+            for _ in range(args.requests):
+                status = call(make).status_code
+                codes[status] = codes.get(status, 0) + 1
+            spent = time.process_time() - began
+        print(
+            f"{labels[kind]:34} {spent * 1000 / args.requests:7.2f} "
+            f"{len(queries) / args.requests:8.1f}   "
+            f"{','.join(f'{c}×{n}' for c, n in sorted(codes.items()))}"
+        )
+        if args.profile == kind:
+            profile = cProfile.Profile(time.process_time)  # CPU, not waits
+            with CaptureQueriesContext(connection) as one:
+                profile.runcall(call, make)
+            for query in one.captured_queries:
+                print("   ", query["sql"][:300])
+            for _ in range(100):
+                profile.runcall(call, make)
+            stats = pstats.Stats(profile).sort_stats(os.environ.get("PROFILE_SORT", "cumulative"))
+            stats.print_stats(int(os.environ.get("PROFILE_ROWS", "70")))
+
+
 def main() -> None:
     args = options()
     setup(args)
     site_id, patients, secret = seed()
+    if args.in_process:
+        in_process(args, Requests(site_id, patients), secret)
+        return
     from django.db import connection
 
     with connection.cursor() as cursor:

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 from typing import Annotated, Any
 
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from ninja import Field, Query, Schema
 from ninja.security import HttpBearer
-from pydantic import create_model, model_validator
+from pydantic import BaseModel, ConfigDict, create_model, model_validator
 
 from carebell.api import problems, tokens
 from carebell.sites import access
@@ -63,6 +62,14 @@ class In(Schema):
         return _no_nul(data)
 
 
+class Out(BaseModel):
+    """An answer read from a model's attributes. A plain pydantic model, not a ninja
+    Schema: pydantic reads the attributes itself, where ninja's Schema wraps every
+    object in a Python getter (most of a page's CPU)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+
 # --- Sites, objects, permissions ---------------------------------------------------
 
 
@@ -84,7 +91,7 @@ def site_for(request: HttpRequest, site_id: int, permission: str) -> Site:
     site = access.get_object_or_404_for(
         user, Site.objects.select_related("delivery"), "", pk=site_id
     )
-    require(request, permission, site)
+    require_seen(request, permission)
     note(request, site_id=site.pk)
     return site
 
@@ -94,21 +101,30 @@ def require(request: HttpRequest, permission: str, site: Site) -> None:
         raise problems.ApiProblem(403, "forbidden", f"Your role does not allow {permission} here.")
 
 
+def require_seen(request: HttpRequest, permission: str) -> None:
+    """`require` for an object just read through `access.scope`: `access.can` is
+    seeing the site and holding the permission, and the scope was the first half,
+    so only the permission is left to ask (of the user's cached permissions)."""
+    if not user_of(request).has_perm(access.permission_name(permission)):
+        raise problems.ApiProblem(403, "forbidden", f"Your role does not allow {permission} here.")
+
+
 def object_for(request: HttpRequest, queryset: QuerySet, site_path: str, pk: int, permission: str):
     """The object `pk` of `queryset` if the user may see its site (else 404) and holds
     `permission` there (else 403)."""
     obj = access.get_object_or_404_for(user_of(request), queryset, site_path, pk=pk)
-    site = _site_at(obj, site_path)
-    require(request, permission, site)
-    note(request, obj, site_id=site.pk)
+    require_seen(request, permission)
+    note(request, obj, site_id=site_id_at(obj, site_path))
     return obj
 
 
-def _site_at(obj, site_path: str) -> Site:
+def site_id_at(obj, site_path: str) -> int:
+    """The id of the object's site, `site_path` away ("patient__site" → patient.site_id)."""
+    *through, last = site_path.split("__") if site_path else ("pk",)
     value = obj
-    for name in site_path.split("__") if site_path else ():
+    for name in through:
         value = getattr(value, name)
-    return value
+    return getattr(value, f"{last}_id" if last != "pk" else "pk")
 
 
 def visible(request: HttpRequest, queryset: QuerySet, site_path: str, permission: str) -> QuerySet:
@@ -138,7 +154,7 @@ def page_of(item: type) -> type:
         name = item.__name__.removesuffix("Out") + "Page"
         _PAGES[item] = create_model(
             name,
-            __base__=Schema,
+            __base__=Out,
             items=(list[item], ...),
             next=(str | None, Field(None, description="cursor of the next page; null at the end")),
         )
@@ -162,14 +178,19 @@ def decode_cursor(text: str) -> int:
 
 
 def paginate(queryset: QuerySet, page: PageQuery) -> dict:
-    """One page of `queryset` by ascending id, after the cursor's id."""
+    """One page of `queryset` (of objects, or of dicts holding "id") by ascending id,
+    after the cursor's id."""
     rows = queryset.order_by("pk")
     if page.cursor:
         rows = rows.filter(pk__gt=decode_cursor(page.cursor))
     items = list(rows[: page.limit + 1])
     more = len(items) > page.limit
     items = items[: page.limit]
-    return {"items": items, "next": encode_cursor(items[-1].pk) if more else None}
+    if not more:
+        return {"items": items, "next": None}
+    last = items[-1]
+    last_id = last["id"] if isinstance(last, dict) else last.pk
+    return {"items": items, "next": encode_cursor(last_id)}
 
 
 PageParams = Query[PageQuery]
@@ -178,13 +199,21 @@ PageParams = Query[PageQuery]
 # --- ETags ---------------------------------------------------------------------------
 
 
-def etag_of(schema: type[Schema], obj) -> str:
-    data = schema.from_orm(obj).model_dump(mode="json")
-    digest = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
-    return f'"{digest[:32]}"'
+def etag_of(schema: type[BaseModel], obj) -> str:
+    return _etag(_json(schema, obj))
 
 
-def check_if_match(request: HttpRequest, schema: type[Schema], obj) -> None:
+def _json(schema: type[BaseModel], obj) -> bytes:
+    """`obj` as `schema` says, in JSON: validated and written by pydantic-core (the
+    field order is the schema's, so the same object always gives the same bytes)."""
+    return schema.model_validate(obj).model_dump_json().encode()
+
+
+def _etag(body: bytes) -> str:
+    return f'"{hashlib.sha256(body).hexdigest()[:32]}"'
+
+
+def check_if_match(request: HttpRequest, schema: type[BaseModel], obj) -> None:
     """412 when If-Match names another version than the object's current one."""
     wanted = request.headers.get("If-Match")
     if wanted is None:
@@ -199,7 +228,20 @@ def check_if_match(request: HttpRequest, schema: type[Schema], obj) -> None:
         )  # fmt: skip
 
 
-def tagged(response: HttpResponse, schema: type[Schema], obj):
+def tagged(response: HttpResponse, schema: type[BaseModel], obj):
     """`obj` as the route's answer, its ETag set on `response`."""
     response["ETag"] = etag_of(schema, obj)
     return obj
+
+
+def answer(schema: type[BaseModel], obj, *, status: int = 200, tag: bool = False, location=""):
+    """The route's whole answer: `obj` as `schema` in JSON, validated once and
+    written by pydantic-core (ninja would validate it again and write it with the
+    json module), with its ETag (`tag`) and Location."""
+    body = _json(schema, obj)
+    response = HttpResponse(body, status=status, content_type="application/json; charset=utf-8")
+    if tag:
+        response["ETag"] = _etag(body)
+    if location:
+        response["Location"] = location
+    return response

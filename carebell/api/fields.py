@@ -13,7 +13,7 @@ from django.db import models
 from ninja import Field, Schema
 from pydantic import AwareDatetime, PlainSerializer, WithJsonSchema, create_model
 
-from carebell.api.common import In
+from carebell.api.common import In, Out
 
 #: A local time of day ("08:00"): JSON Schema's "time" format demands a UTC offset,
 #: which a delivery window in the site's own zone does not have.
@@ -86,7 +86,7 @@ def attribute(field) -> str:
     return field.attname  # "site_id" for a foreign key
 
 
-def out_schema(name: str, model, names: list[str], *, json_types=None, extra=None) -> type[Schema]:
+def out_schema(name: str, model, names: list[str], *, json_types=None, extra=None) -> type[Out]:
     """What the API answers for `model`: `id` and the named fields, all present."""
     json_types = json_types or {}
     spec = {}
@@ -94,7 +94,7 @@ def out_schema(name: str, model, names: list[str], *, json_types=None, extra=Non
         field = model._meta.get_field(field_name)
         spec[attribute(field)] = (python_type(field, json_types.get(field_name)), ...)
     spec.update(extra or {})
-    return create_model(name, __base__=Schema, **spec)
+    return create_model(name, __base__=Out, **spec)
 
 
 def in_schemas(
@@ -120,7 +120,9 @@ def _default(field):
     if field.has_default():
         value = field.get_default()
         if isinstance(value, (list, dict)):
-            return Field(default_factory=field.get_default)
+            # Validated, so that a nested schema's default is an instance of it (a
+            # bare {} where a schema is declared makes pydantic warn on dumping).
+            return Field(default_factory=field.get_default, validate_default=True)
         return value.value if isinstance(value, Enum) else value
     if field.null:
         return None

@@ -19,6 +19,10 @@ from carebell.api.models import ApiToken, IdempotentRequest
 
 HEADER = "Idempotency-Key"
 KEPT_FOR = dt.timedelta(hours=24)
+#: Expired keys are deleted by a POST at most this often per process (not by each:
+#: a key is refused or replayed by its age, whether or not its row is gone yet).
+PURGE_EVERY = dt.timedelta(minutes=1)
+_purged_at: dict[str, dt.datetime] = {}
 #: Headers replayed with a stored answer.
 KEPT_HEADERS = ("ETag", "Location")
 REPLAYED = "Idempotent-Replayed"
@@ -63,8 +67,15 @@ def handle(
     return response
 
 
+def _purge(now: dt.datetime) -> None:
+    last = _purged_at.get("all")
+    if last is None or not last <= now < last + PURGE_EVERY:
+        IdempotentRequest.objects.filter(created_at__lt=now - KEPT_FOR).delete()
+        _purged_at["all"] = now
+
+
 def _claim(request, token, key, prints, now):
-    IdempotentRequest.objects.filter(created_at__lt=now - KEPT_FOR).delete()
+    _purge(now)
     try:
         with transaction.atomic():
             claim = IdempotentRequest.objects.create(
@@ -74,6 +85,11 @@ def _claim(request, token, key, prints, now):
     except IntegrityError:
         pass
     first = IdempotentRequest.objects.filter(token=token, key=key).first()
+    if first is not None and first.created_at < now - KEPT_FOR:
+        # Expired but not purged yet: the key is free again (of two retries, one
+        # deletes it; the other finds the first's new row).
+        IdempotentRequest.objects.filter(pk=first.pk, created_at=first.created_at).delete()
+        first = None
     if first is None:  # the first request failed and gave its key back meanwhile
         return _claim(request, token, key, prints, now)
     if first.fingerprint != prints:

@@ -19,6 +19,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from carebell.api.models import ApiToken
+from carebell.api.statements import Prepared
 from carebell.audit import trail
 
 SECRET_PREFIX = "cb_"  # noqa: S105 (the marker of a carebell secret, not one)
@@ -95,15 +96,47 @@ def authenticate(request: HttpRequest, *, now: dt.datetime | None = None) -> Api
     return token
 
 
+#: The token and its user, read on every request (no cache: a revoked token, or a
+#: deactivated user, is refused from the next request on).
+_TOKEN = Prepared(
+    lambda secret_hash: ApiToken.objects.select_related("user").filter(secret_hash=secret_hash),
+    "0" * 64,  # the stand-in digest
+)
+
+
+def _granted_permissions(user_id):
+    """What django.contrib.auth's ModelBackend reads in two queries — the user's own
+    permissions and their groups' — as one statement."""
+    from django.contrib.auth.models import Permission
+
+    names = ("content_type__app_label", "codename")
+    own = Permission.objects.filter(user__id=user_id).values_list(*names).order_by()
+    held = Permission.objects.filter(group__user__id=user_id).values_list(*names).order_by()
+    return own.union(held)
+
+
+_PERMISSIONS = Prepared(_granted_permissions, -7)
+
+
 def _lookup(request: HttpRequest, now: dt.datetime) -> ApiToken | None:
     secret = bearer_secret(request)
     if not secret:
         return None
-    token = ApiToken.objects.select_related("user").filter(secret_hash=digest(secret)).first()
+    found = _TOKEN.objects(digest(secret))
+    token = found[0] if found else None
     if token is None or not token.is_usable(now):
         return None
+    _load_permissions(token.user)
     _note_use(token, request, now)
     return token
+
+
+def _load_permissions(user) -> None:
+    """Fill the permission cache ModelBackend keeps on a user object (its
+    `_perm_cache`, which has_perm reads), so `access.can` and the routes' checks
+    ask nothing more of the database. A superuser holds every permission anyway."""
+    if not user.is_superuser:
+        user._perm_cache = {f"{app}.{codename}" for app, codename in _PERMISSIONS.rows(user.pk)}
 
 
 def _note_use(token: ApiToken, request: HttpRequest, now: dt.datetime) -> None:

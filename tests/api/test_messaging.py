@@ -49,6 +49,20 @@ def test_it_lists_and_changes_a_rule_through_save_rule(api, rules):
     assert_problem(api.patch(f"/api/v1/automated-messages/{rule.pk}", {"channels": ["fax"]}), 422)
 
 
+def test_a_rule_added_without_filters_is_stored_and_answered_cleanly(api, site):
+    import warnings
+
+    body = {"site_id": site.pk, "kind": "appt_reminder", "name": "Day before"}
+    with warnings.catch_warnings():
+        # pydantic warns when a nested schema's default is a bare dict on dumping.
+        warnings.simplefilter("error")
+        created = api.post("/api/v1/automated-messages", body)
+    assert created.status_code == 201, created.content
+    rule = AutomatedMessage.objects.get(pk=created.json()["id"])
+    assert (rule.filters, rule.settings_override, rule.enabled) == ({}, {}, False)
+    assert created["Location"] == f"/api/v1/automated-messages/{rule.pk}" and created["ETag"]
+
+
 def test_a_front_desk_token_reads_rules_but_cannot_change_them(api_as, rules):
     front = api_as(FRONT_DESK)
     rule = reminder(rules)

@@ -14,7 +14,7 @@ from pydantic import AwareDatetime
 
 from carebell.api.common import Id, In, PageParams, page_of, paginate, site_for, user_of
 from carebell.api.problems import ApiProblem
-from carebell.api.routes.people import EDIT, VIEW, point_for
+from carebell.api.routes.people import EDIT, POINTS, VIEW
 from carebell.people import consent, verification
 from carebell.people.models import ConsentRecord
 
@@ -105,7 +105,7 @@ def wording(request: HttpRequest, site_id: Id):
     summary="The consent ledger of a phone number or email",
 )
 def list_consents(request: HttpRequest, point_id: Id, page: PageParams):
-    point = point_for(request, point_id, VIEW)
+    point = POINTS.one(request, point_id, VIEW)
     return paginate(ConsentRecord.objects.filter(contact_point=point), page)
 
 
@@ -115,7 +115,7 @@ def list_consents(request: HttpRequest, point_id: Id, page: PageParams):
     summary="Record consent given or withdrawn (a signature pad sends the image or its SHA-256)",
 )
 def record_consent(request: HttpRequest, point_id: Id, body: ConsentIn, response: HttpResponse):
-    point = point_for(request, point_id, EDIT)
+    point = POINTS.one(request, point_id, EDIT)
     record = consent.record_consent(
         point,
         body.channel,
@@ -137,7 +137,7 @@ def record_consent(request: HttpRequest, point_id: Id, body: ConsentIn, response
     summary="Send a verification code to a mobile (SMS) or email (at most 3 an hour)",
 )
 def issue_code(request: HttpRequest, point_id: Id):
-    point = point_for(request, point_id, EDIT)
+    point = POINTS.one(request, point_id, EDIT)
     issued = verification.issue_code(point, by=user_of(request))
     code = issued.code
     return Status(
@@ -157,7 +157,7 @@ def issue_code(request: HttpRequest, point_id: Id):
     summary="Check the code the person read back; right, the number or email is verified",
 )
 def check_code(request: HttpRequest, point_id: Id, body: CodeIn):
-    point = point_for(request, point_id, EDIT)
+    point = POINTS.one(request, point_id, EDIT)
     checked = verification.check_code(
         point, body.code, method=verification.Method.STAFF, by=user_of(request)
     )

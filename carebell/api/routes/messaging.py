@@ -7,23 +7,16 @@ from __future__ import annotations
 
 from typing import Literal
 
-from django.http import HttpRequest, HttpResponse
-from ninja import Field, Query, Router, Schema, Status
+from django.http import HttpRequest
+from ninja import Field, Router, Schema
 
 from carebell.api.common import (
     Id,
     In,
-    PageParams,
-    check_if_match,
-    object_for,
-    page_of,
-    paginate,
     site_for,
-    tagged,
-    user_of,
-    visible,
 )
 from carebell.api.fields import apply, in_schemas, out_schema
+from carebell.api.resources import Resource, mount
 from carebell.core import segments
 from carebell.core.vocab import Channel, Kind, Weekday
 from carebell.formats import service
@@ -131,51 +124,21 @@ def _plain(value):
     return value
 
 
-def _rule(request, rule_id: int, permission: str) -> AutomatedMessage:
-    return object_for(
-        request, AutomatedMessage.objects.select_related("site"), "site", rule_id, permission
-    )
-
-
-@router.get("/automated-messages", response=page_of(RuleOut), summary="Automated messages (rules)")
-def list_rules(request: HttpRequest, page: PageParams, filters: Query[RuleFilter]):
-    rows = visible(request, AutomatedMessage.objects.all(), "site", VIEW)
-    if filters.site_id:
-        rows = rows.filter(site_id=filters.site_id)
-    request.api_object_type = "messaging.automatedmessage"
-    return paginate(rows, page)
-
-
-@router.post(
-    "/automated-messages",
-    response={201: RuleOut},
-    summary="Add an automated message (switched off unless `enabled`); the site is replanned",
-)
-def create_rule(request: HttpRequest, body: RuleCreate, response: HttpResponse):
-    site = site_for(request, body.site_id, EDIT_RULES)
-    rule = AutomatedMessage(site=site, kind=body.kind)
-    _rule_data(rule, body, creating=True)
-    engine.save_rule(rule, by=user_of(request))
-    response["Location"] = f"/api/v1/automated-messages/{rule.pk}"
-    return Status(201, tagged(response, RuleOut, rule))
-
-
-@router.get("/automated-messages/{rule_id}", response=RuleOut, summary="One automated message")
-def get_rule(request: HttpRequest, rule_id: Id, response: HttpResponse):
-    return tagged(response, RuleOut, _rule(request, rule_id, VIEW))
-
-
-@router.patch(
-    "/automated-messages/{rule_id}",
-    response=RuleOut,
-    summary="Change an automated message; the site's pending messages are planned again",
-)
-def change_rule(request: HttpRequest, rule_id: Id, body: RuleChange, response: HttpResponse):
-    rule = _rule(request, rule_id, EDIT_RULES)
-    check_if_match(request, RuleOut, rule)
-    _rule_data(rule, body, creating=False)
-    engine.save_rule(rule, by=user_of(request))
-    return tagged(response, RuleOut, rule)
+RULES = Resource(
+    name="rule", plural="rules", collection="/automated-messages",
+    item="/automated-messages/{rule_id}",
+    model=AutomatedMessage, out=RuleOut, create=RuleCreate, change=RuleChange,
+    view=VIEW, edit=EDIT_RULES, save=engine.save_rule,
+    new=lambda site: AutomatedMessage(site=site), fill=_rule_data,
+    filters=RuleFilter,
+    summaries={
+        "list": "Automated messages (rules)",
+        "create": "Add an automated message (switched off unless `enabled`); the site is replanned",
+        "get": "One automated message",
+        "change": "Change an automated message; the site's pending messages are planned again",
+    },
+)  # fmt: skip
+mount(router, RULES, __name__)
 
 
 @router.post(
@@ -184,7 +147,7 @@ def change_rule(request: HttpRequest, rule_id: Id, body: RuleChange, response: H
     summary="What the rule, with these changes (none saved), would send in the coming days",
 )
 def forecast_rule(request: HttpRequest, rule_id: Id, body: RuleChange):
-    rule = _rule(request, rule_id, VIEW)
+    rule = RULES.one(request, rule_id, VIEW)
     _rule_data(rule, body, creating=False)
     rule.full_clean()
     result = engine.forecast(rule)
@@ -257,12 +220,6 @@ class SmsCountOut(Schema):
     ucs2_characters: list[str] = Field(description="characters that force UCS-2")
 
 
-def _format(request, format_id: int, permission: str) -> MessageTemplate:
-    return object_for(
-        request, MessageTemplate.objects.select_related("site"), "site", format_id, permission
-    )
-
-
 class PreviewOut(Schema):
     channel: str
     kind: str
@@ -299,42 +256,26 @@ def preview_format(request: HttpRequest, body: PreviewIn):
     )
 
 
-@router.get("/message-formats", response=page_of(FormatOut), summary="Message formats")
-def list_formats(request: HttpRequest, page: PageParams, filters: Query[FormatFilter]):
-    rows = visible(request, MessageTemplate.objects.all(), "site", VIEW)
-    for name in ("site_id", "kind", "channel"):
-        if value := getattr(filters, name):
-            rows = rows.filter(**{name: value})
-    request.api_object_type = "messaging.messagetemplate"
-    return paginate(rows, page)
-
-
-@router.post("/message-formats", response={201: FormatSaved}, summary="Add a message format")
-def create_format(request: HttpRequest, body: FormatCreate, response: HttpResponse):
-    site = site_for(request, body.site_id, EDIT_FORMATS)
-    template = MessageTemplate(site=site)
-    apply(template, body, creating=True)
-    warnings = service.save_format(template, by=user_of(request))
-    response["Location"] = f"/api/v1/message-formats/{template.pk}"
-    tagged(response, FormatOut, template)
-    return Status(201, {"format": template, "warnings": [p.message for p in warnings]})
-
-
-@router.get("/message-formats/{format_id}", response=FormatOut, summary="One message format")
-def get_format(request: HttpRequest, format_id: Id, response: HttpResponse):
-    return tagged(response, FormatOut, _format(request, format_id, VIEW))
-
-
-@router.patch(
-    "/message-formats/{format_id}", response=FormatSaved, summary="Change a message format"
-)
-def change_format(request: HttpRequest, format_id: Id, body: FormatChange, response: HttpResponse):
-    template = _format(request, format_id, EDIT_FORMATS)
-    check_if_match(request, FormatOut, template)
-    apply(template, body, creating=False)
-    warnings = service.save_format(template, by=user_of(request))
-    tagged(response, FormatOut, template)
-    return {"format": template, "warnings": [p.message for p in warnings]}
+FORMATS = Resource(
+    name="format", plural="formats", collection="/message-formats",
+    item="/message-formats/{format_id}",
+    model=MessageTemplate, out=FormatOut, create=FormatCreate, change=FormatChange,
+    view=VIEW, edit=EDIT_FORMATS, save=service.save_format,
+    new=lambda site: MessageTemplate(site=site),
+    saved=FormatSaved,
+    saved_body=lambda template, problems: {
+        "format": template, "warnings": [p.message for p in problems]
+    },
+    filters=FormatFilter,
+    summaries={
+        "list": "Message formats",
+        "get": "One message format",
+        "create": "Add a message format (manage_templates)",
+        "change": "Change a message format (manage_templates)",
+    },
+)  # fmt: skip
+# After the preview: /message-formats/preview is not the format with the id "preview".
+mount(router, FORMATS, __name__)
 
 
 @router.post("/sms/count", response=SmsCountOut, summary="Count an SMS text's segments")

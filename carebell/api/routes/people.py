@@ -6,24 +6,13 @@ from __future__ import annotations
 
 from typing import Literal
 
-from django.http import HttpRequest, HttpResponse
-from ninja import Field, Query, Router, Schema, Status
+from django.http import HttpRequest
+from ninja import Field, Router, Schema
 
-from carebell.api.common import (
-    Id,
-    In,
-    PageParams,
-    check_if_match,
-    object_for,
-    page_of,
-    paginate,
-    site_for,
-    tagged,
-    user_of,
-    visible,
-)
+from carebell.api.common import Id, In, user_of
 from carebell.api.fields import apply, in_schemas, out_schema
 from carebell.api.problems import ApiProblem
+from carebell.api.resources import Resource, mount
 from carebell.core import senders
 from carebell.core.vocab import ContactPointKind
 from carebell.people import actions
@@ -109,113 +98,24 @@ class PatientFilter(Schema):
     external_id: str | None = Field(None, max_length=64)
 
 
-def patient_for(request, patient_id: int, permission: str) -> Patient:
-    return object_for(
-        request, Patient.objects.select_related("site"), "site", patient_id, permission
-    )
-
-
-def contact_for(request, contact_id: int, permission: str) -> Contact:
-    rows = Contact.objects.select_related("patient__site")
-    return object_for(request, rows, "patient__site", contact_id, permission)
-
-
-def point_for(request, point_id: int, permission: str) -> ContactPoint:
-    rows = ContactPoint.objects.select_related("contact__patient__site")
-    return object_for(request, rows, "contact__patient__site", point_id, permission)
-
-
-# --- Patients ------------------------------------------------------------------------
-
-
-@router.get("/patients", response=page_of(PatientOut), summary="Patients (view_patients)")
-def list_patients(request: HttpRequest, page: PageParams, filters: Query[PatientFilter]):
-    rows = visible(request, Patient.objects.all(), "site", VIEW)
-    if filters.site_id:
-        rows = rows.filter(site_id=filters.site_id)
-    if filters.external_id:
-        rows = rows.filter(external_id=filters.external_id)
-    request.api_object_type = "people.patient"
-    return paginate(rows, page)
-
-
-@router.post("/patients", response={201: PatientOut}, summary="Add a patient (edit_patients)")
-def create_patient(request: HttpRequest, body: PatientCreate, response: HttpResponse):
-    site = site_for(request, body.site_id, EDIT)
-    patient = Patient(site=site)
-    apply(patient, body, creating=True)
-    patient.source = "api"
-    actions.save_patient(patient, by=user_of(request))
-    response["Location"] = f"/api/v1/patients/{patient.pk}"
-    return Status(201, tagged(response, PatientOut, patient))
-
-
-@router.get("/patients/{patient_id}", response=PatientOut, summary="One patient")
-def get_patient(request: HttpRequest, patient_id: Id, response: HttpResponse):
-    return tagged(response, PatientOut, patient_for(request, patient_id, VIEW))
-
-
-@router.patch("/patients/{patient_id}", response=PatientOut, summary="Change a patient")
-def change_patient(
-    request: HttpRequest, patient_id: Id, body: PatientChange, response: HttpResponse
-):
-    patient = patient_for(request, patient_id, EDIT)
-    check_if_match(request, PatientOut, patient)
-    apply(patient, body, creating=False)
-    actions.save_patient(patient, by=user_of(request))
-    return tagged(response, PatientOut, patient)
-
-
-# --- Contacts ------------------------------------------------------------------------
-
-
-@router.get(
-    "/patients/{patient_id}/contacts", response=page_of(ContactOut), summary="A patient's contacts"
-)
-def list_contacts(request: HttpRequest, patient_id: Id, page: PageParams):
-    patient = patient_for(request, patient_id, VIEW)
-    return paginate(Contact.objects.filter(patient=patient), page)
-
-
-@router.post("/patients/{patient_id}/contacts", response={201: ContactOut}, summary="Add a contact")
-def create_contact(
-    request: HttpRequest, patient_id: Id, body: ContactCreate, response: HttpResponse
-):
-    patient = patient_for(request, patient_id, EDIT)
-    contact = Contact(patient=patient)
-    apply(contact, body, creating=True)
-    actions.save_contact(contact, by=user_of(request))
-    response["Location"] = f"/api/v1/contacts/{contact.pk}"
-    return Status(201, tagged(response, ContactOut, contact))
-
-
-@router.get("/contacts/{contact_id}", response=ContactOut, summary="One contact")
-def get_contact(request: HttpRequest, contact_id: Id, response: HttpResponse):
-    return tagged(response, ContactOut, contact_for(request, contact_id, VIEW))
-
-
-@router.patch("/contacts/{contact_id}", response=ContactOut, summary="Change a contact")
-def change_contact(
-    request: HttpRequest, contact_id: Id, body: ContactChange, response: HttpResponse
-):
-    contact = contact_for(request, contact_id, EDIT)
-    check_if_match(request, ContactOut, contact)
-    apply(contact, body, creating=False)
-    actions.save_contact(contact, by=user_of(request))
-    return tagged(response, ContactOut, contact)
-
-
-@router.delete(
-    "/contacts/{contact_id}", response={204: None}, summary="Remove a contact without history"
-)
-def delete_contact(request: HttpRequest, contact_id: Id):
-    contact = contact_for(request, contact_id, EDIT)
-    check_if_match(request, ContactOut, contact)
-    actions.remove_contact(contact, by=user_of(request))
-    return Status(204, None)
-
-
-# --- Contact points ------------------------------------------------------------------
+PATIENTS = Resource(
+    name="patient", plural="patients", collection="/patients", item="/patients/{patient_id}",
+    model=Patient, out=PatientOut, create=PatientCreate, change=PatientChange,
+    view=VIEW, edit=EDIT, save=actions.save_patient,
+    new=lambda site: Patient(site=site, source="api"),
+    filters=PatientFilter, related=(),
+    summaries={"list": "Patients (view_patients)"},
+)  # fmt: skip
+CONTACTS = Resource(
+    name="contact", plural="contacts", collection="/patients/{patient_id}/contacts",
+    item="/contacts/{contact_id}",
+    model=Contact, out=ContactOut, create=ContactCreate, change=ContactChange,
+    view=VIEW, edit=EDIT, save=actions.save_contact, remove=actions.remove_contact,
+    new=lambda patient: Contact(patient=patient),
+    owner=PATIENTS.one, owner_link="patient",
+    site_path="patient__site", related=("patient",),
+    summaries={"list": "A patient's contacts", "delete": "Remove a contact without history"},
+)  # fmt: skip
 
 
 def _normalised(kind: str, value: str, region: str) -> str:
@@ -229,59 +129,47 @@ def _normalised(kind: str, value: str, region: str) -> str:
         ) from None
 
 
-@router.get(
-    "/contacts/{contact_id}/points",
-    response=page_of(PointOut),
-    summary="A contact's numbers and email",
-)
-def list_points(request: HttpRequest, contact_id: Id, page: PageParams):
-    contact = contact_for(request, contact_id, VIEW)
-    return paginate(ContactPoint.objects.filter(contact=contact), page)
-
-
-@router.post(
-    "/contacts/{contact_id}/points", response={201: PointOut}, summary="Add a phone number or email"
-)
-def create_point(request: HttpRequest, contact_id: Id, body: PointCreate, response: HttpResponse):
-    contact = contact_for(request, contact_id, EDIT)
-    point = ContactPoint(contact=contact)
-    apply(point, body, creating=True)
-    point.raw_value = body.value
-    point.value = _normalised(point.kind, body.value, contact.patient.site.phone_region)
-    actions.save_contact_point(point, by=user_of(request))
-    response["Location"] = f"/api/v1/contact-points/{point.pk}"
-    return Status(201, tagged(response, PointOut, point))
-
-
-@router.get("/contact-points/{point_id}", response=PointOut, summary="One phone number or email")
-def get_point(request: HttpRequest, point_id: Id, response: HttpResponse):
-    return tagged(response, PointOut, point_for(request, point_id, VIEW))
-
-
-@router.patch(
-    "/contact-points/{point_id}",
-    response=PointOut,
-    summary="Change a number or email (a new value loses verification and consent)",
-)
-def change_point(request: HttpRequest, point_id: Id, body: PointChange, response: HttpResponse):
-    point = point_for(request, point_id, EDIT)
-    check_if_match(request, PointOut, point)
-    apply(point, body, creating=False)
+def _fill_point(point: ContactPoint, body, *, creating: bool) -> None:
+    """The body's fields, the number or address as given kept raw and stored
+    normalised for the site's region (a new value loses verification and consent)."""
+    apply(point, body, creating=creating)
     if body.value is not None:
         point.raw_value = body.value
         point.value = _normalised(point.kind, body.value, point.contact.patient.site.phone_region)
-    actions.save_contact_point(point, by=user_of(request))
-    return tagged(response, PointOut, point)
 
 
-@router.delete(
-    "/contact-points/{point_id}", response={204: None}, summary="Remove a number without history"
-)
-def delete_point(request: HttpRequest, point_id: Id):
-    point = point_for(request, point_id, EDIT)
-    check_if_match(request, PointOut, point)
-    actions.remove_contact_point(point, by=user_of(request))
-    return Status(204, None)
+POINTS = Resource(
+    name="point", plural="points", collection="/contacts/{contact_id}/points",
+    item="/contact-points/{point_id}",
+    model=ContactPoint, out=PointOut, create=PointCreate, change=PointChange,
+    view=VIEW, edit=EDIT, save=actions.save_contact_point, remove=actions.remove_contact_point,
+    new=lambda contact: ContactPoint(contact=contact), fill=_fill_point,
+    owner=CONTACTS.one, owner_link="contact",
+    site_path="contact__patient__site", related=("contact__patient",),
+    summaries={
+        "list": "A contact's numbers and email",
+        "create": "Add a phone number or email",
+        "get": "One phone number or email",
+        "change": "Change a number or email (a new value loses verification and consent)",
+        "delete": "Remove a number without history",
+    },
+)  # fmt: skip
+for resource in (PATIENTS, CONTACTS, POINTS):
+    mount(router, resource, __name__)
+
+
+def held_by_a_patient(model) -> dict:
+    """What a patient's records (appointments, prescriptions) share as resources: one
+    is added naming its patient, at the patient's site, from the API; reading needs
+    view_patients and changing edit_patients."""
+    return {
+        "owner": PATIENTS.one,
+        "owner_id": "patient_id",
+        "related": (),  # the site's id is enough to check and to answer
+        "new": lambda patient: model(site=patient.site, patient=patient, source="api"),
+        "view": VIEW,
+        "edit": EDIT,
+    }
 
 
 # --- Preferences ---------------------------------------------------------------------
@@ -293,7 +181,7 @@ def delete_point(request: HttpRequest, point_id: Id):
     summary="A contact's preferences, one per category set",
 )
 def list_preferences(request: HttpRequest, contact_id: Id):
-    contact = contact_for(request, contact_id, VIEW)
+    contact = CONTACTS.one(request, contact_id, VIEW)
     return list(ContactPreference.objects.filter(contact=contact).order_by("category"))
 
 
@@ -303,5 +191,5 @@ def list_preferences(request: HttpRequest, contact_id: Id):
     summary="Set a contact's preference for one category",
 )
 def set_preference(request: HttpRequest, contact_id: Id, category: Category, body: PreferenceSet):
-    contact = contact_for(request, contact_id, EDIT)
+    contact = CONTACTS.one(request, contact_id, EDIT)
     return actions.set_preference(contact, category, body.value, by=user_of(request))

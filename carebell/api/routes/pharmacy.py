@@ -4,23 +4,12 @@ needs view_patients, changing edit_patients."""
 
 from __future__ import annotations
 
-from django.http import HttpRequest, HttpResponse
-from ninja import Query, Router, Schema, Status
+from ninja import Router, Schema
 
-from carebell.api.common import (
-    Id,
-    PageParams,
-    check_if_match,
-    object_for,
-    page_of,
-    paginate,
-    tagged,
-    user_of,
-    visible,
-)
-from carebell.api.fields import apply, in_schemas, out_schema
-from carebell.api.routes.people import EDIT, VIEW
-from carebell.people.models import Patient
+from carebell.api.common import Id
+from carebell.api.fields import in_schemas, out_schema
+from carebell.api.resources import Resource, mount
+from carebell.api.routes.people import EDIT, VIEW, held_by_a_patient
 from carebell.pharmacy.actions import save_fill, save_prescription
 from carebell.pharmacy.models import Fill, Prescription
 
@@ -70,85 +59,23 @@ class PrescriptionFilter(Schema):
     patient_id: Id | None = None
 
 
-def _prescription(request, rx_id: int, permission: str) -> Prescription:
-    rows = Prescription.objects.select_related("site", "patient")
-    return object_for(request, rows, "site", rx_id, permission)
-
-
-def _fill(request, fill_id: int, permission: str) -> Fill:
-    rows = Fill.objects.select_related("prescription__site")
-    return object_for(request, rows, "prescription__site", fill_id, permission)
-
-
-@router.get("/prescriptions", response=page_of(PrescriptionOut), summary="Prescriptions")
-def list_prescriptions(request: HttpRequest, page: PageParams, filters: Query[PrescriptionFilter]):
-    rows = visible(request, Prescription.objects.all(), "site", VIEW)
-    if filters.site_id:
-        rows = rows.filter(site_id=filters.site_id)
-    if filters.patient_id:
-        rows = rows.filter(patient_id=filters.patient_id)
-    request.api_object_type = "pharmacy.prescription"
-    return paginate(rows, page)
-
-
-@router.post("/prescriptions", response={201: PrescriptionOut}, summary="Add a prescription")
-def create_prescription(request: HttpRequest, body: PrescriptionCreate, response: HttpResponse):
-    rows = Patient.objects.select_related("site")
-    patient = object_for(request, rows, "site", body.patient_id, EDIT)
-    prescription = Prescription(site=patient.site, patient=patient, source="api")
-    apply(prescription, body, creating=True)
-    save_prescription(prescription, by=user_of(request))
-    response["Location"] = f"/api/v1/prescriptions/{prescription.pk}"
-    return Status(201, tagged(response, PrescriptionOut, prescription))
-
-
-@router.get("/prescriptions/{rx_id}", response=PrescriptionOut, summary="One prescription")
-def get_prescription(request: HttpRequest, rx_id: Id, response: HttpResponse):
-    return tagged(response, PrescriptionOut, _prescription(request, rx_id, VIEW))
-
-
-@router.patch("/prescriptions/{rx_id}", response=PrescriptionOut, summary="Change a prescription")
-def change_prescription(
-    request: HttpRequest, rx_id: Id, body: PrescriptionChange, response: HttpResponse
-):
-    prescription = _prescription(request, rx_id, EDIT)
-    check_if_match(request, PrescriptionOut, prescription)
-    apply(prescription, body, creating=False)
-    save_prescription(prescription, by=user_of(request))
-    return tagged(response, PrescriptionOut, prescription)
-
-
-@router.get(
-    "/prescriptions/{rx_id}/fills", response=page_of(FillOut), summary="A prescription's fills"
-)
-def list_fills(request: HttpRequest, rx_id: Id, page: PageParams):
-    prescription = _prescription(request, rx_id, VIEW)
-    return paginate(Fill.objects.filter(prescription=prescription), page)
-
-
-@router.post("/prescriptions/{rx_id}/fills", response={201: FillOut}, summary="Add a fill")
-def create_fill(request: HttpRequest, rx_id: Id, body: FillCreate, response: HttpResponse):
-    prescription = _prescription(request, rx_id, EDIT)
-    fill = Fill(prescription=prescription)
-    apply(fill, body, creating=True)
-    save_fill(fill, by=user_of(request))
-    response["Location"] = f"/api/v1/fills/{fill.pk}"
-    return Status(201, tagged(response, FillOut, fill))
-
-
-@router.get("/fills/{fill_id}", response=FillOut, summary="One fill")
-def get_fill(request: HttpRequest, fill_id: Id, response: HttpResponse):
-    return tagged(response, FillOut, _fill(request, fill_id, VIEW))
-
-
-@router.patch(
-    "/fills/{fill_id}",
-    response=FillOut,
-    summary="Change a fill (its step: ready, picked up … stops or starts its notices)",
-)
-def change_fill(request: HttpRequest, fill_id: Id, body: FillChange, response: HttpResponse):
-    fill = _fill(request, fill_id, EDIT)
-    check_if_match(request, FillOut, fill)
-    apply(fill, body, creating=False)
-    save_fill(fill, by=user_of(request))
-    return tagged(response, FillOut, fill)
+PRESCRIPTIONS = Resource(
+    name="prescription", plural="prescriptions", collection="/prescriptions",
+    item="/prescriptions/{rx_id}",
+    model=Prescription, out=PrescriptionOut, create=PrescriptionCreate, change=PrescriptionChange,
+    save=save_prescription, filters=PrescriptionFilter, **held_by_a_patient(Prescription),
+)  # fmt: skip
+FILLS = Resource(
+    name="fill", plural="fills", collection="/prescriptions/{rx_id}/fills", item="/fills/{fill_id}",
+    model=Fill, out=FillOut, create=FillCreate, change=FillChange,
+    view=VIEW, edit=EDIT, save=save_fill,
+    new=lambda prescription: Fill(prescription=prescription),
+    owner=PRESCRIPTIONS.one, owner_link="prescription",
+    site_path="prescription__site", related=("prescription",),
+    summaries={
+        "list": "A prescription's fills",
+        "change": "Change a fill (its step: ready, picked up … stops or starts its notices)",
+    },
+)  # fmt: skip
+for resource in (PRESCRIPTIONS, FILLS):
+    mount(router, resource, __name__)

@@ -1,0 +1,92 @@
+"""What the door reads for every call — the token, its user's permissions, the
+object within the user's sites — read fresh each time and in a few statements."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth.backends import ModelBackend
+from django.contrib.auth.models import Group, Permission, User
+from django.db import connection
+from django.test import RequestFactory
+from django.test.utils import CaptureQueriesContext
+
+from carebell.api import ratelimit, tokens
+from carebell.audit.models import AuditEvent
+from carebell.sites.models import StaffMembership
+from carebell.sites.roles import FRONT_DESK, READ_ONLY
+from tests import factories
+from tests.api.conftest import ApiClient, assert_problem
+
+
+@pytest.fixture
+def patient(site):
+    return factories.make_patient(site)
+
+
+def bearer(secret: str):
+    return RequestFactory().get("/api/v1/sites", HTTP_AUTHORIZATION=f"Bearer {secret}")
+
+
+def test_the_token_holds_its_users_permissions_as_django_computes_them(site):
+    user = factories.make_staff(site, READ_ONLY)
+    user.user_permissions.add(Permission.objects.get(codename="import_data"))
+    _token, secret = tokens.issue(user, "both kinds")
+    request = bearer(secret)
+    token = tokens.authenticate(request)
+    fresh = User.objects.get(pk=user.pk)
+    assert token.user._perm_cache == ModelBackend().get_all_permissions(fresh)
+    assert "sites.import_data" in token.user._perm_cache
+    assert "sites.view_patients" in token.user._perm_cache
+
+
+def test_a_changed_role_counts_from_the_next_call(api_as, patient):
+    desk = api_as(FRONT_DESK)
+    assert desk.patch(f"/api/v1/patients/{patient.pk}", {"last_name": "Ruiz"}).status_code == 200
+    desk.user.groups.set([Group.objects.get(name=READ_ONLY)])
+    assert_problem(desk.patch(f"/api/v1/patients/{patient.pk}", {"last_name": "Sol"}), 403)
+    assert desk.get(f"/api/v1/patients/{patient.pk}").status_code == 200
+
+
+def test_a_site_taken_away_counts_from_the_next_call(api, patient):
+    assert api.get(f"/api/v1/patients/{patient.pk}").status_code == 200
+    StaffMembership.objects.filter(user=api.user).delete()
+    assert_problem(api.get(f"/api/v1/patients/{patient.pk}"), 404)
+    assert api.get("/api/v1/patients").json()["items"] == []
+
+
+def test_a_superusers_token_reads_every_organizations_objects(other_org_site):
+    user = User.objects.create_superuser("root", password="a-long-test-password")
+    _token, secret = tokens.issue(user, "root")
+    elsewhere = factories.make_patient(other_org_site)
+    root = ApiClient(secret)
+    assert root.get(f"/api/v1/patients/{elsewhere.pk}").json()["id"] == elsewhere.pk
+    assert [p["id"] for p in root.get("/api/v1/patients").json()["items"]] == [elsewhere.pk]
+
+
+def test_a_read_costs_four_statements_and_is_audited(api, patient, monkeypatch):
+    monkeypatch.setattr(ratelimit, "FLUSH_SECONDS", 3600)
+    assert api.get(f"/api/v1/patients/{patient.pk}").status_code == 200  # counts, notes use
+    with CaptureQueriesContext(connection) as queries:
+        response = api.get(f"/api/v1/patients/{patient.pk}")
+    assert response.status_code == 200 and response["ETag"]
+    # The token and its user, their permissions, the patient within their sites, the audit.
+    assert len(queries) == 4, [q["sql"] for q in queries]
+    call = AuditEvent.objects.filter(action="api_call").latest("id")
+    assert (call.object_type, call.object_id, call.site_id) == (
+        "people.patient",
+        str(patient.pk),
+        patient.site_id,
+    )
+
+
+def test_a_page_costs_four_statements(api, site, monkeypatch):
+    monkeypatch.setattr(ratelimit, "FLUSH_SECONDS", 3600)
+    for _ in range(3):
+        factories.make_patient(site)
+    assert api.get("/api/v1/patients", {"limit": 2}).status_code == 200
+    with CaptureQueriesContext(connection) as queries:
+        page = api.get("/api/v1/patients", {"limit": 2}).json()
+    assert len(page["items"]) == 2 and page["next"]
+    assert len(queries) == 4, [q["sql"] for q in queries]
+    rest = api.get("/api/v1/patients", {"limit": 2, "cursor": page["next"]}).json()
+    assert len(rest["items"]) == 1 and rest["next"] is None
