@@ -15,17 +15,18 @@ and nothing is answered: a reply to an unknown number is how SMS pumping pays.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import connection, transaction
 from django.db.models import Q
 
 from carebell import events, outbox
 from carebell.appointments.models import Appointment
 from carebell.core.keywords import Intent, read_reply
 from carebell.core.placeholders import RenderContext, render
-from carebell.core.senders import is_service_sid, spelling_of
+from carebell.core.senders import SERVICE_SID, spelling_of
 from carebell.core.vocab import AppointmentStatus, Channel, EntityType, Kind, OutboxStatus
 from carebell.formats.service import keyword_reply, quick_reply
 from carebell.inbox import conversations, reviews
@@ -33,6 +34,7 @@ from carebell.messaging.models import InboundMessage, OutboxMessage
 from carebell.people import verification
 from carebell.people.models import ContactPoint
 from carebell.sites.models import Site, SiteSenderNumber, default_sms_senders
+from carebell.sql import utc_params
 from carebell.twoway import answers, consent
 
 
@@ -47,56 +49,121 @@ class InboundSms:
 
 
 def handle_inbound_sms(sms: InboundSms, now: dt.datetime) -> InboundMessage | None:
-    """Store and act on one inbound text. A replay (same provider message id) does
-    nothing and returns None."""
+    """Store and act on one inbound text, in one transaction. A replay (same provider
+    message id) does nothing and returns None.
+
+    No loss: when acting on the text fails, its transaction is rolled back whole and
+    the text alone is stored again (flagged for a person) before the error goes on,
+    so the provider's retry finds it and is a replay. Cheaper than a savepoint around
+    the acting: the hot path pays nothing for a failure that is rare."""
     senders_sites = sites_sending_as(sms)
     site = _site_to_answer(senders_sites, sms.from_number)
+    if site is None:  # kept unmatched, for a superuser to read; nothing is answered
+        return _store(sms, None, now, needs_review=True)
     try:
         with transaction.atomic():
-            inbound = InboundMessage.objects.create(
-                site=site,
-                channel=Channel.SMS,
-                provider=sms.provider,
-                provider_message_id=sms.message_id,
-                from_address=sms.from_number,
-                to_address=sms.to_number,
-                body=sms.body,
-                raw=sms.raw,
-                received_at=now,
-            )
-    except IntegrityError:
+            return _take_in(sms, site, [s.id for s in senders_sites], now)
+    except Exception:
+        _store(sms, site, now, needs_review=True)
+        raise
+
+
+def _take_in(sms: InboundSms, site: Site, sender_site_ids: list[int], now) -> InboundMessage | None:
+    """The text's arrival, reading and actions (inside the caller's transaction).
+
+    The text is read before it is stored, so its row is written once with its
+    conversation and intent; its INSERT is still what tells a replay, before anything
+    is acted on, and a replay rolls back the arrival it counted."""
+    conversation = conversations.record_arrival(site, sms.from_number, now)
+    points = list(_points(site, sms.from_number))
+    reading = read_reply(
+        sms.body,
+        opted_out=any(p.opted_out_sms for p in points),
+        choices=len(conversations.awaited_choices(conversation)),
+    )
+    flagged = reading.intent is Intent.POSSIBLE_OPT_OUT  # what _act decides unless it acts
+    inbound = _store(sms, site, now, conversation=conversation, intent=reading.intent,
+                     needs_review=flagged)  # fmt: skip
+    if inbound is None:
+        transaction.set_rollback(True)
         return None
-    if site is None:
-        inbound.needs_review = True
-        inbound.save(update_fields=["needs_review"])
-        return inbound
-    with transaction.atomic():
-        conversation = conversations.record_arrival(site, sms.from_number, now)
-        inbound.conversation = conversation
-        _act(inbound, site, [s.id for s in senders_sites], conversation, now)
-        inbound.save(update_fields=["conversation", "intent", "needs_review"])
-        if inbound.needs_review and inbound.intent == Intent.POSSIBLE_OPT_OUT:
-            reviews.open_review(inbound, conversation, now)
-        if inbound.needs_review or inbound.intent == Intent.FREE_TEXT:
-            payload = {"inbound": {"id": inbound.id, "intent": inbound.intent},
-                       "conversation": {"id": conversation.id}}  # fmt: skip
-            events.emit(site, "inbound.needs_staff", payload, now)
+    _act(inbound, site, sender_site_ids, conversation, points, reading, now)
+    if inbound.needs_review != flagged:
+        InboundMessage.objects.filter(id=inbound.id).update(needs_review=inbound.needs_review)
+    if inbound.needs_review and inbound.intent == Intent.POSSIBLE_OPT_OUT:
+        reviews.open_review(inbound, conversation, now)
+    if inbound.needs_review or inbound.intent == Intent.FREE_TEXT:
+        payload = {"inbound": {"id": inbound.id, "intent": inbound.intent},
+                   "conversation": {"id": conversation.id}}  # fmt: skip
+        events.emit(site, "inbound.needs_staff", payload, now)
     return inbound
+
+
+_INBOUND = InboundMessage._meta.db_table
+_STORE_SQL = f"""INSERT INTO {_INBOUND} (site_id, channel, provider, provider_message_id,
+        from_address, to_address, body, raw, intent, received_at, conversation_id, needs_review)
+    VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+    ON CONFLICT (provider, provider_message_id) DO NOTHING RETURNING id"""
+
+
+def _store(
+    sms: InboundSms,
+    site: Site | None,
+    now: dt.datetime,
+    *,
+    conversation=None,
+    intent: Intent = Intent.FREE_TEXT,
+    needs_review: bool = False,
+) -> InboundMessage | None:
+    """Keep the text as received, once: None when its provider message id is stored
+    already (a replay). One statement, no savepoint: ON CONFLICT DO NOTHING (on both
+    databases) tells a replay without an IntegrityError to recover from."""
+    inbound = InboundMessage(
+        site=site, channel=Channel.SMS, provider=sms.provider, provider_message_id=sms.message_id,
+        from_address=sms.from_number, to_address=sms.to_number, body=sms.body, raw=sms.raw,
+        intent=intent.value, received_at=now, conversation=conversation,
+        needs_review=needs_review,
+    )  # fmt: skip
+    params = [
+        site.id if site else None, Channel.SMS.value, sms.provider, sms.message_id,
+        sms.from_number, sms.to_number, sms.body, json.dumps(sms.raw), intent.value, now,
+        conversation.id if conversation else None, needs_review,
+    ]  # fmt: skip
+    with connection.cursor() as cursor:
+        cursor.execute(_STORE_SQL, utc_params(params))
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    inbound.id = row[0]
+    inbound._state.adding = False
+    return inbound
+
+
+#: What inbound handling reads of a site: its name and phone (a keyword's answer),
+#: its time zone (dates in replies) and organization (one per sender). Anything else
+#: (its delivery settings, for a cancel) loads when asked for.
+_SITE_FIELDS = ("id", "organization_id", "name", "phone", "time_zone", "sms_from")
 
 
 def sites_sending_as(sms: InboundSms) -> list[Site]:
     """The sites that send from the number `sms` was sent to, all of one organization;
-    none when it came to another account or its sender is not one organization's."""
+    none when it came to another account or its sender is not one organization's.
+    One query, read fresh every time: which site a number belongs to changes when
+    staff edit a sender, and a stale answer would hand a patient's text to another
+    organization."""
     to = spelling_of(sms.to_number)
     if not to or not _to_our_account(sms):
         return []
-    listed = SiteSenderNumber.objects.filter(number=to).values_list("site__sms_from", flat=True)
-    rows = Q(sms_from=to) | Q(sms_from__in=[s for s in listed if is_service_sid(s)])
+    # The Messaging Service that lists the number (a site's MG… sender), if any.
+    services = SiteSenderNumber.objects.filter(
+        number=to, site__sms_from__regex=SERVICE_SID.pattern
+    ).values("site__sms_from")
+    rows = Q(sms_from=to) | Q(sms_from__in=services)
     defaults = default_sms_senders()
     service = spelling_of(sms.raw.get("MessagingServiceSid", ""))
     if to in defaults or (service and service in defaults):
         rows |= Q(sms_from="") | Q(sms_from__in=defaults)
-    sites = list(Site.objects.filter(rows).select_related("delivery").order_by("id"))
+    sites = list(Site.objects.filter(rows).only(*_SITE_FIELDS).order_by("id"))
     return sites if len({s.organization_id for s in sites}) == 1 else []
 
 
@@ -127,15 +194,9 @@ def _points(site: Site, address: str):
     )
 
 
-def _act(inbound: InboundMessage, site: Site, sender_site_ids, conversation, now) -> None:
+def _act(inbound, site: Site, sender_site_ids, conversation, points, reading, now) -> None:
     """Keywords first. STOP and START apply at every site of the sender (`sender_site_ids`):
     the number asked that sender, whichever of its sites texts it."""
-    points = list(_points(site, inbound.from_address))
-    opted_out = any(p.opted_out_sms for p in points)
-    reading = read_reply(
-        inbound.body, opted_out=opted_out, choices=len(conversations.awaited_choices(conversation))
-    )
-    inbound.intent = reading.intent.value
     language = points[0].contact.language if points else "en"
     address = inbound.from_address
     if reading.intent is Intent.OPT_OUT:
