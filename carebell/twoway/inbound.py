@@ -17,22 +17,22 @@ from __future__ import annotations
 import datetime as dt
 import json
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Q
 
 from carebell import events, outbox
 from carebell.appointments.models import Appointment
 from carebell.core.keywords import Intent, read_reply
 from carebell.core.placeholders import RenderContext, render
-from carebell.core.senders import SERVICE_SID, spelling_of
+from carebell.core.senders import is_service_sid, spelling_of
 from carebell.core.vocab import AppointmentStatus, Channel, EntityType, Kind, OutboxStatus
 from carebell.formats.service import keyword_reply, quick_reply
 from carebell.inbox import conversations, reviews
 from carebell.messaging.models import InboundMessage, OutboxMessage
 from carebell.people import verification
-from carebell.people.models import ContactPoint
+from carebell.people.models import Contact, ContactPoint, Patient
 from carebell.sites.models import Site, SiteSenderNumber, default_sms_senders
 from carebell.sql import utc_params
 from carebell.twoway import answers, consent
@@ -75,10 +75,10 @@ def _take_in(sms: InboundSms, site: Site, sender_site_ids: list[int], now) -> In
     conversation and intent; its INSERT is still what tells a replay, before anything
     is acted on, and a replay rolls back the arrival it counted."""
     conversation = conversations.record_arrival(site, sms.from_number, now)
-    points = list(_points(site, sms.from_number))
+    reached = _reached(site, sms.from_number)
     reading = read_reply(
         sms.body,
-        opted_out=any(p.opted_out_sms for p in points),
+        opted_out=reached.opted_out,
         choices=len(conversations.awaited_choices(conversation)),
     )
     flagged = reading.intent is Intent.POSSIBLE_OPT_OUT  # what _act decides unless it acts
@@ -87,7 +87,7 @@ def _take_in(sms: InboundSms, site: Site, sender_site_ids: list[int], now) -> In
     if inbound is None:
         transaction.set_rollback(True)
         return None
-    _act(inbound, site, sender_site_ids, conversation, points, reading, now)
+    _act(inbound, site, sender_site_ids, conversation, reached, reading, now)
     if inbound.needs_review != flagged:
         InboundMessage.objects.filter(id=inbound.id).update(needs_review=inbound.needs_review)
     if inbound.needs_review and inbound.intent == Intent.POSSIBLE_OPT_OUT:
@@ -142,7 +142,21 @@ def _store(
 #: What inbound handling reads of a site: its name and phone (a keyword's answer),
 #: its time zone (dates in replies) and organization (one per sender). Anything else
 #: (its delivery settings, for a cancel) loads when asked for.
-_SITE_FIELDS = ("id", "organization_id", "name", "phone", "time_zone", "sms_from")
+_SITE_FIELDS = tuple(
+    f.attname
+    for f in Site._meta.concrete_fields  # from_db takes them in the model's order
+    if f.attname in {"id", "organization_id", "name", "phone", "time_zone", "sms_from"}
+)
+_SMS_FROM = _SITE_FIELDS.index("sms_from")
+_SITES = Site._meta.db_table
+_SENDER_NUMBERS = SiteSenderNumber._meta.db_table
+#: The sites whose sender is the number itself, or the Messaging Service that lists
+#: it (the listing site's sender, whatever it is: `sites_sending_as` keeps a listing
+#: only for an MG… sender).
+_SENDING_AS_SQL = f"""SELECT {", ".join(_SITE_FIELDS)} FROM {_SITES}
+    WHERE sms_from = %s OR sms_from IN (
+        SELECT s.sms_from FROM {_SENDER_NUMBERS} n JOIN {_SITES} s ON s.id = n.site_id
+        WHERE n.number = %s)"""
 
 
 def sites_sending_as(sms: InboundSms) -> list[Site]:
@@ -154,16 +168,25 @@ def sites_sending_as(sms: InboundSms) -> list[Site]:
     to = spelling_of(sms.to_number)
     if not to or not _to_our_account(sms):
         return []
-    # The Messaging Service that lists the number (a site's MG… sender), if any.
-    services = SiteSenderNumber.objects.filter(
-        number=to, site__sms_from__regex=SERVICE_SID.pattern
-    ).values("site__sms_from")
-    rows = Q(sms_from=to) | Q(sms_from__in=services)
     defaults = default_sms_senders()
     service = spelling_of(sms.raw.get("MessagingServiceSid", ""))
-    if to in defaults or (service and service in defaults):
-        rows |= Q(sms_from="") | Q(sms_from__in=defaults)
-    sites = list(Site.objects.filter(rows).only(*_SITE_FIELDS).order_by("id"))
+    as_default = to in defaults or bool(service and service in defaults)
+    sql, params = _SENDING_AS_SQL, [to, to]
+    if as_default:  # carebell's own sender: also the sites that leave theirs blank
+        sql += f" OR sms_from IN ({', '.join(['%s'] * (len(defaults) + 1))})"
+        params += ["", *sorted(defaults)]
+    with connection.cursor() as cursor:
+        cursor.execute(sql + " ORDER BY id", params)
+        rows = cursor.fetchall()
+    sites = [
+        Site.from_db(connection.alias, _SITE_FIELDS, row)
+        for row in rows
+        # A listed number counts only for a Messaging Service's sites; every other
+        # row matched the number itself or the default sender.
+        if (sender := row[_SMS_FROM]) == to
+        or is_service_sid(sender)
+        or (as_default and sender in {"", *defaults})
+    ]
     return sites if len({s.organization_id for s in sites}) == 1 else []
 
 
@@ -188,16 +211,39 @@ def _site_to_answer(sites: list[Site], address: str) -> Site | None:
     return next((s for s in sites if s.id == chosen), sites[0])
 
 
-def _points(site: Site, address: str):
-    return ContactPoint.objects.filter(value=address, contact__patient__site=site).select_related(
-        "contact__patient"
-    )
+class Reached(NamedTuple):
+    """What the contact points with the text's number at the site tell before acting:
+    whether one has opted out of texts, the first one's contact's language, and their
+    ids (a code read back checks them in full; see `_points`)."""
+
+    opted_out: bool
+    language: str
+    point_ids: list[int]
 
 
-def _act(inbound, site: Site, sender_site_ids, conversation, points, reading, now) -> None:
+_REACHED_SQL = f"""SELECT p.id, p.opted_out_sms, c.language
+    FROM {ContactPoint._meta.db_table} p
+    JOIN {Contact._meta.db_table} c ON c.id = p.contact_id
+    JOIN {Patient._meta.db_table} pt ON pt.id = c.patient_id
+    WHERE p.value = %s AND pt.site_id = %s ORDER BY p.id"""
+
+
+def _reached(site: Site, address: str) -> Reached:
+    with connection.cursor() as cursor:
+        cursor.execute(_REACHED_SQL, [address, site.pk])
+        rows = cursor.fetchall()
+    return Reached(any(r[1] for r in rows), rows[0][2] if rows else "en", [r[0] for r in rows])
+
+
+def _points(ids: list[int]):
+    """The contact points `ids` in full, read only if iterated (a text of six digits)."""
+    return ContactPoint.objects.filter(id__in=ids).select_related("contact").order_by("id")
+
+
+def _act(inbound, site: Site, sender_site_ids, conversation, reached, reading, now) -> None:
     """Keywords first. STOP and START apply at every site of the sender (`sender_site_ids`):
     the number asked that sender, whichever of its sites texts it."""
-    language = points[0].contact.language if points else "en"
+    language = reached.language
     address = inbound.from_address
     if reading.intent is Intent.OPT_OUT:
         consent.opt_out_address_at(
@@ -216,7 +262,7 @@ def _act(inbound, site: Site, sender_site_ids, conversation, points, reading, no
         _answer(site, intent, [chosen], inbound, language, now)
     elif reading.intent in (Intent.CONFIRM, Intent.CANCEL):
         _answer_open_request(site, conversation, reading.intent, inbound, language, now)
-    elif verification.check_reply(points, inbound.body, now):
+    elif verification.check_reply(_points(reached.point_ids), inbound.body, now):
         inbound.needs_review = False  # a code read back (carebell.people.verification)
     else:
         inbound.needs_review = reading.intent is Intent.POSSIBLE_OPT_OUT
