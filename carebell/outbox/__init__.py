@@ -27,7 +27,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 
 from carebell import events
@@ -424,7 +424,7 @@ def queue_reply(
     exempt from windows and caps; SPEC §4). Without `body`, the kind's template is
     rendered at send time."""
     entity_type, entity_id = entity or ("", None)
-    message = OutboxMessage.objects.create(
+    message = OutboxMessage(
         site=site,
         patient_id=patient_id,
         to_address=to,
@@ -441,7 +441,16 @@ def queue_reply(
         created_at=now,
         updated_at=now,
     )
-    MessageEvent.objects.create(message=message, at=now, status=OutboxStatus.QUEUED)
+    return _queue(message, now)
+
+
+def _queue(message: OutboxMessage, now: dt.datetime) -> OutboxMessage:
+    """Store the unsaved, queued `message` with its event: one statement on
+    PostgreSQL (see `_sql.queued_row`), as every inbound HELP or STOP answer does."""
+    columns, values = _sql.queued_row(message)
+    message.id = backend().insert_queued(columns, values, now, OutboxStatus.QUEUED.value)
+    message._state.adding = False
+    message._state.db = connection.alias
     return message
 
 
@@ -454,14 +463,13 @@ def queue_staff_email(
     it goes at once rather than waiting for the patients' email window. `entity`
     names what it is about (the staff notification)."""
     entity_type, entity_id = entity
-    message = OutboxMessage.objects.create(
+    message = OutboxMessage(
         site=site, to_address=to, channel=Channel.EMAIL, kind=Kind.STAFF_NOTICE, priority=3,
         entity_type=entity_type, entity_id=entity_id, planned_at=now, due_at=now,
         status=OutboxStatus.QUEUED, subject=subject[:300], body=body, created_at=now,
         updated_at=now,
     )  # fmt: skip
-    MessageEvent.objects.create(message=message, at=now, status=OutboxStatus.QUEUED)
-    return message
+    return _queue(message, now)
 
 
 def queue_verification_code(
@@ -471,15 +479,14 @@ def queue_verification_code(
     at once: the person is waiting for it, so no window, cap or daily batch holds it
     (dispatch.checks.IMMEDIATE_KINDS), yet an opted-out number is still refused at
     send. Written by `carebell.people.verification`, which renders the text."""
-    message = OutboxMessage.objects.create(
+    message = OutboxMessage(
         site=site, patient_id=point.contact.patient_id, contact_id=point.contact_id,
         contact_point=point, to_address=point.value, channel=channel, kind=Kind.VERIFICATION,
         priority=0, language=point.contact.language, planned_at=now, due_at=now,
         status=OutboxStatus.QUEUED, subject=subject[:300], body=body, created_at=now,
         updated_at=now,
     )  # fmt: skip
-    MessageEvent.objects.create(message=message, at=now, status=OutboxStatus.QUEUED)
-    return message
+    return _queue(message, now)
 
 
 # --- the dispatcher's bulk statements (see _sql) -------------------------------------

@@ -238,6 +238,15 @@ class Postgres:
             row = cursor.fetchone()
         return None if row is None else Advanced(*row)
 
+    def insert_queued(self, columns: str, values: list, now, status: str) -> int:
+        """`_QUEUED` and its event in one statement; the new message's id."""
+        sql = f"""WITH m AS ({_queued_sql(columns, len(values))})
+            INSERT INTO {EVENTS} (message_id, at, status, reasons, note)
+            SELECT id, %s, %s, '[]', '' FROM m RETURNING message_id"""
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [*values, *utc_params([now]), status])
+            return cursor.fetchone()[0]
+
 
 class SQLite:
     """SQLite: the transaction holds the database's one write lock (IMMEDIATE), so a
@@ -378,6 +387,18 @@ class SQLite:
                 utc_params([row[0], *event]),
             )
         return Advanced(*row)
+
+    def insert_queued(self, columns: str, values: list, now, status: str) -> int:
+        """`_QUEUED`, then its event; the new message's id."""
+        with connection.cursor() as cursor:
+            cursor.execute(_queued_sql(columns, len(values)), values)
+            message_id = cursor.fetchone()[0]
+            cursor.execute(
+                f"INSERT INTO {EVENTS} (message_id, at, status, reasons, note) "
+                "VALUES (%s, %s, %s, '[]', '')",
+                utc_params([message_id, now, status]),
+            )
+        return message_id
 
 
 _BACKENDS = {"postgresql": Postgres(), "sqlite": SQLite()}
@@ -530,3 +551,22 @@ def _advance_sql(sets: str, allowed: list[str]) -> str:
     return f"""UPDATE {OUTBOX} SET {sets} WHERE id = %s AND status IN ({marks})
         RETURNING id, site_id, kind, channel, entity_type, entity_id, patient_id, error_code,
             to_address"""
+
+
+# --- a single message queued to go at once (a reply, a code, a staff email) ----------
+
+
+def queued_row(message: OutboxMessage) -> tuple[str, list]:
+    """The columns and values to insert for the unsaved `message`, each value as the
+    ORM binds it (a time in UTC, JSON adapted), without the ORM's compiler."""
+    values = [f.get_db_prep_save(getattr(message, f.attname), connection) for f in _QUEUED_FIELDS]
+    return _QUEUED_COLUMNS, values
+
+
+_QUEUED_FIELDS = [f for f in OutboxMessage._meta.concrete_fields if not f.primary_key]
+_QUEUED_COLUMNS = ", ".join(f.column for f in _QUEUED_FIELDS)
+
+
+def _queued_sql(columns: str, count: int) -> str:
+    marks = ", ".join(["%s"] * count)
+    return f"INSERT INTO {OUTBOX} ({columns}) VALUES ({marks}) RETURNING id"
