@@ -3,7 +3,8 @@ with a no-op Django endpoint served by the same workers in the same run.
 
     .venv/bin/python benchmarks/bench_inbound.py [--seconds 5] [--workers 3]
 
-Uses the database `postgres_inbox` (created and migrated if missing) and seeds, once,
+Uses the database `postgres_inbox` (`--database`; created and migrated if missing) and
+the data directory var/test-inbox (`--data-dir`), and seeds, once,
 a clinic that sends from one Twilio number with 2,000 patients whose mothers text it,
 and 40,000 texts out to them (topped up on each run), of which those the callbacks
 report on are moved to sending with an attempt each. Each inbound request is a real
@@ -74,13 +75,14 @@ def options() -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--database", default="postgres_inbox")
     parser.add_argument("--server", default="postgres://postgres@127.0.0.1:5432")
+    parser.add_argument("--data-dir", default=str(ROOT / "var" / "test-inbox"))
     return parser.parse_args()
 
 
 def environment(args) -> dict[str, str]:
     return {
         "CAREBELL_DATABASE_URL": f"{args.server}/{args.database}",
-        "CAREBELL_DATA_DIR": str(ROOT / "var" / "test-inbox"),
+        "CAREBELL_DATA_DIR": args.data_dir,
         "CAREBELL_DEBUG": "0",
         "CAREBELL_SECRET_KEY": "bench-secret-key-" + "x" * 40,
         "CAREBELL_ALLOWED_HOSTS": "127.0.0.1,localhost",

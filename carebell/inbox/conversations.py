@@ -12,11 +12,12 @@ open page polls for.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import DateTimeField, Exists, F, IntegerField, OuterRef, Q, Subquery, Value
 from django.db.models.functions import Coalesce, Concat, Greatest
 from django.http import Http404
@@ -30,6 +31,7 @@ from carebell.messaging.models import InboundMessage
 from carebell.people.models import ContactPoint
 from carebell.sites import access
 from carebell.sites.models import Department, Site
+from carebell.sql import utc_params
 
 PERMISSION = "work_inbox"
 PAGE_SIZE = 50
@@ -82,22 +84,40 @@ def require(by, site: Site | None, permission: str = PERMISSION) -> Site:
 # --- arrivals (the inbound room calls these) ----------------------------------------
 
 
+_CONVERSATIONS = Conversation._meta.db_table
+#: One statement for a text's arrival, on both databases: the conversation is made on
+#: its first text or counted one text more (and opened again) on any later one, and
+#: the row stays locked until the caller's transaction ends, as a SELECT … FOR
+#: UPDATE would hold it. It replaces a locked read, maybe an INSERT, and an UPDATE.
+_ARRIVAL_SQL = f"""INSERT INTO {_CONVERSATIONS} AS c (site_id, channel, address, unread_count,
+        last_message_at, version, changed_at, awaiting_choice, created_at, updated_at)
+    VALUES (%s, %s, %s, 1, %s, 1, %s, '{{}}', %s, %s)
+    ON CONFLICT (site_id, channel, address) DO UPDATE SET
+        unread_count = c.unread_count + 1, version = c.version + 1,
+        last_message_at = excluded.last_message_at, changed_at = excluded.changed_at,
+        done_at = NULL, done_by_id = NULL
+    RETURNING id, unread_count, version, awaiting_choice, assigned_department_id"""
+_ARRIVAL_FIELDS = ("id", "unread_count", "version", "awaiting_choice", "assigned_department_id")
+
+
 def record_arrival(site: Site, address: str, now: dt.datetime) -> Conversation:
     """The conversation a text from `address` belongs to (made on its first text),
     locked for the caller's transaction, with one more text received; a conversation
-    marked done opens again."""
-    conversation, _ = Conversation.objects.select_for_update().get_or_create(
-        site=site, channel=Channel.SMS, address=address
-    )
-    changes = {"last_message_at": now, "done_at": None, "done_by": None, "changed_at": now}
-    Conversation.objects.filter(id=conversation.id).update(
-        unread_count=F("unread_count") + 1, version=F("version") + 1, **changes
-    )
-    # The row is locked: the copy in hand can follow without reading it again.
-    for name, value in changes.items():
-        setattr(conversation, name, value)
-    conversation.unread_count += 1
-    conversation.version += 1
+    marked done opens again. The copy returned holds what the arrival changed and
+    what the inbound room reads (the question it waits on, its department); other
+    fields load when read."""
+    with connection.cursor() as cursor:
+        cursor.execute(_ARRIVAL_SQL, utc_params([site.pk, Channel.SMS.value, address, now, now,
+                                                 now, now]))  # fmt: skip
+        row = dict(zip(_ARRIVAL_FIELDS, cursor.fetchone(), strict=True))
+    if isinstance(row["awaiting_choice"], str):  # JSON as text (SQLite; Django's psycopg)
+        row["awaiting_choice"] = json.loads(row["awaiting_choice"])
+    row.update(site_id=site.pk, channel=Channel.SMS.value, address=address, last_message_at=now,
+               changed_at=now, done_at=None, done_by_id=None)  # fmt: skip
+    # from_db takes the values in the model's field order; the others stay deferred.
+    fields = [f.attname for f in Conversation._meta.concrete_fields if f.attname in row]
+    conversation = Conversation.from_db(connection.alias, fields, [row[f] for f in fields])
+    conversation.site = site
     return conversation
 
 

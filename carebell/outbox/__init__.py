@@ -27,7 +27,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 
 from carebell import events
@@ -42,12 +42,8 @@ from carebell.core.vocab import (
     OutboxStatus,
     can_move,
 )
-from carebell.messaging.models import (
-    DeliveryAttempt,
-    MessageEvent,
-    OutboxMessage,
-    ProviderEvent,
-)
+from carebell.messaging.models import MessageEvent, OutboxMessage
+from carebell.outbox import _sql
 from carebell.outbox._copy import OutboxWriter, is_capped
 from carebell.outbox._sql import AttemptResult, NewAttempt, Outcome, Started, backend
 from carebell.outbox._stored import reasons_json
@@ -195,46 +191,60 @@ def record_status(
     status) and backward moves change nothing. A report for an attempt still
     unsettled (its answer was lost, or its worker died mid-send) settles it: the
     provider has the message, so the dispatcher sends nothing again. Returns True
-    when something changed."""
+    when something changed.
+
+    It runs per callback, so each step is one narrow statement (`_sql`): read the
+    attempt, keep the report once, settle the attempt, move the message with its
+    event; no whole row is read or written."""
     with transaction.atomic():
-        attempt = _attempt_for(provider, provider_message_id, attempt_id)
+        attempt = _sql.reported_attempt(provider, attempt_id, provider_message_id)
         if attempt is None:
             return False
-        _, created = ProviderEvent.objects.get_or_create(
-            provider=provider,
-            provider_message_id=provider_message_id,
-            status=status,
-            defaults={"attempt": attempt, "error_code": error_code, "received_at": now},
-        )
-        if not created:
+        # Without an id of its own, the callback beat the dispatcher's commit (or the
+        # worker died): the report itself tells us the provider accepted this attempt.
+        fill = "" if attempt.provider_message_id else provider_message_id
+        if not _sql.note_report_once(
+            provider, provider_message_id, status, attempt.id, error_code, now
+        ):
+            _sql.update_attempt(attempt.id, provider_message_id=fill)
             return False
-        if attempt.finished_at is None:
-            _settle_attempt(attempt, status, now)
-        message = OutboxMessage.objects.select_for_update().get(id=attempt.message_id)
-        moved = _advance(message, OutboxStatus(status), now, attempt, error_code)
-        if moved and message.status in _REPORTED:  # one INSERT: this runs per callback
-            events.emit(message.site_id, f"message.{message.status}", _report(message), now)
+        settle = (_SETTLED.get(status, AttemptStatus.FAILED), now) if attempt.unsettled else None
+        _sql.update_attempt(attempt.id, provider_message_id=fill, settle=settle)
+        moved = _advance(
+            attempt.message_id, OutboxStatus(status), now, provider,
+            attempt.provider_message_id or fill, error_code,
+        )  # fmt: skip
+        if moved is not None and status in _REPORTED:  # one INSERT: this runs per callback
+            events.emit(moved.site_id, f"message.{status}", _report(moved), now)
     if opt_out:  # a STOP-blocked number, a spam complaint or an email unsubscribe
         # Consent is the two-way room's; it blocks through this module again.
         from carebell.twoway.consent import opt_out_address
 
+        if moved is not None:
+            site_id, to_address, channel = moved.site_id, moved.to_address, moved.channel
+        else:
+            rows = OutboxMessage.objects.filter(id=attempt.message_id)
+            site_id, to_address, channel = rows.values_list("site_id", "to_address", "channel")[0]
         opt_out_address(
-            message.site_id,
-            message.to_address,
-            Channel(message.channel),
+            site_id,
+            to_address,
+            Channel(channel),
             source="provider_error",
             detail=error_code,
             now=now,
         )
-    return moved
+    return moved is not None
 
 
 #: Delivery reports the source system hears of (SPEC §9).
 _REPORTED = frozenset({OutboxStatus.DELIVERED, OutboxStatus.UNDELIVERED, OutboxStatus.FAILED})
+#: A report's status → its attempt's (anything else failed).
+_SETTLED = {"sent": AttemptStatus.SENT, "delivered": AttemptStatus.DELIVERED}
 
 
-def _report(message: OutboxMessage) -> dict:
-    """A delivery report's payload: ids and kinds, never the address or the text."""
+def _report(message) -> dict:
+    """A delivery report's payload: ids and kinds, never the address or the text
+    (`message`: an OutboxMessage, or the row `_sql.Advanced` a report moved)."""
     return {
         "message": {"id": message.id, "kind": message.kind, "channel": message.channel},
         "about": {"type": message.entity_type, "id": message.entity_id},
@@ -243,53 +253,38 @@ def _report(message: OutboxMessage) -> dict:
     }
 
 
-def _attempt_for(provider: str, provider_message_id: str, attempt_id: int | None):
-    attempts = DeliveryAttempt.objects.filter(provider=provider)
-    if attempt_id is not None:
-        attempt = attempts.filter(id=attempt_id).first()
-        if attempt is not None and provider_message_id and not attempt.provider_message_id:
-            # The callback beat the dispatcher's commit (or the worker died): the
-            # report itself tells us the provider accepted this attempt.
-            attempt.provider_message_id = provider_message_id
-            attempt.save(update_fields=["provider_message_id"])
-        if attempt is not None:
-            return attempt
-    if not provider_message_id:
-        return None
-    return attempts.filter(provider_message_id=provider_message_id).first()
-
-
-def _settle_attempt(attempt: DeliveryAttempt, status: str, now: dt.datetime) -> None:
-    reported = {"sent": AttemptStatus.SENT, "delivered": AttemptStatus.DELIVERED}
-    attempt.status = reported.get(status, AttemptStatus.FAILED)
-    attempt.finished_at = now
-    attempt.save(update_fields=["status", "finished_at"])
-
-
 def _advance(
-    message: OutboxMessage,
+    message_id: int,
     status: OutboxStatus,
     now: dt.datetime,
-    attempt: DeliveryAttempt,
+    provider: str,
+    provider_message_id: str,
     error_code: str,
-) -> bool:
-    current = OutboxStatus(message.status)
-    if not can_move(current, status):
-        return False
-    message.status = status
-    message.updated_at = now
-    message.provider_message_id = message.provider_message_id or attempt.provider_message_id
-    message.provider = message.provider or attempt.provider
-    if status in (OutboxStatus.SENT, OutboxStatus.DELIVERED) and message.sent_at is None:
-        message.sent_at = now
+) -> _sql.Advanced | None:
+    """Move the message to `status` if `can_move` allows it from where it is, with its
+    event; the row moved, or None. The provider and its message id fill in only
+    what the row lacks."""
+    allowed = moves_from(status)
+    if not allowed:
+        return None
+    sets = [
+        "status = %s", "updated_at = %s",
+        "provider_message_id = CASE WHEN provider_message_id = '' THEN %s "
+        "ELSE provider_message_id END",
+        "provider = CASE WHEN provider = '' THEN %s ELSE provider END",
+    ]  # fmt: skip
+    params: list = [status.value, now, provider_message_id, provider]
+    if status in (OutboxStatus.SENT, OutboxStatus.DELIVERED):
+        sets.append("sent_at = COALESCE(sent_at, %s)")
+        params.append(now)
     if status.is_final:
-        message.finished_at = now
-        message.lease_expires_at = None
+        sets += ["finished_at = %s", "lease_expires_at = NULL"]
+        params.append(now)
     if error_code:
-        message.error_code = error_code[:32]
-    message.save()
-    MessageEvent.objects.create(message=message, at=now, status=status, note=error_code)
-    return True
+        sets.append("error_code = %s")
+        params.append(error_code[:32])
+    event = [now, status.value, error_code]
+    return backend().advance(message_id, ", ".join(sets), params, allowed, event)
 
 
 def close_message(
@@ -429,7 +424,7 @@ def queue_reply(
     exempt from windows and caps; SPEC §4). Without `body`, the kind's template is
     rendered at send time."""
     entity_type, entity_id = entity or ("", None)
-    message = OutboxMessage.objects.create(
+    message = OutboxMessage(
         site=site,
         patient_id=patient_id,
         to_address=to,
@@ -446,7 +441,16 @@ def queue_reply(
         created_at=now,
         updated_at=now,
     )
-    MessageEvent.objects.create(message=message, at=now, status=OutboxStatus.QUEUED)
+    return _queue(message, now)
+
+
+def _queue(message: OutboxMessage, now: dt.datetime) -> OutboxMessage:
+    """Store the unsaved, queued `message` with its event: one statement on
+    PostgreSQL (see `_sql.queued_row`), as every inbound HELP or STOP answer does."""
+    columns, values = _sql.queued_row(message)
+    message.id = backend().insert_queued(columns, values, now, OutboxStatus.QUEUED.value)
+    message._state.adding = False
+    message._state.db = connection.alias
     return message
 
 
@@ -459,14 +463,13 @@ def queue_staff_email(
     it goes at once rather than waiting for the patients' email window. `entity`
     names what it is about (the staff notification)."""
     entity_type, entity_id = entity
-    message = OutboxMessage.objects.create(
+    message = OutboxMessage(
         site=site, to_address=to, channel=Channel.EMAIL, kind=Kind.STAFF_NOTICE, priority=3,
         entity_type=entity_type, entity_id=entity_id, planned_at=now, due_at=now,
         status=OutboxStatus.QUEUED, subject=subject[:300], body=body, created_at=now,
         updated_at=now,
     )  # fmt: skip
-    MessageEvent.objects.create(message=message, at=now, status=OutboxStatus.QUEUED)
-    return message
+    return _queue(message, now)
 
 
 def queue_verification_code(
@@ -476,15 +479,14 @@ def queue_verification_code(
     at once: the person is waiting for it, so no window, cap or daily batch holds it
     (dispatch.checks.IMMEDIATE_KINDS), yet an opted-out number is still refused at
     send. Written by `carebell.people.verification`, which renders the text."""
-    message = OutboxMessage.objects.create(
+    message = OutboxMessage(
         site=site, patient_id=point.contact.patient_id, contact_id=point.contact_id,
         contact_point=point, to_address=point.value, channel=channel, kind=Kind.VERIFICATION,
         priority=0, language=point.contact.language, planned_at=now, due_at=now,
         status=OutboxStatus.QUEUED, subject=subject[:300], body=body, created_at=now,
         updated_at=now,
     )  # fmt: skip
-    MessageEvent.objects.create(message=message, at=now, status=OutboxStatus.QUEUED)
-    return message
+    return _queue(message, now)
 
 
 # --- the dispatcher's bulk statements (see _sql) -------------------------------------

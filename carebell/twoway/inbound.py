@@ -15,11 +15,12 @@ and nothing is answered: a reply to an unknown number is how SMS pumping pays.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db import connection, transaction
 
 from carebell import events, outbox
 from carebell.appointments.models import Appointment
@@ -31,8 +32,9 @@ from carebell.formats.service import keyword_reply, quick_reply
 from carebell.inbox import conversations, reviews
 from carebell.messaging.models import InboundMessage, OutboxMessage
 from carebell.people import verification
-from carebell.people.models import ContactPoint
+from carebell.people.models import Contact, ContactPoint, Patient
 from carebell.sites.models import Site, SiteSenderNumber, default_sms_senders
+from carebell.sql import utc_params
 from carebell.twoway import answers, consent
 
 
@@ -47,56 +49,144 @@ class InboundSms:
 
 
 def handle_inbound_sms(sms: InboundSms, now: dt.datetime) -> InboundMessage | None:
-    """Store and act on one inbound text. A replay (same provider message id) does
-    nothing and returns None."""
+    """Store and act on one inbound text, in one transaction. A replay (same provider
+    message id) does nothing and returns None.
+
+    No loss: when acting on the text fails, its transaction is rolled back whole and
+    the text alone is stored again (flagged for a person) before the error goes on,
+    so the provider's retry finds it and is a replay. Cheaper than a savepoint around
+    the acting: the hot path pays nothing for a failure that is rare."""
     senders_sites = sites_sending_as(sms)
     site = _site_to_answer(senders_sites, sms.from_number)
+    if site is None:  # kept unmatched, for a superuser to read; nothing is answered
+        return _store(sms, None, now, needs_review=True)
     try:
         with transaction.atomic():
-            inbound = InboundMessage.objects.create(
-                site=site,
-                channel=Channel.SMS,
-                provider=sms.provider,
-                provider_message_id=sms.message_id,
-                from_address=sms.from_number,
-                to_address=sms.to_number,
-                body=sms.body,
-                raw=sms.raw,
-                received_at=now,
-            )
-    except IntegrityError:
+            return _take_in(sms, site, [s.id for s in senders_sites], now)
+    except Exception:
+        _store(sms, site, now, needs_review=True)
+        raise
+
+
+def _take_in(sms: InboundSms, site: Site, sender_site_ids: list[int], now) -> InboundMessage | None:
+    """The text's arrival, reading and actions (inside the caller's transaction).
+
+    The text is read before it is stored, so its row is written once with its
+    conversation and intent; its INSERT is still what tells a replay, before anything
+    is acted on, and a replay rolls back the arrival it counted."""
+    conversation = conversations.record_arrival(site, sms.from_number, now)
+    reached = _reached(site, sms.from_number)
+    reading = read_reply(
+        sms.body,
+        opted_out=reached.opted_out,
+        choices=len(conversations.awaited_choices(conversation)),
+    )
+    flagged = reading.intent is Intent.POSSIBLE_OPT_OUT  # what _act decides unless it acts
+    inbound = _store(sms, site, now, conversation=conversation, intent=reading.intent,
+                     needs_review=flagged)  # fmt: skip
+    if inbound is None:
+        transaction.set_rollback(True)
         return None
-    if site is None:
-        inbound.needs_review = True
-        inbound.save(update_fields=["needs_review"])
-        return inbound
-    with transaction.atomic():
-        conversation = conversations.record_arrival(site, sms.from_number, now)
-        inbound.conversation = conversation
-        _act(inbound, site, [s.id for s in senders_sites], conversation, now)
-        inbound.save(update_fields=["conversation", "intent", "needs_review"])
-        if inbound.needs_review and inbound.intent == Intent.POSSIBLE_OPT_OUT:
-            reviews.open_review(inbound, conversation, now)
-        if inbound.needs_review or inbound.intent == Intent.FREE_TEXT:
-            payload = {"inbound": {"id": inbound.id, "intent": inbound.intent},
-                       "conversation": {"id": conversation.id}}  # fmt: skip
-            events.emit(site, "inbound.needs_staff", payload, now)
+    _act(inbound, site, sender_site_ids, conversation, reached, reading, now)
+    if inbound.needs_review != flagged:
+        InboundMessage.objects.filter(id=inbound.id).update(needs_review=inbound.needs_review)
+    if inbound.needs_review and inbound.intent == Intent.POSSIBLE_OPT_OUT:
+        reviews.open_review(inbound, conversation, now)
+    if inbound.needs_review or inbound.intent == Intent.FREE_TEXT:
+        payload = {"inbound": {"id": inbound.id, "intent": inbound.intent},
+                   "conversation": {"id": conversation.id}}  # fmt: skip
+        events.emit(site, "inbound.needs_staff", payload, now)
     return inbound
+
+
+_INBOUND = InboundMessage._meta.db_table
+_STORE_SQL = f"""INSERT INTO {_INBOUND} (site_id, channel, provider, provider_message_id,
+        from_address, to_address, body, raw, intent, received_at, conversation_id, needs_review)
+    VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+    ON CONFLICT (provider, provider_message_id) DO NOTHING RETURNING id"""
+
+
+def _store(
+    sms: InboundSms,
+    site: Site | None,
+    now: dt.datetime,
+    *,
+    conversation=None,
+    intent: Intent = Intent.FREE_TEXT,
+    needs_review: bool = False,
+) -> InboundMessage | None:
+    """Keep the text as received, once: None when its provider message id is stored
+    already (a replay). One statement, no savepoint: ON CONFLICT DO NOTHING (on both
+    databases) tells a replay without an IntegrityError to recover from."""
+    inbound = InboundMessage(
+        site=site, channel=Channel.SMS, provider=sms.provider, provider_message_id=sms.message_id,
+        from_address=sms.from_number, to_address=sms.to_number, body=sms.body, raw=sms.raw,
+        intent=intent.value, received_at=now, conversation=conversation,
+        needs_review=needs_review,
+    )  # fmt: skip
+    params = [
+        site.id if site else None, Channel.SMS.value, sms.provider, sms.message_id,
+        sms.from_number, sms.to_number, sms.body, json.dumps(sms.raw), intent.value, now,
+        conversation.id if conversation else None, needs_review,
+    ]  # fmt: skip
+    with connection.cursor() as cursor:
+        cursor.execute(_STORE_SQL, utc_params(params))
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    inbound.id = row[0]
+    inbound._state.adding = False
+    return inbound
+
+
+#: What inbound handling reads of a site: its name and phone (a keyword's answer),
+#: its time zone (dates in replies) and organization (one per sender). Anything else
+#: (its delivery settings, for a cancel) loads when asked for.
+_SITE_FIELDS = tuple(
+    f.attname
+    for f in Site._meta.concrete_fields  # from_db takes them in the model's order
+    if f.attname in {"id", "organization_id", "name", "phone", "time_zone", "sms_from"}
+)
+_SMS_FROM = _SITE_FIELDS.index("sms_from")
+_SITES = Site._meta.db_table
+_SENDER_NUMBERS = SiteSenderNumber._meta.db_table
+#: The sites whose sender is the number itself, or the Messaging Service that lists
+#: it (the listing site's sender, whatever it is: `sites_sending_as` keeps a listing
+#: only for an MG… sender).
+_SENDING_AS_SQL = f"""SELECT {", ".join(_SITE_FIELDS)} FROM {_SITES}
+    WHERE sms_from = %s OR sms_from IN (
+        SELECT s.sms_from FROM {_SENDER_NUMBERS} n JOIN {_SITES} s ON s.id = n.site_id
+        WHERE n.number = %s)"""
 
 
 def sites_sending_as(sms: InboundSms) -> list[Site]:
     """The sites that send from the number `sms` was sent to, all of one organization;
-    none when it came to another account or its sender is not one organization's."""
+    none when it came to another account or its sender is not one organization's.
+    One query, read fresh every time: which site a number belongs to changes when
+    staff edit a sender, and a stale answer would hand a patient's text to another
+    organization."""
     to = spelling_of(sms.to_number)
     if not to or not _to_our_account(sms):
         return []
-    listed = SiteSenderNumber.objects.filter(number=to).values_list("site__sms_from", flat=True)
-    rows = Q(sms_from=to) | Q(sms_from__in=[s for s in listed if is_service_sid(s)])
     defaults = default_sms_senders()
     service = spelling_of(sms.raw.get("MessagingServiceSid", ""))
-    if to in defaults or (service and service in defaults):
-        rows |= Q(sms_from="") | Q(sms_from__in=defaults)
-    sites = list(Site.objects.filter(rows).select_related("delivery").order_by("id"))
+    as_default = to in defaults or bool(service and service in defaults)
+    sql, params = _SENDING_AS_SQL, [to, to]
+    if as_default:  # carebell's own sender: also the sites that leave theirs blank
+        sql += f" OR sms_from IN ({', '.join(['%s'] * (len(defaults) + 1))})"
+        params += ["", *sorted(defaults)]
+    with connection.cursor() as cursor:
+        cursor.execute(sql + " ORDER BY id", params)
+        rows = cursor.fetchall()
+    sites = [
+        Site.from_db(connection.alias, _SITE_FIELDS, row)
+        for row in rows
+        # A listed number counts only for a Messaging Service's sites; every other
+        # row matched the number itself or the default sender.
+        if (sender := row[_SMS_FROM]) == to
+        or is_service_sid(sender)
+        or (as_default and sender in {"", *defaults})
+    ]
     return sites if len({s.organization_id for s in sites}) == 1 else []
 
 
@@ -121,22 +211,39 @@ def _site_to_answer(sites: list[Site], address: str) -> Site | None:
     return next((s for s in sites if s.id == chosen), sites[0])
 
 
-def _points(site: Site, address: str):
-    return ContactPoint.objects.filter(value=address, contact__patient__site=site).select_related(
-        "contact__patient"
-    )
+class Reached(NamedTuple):
+    """What the contact points with the text's number at the site tell before acting:
+    whether one has opted out of texts, the first one's contact's language, and their
+    ids (a code read back checks them in full; see `_points`)."""
+
+    opted_out: bool
+    language: str
+    point_ids: list[int]
 
 
-def _act(inbound: InboundMessage, site: Site, sender_site_ids, conversation, now) -> None:
+_REACHED_SQL = f"""SELECT p.id, p.opted_out_sms, c.language
+    FROM {ContactPoint._meta.db_table} p
+    JOIN {Contact._meta.db_table} c ON c.id = p.contact_id
+    JOIN {Patient._meta.db_table} pt ON pt.id = c.patient_id
+    WHERE p.value = %s AND pt.site_id = %s ORDER BY p.id"""
+
+
+def _reached(site: Site, address: str) -> Reached:
+    with connection.cursor() as cursor:
+        cursor.execute(_REACHED_SQL, [address, site.pk])
+        rows = cursor.fetchall()
+    return Reached(any(r[1] for r in rows), rows[0][2] if rows else "en", [r[0] for r in rows])
+
+
+def _points(ids: list[int]):
+    """The contact points `ids` in full, read only if iterated (a text of six digits)."""
+    return ContactPoint.objects.filter(id__in=ids).select_related("contact").order_by("id")
+
+
+def _act(inbound, site: Site, sender_site_ids, conversation, reached, reading, now) -> None:
     """Keywords first. STOP and START apply at every site of the sender (`sender_site_ids`):
     the number asked that sender, whichever of its sites texts it."""
-    points = list(_points(site, inbound.from_address))
-    opted_out = any(p.opted_out_sms for p in points)
-    reading = read_reply(
-        inbound.body, opted_out=opted_out, choices=len(conversations.awaited_choices(conversation))
-    )
-    inbound.intent = reading.intent.value
-    language = points[0].contact.language if points else "en"
+    language = reached.language
     address = inbound.from_address
     if reading.intent is Intent.OPT_OUT:
         consent.opt_out_address_at(
@@ -155,7 +262,7 @@ def _act(inbound: InboundMessage, site: Site, sender_site_ids, conversation, now
         _answer(site, intent, [chosen], inbound, language, now)
     elif reading.intent in (Intent.CONFIRM, Intent.CANCEL):
         _answer_open_request(site, conversation, reading.intent, inbound, language, now)
-    elif verification.check_reply(points, inbound.body, now):
+    elif verification.check_reply(_points(reached.point_ids), inbound.body, now):
         inbound.needs_review = False  # a code read back (carebell.people.verification)
     else:
         inbound.needs_review = reading.intent is Intent.POSSIBLE_OPT_OUT

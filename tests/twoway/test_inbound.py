@@ -1,5 +1,6 @@
 """Inbound texts: signed, stored once, given only to the organization that sends from
-the number they came to, keywords first, confirm and cancel by reply."""
+the number they came to, keywords first, confirm and cancel by reply; taken in by one
+transaction of a few statements, the text kept whatever fails after it arrived."""
 
 from __future__ import annotations
 
@@ -8,17 +9,21 @@ import itertools
 
 import pytest
 from django.conf import settings as django_settings
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from twilio.request_validator import RequestValidator
 
 from carebell.appointments.models import CancellationRequest
 from carebell.core.vocab import ContactPointKind, Kind
+from carebell.inbox import conversations
 from carebell.inbox.models import Conversation, StaffNotification
-from carebell.messaging.models import InboundMessage, OutboxMessage
+from carebell.messaging.models import InboundMessage, MessageEvent, OutboxMessage
 from carebell.people.models import ContactPoint, OptOutEvent
 from carebell.providers.twilio.sms import MAX_MEDIA, parse_inbound
 from carebell.simulator.providers import sim_token
 from carebell.sites.models import Site, SiteSenderNumber
+from carebell.twoway import inbound
 from tests import factories
 from tests.providers.conftest import load_vectors
 
@@ -396,3 +401,117 @@ def test_a_signed_text_claiming_a_billion_media_is_stored_at_once(client, twilio
     response = twilio_text(client, "hello", to=site.sms_from, NumMedia="1000000000")
     assert response.status_code == 200
     assert InboundMessage.objects.get().site == site
+
+
+# --- one transaction per text, and no loss ------------------------------------------
+
+#: The sender's sites, the conversation's upsert, the number's contact points, the
+#: text's INSERT, the reply (one statement on PostgreSQL, two on SQLite), and the
+#: test transaction's SAVEPOINT and RELEASE around the request's own transaction.
+HELP_QUERIES = 8
+#: As above, with the event that tells the source system staff must read it.
+FREE_TEXT_QUERIES = 7
+
+
+def test_a_help_text_is_answered_in_a_few_statements(
+    client, family_site, django_assert_max_num_queries
+):
+    with django_assert_max_num_queries(HELP_QUERIES):
+        assert text(client, "HELP").status_code == 200
+    assert replies() == ["keyword_reply"]
+    assert MessageEvent.objects.get(message__kind="keyword_reply").status == "queued"
+    stored = InboundMessage.objects.get()
+    assert (stored.intent, stored.needs_review) == ("help", False)
+    assert stored.conversation == Conversation.objects.get()
+
+
+def test_a_free_text_is_stored_once_with_its_conversation_and_intent(
+    client, family_site, django_assert_max_num_queries
+):
+    with (
+        CaptureQueriesContext(connection) as queries,
+        django_assert_max_num_queries(FREE_TEXT_QUERIES),
+    ):
+        text(client, "Can we come at 4 instead?")
+    # Read before it is stored, the text is written once: no UPDATE of it afterwards.
+    assert not [q for q in queries if q["sql"].startswith("UPDATE")]
+    stored = InboundMessage.objects.get()
+    assert (stored.intent, stored.needs_review) == ("free_text", False)
+    assert stored.conversation.unread_count == 1
+
+
+def test_a_text_whose_handling_fails_is_kept_for_a_person_and_its_retry_is_a_replay(
+    client, family_site, monkeypatch
+):
+    def broken(*args, **kwargs):
+        raise RuntimeError("the reply could not be queued")
+
+    monkeypatch.setattr(inbound, "_reply_keyword", broken)
+    with pytest.raises(RuntimeError):
+        text(client, "HELP", sid="SM-fails")
+    kept = InboundMessage.objects.get()
+    assert (kept.provider_message_id, kept.body, kept.raw["Body"]) == ("SM-fails", "HELP", "HELP")
+    assert kept.needs_review is True
+    # Nothing half done: no conversation counted, no reply.
+    assert not Conversation.objects.exists()
+    assert replies() == []
+    monkeypatch.undo()
+    assert text(client, "HELP", sid="SM-fails").status_code == 200  # the provider's retry
+    assert InboundMessage.objects.count() == 1
+    assert replies() == []
+
+
+def marked_done(conversation: Conversation) -> None:
+    Conversation.objects.filter(id=conversation.id).update(done_at=timezone.now())
+
+
+def test_a_replayed_text_neither_counts_again_nor_reopens_a_done_conversation(client, family_site):
+    text(client, "Can we come at 4 instead?", sid="SM-once")
+    conversation = Conversation.objects.get()
+    marked_done(conversation)
+    text(client, "Can we come at 4 instead?", sid="SM-once")
+    conversation.refresh_from_db()
+    assert (conversation.unread_count, conversation.version) == (1, 1)
+    assert conversation.done_at is not None
+
+
+def test_a_text_reopens_a_done_conversation_and_counts_one_more(client, family_site):
+    text(client, "Hello")
+    conversation = Conversation.objects.get()
+    marked_done(conversation)
+    text(client, "Are you there?")
+    conversation.refresh_from_db()
+    assert conversation.done_at is None and conversation.done_by is None
+    assert (conversation.unread_count, conversation.version) == (2, 2)
+    assert conversation.last_message_at is not None
+
+
+def test_the_arrival_returns_the_conversation_as_stored(family_site):
+    site, _child = family_site
+    now = timezone.now()
+    first = conversations.record_arrival(site, PHONE, now)
+    waiting = {"intent": "confirm", "appointments": [7, 9]}
+    Conversation.objects.filter(id=first.id).update(awaiting_choice=waiting)
+    again = conversations.record_arrival(site, PHONE, now)
+    assert again.id == first.id
+    assert (again.unread_count, again.version) == (2, 2)
+    assert conversations.awaited_choices(again) == [7, 9]
+    assert again.site is site
+    assert again.created_at is not None  # a field the arrival did not read loads when asked
+
+
+def test_a_sender_given_to_another_organization_routes_the_very_next_text_there(
+    client, family_site, other_org_site
+):
+    site, _child = family_site
+    number = site.sms_from
+    text(client, "Hello", to=number)
+    assert InboundMessage.objects.get().site == site
+    # Staff move the number to the other organization's site.
+    Site.objects.filter(pk=site.pk).update(sms_from="+12025550188")
+    Site.objects.filter(pk=other_org_site.pk).update(sms_from=number)
+    text(client, "Hello again", to=number)
+    latest = InboundMessage.objects.order_by("-id").first()
+    assert latest.site_id == other_org_site.id
+    assert Conversation.objects.filter(site=site).count() == 1
+    assert OutboxMessage.objects.filter(site=site).count() == 0

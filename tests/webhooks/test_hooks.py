@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from twilio.request_validator import RequestValidator
 
 from carebell.core.vocab import OutboxStatus
-from carebell.messaging.models import DeliveryAttempt, MessageEvent, OutboxMessage, ProviderEvent
+from carebell.messaging.models import (
+    DeliveryAttempt,
+    MessageEvent,
+    OutboundEvent,
+    OutboxMessage,
+    ProviderEvent,
+)
 from tests.dispatch.test_dispatcher import planned_reminder, send_due
 
 pytestmark = pytest.mark.django_db
@@ -89,6 +97,60 @@ def test_a_late_sent_after_delivered_does_not_move_back(client, sent):
     message, attempt = sent
     post_status(client, attempt.id, "delivered")
     assert post_status(client, attempt.id, "sent").status_code == 200
+    assert status_of(message) == OutboxStatus.DELIVERED
+
+
+#: SAVEPOINT and RELEASE (the test's transaction around the request's), the attempt's
+#: read, the report's INSERT, the attempt's UPDATE (while unsettled), the message's
+#: conditional UPDATE with its event (two statements on SQLite), the source
+#: system's event.
+CALLBACK_QUERIES = 8
+
+
+def test_a_delivered_callback_takes_a_few_narrow_statements(
+    client, sent, django_assert_max_num_queries
+):
+    message, attempt = sent
+    with (
+        CaptureQueriesContext(connection) as queries,
+        django_assert_max_num_queries(CALLBACK_QUERIES),
+    ):
+        assert post_status(client, attempt.id, "delivered").status_code == 200
+    # No whole outbox row is read (nor, so, written back).
+    assert not [q for q in queries if q["sql"].startswith("SELECT") and "outbox" in q["sql"]]
+    stored = OutboxMessage.objects.get(id=message.id)
+    assert (stored.status, stored.lease_expires_at, stored.sent_at) == (
+        OutboxStatus.DELIVERED, None, message.sent_at,
+    )  # fmt: skip
+    assert stored.finished_at is not None and stored.body == message.body
+    assert MessageEvent.objects.filter(message=message).latest("id").status == "delivered"
+    assert OutboundEvent.objects.get(event_type="message.delivered").payload["message"] == {
+        "id": message.id, "kind": message.kind, "channel": "sms",
+    }  # fmt: skip
+
+
+def test_a_replayed_callback_is_told_by_its_insert_and_updates_nothing(client, sent):
+    _message, attempt = sent
+    post_status(client, attempt.id, "delivered")
+    with CaptureQueriesContext(connection) as queries:
+        assert post_status(client, attempt.id, "delivered").status_code == 200
+    assert not [q for q in queries if q["sql"].startswith(("UPDATE", "WITH"))]
+    assert ProviderEvent.objects.count() == 1
+
+
+def test_a_callback_that_beats_the_dispatcher_fills_in_the_provider_id_once(client, sent):
+    message, attempt = sent
+    DeliveryAttempt.objects.filter(id=attempt.id).update(provider_message_id="", finished_at=None)
+    OutboxMessage.objects.filter(id=message.id).update(provider_message_id="", status="sending")
+    post_status(client, attempt.id, "sent")
+    settled = DeliveryAttempt.objects.get(id=attempt.id)
+    assert (settled.provider_message_id, settled.status) == (SID, "sent")
+    assert settled.finished_at is not None
+    assert OutboxMessage.objects.get(id=message.id).provider_message_id == SID
+    with CaptureQueriesContext(connection) as queries:
+        post_status(client, attempt.id, "delivered")
+    # Its id known and the attempt settled: the next report leaves the attempt be.
+    assert not [q for q in queries if q["sql"].startswith("UPDATE") and "attempt" in q["sql"]]
     assert status_of(message) == OutboxStatus.DELIVERED
 
 
