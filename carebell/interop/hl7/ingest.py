@@ -273,6 +273,7 @@ def upsert_prescription(feed: Feed, patient: Patient, data: PrescriptionData, no
     if data.written_on:
         wanted["written_on"] = data.written_on
     if _assign(rx, wanted) or rx.pk is None:
+        rx.site, rx.patient = feed.site, patient  # loaded: not looked up
         save_prescription(rx, source=feed.actor, now=now)
     return rx
 
