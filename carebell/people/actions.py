@@ -50,9 +50,10 @@ def save_patient(
     consents = patient.consented_at is not None and (
         previous is None or previous.consented_at is None
     )
-    checked = ("patient_external_id_unique",) if key_checked else ()
+    # Validated before the transaction: a refusal leaves the caller's one usable.
+    clean(patient, checked=("patient_external_id_unique",) if key_checked else ())
     with transaction.atomic(savepoint=False):
-        _save(patient, patient, by=by, source=source, now=now, previous=previous, checked=checked)
+        _save(patient, patient, by=by, source=source, now=now, previous=previous, valid=True)
         if consents:
             _apply_site_defaults(patient, PatientEvent.CONSENTED, by=by, source=source, now=now)
     return patient
@@ -67,9 +68,9 @@ def save_contact(
     `position_checked`: the door read the patient's contacts in this transaction and
     chose a free position (it is not asked again)."""
     added = contact.pk is None and contact.position == 1
-    checked = ("contact_position_unique",) if position_checked else ()
+    clean(contact, checked=("contact_position_unique",) if position_checked else ())
     with transaction.atomic(savepoint=False):
-        _save(contact, contact.patient, by=by, source=source, now=now, checked=checked)
+        _save(contact, contact.patient, by=by, source=source, now=now, valid=True)
         if added:
             _apply_site_defaults(contact.patient, PatientEvent.ADDED, by=by, source=source, now=now)
     return contact
@@ -230,9 +231,11 @@ _UNREAD = object()
 
 
 def _save(obj: Model, patient: Patient, *, by, source: str, now: dt.datetime | None,
-          previous=_UNREAD, checked: tuple[str, ...] = ()):  # fmt: skip
+          previous=_UNREAD, valid=False):  # fmt: skip
+    """Validate (unless the caller did, `valid`), save, replan, audit."""
     now = now or timezone.now()
-    clean(obj, checked=checked)
+    if not valid:
+        clean(obj)
     # No savepoint of its own: an error fails the caller's transaction, whose atomic
     # block rolls it back (the entry points are called inside one, or start it).
     with transaction.atomic(savepoint=False):

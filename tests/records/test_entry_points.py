@@ -162,3 +162,21 @@ def test_a_change_that_fails_writes_no_audit_entry(site):
         save_patient(Patient(site=site, external_id="X-2", first_name="Ada", last_name="B"))
         raise RuntimeError("the feed's next step failed")
     assert not AuditEvent.objects.exists()
+
+
+def test_a_refused_save_leaves_the_callers_transaction_usable(site):
+    from django.db import transaction
+
+    from carebell.people.actions import save_contact
+
+    patient = factories.make_patient(site)
+    contact = factories.make_contact(patient)
+    bad = Appointment(site=site, patient=patient, external_id="B-1", status="lost",
+                      starts_at=timezone.now())  # fmt: skip
+    with transaction.atomic():
+        with pytest.raises(ValidationError):
+            save_appointment(bad, source="api")
+        contact.authority = "sometimes"
+        with pytest.raises(ValidationError):
+            save_contact(contact, source="api")
+        assert Appointment.objects.filter(external_id="B-1").count() == 0  # still usable
