@@ -2,6 +2,7 @@
 transaction Bundle of appointments.
 
     .venv/bin/python benchmarks/bench_fhir.py [--creates 1000] [--clients 4] [--entries 1000]
+        [--port N]
 
 Uses a dedicated database (default `carebell_bench_fhir`, created and migrated if
 missing) with a clinic that has an appointment reminder enabled (so each booked
@@ -51,6 +52,7 @@ def options() -> argparse.Namespace:
     parser.add_argument("--entries", type=int, default=1000)
     parser.add_argument("--database", default="carebell_bench_fhir")
     parser.add_argument("--server", default="postgres://postgres@127.0.0.1:5432")
+    parser.add_argument("--port", type=int, default=0, help="gunicorn's (default: a free one).")
     return parser.parse_args()
 
 
@@ -106,8 +108,8 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def start_gunicorn(env: dict[str, str]) -> tuple[subprocess.Popen, int]:
-    port = free_port()
+def start_gunicorn(env: dict[str, str], port: int = 0) -> tuple[subprocess.Popen, int]:
+    port = port or free_port()
     server = subprocess.Popen(
         [str(BIN / "gunicorn"), "carebell.wsgi", "--workers", "1", "--bind", f"127.0.0.1:{port}",
          "--keep-alive", "30", "--timeout", "600"],
@@ -213,7 +215,7 @@ def main() -> None:
     args = options()
     env = environment(args)
     secret = prepare(args, env)
-    server, port = start_gunicorn(env)
+    server, port = start_gunicorn(env, args.port)
     run = f"r{int(time.time())}"
     try:
         warm = [("Patient", patient(n, run + "w")) for n in range(20)]

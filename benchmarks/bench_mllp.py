@@ -2,7 +2,7 @@
 the patient found, the appointment saved through save_appointment, its reminders
 replanned, the message and its ACK stored — before its ACK comes back.
 
-    .venv/bin/python benchmarks/bench_mllp.py [--messages 2000] [--connections 1 8]
+    .venv/bin/python benchmarks/bench_mllp.py [--messages 2000] [--connections 1 8] [--port N]
 
 Uses the database `postgres_hl7` (created and migrated if missing) and truncates
 the tables it seeds (patients and what hangs off them). Seeds one clinic with a
@@ -41,6 +41,7 @@ def options() -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=8, help="Listener DB threads.")
     parser.add_argument("--database", default="postgres_hl7")
     parser.add_argument("--server", default="postgres://postgres@127.0.0.1:5432")
+    parser.add_argument("--port", type=int, default=0, help="The listener's (default: a free one).")
     return parser.parse_args()
 
 
@@ -177,7 +178,7 @@ def main() -> None:
 
     patients = args.messages * len(args.connections) + 50
     seed(patients)
-    port = free_port()
+    port = args.port or free_port()
     listener = subprocess.Popen(
         [CAREBELL, "hl7", "listen", "--port", str(port), "--workers", str(args.workers)],
         env=env, cwd=ROOT, stdout=subprocess.PIPE, text=True,

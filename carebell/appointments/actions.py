@@ -21,18 +21,34 @@ from carebell.appointments.models import Appointment
 from carebell.audit import trail
 from carebell.core.reasons import Code, Reason, reason
 from carebell.core.vocab import AppointmentStatus, EntityType
-from carebell.messaging.models import PENDING, AutomatedMessage, OutboxMessage
+from carebell.messaging.models import PENDING, OutboxMessage
+from carebell.validation import clean
+
+_UNREAD = object()
 
 
-def save_appointment(appointment, *, by=None, source: str = "carebell", now=None):
+def save_appointment(
+    appointment, *, by=None, source: str = "carebell", now=None, previous=_UNREAD,
+    key_checked: bool = False,
+):  # fmt: skip
     """Create or change an appointment (time, status, type, provider, location …) and
     replan its messages. `by` is the staff member, or None with `source` naming the
-    feed. Returns the appointment."""
+    feed. Returns the appointment.
+
+    A door that has just read the row (an upsert, under its lock) passes it as
+    `previous` (a copy taken before changing it; None for a new one) and says
+    `key_checked` when it looked the (site, source, external id) up: neither is read
+    again. A new appointment's stored row is written in full; a changed one, only
+    the columns that changed (and its update stamp)."""
     now = now or timezone.now()
-    appointment.full_clean()
-    with transaction.atomic():
-        previous = _previous(appointment)
-        appointment.save()
+    clean(appointment, checked=("appointment_external_id_unique",) if key_checked else ())
+    with transaction.atomic(savepoint=False):  # the caller's transaction, if any, is ours
+        if previous is _UNREAD:
+            previous = _previous(appointment)
+        if previous is None:
+            appointment.save()
+        else:
+            _save_changed(appointment, previous)
         appointment_saved(appointment, previous, now=now)
         trail.record_save(by, source, appointment, previous, now)
     return appointment
@@ -40,6 +56,16 @@ def save_appointment(appointment, *, by=None, source: str = "carebell", now=None
 
 def _previous(obj):
     return type(obj).objects.filter(pk=obj.pk).first() if obj.pk else None
+
+
+def _save_changed(obj, previous) -> None:
+    """Write the columns of `obj` that differ from `previous` (the stored row)."""
+    names = [
+        f.name for f in obj._meta.concrete_fields
+        if not f.primary_key and f.name not in _COMPARED
+        and getattr(obj, f.attname) != getattr(previous, f.attname)
+    ]  # fmt: skip
+    obj.save(update_fields=[*names, "updated_at"])
 
 
 def appointment_saved(appointment, previous, *, now: dt.datetime) -> int:
@@ -69,27 +95,28 @@ def appointment_changed(appointment, *, now: dt.datetime, why: Reason | None) ->
     them. Returns rows planned."""
     from carebell.outbox import OutboxWriter
     from carebell.planning.appointments import plan_site_appointments
-    from carebell.planning.policies import PolicyCache
+    from carebell.planning.replan import site_facts
 
-    with transaction.atomic():
-        combined_with = list(
-            OutboxMessage.objects.filter(
-                subjects__entity_type=EntityType.APPOINTMENT,
-                subjects__entity_id=appointment.id,
-                status__in=PENDING,
-            ).values_list("patient_id", flat=True)
-        )
-        if why is not None:
+    with transaction.atomic(savepoint=False):
+        combined_with = []
+        if why is not None:  # a new appointment is in no message yet
+            combined_with = list(
+                OutboxMessage.objects.filter(
+                    subjects__entity_type=EntityType.APPOINTMENT,
+                    subjects__entity_id=appointment.id,
+                    status__in=PENDING,
+                ).values_list("patient_id", flat=True)
+            )
             # Keys given back: an occurrence that still applies (the same time at a new
             # location, a time moved back) is planned again below.
             outbox.cancel_pending_for(
                 EntityType.APPOINTMENT, [appointment.id], [why], now, replanned=True
             )
-        rules = list(AutomatedMessage.objects.filter(site_id=appointment.site_id, enabled=True))
-        if not rules or not AppointmentStatus(appointment.status).is_open:
+        if not AppointmentStatus(appointment.status).is_open:
             return 0
-        site = appointment.site
-        policy = PolicyCache().for_site(site)
+        site, policy, rules = site_facts(appointment.site_id)
+        if not rules:
+            return 0
         day = policy.local_date(appointment.starts_at)
         writer = OutboxWriter(now)
         for decision in plan_site_appointments(
@@ -254,8 +281,7 @@ def appointments_changed(site_id: int, pairs, *, now: dt.datetime) -> int:
     from carebell.core.timing import AppointmentFacts, change_reason
     from carebell.outbox import OutboxWriter
     from carebell.planning.appointments import plan_site_appointments
-    from carebell.planning.policies import PolicyCache
-    from carebell.sites.models import Site
+    from carebell.planning.replan import site_facts
 
     def facts(a) -> AppointmentFacts:
         return AppointmentFacts(
@@ -263,6 +289,7 @@ def appointments_changed(site_id: int, pairs, *, now: dt.datetime) -> int:
         )
 
     touched, cancel = [], defaultdict(list)
+    new_ids = {a.id for a, before in pairs if before is None}
     for appointment, before in pairs:
         why = None if before is None else change_reason(facts(before), facts(appointment))
         if before is not None and why is None:
@@ -275,20 +302,23 @@ def appointments_changed(site_id: int, pairs, *, now: dt.datetime) -> int:
     if not touched:
         return 0
     open_ = [a for a in touched if AppointmentStatus(a.status).is_open]
-    combined = OutboxMessage.objects.filter(
-        subjects__entity_type=EntityType.APPOINTMENT,
-        subjects__entity_id__in=[a.id for a in open_],
-        status__in=PENDING,
-    ).values_list("patient_id", flat=True)
-    siblings = {p for p in combined if p}
+    stored_before = [a.id for a in open_ if a.id not in new_ids]  # new ones are in no message
+    siblings = set()
+    if stored_before:
+        combined = OutboxMessage.objects.filter(
+            subjects__entity_type=EntityType.APPOINTMENT,
+            subjects__entity_id__in=stored_before,
+            status__in=PENDING,
+        ).values_list("patient_id", flat=True)
+        siblings = {p for p in combined if p}
     for why, ids in cancel.items():
         # Keys given back: an occurrence that still applies is planned again below.
         outbox.cancel_pending_for(EntityType.APPOINTMENT, ids, [why], now, replanned=True)
-    rules = list(AutomatedMessage.objects.filter(site_id=site_id, enabled=True))
-    if not rules or not open_:
+    if not open_:
         return 0
-    site = Site.objects.get(pk=site_id)
-    policy = PolicyCache().for_site(site)
+    site, policy, rules = site_facts(site_id)
+    if not rules:
+        return 0
     days: dict[dt.date, set[int]] = defaultdict(set)
     for a in open_:
         days[policy.local_date(a.starts_at)].add(a.patient_id)

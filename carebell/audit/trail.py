@@ -7,6 +7,9 @@ holds no patient data beyond what ids point to.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 from django.utils import timezone
 
@@ -38,6 +41,29 @@ def site_id_of(obj: object) -> int | None:
     return None
 
 
+#: Inside `batched`: the entries of the block, written at its end.
+_BATCH: ContextVar[list | None] = ContextVar("carebell_audit_batch", default=None)
+
+
+@contextmanager
+def batched() -> Iterator[None]:
+    """Write the entries recorded in the block in one INSERT at its end (a message or
+    a request that saves a patient, a contact and a number). Use it inside the
+    change's transaction: the entries commit with it, and an error in the block
+    writes none. Entries recorded inside have no id until the block ends."""
+    if _BATCH.get() is not None:
+        yield
+        return
+    events: list[AuditEvent] = []
+    token = _BATCH.set(events)
+    try:
+        yield
+    finally:
+        _BATCH.reset(token)
+    if events:
+        AuditEvent.objects.bulk_create(events, batch_size=1000)
+
+
 def record(
     actor,
     action: str,
@@ -59,7 +85,7 @@ def record(
     user = actor if getattr(actor, "is_authenticated", False) else None
     label = user.get_username() if user is not None else ""
     label = label or actor_label or (detail or {}).get("system", "system")
-    return AuditEvent.objects.create(
+    event = AuditEvent(
         at=at or timezone.now(),
         actor=user,
         actor_label=label[:100],
@@ -69,6 +95,12 @@ def record(
         object_id=object_id,
         detail=detail or {},
     )
+    batch = _BATCH.get()
+    if batch is None:
+        event.save(force_insert=True)
+    else:
+        batch.append(event)
+    return event
 
 
 _NOT_COMPARED = frozenset({"id", "created_at", "updated_at"})

@@ -29,6 +29,7 @@ from carebell.people.models import (
     OptOutEvent,
     Patient,
 )
+from carebell.validation import clean
 
 _OPT_OUT_FLAGS = {
     Channel.SMS: "opted_out_sms",
@@ -38,35 +39,45 @@ _OPT_OUT_FLAGS = {
 _CONSENT_FLAGS = {Channel.SMS: "consent_sms", Channel.CALL: "consent_call"}
 
 
-def save_patient(patient: Patient, *, by=None, source: str = "carebell", now=None) -> Patient:
+def save_patient(
+    patient: Patient, *, by=None, source: str = "carebell", now=None, key_checked=False
+) -> Patient:
     """Create or change a patient (name, language, active flag, …). A pharmacy
     patient who now consents takes the site's patient defaults when the site applies
-    them on consent (SPEC §3.4)."""
+    them on consent (SPEC §3.4). `key_checked`: the door looked the (site, source,
+    external id) up in this transaction (it is not asked again)."""
     previous = _previous(patient)
     consents = patient.consented_at is not None and (
         previous is None or previous.consented_at is None
     )
-    with transaction.atomic():
-        _save(patient, patient, by=by, source=source, now=now)
+    # Validated before the transaction: a refusal leaves the caller's one usable.
+    clean(patient, checked=("patient_external_id_unique",) if key_checked else ())
+    with transaction.atomic(savepoint=False):
+        _save(patient, patient, by=by, source=source, now=now, previous=previous, valid=True)
         if consents:
             _apply_site_defaults(patient, PatientEvent.CONSENTED, by=by, source=source, now=now)
     return patient
 
 
-def save_contact(contact: Contact, *, by=None, source: str = "carebell", now=None) -> Contact:
+def save_contact(
+    contact: Contact, *, by=None, source: str = "carebell", now=None, position_checked=False
+) -> Contact:
     """Create or change a contact: authority, end date, position, language, zone …
     A pharmacy patient's first contact, when added, takes the site's patient defaults
-    if the site applies them when a patient is added (SPEC §3.4)."""
+    if the site applies them when a patient is added (SPEC §3.4).
+    `position_checked`: the door read the patient's contacts in this transaction and
+    chose a free position (it is not asked again)."""
     added = contact.pk is None and contact.position == 1
-    with transaction.atomic():
-        _save(contact, contact.patient, by=by, source=source, now=now)
+    clean(contact, checked=("contact_position_unique",) if position_checked else ())
+    with transaction.atomic(savepoint=False):
+        _save(contact, contact.patient, by=by, source=source, now=now, valid=True)
         if added:
             _apply_site_defaults(contact.patient, PatientEvent.ADDED, by=by, source=source, now=now)
     return contact
 
 
 def save_contact_point(
-    point: ContactPoint, *, by=None, source: str = "carebell", now=None
+    point: ContactPoint, *, by=None, source: str = "carebell", now=None, kind_checked=False
 ) -> ContactPoint:
     """Create or change a phone number or email address of a contact.
 
@@ -75,12 +86,13 @@ def save_contact_point(
     and takes the opt-out state the site recorded for the new value — an opted-out
     number stays opted out whichever contact it moves to. An opt-out flag set or
     cleared by hand is recorded as an opt-out or opt-in by staff, for every contact
-    point with that value at the site."""
+    point with that value at the site. `kind_checked`: the door read the contact's
+    points in this transaction (the kind is free, or this row's)."""
     now = now or timezone.now()
-    point.full_clean()
+    clean(point, checked=("contact_point_kind_unique",) if kind_checked else ())
     contact = point.contact
     site_id = contact.patient.site_id
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         previous = _previous(point)
         toggled: dict[Channel, bool] = {}
         if previous is None or previous.value != point.value:
@@ -188,8 +200,10 @@ def _apply_site_defaults(patient: Patient, event, *, by, source: str, now) -> No
     from carebell.sites.models import DeliverySettings
 
     site = patient.site
+    if site.kind != SiteKind.PHARMACY:  # a clinic has no patient defaults
+        return
     settings = DeliverySettings.objects.filter(site=site).first()
-    if site.kind != SiteKind.PHARMACY or settings is None or not settings.patient_defaults:
+    if settings is None or not settings.patient_defaults:
         return
     apply_on = PatientEvent.CONSENTED if settings.apply_defaults_on_consent else PatientEvent.ADDED
     if not defaults.applies_on(event, apply_on, consented=patient.consented_at is not None):
@@ -213,11 +227,20 @@ def _apply_site_defaults(patient: Patient, event, *, by, source: str, now) -> No
 # The shared steps --------------------------------------------------------------------
 
 
-def _save(obj: Model, patient: Patient, *, by, source: str, now: dt.datetime | None):
+_UNREAD = object()
+
+
+def _save(obj: Model, patient: Patient, *, by, source: str, now: dt.datetime | None,
+          previous=_UNREAD, valid=False):  # fmt: skip
+    """Validate (unless the caller did, `valid`), save, replan, audit."""
     now = now or timezone.now()
-    obj.full_clean()
-    with transaction.atomic():
-        previous = _previous(obj)
+    if not valid:
+        clean(obj)
+    # No savepoint of its own: an error fails the caller's transaction, whose atomic
+    # block rolls it back (the entry points are called inside one, or start it).
+    with transaction.atomic(savepoint=False):
+        if previous is _UNREAD:
+            previous = _previous(obj)
         obj.save()
         _replan(patient, now)
         trail.record_save(by, source, obj, previous, now)
@@ -256,16 +279,7 @@ def _take_address_state(point: ContactPoint, site_id: int, previous) -> None:
     consented = {}
     if previous is not None:
         consented = {channel: _consented(point, channel) for channel in _CONSENT_FLAGS}
-    opted_out = {}
-    for channel in _OPT_OUT_FLAGS:
-        latest = (
-            OptOutEvent.objects.filter(site_id=site_id, address=point.value, channel=channel)
-            .values_list("opted_out", flat=True)
-            .first()
-        )
-        if latest is not None:
-            opted_out[channel] = latest
-    take_address_state(point, previous, opted_out, consented)
+    take_address_state(point, previous, _latest_opt_outs(site_id, point.value), consented)
 
 
 def take_address_state(point: ContactPoint, previous, opted_out: dict, consented: dict) -> None:
@@ -283,6 +297,17 @@ def take_address_state(point: ContactPoint, previous, opted_out: dict, consented
         latest = opted_out.get(channel)
         if latest is not None or previous is not None:
             setattr(point, flag, bool(latest))
+
+
+def _latest_opt_outs(site_id: int, address: str) -> dict[Channel, bool]:
+    """The site's latest opt-out or opt-in of `address`, per channel: one query."""
+    events = OptOutEvent.objects.filter(
+        site_id=site_id, address=address, channel__in=[c.value for c in _OPT_OUT_FLAGS]
+    ).values_list("channel", "opted_out")
+    latest: dict[Channel, bool] = {}
+    for channel, opted_out in events:  # newest first (the model's ordering)
+        latest.setdefault(Channel(channel), opted_out)
+    return latest
 
 
 def _consented(point: ContactPoint, channel: Channel) -> bool:

@@ -18,6 +18,7 @@ from carebell import outbox
 from carebell.audit import trail
 from carebell.core.reasons import Code, reason
 from carebell.core.vocab import EntityType, Kind, PrescriptionStatus
+from carebell.validation import clean
 
 
 def save_prescription(prescription, *, by=None, source: str = "carebell", now=None):
@@ -27,8 +28,8 @@ def save_prescription(prescription, *, by=None, source: str = "carebell", now=No
     facts call for (none for an inactive prescription), so none planned under the
     old facts goes out."""
     now = now or timezone.now()
-    prescription.full_clean()
-    with transaction.atomic():
+    clean(prescription)
+    with transaction.atomic(savepoint=False):  # the caller's transaction, if any, is ours
         previous = _previous(prescription)
         prescription.save()
         if previous is not None and _refill_facts(previous) != _refill_facts(prescription):
@@ -45,8 +46,8 @@ def save_fill(fill, *, by=None, source: str = "carebell", now=None):
     up or returned to stock stops its pending ready notices at once; the planner's
     next pass plans what the new step calls for."""
     now = now or timezone.now()
-    fill.full_clean()
-    with transaction.atomic():
+    clean(fill)
+    with transaction.atomic(savepoint=False):
         previous = _previous(fill)
         fill.save()
         if previous is None or previous.step != fill.step:

@@ -34,6 +34,8 @@ APPOINTMENT_KINDS = (Kind.APPT_CONFIRMATION, Kind.APPT_REMINDER)
 HORIZON = dt.timedelta(days=45)
 #: Rows fetched at a time from the server-side cursor.
 FETCH = 5_000
+#: Up to this many patients, their rows are read at once rather than by a cursor.
+FEW_PATIENTS = 200
 
 _SQL = f"""
 SELECT a.id, a.patient_id, a.starts_at, a.status, a.appointment_type, a.provider_code,
@@ -171,7 +173,10 @@ def _rows(site_id, start, end, patient_ids: list[int] | None, category) -> Itera
             else "AND 1 = 0"
         )
     params = utc_params([category, site_id, start, end, *(patient_ids or [])])
-    if connection.vendor != "postgresql":
+    if connection.vendor != "postgresql" or (
+        patient_ids is not None and len(patient_ids) <= FEW_PATIENTS
+    ):
+        # A few patients' rows (a change, a replan) are few: one round trip, no cursor.
         with connection.cursor() as cursor:
             cursor.execute(_SQL.format(patients=only), params)
             yield from cursor.fetchall()

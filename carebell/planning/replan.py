@@ -89,6 +89,8 @@ class _Row(NamedTuple):
 #: Inside `once_at_end`: the patients to replan per site, with the first reason and
 #: the latest time asked for.
 _DEFERRED: ContextVar[dict[int, list] | None] = ContextVar("carebell_replans", default=None)
+#: Inside `once_at_end`: each site's facts (`site_facts`), read once for the block.
+_FACTS: ContextVar[dict | None] = ContextVar("carebell_site_facts", default=None)
 
 
 @contextmanager
@@ -98,18 +100,54 @@ def once_at_end() -> Iterator[None]:
     contacts and numbers would otherwise replan the patient after every save. Use it
     inside the change's transaction, so the replan commits with it; an error in the
     block replans nothing (the transaction is rolled back). Nested blocks replan
-    with the outermost."""
+    with the outermost.
+
+    The block is one change (a message, a request, a batch): the sites' delivery
+    settings and rules are read once for it (`site_facts`), and its audit entries
+    are written in one INSERT at its end (`trail.batched`)."""
+    from carebell.audit import trail
+
     if _DEFERRED.get() is not None:
         yield
         return
     wanted: dict[int, list] = {}
-    token = _DEFERRED.set(wanted)
+    token, facts = _DEFERRED.set(wanted), _FACTS.set({})
     try:
-        yield
+        with trail.batched():
+            try:
+                yield
+            finally:
+                _DEFERRED.reset(token)
+            for site, ids, why, now in wanted.values():
+                replan_patients(site, ids, now=now, why=why)
     finally:
-        _DEFERRED.reset(token)
-    for site, ids, why, now in wanted.values():
-        replan_patients(site, ids, now=now, why=why)
+        _FACTS.reset(facts)
+
+
+def read_for_block(site: Site) -> None:
+    """Inside `once_at_end`: `site`, read with its delivery settings
+    (select_related("delivery")) for this change, is the block's site (no read
+    again); its rules are read when first wanted."""
+    cache = _FACTS.get()
+    if cache is not None and site.pk not in cache:
+        cache[site.pk] = site
+
+
+def site_facts(site) -> tuple[Site, DeliveryPolicy, list[AutomatedMessage]]:
+    """The site (a Site or its id) with its delivery settings, its delivery policy
+    and its enabled rules: read from the database, once per `once_at_end` block."""
+    site_id = site if isinstance(site, int) else site.pk
+    cache = _FACTS.get()
+    found = cache.get(site_id) if cache is not None else None
+    if not isinstance(found, tuple):
+        # Read again (unless the block's door did): the caller may hold the instance
+        # it just saved, without its delivery settings, or with stale ones.
+        row = found or Site.objects.select_related("delivery").get(pk=site_id)
+        rules = list(AutomatedMessage.objects.filter(site=row, enabled=True))
+        found = (row, PolicyCache().for_site(row), rules)
+        if cache is not None:
+            cache[site_id] = found
+    return found
 
 
 def replan_patients(
@@ -129,7 +167,7 @@ def replan_patients(
         entry[3] = max(entry[3], now)
         return done
     with transaction.atomic():
-        site, policy, rules = _site_facts(site)
+        site, policy, rules = site_facts(site)
         appointment_rules = [r for r in rules if r.kind in APPOINTMENT_KINDS]
         others = _rows(_pending(site).filter(patient_id__in=ids))
         if appointment_rules:
@@ -160,8 +198,7 @@ def replan_site(site: Site, *, now: dt.datetime, why: Reason) -> Replanned:
 
 
 def _site_facts(site: Site) -> tuple[Site, DeliveryPolicy, list[AutomatedMessage]]:
-    # Read again: the caller may hold the instance it just saved, without its
-    # delivery settings, or with stale ones.
+    # Read now, never from a block's cache: the site's settings have just changed.
     site = Site.objects.select_related("delivery").get(pk=site.pk)
     rules = list(AutomatedMessage.objects.filter(site=site, enabled=True))
     return site, PolicyCache().for_site(site), rules
@@ -203,9 +240,10 @@ def _family_rows(site, patient_ids: set[int], rules, now) -> tuple[set[int], lis
         )
         rows = {r.id: r for r in _rows(_appointment_rows(site, rules, now).filter(about))}
         listed = {i for r in rows.values() for i in (r.entity_ids or [r.entity_id])}
-        more = set(
-            Appointment.objects.filter(id__in=sorted(listed)).values_list("patient_id", flat=True)
-        )
+        more = set()
+        if listed:
+            ids = Appointment.objects.filter(id__in=sorted(listed)).values_list("patient_id")
+            more = {patient_id for (patient_id,) in ids}
         if more <= family:
             return family, list(rows.values())
         family |= more

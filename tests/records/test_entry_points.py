@@ -123,3 +123,60 @@ def test_a_fill_picked_up_stops_its_ready_notice(pharmacy):
     ready.refresh_from_db()
     assert ready.status == OutboxStatus.CANCELLED
     assert AuditEvent.objects.filter(object_type="pharmacy.fill", action="change").exists()
+
+
+def test_one_change_writes_its_audit_entries_in_one_insert_at_its_end(site):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from carebell.people.actions import save_contact, save_contact_point, save_patient
+    from carebell.people.models import Contact, ContactPoint, Patient
+    from carebell.planning import replan
+
+    with CaptureQueriesContext(connection) as queries, replan.once_at_end():
+        patient = save_patient(Patient(site=site, external_id="X-1", first_name="Ada",
+                                       last_name="Byron"), source="hl7:test")  # fmt: skip
+        contact = save_contact(Contact(patient=patient, position=1, relationship="self",
+                                       first_name="Ada", last_name="Byron"),
+                               source="hl7:test")  # fmt: skip
+        save_contact_point(ContactPoint(contact=contact, kind="mobile", value="+12025550111",
+                                        raw_value="2025550111"), source="hl7:test")  # fmt: skip
+        assert not AuditEvent.objects.exists()  # not yet: at the end of the change
+    inserts = [q for q in queries.captured_queries if 'INTO "audit_auditevent"' in q["sql"]]
+    assert len(inserts) == 1
+    events = AuditEvent.objects.order_by("id")
+    assert [e.object_type for e in events] == [
+        "people.patient", "people.contact", "people.contactpoint"
+    ]  # fmt: skip
+    assert {e.actor_label for e in events} == {"hl7:test"}
+
+
+def test_a_change_that_fails_writes_no_audit_entry(site):
+    from django.db import transaction
+
+    from carebell.people.actions import save_patient
+    from carebell.people.models import Patient
+    from carebell.planning import replan
+
+    with pytest.raises(RuntimeError), transaction.atomic(), replan.once_at_end():
+        save_patient(Patient(site=site, external_id="X-2", first_name="Ada", last_name="B"))
+        raise RuntimeError("the feed's next step failed")
+    assert not AuditEvent.objects.exists()
+
+
+def test_a_refused_save_leaves_the_callers_transaction_usable(site):
+    from django.db import transaction
+
+    from carebell.people.actions import save_contact
+
+    patient = factories.make_patient(site)
+    contact = factories.make_contact(patient)
+    bad = Appointment(site=site, patient=patient, external_id="B-1", status="lost",
+                      starts_at=timezone.now())  # fmt: skip
+    with transaction.atomic():
+        with pytest.raises(ValidationError):
+            save_appointment(bad, source="api")
+        contact.authority = "sometimes"
+        with pytest.raises(ValidationError):
+            save_contact(contact, source="api")
+        assert Appointment.objects.filter(external_id="B-1").count() == 0  # still usable

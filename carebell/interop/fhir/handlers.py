@@ -72,8 +72,13 @@ class Handler:
     def rows(self, user) -> QuerySet:
         return access.scope(self.queryset(), user, self.site_path)
 
-    def find(self, user, fhir_id: str):
-        """(row, record) of `fhir_id` among the user's rows; 404 otherwise."""
+    def referenced(self) -> QuerySet:
+        """The rows a reference resolves to: what writing needs, not rendering."""
+        return self.queryset()
+
+    def find(self, user, fhir_id: str, *, rows: QuerySet | None = None):
+        """(row, record) of `fhir_id` among the user's rows (of `rows`, default the
+        handler's queryset); 404 otherwise."""
         numeric = fhir_id.isdigit() and len(fhir_id) <= 18
         known = Q(fhir_id=fhir_id) | Q(object_id=int(fhir_id)) if numeric else Q(fhir_id=fhir_id)
         found = list(FhirRecord.objects.filter(known, resource_type=self.resource_type)[:2])
@@ -82,12 +87,13 @@ class Handler:
             if access.scope(FhirRecord.objects.filter(pk=record.pk), user, "site").exists():
                 return None, record
             raise not_found(self.resource_type, fhir_id)
+        scoped = access.scope(rows, user, self.site_path) if rows is not None else self.rows(user)
         if record is not None:
-            row = self.rows(user).filter(pk=record.object_id).first()  # a held one, booked
+            row = scoped.filter(pk=record.object_id).first()  # a held one, booked
         elif not numeric or found:
             raise not_found(self.resource_type, fhir_id)  # that row is known by its held id
         else:
-            row = self.rows(user).filter(pk=int(fhir_id)).first()
+            row = scoped.filter(pk=int(fhir_id)).first()
         if row is None:
             raise not_found(self.resource_type, fhir_id)
         return row, record
@@ -194,7 +200,7 @@ def _resolve(handler: Handler, reference: parsing.Reference, ctx: Context):
                             "this transaction.")  # fmt: skip
         fhir_id = made[1]
     try:
-        row, record = handler.find(ctx.user, fhir_id)
+        row, record = handler.find(ctx.user, fhir_id, rows=handler.referenced())
     except FhirError:
         raise FhirError(422, f"{handler.resource_type}/{fhir_id} is not known.") from None
     if row is None:
@@ -212,6 +218,9 @@ class PatientHandler(Handler):
 
     def queryset(self):
         return Patient.objects.select_related("site").prefetch_related("contacts__points")
+
+    def referenced(self):
+        return Patient.objects.select_related("site")
 
     def render(self, row, record):
         return render.patient(row, self.common(row, record))

@@ -6,7 +6,7 @@ actor. Nothing here calls `save()` on those models.
 
 from __future__ import annotations
 
-import contextlib
+import copy
 import datetime as dt
 import uuid
 
@@ -69,10 +69,11 @@ class Writer:
     def __init__(self, user, now: dt.datetime):
         self.user, self.now = user, now
 
-    def call(self, save, obj):
-        """An entry point's refusal is the client's problem: 422 with its words."""
+    def call(self, save, obj, **checked):
+        """An entry point's refusal is the client's problem: 422 with its words.
+        `checked`: what the door looked up itself (see the entry point)."""
         try:
-            return save(obj, by=self.user, source=SOURCE, now=self.now)
+            return save(obj, by=self.user, source=SOURCE, now=self.now, **checked)
         except ValidationError as error:
             raise unprocessable(_sentence(error)) from None
 
@@ -98,26 +99,41 @@ def external_id(identifiers, taken, length: int = 64) -> str:
 
 
 def write_patient(data: PatientIn, patient: Patient | None, site, writer: Writer) -> Patient:
-    if patient is None:
+    created = patient is None
+    if created:
         taken = Patient.objects.filter(site=site, source=SOURCE)
         patient = Patient(site=site, source=SOURCE, external_id=external_id(
             data.identifiers, lambda v: taken.filter(external_id=v)))  # fmt: skip
     patient.first_name, patient.last_name = data.first_name, data.last_name
     patient.birth_date, patient.is_active = data.birth_date, data.active
     patient.language = data.language
-    writer.call(people_actions.save_patient, patient)
-    contacts = list(patient.contacts.all()) if patient.pk else []
+    # The external id was looked up above (a new one) or is the stored one's.
+    writer.call(people_actions.save_patient, patient, key_checked=True)
+    # Read once with their numbers (none for a new patient), kept for the rendering.
+    contacts = [] if created else list(patient.contacts.prefetch_related("points"))
     own = next((c for c in contacts if c.relationship == "self"), None)
     if own is not None or any((data.telecom.mobile, data.telecom.home, data.telecom.email)):
         person = PersonIn(data.first_name, data.last_name, "self", data.telecom)
-        own = _write_contact(person, own, patient, writer, language=data.language)
+        own = _write_contact(person, own, patient, writer, language=data.language,
+                             contacts=contacts)  # fmt: skip
     others = [c for c in contacts if c.relationship != "self"]
     for person in data.contacts:
         match = next((c for c in others if _same_person(c, person)), None)
-        contact = _write_contact(person, match, patient, writer, language=data.language)
+        contact = _write_contact(person, match, patient, writer, language=data.language,
+                                 contacts=contacts)  # fmt: skip
         if match is None:
             others.append(contact)
+    _known(patient, "contacts", sorted(contacts, key=lambda c: c.position))
     return patient
+
+
+def _known(obj, name: str, rows: list) -> None:
+    """Keep `rows` as `obj`'s `name` relation, as prefetch_related would: the
+    response is rendered from what was just written, not read back."""
+    related = getattr(obj, name).all()
+    related._result_cache, related._prefetch_done = list(rows), True
+    obj._prefetched_objects_cache = {**getattr(obj, "_prefetched_objects_cache", {}),
+                                     name: related}  # fmt: skip
 
 
 def write_related_person(data: PersonIn, contact: Contact | None, patient: Patient, writer):
@@ -126,7 +142,8 @@ def write_related_person(data: PersonIn, contact: Contact | None, patient: Patie
             "A related person stays with its patient: create a new one for another patient.",
             "RelatedPerson.patient",
         )
-    return _write_contact(data, contact, patient, writer, language=patient.language)
+    return _write_contact(data, contact, patient, writer, language=patient.language,
+                          contacts=None)  # fmt: skip
 
 
 def _same_person(contact: Contact, person: PersonIn) -> bool:
@@ -136,39 +153,52 @@ def _same_person(contact: Contact, person: PersonIn) -> bool:
     )
 
 
-def _write_contact(person: PersonIn, contact, patient: Patient, writer: Writer, *, language):
-    if contact is None:
-        position = max((c.position for c in patient.contacts.all()), default=0) + 1
+def _write_contact(person: PersonIn, contact, patient: Patient, writer: Writer, *, language,
+                   contacts: list | None):  # fmt: skip
+    """Save a contact of `patient`; `contacts`: the patient's contacts as read (with
+    their points) in this transaction, which a new contact joins, or None (read)."""
+    new = contact is None
+    if new:
+        read = contacts if contacts is not None else list(patient.contacts.all())
+        position = max((c.position for c in read), default=0) + 1
         contact = Contact(patient=patient, position=position, language=language)
+        if contacts is not None:
+            contacts.append(contact)
     contact.first_name, contact.last_name = person.first_name, person.last_name
     contact.relationship = person.relationship
     contact.end_date = None if person.active else writer.now.date()
-    writer.call(people_actions.save_contact, contact)
-    _write_points(contact, person.telecom, patient.site.phone_region, writer)
+    writer.call(people_actions.save_contact, contact, position_checked=new)
+    _write_points(contact, person.telecom, patient.site.phone_region, writer, new=new)
     return contact
 
 
-def _write_points(contact: Contact, telecom: Telecom, region: str, writer: Writer) -> None:
-    existing = {p.kind: p for p in contact.points.all()}
+def _write_points(contact: Contact, telecom: Telecom, region: str, writer: Writer, *, new=False):
+    existing = {} if new else {p.kind: p for p in contact.points.all()}
+    kept = dict(existing)
     for kind in (ContactPointKind.MOBILE, ContactPointKind.HOME, ContactPointKind.EMAIL):
         raw = getattr(telecom, kind.value)
         point = existing.get(kind.value)
         if not raw:
-            if point is not None:
-                _remove_point(point, writer)
+            if point is not None and _remove_point(point, writer):
+                kept.pop(kind.value)
             continue
         value, is_valid = _normalised(kind, raw, region)
         if point is not None and point.value == value and point.raw_value == raw:
             continue
         point = point or ContactPoint(contact=contact, kind=kind.value)
         point.value, point.raw_value, point.is_valid = value, raw, is_valid
-        writer.call(people_actions.save_contact_point, point)
+        writer.call(people_actions.save_contact_point, point, kind_checked=True)
+        kept[kind.value] = point
+    _known(contact, "points", list(kept.values()))
 
 
-def _remove_point(point: ContactPoint, writer: Writer) -> None:
-    # A number with message or consent history is kept (the history points at it).
-    with contextlib.suppress(ValidationError):
+def _remove_point(point: ContactPoint, writer: Writer) -> bool:
+    """Remove a number; False when it is kept (it has message or consent history)."""
+    try:
         people_actions.remove_contact_point(point, by=writer.user, source=SOURCE, now=writer.now)
+    except ValidationError:
+        return False
+    return True
 
 
 def _normalised(kind: ContactPointKind, raw: str, region: str) -> tuple[str, bool]:
@@ -188,23 +218,51 @@ def write_appointment(data: AppointmentIn, appointment, patient: Patient, writer
     """Save a booked (or later) appointment; `data` must not be a held one."""
     if appointment is not None and appointment.patient_id != patient.pk:
         raise unprocessable("An appointment stays with its patient.", "Appointment.participant")
+    previous = copy.copy(appointment)  # the stored row, read under the request's lock
     if appointment is None:
         taken = Appointment.objects.filter(site=patient.site, source=SOURCE)
         appointment = Appointment(
             site=patient.site, patient=patient, source=SOURCE,
             external_id=external_id(data.identifiers, lambda v: taken.filter(external_id=v)),
         )  # fmt: skip
+    _fill_appointment(appointment, data, writer.now)
+    # The external id was looked up above (a new one) or is the stored one's.
+    return writer.call(appointment_actions.save_appointment, appointment, key_checked=True,
+                       previous=previous)  # fmt: skip
+
+
+def new_appointments(items: list[tuple[AppointmentIn, Patient]], site, now) -> list[Appointment]:
+    """Unsaved appointments of `site` for (data, patient) pairs, as write_appointment
+    makes them one at a time: each takes its first identifier's value as external id
+    unless a stored appointment or an earlier one of `items` has it (one query)."""
+    wanted = {data.identifiers[0][1][:64] for data, _ in items if data.identifiers}
+    taken = set(
+        Appointment.objects.filter(site=site, source=SOURCE, external_id__in=wanted)
+        .values_list("external_id", flat=True)
+    ) if wanted else set()  # fmt: skip
+    made = []
+    for data, patient in items:
+        value = data.identifiers[0][1][:64] if data.identifiers else ""
+        if not value or value in taken:
+            value = uuid.uuid4().hex
+        taken.add(value)
+        appointment = Appointment(site=site, patient=patient, source=SOURCE, external_id=value)
+        _fill_appointment(appointment, data, now)
+        made.append(appointment)
+    return made
+
+
+def _fill_appointment(appointment: Appointment, data: AppointmentIn, now) -> None:
     status = APPOINTMENT_STATUS[data.status]
     if not (status == AppointmentStatus.BOOKED and appointment.status in _STILL_BOOKED):
         appointment.status = status
     if status == AppointmentStatus.CANCELLED and appointment.cancelled_at is None:
-        appointment.cancelled_at = writer.now
+        appointment.cancelled_at = now
     appointment.starts_at = data.starts_at
     appointment.duration_minutes = data.duration_minutes
     appointment.appointment_type = data.appointment_type
     appointment.provider_code, appointment.provider_name = data.provider_code, data.provider_name
     appointment.location_code, appointment.location_name = data.location_code, data.location_name
-    return writer.call(appointment_actions.save_appointment, appointment)
 
 
 # Prescriptions and fills ------------------------------------------------------------------

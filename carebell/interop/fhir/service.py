@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlencode
 
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
 from carebell.audit import trail
@@ -226,6 +227,60 @@ def _write(handler: Handler, parsed: parsing.Parsed, row, record, ctx: Context) 
                 version=version, record=record, status=data_status(data), created=created,
             )  # fmt: skip
     return _answer(handler, row, record, 201 if created else 200)
+
+
+def create_appointments(bodies: list[dict], ctx: Context) -> list[Result]:
+    """Create many booked appointments at once (a transaction's POSTs), as `create`
+    would one after the other, through the bulk entry point (save_appointments):
+    one validation, one insert and one planner pass per site, their records and
+    identifiers in bulk. Run it in a savepoint: on a refusal the caller goes again
+    one by one, for the entry's own answer."""
+    from carebell.appointments.actions import save_appointments
+    from carebell.interop.fhir import ingest
+    from carebell.interop.fhir.models import FhirIdentifier, FhirRecord
+
+    handler = HANDLERS["Appointment"]
+    writable(handler, ctx)
+    parsed = [parsing.read(body, handler.resource_type) for body in bodies]
+    if any(p.data.is_held for p in parsed):
+        raise FhirError(422, "A held appointment is created one at a time.")
+    pairs = [(p.data, handler.resolve_patient(p.data.patient, ctx)) for p in parsed]
+    by_site: dict[int, list[int]] = {}
+    for index, (_, patient) in enumerate(pairs):
+        by_site.setdefault(patient.site_id, []).append(index)
+    rows: list = [None] * len(pairs)
+    for indexes in by_site.values():
+        site = pairs[indexes[0]][1].site
+        made = ingest.new_appointments([pairs[i] for i in indexes], site, ctx.now)
+        try:
+            save_appointments(made, by=ctx.user, source=ingest.SOURCE, now=ctx.now)
+        except ValidationError as error:
+            raise FhirError(422, str(error)[:200]) from None
+        for index, row in zip(indexes, made, strict=True):
+            rows[index] = row
+    records = FhirRecord.objects.bulk_create(
+        FhirRecord(resource_type="Appointment", site_id=row.site_id, fhir_id=str(row.pk),
+                   object_id=row.pk, version=1, last_updated=ctx.now,
+                   row_updated_at=row.updated_at, held_status=data_status(data))
+        for row, (data, _) in zip(rows, pairs, strict=True)
+    )  # fmt: skip
+    identifiers = []
+    for record, (data, _) in zip(records, pairs, strict=True):
+        record.known_identifiers = list(dict.fromkeys(data.identifiers))
+        identifiers += [
+            FhirIdentifier(record=record, site_id=record.site_id, resource_type="Appointment",
+                           system=system, value=value)
+            for system, value in record.known_identifiers
+        ]  # fmt: skip
+    try:
+        FhirIdentifier.objects.bulk_create(identifiers, batch_size=1000)
+    except IntegrityError:
+        raise records_conflict() from None
+    return [_answer(handler, row, record, 201) for row, record in zip(rows, records, strict=True)]
+
+
+def records_conflict() -> FhirError:
+    return FhirError(409, "An identifier names another Appointment of the site.")
 
 
 def data_status(data) -> str:

@@ -10,8 +10,11 @@ anywhere undoes the whole message.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 from dataclasses import dataclass
+
+from django.db.models import Q
 
 from carebell.appointments.actions import save_appointment
 from carebell.appointments.models import Appointment
@@ -61,10 +64,12 @@ def apply(feed: Feed, content: Content, now: dt.datetime) -> Applied:
     message (MSH-7) is left as it is and the message reported stale."""
     sent_at = content.sent_at
     subject = _subject(content)
-    mark = _watermark(feed, *subject) if subject else None
+    patient_key = ("patient", content.patient.external_id)
+    marks = _watermarks(feed, [k for k in (subject, patient_key) if k])
+    mark = marks.get(subject) if subject else None
     if mark is not None and sent_at is not None and sent_at < mark.sent_at:
         return Applied(True, f"a newer message was applied to {subject[0]} {subject[1]}")
-    known = _watermark(feed, "patient", content.patient.external_id)
+    known = marks.get(patient_key)
     fresh = known is None or sent_at is None or sent_at >= known.sent_at
     patient = upsert_patient(feed, content.patient, now, demographics=fresh)
     if fresh and content.demographics:
@@ -91,13 +96,19 @@ def _subject(content: Content) -> tuple[str, str] | None:
     return None
 
 
-def _watermark(feed: Feed, entity: str, external_id: str) -> Hl7Applied | None:
-    """The MSH-7 of the newest message applied to this entity, locked until commit."""
-    return (
+def _watermarks(feed: Feed, keys: list[tuple[str, str]]) -> dict[tuple, Hl7Applied]:
+    """The MSH-7 of the newest message applied to each (entity, external id), locked
+    until commit: one query, its rows locked in id order (two messages about the same
+    appointment and patient take their locks in the same order)."""
+    which = Q()
+    for entity, external_id in keys:
+        which |= Q(entity=entity, external_id=external_id)
+    rows = (
         Hl7Applied.objects.select_for_update()
-        .filter(site=feed.site, source=feed.source, entity=entity, external_id=external_id)
-        .first()
+        .filter(which, site=feed.site, source=feed.source)
+        .order_by("id")
     )
+    return {(r.entity, r.external_id): r for r in rows}
 
 
 def _mark(feed: Feed, row: Hl7Applied | None, entity: str, external_id: str, sent_at) -> None:
@@ -136,16 +147,18 @@ def upsert_patient(feed: Feed, data: PatientData, now, *, demographics: bool) ->
         wanted["birth_date"] = data.birth_date
     if _assign(patient, wanted) or created:
         people.save_patient(patient, source=feed.actor, now=now)
-    contacts = list(patient.contacts.all()) if not created else []
+    # The contacts with their numbers: two queries, however many contacts.
+    contacts = [] if created else list(patient.contacts.prefetch_related("points"))
     me = next((c for c in contacts if c.relationship == "self"), None)
     if me is not None or data.points:  # a child's PID without phones adds no "self"
+        new = me is None
         me = _upsert_contact(feed, patient, me, Person(data.first_name, data.last_name),
                              contacts, now)  # fmt: skip
-        _upsert_points(feed, me, data.points, now)
+        _upsert_points(feed, me, data.points, now, new=new)
     for kin in data.next_of_kin:
         match = next((c for c in contacts if c.relationship != "self" and _same_name(c, kin)), None)
         contact = _upsert_contact(feed, patient, match, kin, contacts, now)
-        _upsert_points(feed, contact, kin.points, now)
+        _upsert_points(feed, contact, kin.points, now, new=match is None)
     return patient
 
 
@@ -171,10 +184,11 @@ def _upsert_contact(feed, patient, contact, person: Person, contacts: list, now)
     return contact
 
 
-def _upsert_points(feed: Feed, contact: Contact, points: tuple[Point, ...], now) -> None:
+def _upsert_points(feed: Feed, contact: Contact, points: tuple[Point, ...], now, *, new: bool):
     if not points:
         return
-    existing = {p.kind: p for p in ContactPoint.objects.filter(contact=contact)}
+    # A contact read with its points has them prefetched; a new one has none.
+    existing = {} if new else {p.kind: p for p in contact.points.all()}
     for point in points:
         value, valid = spelling(point, feed.site.phone_region)
         row = existing.get(point.kind) or ContactPoint(contact=contact, kind=point.kind)
@@ -202,6 +216,7 @@ def upsert_appointment(feed: Feed, patient: Patient, data: AppointmentData, now)
         .filter(site=feed.site, source=feed.source, external_id=data.external_id)
         .first()
     )
+    previous = copy.copy(appointment)  # the stored row (None: new), for save_appointment
     if appointment is None:
         appointment = Appointment(site=feed.site, source=feed.source, external_id=data.external_id)
     status = data.status
@@ -225,7 +240,9 @@ def upsert_appointment(feed: Feed, patient: Patient, data: AppointmentData, now)
     elif appointment.cancelled_at is not None:
         wanted["cancelled_at"] = None  # reinstated ("Undo Cancel")
     if _assign(appointment, wanted) or appointment.pk is None:
-        save_appointment(appointment, source=feed.actor, now=now)
+        appointment.site, appointment.patient = feed.site, patient  # loaded: not looked up
+        save_appointment(appointment, source=feed.actor, now=now, previous=previous,
+                         key_checked=True)  # fmt: skip
     return appointment
 
 
@@ -256,6 +273,7 @@ def upsert_prescription(feed: Feed, patient: Patient, data: PrescriptionData, no
     if data.written_on:
         wanted["written_on"] = data.written_on
     if _assign(rx, wanted) or rx.pk is None:
+        rx.site, rx.patient = feed.site, patient  # loaded: not looked up
         save_prescription(rx, source=feed.actor, now=now)
     return rx
 

@@ -83,12 +83,15 @@ def receive(
         return _refused(raw, digest, header, error, via, peer, now, dry_run, feed=feed)
     if dry_run:
         return Received([], Outcome.CHECKED, "", header.message_type, header.control_id)
-    duplicate = _resent(header, digest, now)
+    original = _original(header, digest)
+    duplicate = _answer_again(original, header, now)
     if duplicate is not None:
         return duplicate
+    first_time = original is None  # no earlier row (a failed one) for _store to take
     with patient_lock((feed.site.pk, feed.source, content.patient.external_id)):
         try:
-            return _apply_once_more_on_conflict(raw, digest, header, feed, content, via, peer, now)
+            return _apply_once_more_on_conflict(raw, digest, header, feed, content, via, peer,
+                                                now, first_time)  # fmt: skip
         except IntegrityError:
             duplicate = _resent(header, digest, now)  # the same message on two connections
             if duplicate is not None:
@@ -106,21 +109,23 @@ def receive(
             return _refused(raw, digest, header, problem, via, peer, now, False, feed=feed)
 
 
-def _apply_once_more_on_conflict(raw, digest, header, feed, content, via, peer, now):
+def _apply_once_more_on_conflict(raw, digest, header, feed, content, via, peer, now, first_time):
     """Another process may create the same new patient or appointment at the same
     moment (the lock above is per process): the loser's transaction is rolled back,
-    and applied again it finds the winner's rows."""
+    and applied again it finds the winner's rows (and, stored, any row the message
+    was given meanwhile)."""
     try:
-        return _apply(raw, digest, header, feed, content, via, peer, now)
+        return _apply(raw, digest, header, feed, content, via, peer, now, first_time)
     except IntegrityError:
         if _resent(header, digest, now) is not None:
             raise
-        return _apply(raw, digest, header, feed, content, via, peer, now)
+        return _apply(raw, digest, header, feed, content, via, peer, now, False)
 
 
-def _apply(raw, digest, header, feed, content, via, peer, now) -> Received:
+def _apply(raw, digest, header, feed, content, via, peer, now, first_time=False) -> Received:
     with transaction.atomic():
         with replan.once_at_end():  # a message's patient, contacts and visit: one replan
+            replan.read_for_block(feed.site)  # read with its delivery settings by _feed
             applied = ingest.apply(feed, content, now)
         outcome = Outcome.STALE if applied.stale else Outcome.APPLIED
         acks = acks_for(header, Result("AA", applied.summary if applied.stale else ""), now)
@@ -128,7 +133,7 @@ def _apply(raw, digest, header, feed, content, via, peer, now) -> Received:
             now, sender=header.sender[:140], control_id=header.control_id[:64], digest=digest,
             received_at=now, via=via, peer=peer[:200], message_type=header.message_type[:24],
             sent_at=content.sent_at, site=feed.site, raw=raw, outcome=outcome,
-            reason=applied.summary, ack=ACK_JOIN.join(acks),
+            reason=applied.summary, ack=ACK_JOIN.join(acks), first_time=first_time,
         )  # fmt: skip
     return Received(acks, outcome, applied.summary, header.message_type, header.control_id)
 
@@ -140,8 +145,16 @@ def _resent(header: Header, digest: str, now) -> Received | None:
     """The first answer to this message if it was taken (applied or stale). A message
     that failed is processed again when resent: its sender may have been set up, or
     the patient it named added, since."""
+    return _answer_again(_original(header, digest), header, now)
+
+
+def _original(header: Header, digest: str) -> Hl7Message | None:
+    """The stored row of this message (same sender, MSH-10 and segments), if any."""
     key = {"sender": header.sender[:140], "control_id": header.control_id[:64], "digest": digest}
-    original = Hl7Message.objects.filter(**key).only("ack", "outcome", "reason").first()
+    return Hl7Message.objects.filter(**key).only("ack", "outcome", "reason").first()
+
+
+def _answer_again(original: Hl7Message | None, header: Header, now) -> Received | None:
     if original is None or original.outcome in _FAILED:
         return None
     Hl7Message.objects.filter(pk=original.pk).update(resent=F("resent") + 1, last_resent_at=now)
@@ -150,12 +163,14 @@ def _resent(header: Header, digest: str, now) -> Received | None:
                     header.control_id, duplicate=True)  # fmt: skip
 
 
-def _store(now, *, sender: str, control_id: str, digest: str, **fields) -> None:
+def _store(now, *, sender: str, control_id: str, digest: str, first_time=False, **fields):
     """Store a message with its outcome; a message that failed before and was sent
-    again takes its earlier row, which keeps its earlier reason and counts the resend."""
-    with transaction.atomic():
+    again takes its earlier row, which keeps its earlier reason and counts the resend.
+    `first_time`: the caller looked in this message's processing and found no row (one
+    stored since by another connection makes the insert fail: see receive)."""
+    with transaction.atomic(savepoint=False):
         earlier = None
-        if control_id:
+        if control_id and not first_time:
             earlier = (
                 Hl7Message.objects.select_for_update()
                 .filter(sender=sender, control_id=control_id, digest=digest, outcome__in=_FAILED)
@@ -245,7 +260,7 @@ def _partial_header(raw: bytes) -> Header | None:
 
 def _feed(header: Header, default_site, dry_run: bool) -> tuple[ingest.Feed, Mapping]:
     app, facility = header.sending_application[:64], header.sending_facility[:64]
-    rows = Hl7Sender.objects.select_related("site").filter(
+    rows = Hl7Sender.objects.select_related("site__delivery").filter(
         Q(sending_application__in=(app, "")) & Q(sending_facility__in=(facility, "")),
         enabled=True,
     )

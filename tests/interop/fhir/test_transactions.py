@@ -124,3 +124,55 @@ def test_malformed_bundles_are_refused_with_an_outcome(fhir, bundle):
     response = fhir.post("", bundle)
     assert 400 <= response.status_code < 500
     assert response.json_body["resourceType"] == "OperationOutcome"
+
+
+def test_a_transactions_appointments_are_created_together_planned_and_audited(fhir, site):
+    from carebell.core.vocab import Kind
+    from carebell.messaging.models import OutboxMessage
+    from tests.messaging.engine_setup import enable, family
+
+    enable(site, Kind.APPT_REMINDER, [{"days": 1}])
+    [(child, _parent, _existing)] = family(site)
+    entries = [_appointment_entry(f"Patient/{child.pk}", f"2026-12-0{day}T15:00:00Z")
+               for day in (3, 4, 5)]  # fmt: skip
+    entries[0]["resource"]["identifier"] = [{"system": "urn:test:visit", "value": "V-1"}]
+    response = fhir.post("", _bundle(*entries))
+    assert response.status_code == 200, response.json_body
+    made = [e["resource"] for e in response.json_body["entry"]]
+    assert [e["response"]["status"] for e in response.json_body["entry"]] == ["201 Created"] * 3
+    rows = {str(a.pk): a for a in Appointment.objects.filter(source="fhir")}
+    assert sorted(rows) == sorted(m["id"] for m in made)
+    assert rows[made[0]["id"]].external_id == "V-1"
+    assert made[0]["identifier"] == [{"system": "urn:test:visit", "value": "V-1"}]
+    found = fhir.get("Appointment?identifier=urn:test:visit|V-1").json_body
+    assert [e["resource"]["id"] for e in found["entry"]] == [made[0]["id"]]
+    # Each one planned its reminder, and is audited with the client's user as actor.
+    for fhir_id in rows:
+        assert OutboxMessage.objects.filter(entity_id=int(fhir_id)).count() == 1
+    events = AuditEvent.objects.filter(object_type="appointments.appointment", action="create")
+    assert sorted(e.object_id for e in events) == sorted(rows)
+    assert {e.actor_id for e in events} == {fhir.user.pk}
+    assert all(e.detail["fields"] for e in events)
+
+
+def test_a_refused_appointment_among_many_names_its_own_entry_and_undoes_them_all(fhir, site):
+    patient = fhir.post("Patient", _patient_entry("urn:x")["resource"]).json_body
+    entries = [_appointment_entry(f"Patient/{patient['id']}") for _ in range(3)]
+    entries[1]["resource"]["participant"][0]["actor"]["reference"] = "Patient/999999"
+    response = fhir.post("", _bundle(*entries))
+    assert response.status_code == 422
+    assert "Bundle.entry[1]" in response.json_body["issue"][0]["diagnostics"]
+    assert not Appointment.objects.exists()
+    assert not FhirRecord.objects.filter(resource_type="Appointment").exists()
+    assert not AuditEvent.objects.filter(object_type="appointments.appointment").exists()
+
+
+def test_an_identifier_given_twice_in_a_transaction_is_refused(fhir, site):
+    patient = fhir.post("Patient", _patient_entry("urn:x")["resource"]).json_body
+    entries = [_appointment_entry(f"Patient/{patient['id']}") for _ in range(2)]
+    for entry in entries:
+        entry["resource"]["identifier"] = [{"system": "urn:test:visit", "value": "V-2"}]
+    response = fhir.post("", _bundle(*entries))
+    assert response.status_code == 409
+    assert "Bundle.entry[1]" in response.json_body["issue"][0]["diagnostics"]
+    assert not Appointment.objects.exists()
