@@ -313,7 +313,7 @@ def catalogue_markdown() -> str:
 
 class _Params(dict):
     def __init__(self, params: tuple[tuple[str, object], ...]) -> None:
-        super().__init__((k, _text(v)) for k, v in params)
+        super().__init__((k, _WORDS.get(k, _text)(v)) for k, v in params)
 
     def __missing__(self, key: str) -> str:
         return "?"
@@ -324,6 +324,23 @@ def _text(value: object) -> str:
         return str(value)  # a StrEnum renders as its value
     iso = getattr(value, "isoformat", None)
     return iso() if iso is not None else str(value)
+
+
+def _vocabulary_words(value: object) -> str:
+    """A kind or category code as words in a sentence staff read ("refill reminder",
+    "appointment reminder"), not as the code ("refill_reminder")."""
+    return " ".join(_ABBREVIATIONS.get(w, w) for w in _text(value).split("_"))
+
+
+_ABBREVIATIONS = {"appt": "appointment", "rx": "prescription"}
+_CHANNEL_WORDS = {"sms": "SMS", "email": "email", "call": "voice call"}
+
+#: Parameters that hold a vocabulary code, and how a sentence spells them.
+_WORDS = {
+    "kind": _vocabulary_words,
+    "category": _vocabulary_words,
+    "channel": lambda value: _CHANNEL_WORDS.get(_text(value), _text(value)),
+}
 
 
 # Parameterless reasons are shared: the hot path allocates nothing for them.

@@ -31,6 +31,21 @@ def test_a_reason_renders_its_parameters():
     assert r.param("word") == "cannabis"
 
 
+def test_vocabulary_codes_read_as_words_in_a_sentence():
+    from carebell.core.vocab import Category, Channel, Kind
+
+    assert render(reason(Code.NO_PREFERENCE, category=Category.REFILL_REMINDER)) == (
+        "The contact has no preference set for refill reminder messages."
+    )
+    assert render(reason(Code.CHANNEL_DISABLED_FOR_KIND, kind=Kind.RX_PICKUP_REMINDER,
+                         channel=Channel.SMS)) == (
+        "The site does not send prescription pickup reminder messages by SMS."
+    )  # fmt: skip
+    assert render(reason(Code.NO_CONTACT_POINT, channel="call")) == (
+        "The contact has no voice call contact point."
+    )
+
+
 def test_a_missing_parameter_renders_as_a_question_mark_instead_of_failing():
     assert render(Reason(Code.NO_CONTACT_POINT)) == "The contact has no ? contact point."
 
