@@ -64,6 +64,8 @@ def test_the_demo_serves_the_login_page_texts_the_sim_at_any_hour_and_stops_on_s
     )
     try:
         assert wait_for(f"http://127.0.0.1:{port}/admin/login/", process) == 200
+        # The simulated phone starts in its own thread beside the web server.
+        assert wait_for(f"{sim_url}/sim/api/messages", process) == 200
         # The planner and the dispatcher run in the demo: welcome messages for the
         # newly seeded patients reach the simulated phone within seconds, texts
         # included whatever the hour, since the demo sites run where it is daytime.
