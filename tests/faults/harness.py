@@ -196,16 +196,21 @@ def fast_worker(batch_size: int, lease: float, timeout: float) -> list[str]:
 def drive(
     workers: Workers, *, count: int, kills: int, deadline: float, rng: random.Random
 ) -> float:
-    """Keep `count` workers running, killing one at a random moment every so often
-    (at most `kills` times) while work remains, until none remains or `deadline`
-    seconds pass; returns the seconds it took."""
+    """Keep `count` workers running and kill one each time the work left falls past
+    the next of `kills` random points, until none remains or `deadline` seconds
+    pass; returns the seconds it took. The points are counts of messages, not
+    times, so the kills spread over the work however fast this machine sends."""
     started = time.monotonic()
+    total = pending()
+    marks = sorted((rng.uniform(0, total) for _ in range(kills)), reverse=True)
     workers.keep(count)
-    while pending() and time.monotonic() - started < deadline:
-        time.sleep(rng.uniform(0.2, 1.2))
-        if workers.kills < kills:
+    while (left := pending()) and time.monotonic() - started < deadline:
+        if marks and left <= marks[0]:
+            marks.pop(0)
+            time.sleep(rng.uniform(0, 0.05))  # a random moment of the batch in flight
             workers.kill_one(rng)
         workers.keep(count)
+        time.sleep(0.02)
     return time.monotonic() - started
 
 
