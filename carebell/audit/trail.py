@@ -106,15 +106,27 @@ def record(
 _NOT_COMPARED = frozenset({"id", "created_at", "updated_at"})
 
 
-def record_save(by, source: str, obj, previous, now: dt.datetime) -> AuditEvent:
+def record_save(
+    by, source: str, obj, previous, now: dt.datetime, *, site_id: int | None = None
+) -> AuditEvent:
     """Audit a create (`previous` None) or change of `obj` by an entry point: the
     names of the fields that changed, never their values (they are patient data).
-    `by` is the staff member, or None with `source` naming the feed or import."""
+    `by` is the staff member, or None with `source` naming the feed or import.
+    `site_id`, when the caller knows it, spares reading it through `obj`'s relations."""
     names = [f.attname for f in obj._meta.concrete_fields if f.attname not in _NOT_COMPARED]
     if previous is not None:
         names = [n for n in names if getattr(obj, n) != getattr(previous, n)]
     detail = {"fields": names} if by is not None else {"fields": names, "system": source}
-    return record(by, "create" if previous is None else "change", obj, detail=detail, at=now)
+    action = "create" if previous is None else "change"
+    return record(by, action, obj, detail=detail, at=now, site_id=site_id)
+
+
+def record_saves(by, source: str, pairs, now: dt.datetime, *, site_id: int | None = None):
+    """`record_save` for many (object as saved, the row as it was or None) pairs, in
+    one INSERT (or in the enclosing `batched` block's)."""
+    with batched():
+        for obj, previous in pairs:
+            record_save(by, source, obj, previous, now, site_id=site_id)
 
 
 SIGN_IN_FAILED = "sign_in_failed"

@@ -30,7 +30,7 @@ from django.db import transaction
 from django.db.models import Model
 from django.utils import timezone
 
-from carebell.audit.models import AuditEvent
+from carebell.audit import trail
 from carebell.core.reasons import Code, reason
 from carebell.core.vocab import PatientEvent, SiteKind
 from carebell.people import actions
@@ -231,22 +231,7 @@ class _Batch:
     def audit(self) -> None:
         """One entry per record created or changed, as trail.record_save writes it
         (the names of the fields that changed, never their values), in one INSERT."""
-        user = self.by if getattr(self.by, "is_authenticated", False) else None
-        label = ((user.get_username() if user is not None else "") or self.source)[:100]
-        events = []
-        for obj, before in self.pairs:
-            names = [f.attname for f in obj._meta.concrete_fields
-                     if f.attname not in _NOT_COMPARED]  # fmt: skip
-            if before is not None:
-                names = [n for n in names if getattr(obj, n) != getattr(before, n)]
-            detail = {"fields": names} if self.by is not None else {
-                "fields": names, "system": self.source}  # fmt: skip
-            events.append(AuditEvent(
-                at=self.now, actor=user, actor_label=label, site_id=self.site.pk,
-                action="create" if before is None else "change",
-                object_type=obj._meta.label_lower, object_id=str(obj.pk), detail=detail,
-            ))  # fmt: skip
-        AuditEvent.objects.bulk_create(events)
+        trail.record_saves(self.by, self.source, self.pairs, self.now, site_id=self.site.pk)
 
     def replan(self) -> None:
         from carebell.planning.replan import replan_patients
