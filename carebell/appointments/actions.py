@@ -94,7 +94,6 @@ def appointment_changed(appointment, *, now: dt.datetime, why: Reason | None) ->
     applies is planned again, for its siblings too when a combined message listed
     them. Returns rows planned."""
     from carebell.outbox import OutboxWriter
-    from carebell.planning.appointments import plan_site_appointments
     from carebell.planning.replan import site_facts
 
     with transaction.atomic(savepoint=False):
@@ -117,18 +116,9 @@ def appointment_changed(appointment, *, now: dt.datetime, why: Reason | None) ->
         site, policy, rules = site_facts(appointment.site_id)
         if not rules:
             return 0
-        day = policy.local_date(appointment.starts_at)
         writer = OutboxWriter(now)
-        for decision in plan_site_appointments(
-            site,
-            rules,
-            policy,
-            now,
-            policy.local_instant(day + dt.timedelta(days=1), dt.time(0)),
-            start=policy.local_instant(day, dt.time(0)),
-            patient_ids=sorted({appointment.patient_id, *[p for p in combined_with if p]}),
-        ):
-            writer.store(decision)  # a text the SMS caps keep back is stored as blocked
+        patients = {appointment.patient_id, *[p for p in combined_with if p]}
+        _plan_day(writer, site, rules, policy, policy.local_date(appointment.starts_at), patients)
         writer.flush()
         return writer.offered
 
@@ -181,7 +171,7 @@ def save_appointments(appointments, *, by=None, source: str = "carebell", now=No
         fields = [f.name for f in Appointment._meta.concrete_fields if f.name not in _COMPARED]
         Appointment.objects.bulk_update([a for a, _ in changed], [*fields, "updated_at"], 1000)
         pairs = [(a, None) for a in new] + changed
-        _audit_saves(by, source, pairs, now)
+        trail.record_saves(by, source, pairs, now, site_id=site_id)
         appointments_changed(site_id, pairs, now=now)
     return Saved(len(new), len(changed), unchanged)
 
@@ -248,29 +238,6 @@ def _differs(appointment, before) -> bool:
     )
 
 
-def _audit_saves(by, source: str, pairs, now: dt.datetime) -> None:
-    """One audit entry per appointment created or changed, as trail.record_save
-    writes them, inserted in bulk."""
-    from carebell.audit.models import AuditEvent
-
-    user = by if getattr(by, "is_authenticated", False) else None
-    label = (user.get_username() if user is not None else "") or source
-    names = [f.attname for f in Appointment._meta.concrete_fields if f.name not in _COMPARED]
-    events = []
-    for appointment, before in pairs:
-        fields = names if before is None else [
-            n for n in names if getattr(appointment, n) != getattr(before, n)
-        ]  # fmt: skip
-        detail = {"fields": fields} if by is not None else {"fields": fields, "system": source}
-        events.append(AuditEvent(
-            at=now, actor=user, actor_label=label[:100], site_id=appointment.site_id,
-            action="create" if before is None else "change",
-            object_type=Appointment._meta.label_lower, object_id=str(appointment.pk),
-            detail=detail,
-        ))  # fmt: skip
-    AuditEvent.objects.bulk_create(events, batch_size=1000)
-
-
 def appointments_changed(site_id: int, pairs, *, now: dt.datetime) -> int:
     """`appointment_saved` for many appointments of a site: `pairs` are (appointment
     as saved, the row as it was or None). The pending messages of each one whose
@@ -280,7 +247,6 @@ def appointments_changed(site_id: int, pairs, *, now: dt.datetime) -> int:
     Returns rows planned."""
     from carebell.core.timing import AppointmentFacts, change_reason
     from carebell.outbox import OutboxWriter
-    from carebell.planning.appointments import plan_site_appointments
     from carebell.planning.replan import site_facts
 
     def facts(a) -> AppointmentFacts:
@@ -327,15 +293,23 @@ def appointments_changed(site_id: int, pairs, *, now: dt.datetime) -> int:
         # As save_appointment plans each: the appointment's day, for its patient and
         # the siblings listed with it, so no other day of those patients is planned.
         # Stored day by day: the SMS caps of the next day's plan count these texts.
-        for decision in plan_site_appointments(
-            site,
-            rules,
-            policy,
-            now,
-            policy.local_instant(day + dt.timedelta(days=1), dt.time(0)),
-            start=policy.local_instant(day, dt.time(0)),
-            patient_ids=sorted(on_the_day | siblings),
-        ):
-            writer.store(decision)  # a text the SMS caps keep back is stored as blocked
+        _plan_day(writer, site, rules, policy, day, on_the_day | siblings)
         writer.flush()
     return writer.offered
+
+
+def _plan_day(writer, site, rules, policy, day: dt.date, patient_ids) -> None:
+    """Plan the appointment messages of `patient_ids` for one site-local `day` into
+    `writer` (an OutboxWriter; a text the SMS caps keep back is stored as blocked)."""
+    from carebell.planning.appointments import plan_site_appointments
+
+    for decision in plan_site_appointments(
+        site,
+        rules,
+        policy,
+        writer.now,
+        policy.local_instant(day + dt.timedelta(days=1), dt.time(0)),
+        start=policy.local_instant(day, dt.time(0)),
+        patient_ids=sorted(patient_ids),
+    ):
+        writer.store(decision)
