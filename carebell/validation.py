@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import operator
 
-from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.core.exceptions import NON_FIELD_ERRORS, FieldDoesNotExist, ValidationError
 from django.db.models import CheckConstraint, Model, Q, UniqueConstraint
 
 _COMPARE = {
@@ -113,7 +113,7 @@ def _judged(condition: Q, obj: Model, failed: set[str]) -> bool | None:
             return None
         try:
             field = obj._meta.get_field(field_name)
-        except Exception:
+        except FieldDoesNotExist:  # a relation's field: the database is asked
             return None
         if field.name in failed:
             return True
