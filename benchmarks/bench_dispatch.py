@@ -30,6 +30,7 @@ from pathlib import Path
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchdb import ensure_database
 from procstat import CpuMeter, peak_rss_mb, pids_named
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,9 +50,7 @@ def options() -> argparse.Namespace:
 
 
 def prepare_database(server: str, name: str, env: dict[str, str]) -> None:
-    with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
-            conn.execute(f'CREATE DATABASE "{name}"')
+    ensure_database(server, name)
     subprocess.run([CAREBELL, "migrate", "-v", "0"], env=env, check=True, cwd=ROOT)
 
 

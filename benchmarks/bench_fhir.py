@@ -39,6 +39,7 @@ from pathlib import Path
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchdb import ensure_database
 from procstat import CpuMeter, peak_rss_mb
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -90,10 +91,7 @@ def environment(args: argparse.Namespace) -> dict[str, str]:
 
 
 def prepare(args: argparse.Namespace, env: dict[str, str]) -> str:
-    with psycopg.connect(f"{args.server}/postgres", autocommit=True) as conn:
-        found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [args.database])
-        if not found.fetchone():
-            conn.execute(f'CREATE DATABASE "{args.database}"')
+    ensure_database(args.server, args.database)
     Path(env["CAREBELL_DATA_DIR"]).mkdir(parents=True, exist_ok=True)
     carebell = str(BIN / "carebell")
     subprocess.run([carebell, "migrate", "-v", "0"], env=env, check=True, cwd=ROOT)

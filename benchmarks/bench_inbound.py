@@ -97,12 +97,9 @@ def environment(args) -> dict[str, str]:
 
 
 def setup(args) -> None:
-    import psycopg
+    from benchdb import ensure_database
 
-    with psycopg.connect(f"{args.server}/postgres", autocommit=True) as conn:
-        found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [args.database])
-        if not found.fetchone():
-            conn.execute(f'CREATE DATABASE "{args.database}"')
+    ensure_database(args.server, args.database)
     os.environ.update(environment(args))
     os.environ["DJANGO_SETTINGS_MODULE"] = "carebell.settings"
     sys.path.insert(0, str(ROOT))

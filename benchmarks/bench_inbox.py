@@ -42,12 +42,9 @@ def options() -> argparse.Namespace:
 
 
 def setup(args: argparse.Namespace) -> None:
-    import psycopg
+    from benchdb import ensure_database
 
-    with psycopg.connect(f"{args.server}/postgres", autocommit=True) as conn:
-        found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [args.database])
-        if not found.fetchone():
-            conn.execute(f'CREATE DATABASE "{args.database}"')
+    ensure_database(args.server, args.database)
     os.environ["CAREBELL_DATABASE_URL"] = f"{args.server}/{args.database}"
     os.environ.setdefault("CAREBELL_DEBUG", "1")
     os.environ.setdefault("CAREBELL_DATA_DIR", str(ROOT / "var" / "test-inbox"))

@@ -59,11 +59,9 @@ def setup(url: str) -> dict:
 
 
 def prepare(server: str, name: str, env: dict) -> None:
-    import psycopg
+    from benchdb import ensure_database
 
-    with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
-            conn.execute(f'CREATE DATABASE "{name}"')
+    ensure_database(server, name)
     subprocess.run([CAREBELL, "migrate", "-v", "0"], env=env, check=True, cwd=ROOT)
 
 

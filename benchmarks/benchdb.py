@@ -1,0 +1,14 @@
+"""The benchmarks' own PostgreSQL databases: each script names one (`--database`)
+and makes it on first use, so a run never touches carebell's or the suite's."""
+
+from __future__ import annotations
+
+
+def ensure_database(server: str, name: str) -> None:
+    """Create database `name` on `server` (a postgres:// URL without a database)
+    unless it exists; migrating it is the caller's."""
+    import psycopg
+
+    with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+            conn.execute(f'CREATE DATABASE "{name}"')
