@@ -122,7 +122,7 @@ def test_the_panel_shows_contacts_points_preferences_and_consent(staff_of, ana):
     assert "receives no automated messages" in page  # the father: authority none
     assert "+12025550190" in page and "lucia@example.org" in page
     assert "Yes, text me about visits." in page and "Granted" in page
-    assert "Reminders: sms" in page and "Authority: <strong>None</strong>" in page
+    assert "Reminders: Text message" in page and "Authority: <strong>None</strong>" in page
     assert AuditEvent.objects.filter(actor=client.user, action="view",
                                      object_type="people.patient",
                                      object_id=str(ana.pk)).exists()  # fmt: skip
@@ -281,7 +281,8 @@ def test_a_pharmacist_reads_the_forecast_and_why_in_a_browser(page, live_server,
     planned = forecast.locator(".forecast-table").inner_text()
     assert "Refill due" in planned and "Fri 11 Dec 2026 08:00" in planned
     assert "Pickup reminder" in planned
-    assert "Ready for pickup\tSMS\tRosa Delgado\tNot yet: the planner's next pass" in planned
+    ready = "Ready for pickup\tText message (SMS)\tRosa Delgado\tNot yet: the planner's next pass"
+    assert ready in planned
     blocked = forecast.locator(".forecast-blocked").inner_text()
     assert "Wed 9 Dec 2026\tBirthday greeting" in blocked
     assert "no preference set for birthday" in blocked

@@ -6,6 +6,8 @@ from django import template
 from django.utils.translation import gettext_lazy as _
 
 from carebell.sites import access
+from carebell.web.staff.forms import CHANNELS
+from carebell.web.staff.preference_forms import CATEGORY_LABELS, PREFERENCE_LABELS
 
 register = template.Library()
 
@@ -127,3 +129,22 @@ BLOCK_LABELS = {
 @register.filter
 def block_label(block: str) -> str:
     return BLOCK_LABELS.get(block, block.replace("_", " "))
+
+
+CHANNEL_LABELS = dict(CHANNELS)
+
+
+@register.filter
+def channel_label(channel: str) -> str:
+    """"Text message (SMS)", not the code "sms" (or "SMS" in capitals)."""
+    return CHANNEL_LABELS.get(channel, channel)
+
+
+@register.filter
+def category_label(category: str) -> str:
+    return CATEGORY_LABELS.get(category, category.replace("_", " "))
+
+
+@register.filter
+def preference_label(preference: str) -> str:
+    return PREFERENCE_LABELS.get(preference, preference)
