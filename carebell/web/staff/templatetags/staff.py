@@ -136,7 +136,7 @@ CHANNEL_LABELS = dict(CHANNELS)
 
 @register.filter
 def channel_label(channel: str) -> str:
-    """"Text message (SMS)", not the code "sms" (or "SMS" in capitals)."""
+    """The channel in words ("Text message (SMS)"), not its code in capitals."""
     return CHANNEL_LABELS.get(channel, channel)
 
 
