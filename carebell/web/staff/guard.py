@@ -21,11 +21,12 @@ from urllib.parse import urlencode
 from django.conf import settings
 from django.contrib import auth
 from django.contrib.auth.models import AnonymousUser
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.crypto import constant_time_compare
 from django_otp import DEVICE_ID_SESSION_KEY, device_classes, user_has_device
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
@@ -138,14 +139,16 @@ def requires(
 
 # --- the polls' one-statement guard -------------------------------------------------
 #
-# An open inbox page polls every few seconds; the full guard above asks its questions
-# in seven statements (the user, the device twice, the administrator group, the site,
-# the permissions twice), which cost a poll most of its time. `quick_grant` asks the
-# same questions, fresh, in one statement after the session and the user, so nothing
-# cached can outlive a change of role, membership or device. It only ever grants: a
-# request it is not sure of (a superuser, several sites and no choice made, a device
-# id it cannot read, anything that would refuse) goes the full way, which refuses it
-# exactly as it refuses a page, and tidies the session as django-otp does.
+# An open inbox page polls every few seconds; after the session, the full guard asks
+# its questions in seven statements (the user, the device twice, the administrator
+# group, the site, the permissions twice), built by the ORM, which cost a poll most of
+# its time. `quick_grant` asks the same questions, fresh, in one hand-written
+# statement, so nothing cached can outlive a change of password, role, membership or
+# device, and nothing is written (a poll stays passive, carebell.web.sessions). It only
+# ever grants: a request it is not sure of (a superuser, several sites and no choice
+# made, a device id it cannot read, a session hash of an older secret, anything that
+# would refuse) goes the full way, which refuses it exactly as it refuses a page and
+# tidies the session as Django and django-otp do.
 
 #: django-axes adds no permission of its own; with any other backend, a backend's
 #: answer (or its veto) could differ from the statement's, so polls go the full way.
@@ -160,24 +163,26 @@ def quick_grant(request: HttpRequest, permission: str) -> int | None:
     `permission` held there; None when the full guard must decide."""
     if permission == SIGNED_IN or not _quick_grant_applies():
         return None
-    user = auth.get_user(request)  # Django's own checks: session hash, is_active
     session = request.session
-    if not user.is_authenticated or not user.is_active or user.is_superuser:
-        return None
-    if session.modified:  # get_user renewed or ended the session: the full way
-        return None
+    user_id = _session_user(session)
     device_id = _device_id(session.get(DEVICE_ID_SESSION_KEY))
-    if device_id is False:
-        return None
     chosen = session.get(SITE_SESSION_KEY)
-    if chosen is not None and (type(chosen) is not int or not 0 < chosen < 2**63):
+    if user_id is None or device_id is False:
+        return None
+    if chosen is not None and (type(chosen) is not int or not 0 < chosen < _BIGINT):
         return None  # current_site's own reading of an odd choice (even True)
     app_label, codename = access.permission_name(permission).split(".", 1)
     with connection.cursor() as cursor:
         cursor.execute(_grant_sql(chosen is not None), _grant_params(
-            user.pk, device_id, chosen, app_label, codename
+            user_id, device_id, chosen, app_label, codename
         ))  # fmt: skip
-        has_device, verified, administrator, required, sites, site_id, holds = cursor.fetchone()
+        row = cursor.fetchone()
+    if row is None:
+        return None  # no such user
+    password, active, superuser, has_device, verified, administrator, required = row[:7]
+    sites, site_id, holds = row[7:]
+    if not active or superuser or not _same_password(session, user_id, password):
+        return None  # sign-in again (or, for a superuser, every site to choose from)
     if not verified and (has_device or device_id is not None):
         return None  # a code to give, or a device id django-otp will drop
     if administrator and required and not has_device:
@@ -185,6 +190,32 @@ def quick_grant(request: HttpRequest, permission: str) -> int | None:
     if not holds or not site_id or (chosen is None and sites != 1):
         return None  # no permission, no site, or the first of several to pick
     return site_id
+
+
+#: The backend that signs staff in (axes only vets the password beforehand).
+_MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
+_BIGINT = 2**63
+
+
+def _session_user(session) -> int | None:
+    """The user the session was signed in as, read as django.contrib.auth reads it
+    (whose `get_user` then loads them through ModelBackend)."""
+    if session.get(auth.BACKEND_SESSION_KEY) != _MODEL_BACKEND:
+        return None
+    try:
+        user_id = auth.get_user_model()._meta.pk.to_python(session[auth.SESSION_KEY])
+    except (KeyError, ValidationError):
+        return None
+    return user_id if type(user_id) is int and 0 < user_id < _BIGINT else None
+
+
+def _same_password(session, user_id: int, password: str) -> bool:
+    """`auth.get_user`'s check that the password did not change since sign-in, with
+    the current secret (a session signed with an older one goes the full way, which
+    renews its hash or ends it)."""
+    user = auth.get_user_model()(pk=user_id, password=password)
+    signed = session.get(auth.HASH_SESSION_KEY) or ""
+    return bool(signed) and constant_time_compare(signed, user.get_session_auth_hash())
 
 
 def _quick_grant_applies() -> bool:
@@ -203,7 +234,7 @@ def _device_id(persistent_id) -> int | bool | None:
     if persistent_id is None:
         return None
     label, _, pk = str(persistent_id).rpartition("/")
-    if label != TOTPDevice.model_label() or not pk.isdigit() or int(pk) >= 2**63:
+    if label != TOTPDevice.model_label() or not pk.isdigit() or int(pk) >= _BIGINT:
         return False
     return int(pk)
 
@@ -223,6 +254,11 @@ def _grant_sql(chosen: bool) -> str:
     permissions = q(permission_model._meta.db_table)
     content_types = q(permission_model.content_type.field.related_model._meta.db_table)
     delivery = q(DeliverySettings._meta.db_table)
+    users = q(user_model._meta.db_table)
+    fields = ", ".join(
+        "u." + q(user_model._meta.get_field(name).column)
+        for name in ("password", "is_active", "is_superuser")
+    )
     granted = f"SELECT site_id FROM {memberships} WHERE user_id = %s"
     named = (
         f"SELECT p.id FROM {permissions} p JOIN {content_types} ct ON ct.id = p.content_type_id"
@@ -234,7 +270,7 @@ def _grant_sql(chosen: bool) -> str:
         else f"(SELECT MIN(site_id) FROM {memberships} WHERE user_id = %s)"
     )
     return (
-        "SELECT"
+        f"SELECT {fields},"
         f" EXISTS (SELECT 1 FROM {devices} WHERE user_id = %s AND confirmed = %s),"
         f" EXISTS (SELECT 1 FROM {devices} WHERE id = %s AND user_id = %s AND confirmed = %s),"
         f" EXISTS (SELECT 1 FROM {user_groups} ug JOIN {groups} g ON g.id = ug.group_id"
@@ -248,6 +284,7 @@ def _grant_sql(chosen: bool) -> str:
         f"  OR EXISTS (SELECT 1 FROM {user_groups} ug JOIN {group_permissions} gp"
         "  ON gp.group_id = ug.group_id WHERE ug.user_id = %s"
         f"  AND gp.permission_id IN ({named})))"
+        f" FROM {users} u WHERE u.id = %s"
     )
 
 
@@ -262,6 +299,7 @@ def _grant_params(user_id, device_id, chosen, app_label, codename) -> list:
         *site,
         user_id, app_label, codename,
         user_id, app_label, codename,
+        user_id,
     ]  # fmt: skip
 
 
