@@ -211,6 +211,8 @@ EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
 # Sessions end after idle time (SPEC §10): the cookie is refreshed on every request
 # and expires SESSION_IDLE_SECONDS after the last one.
 SESSION_COOKIE_AGE = SESSION_IDLE_SECONDS
+# Django's database sessions, read with one hand-written statement (idle polls).
+SESSION_ENGINE = "carebell.web.sessions"
 SESSION_SAVE_EVERY_REQUEST = True
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = True

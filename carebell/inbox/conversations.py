@@ -18,19 +18,22 @@ from dataclasses import dataclass
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection, transaction
-from django.db.models import DateTimeField, Exists, F, IntegerField, OuterRef, Q, Subquery, Value
+from django.db.models import Exists, F, IntegerField, OuterRef, Q, Subquery, Value
 from django.db.models.functions import Coalesce, Concat, Greatest
 from django.http import Http404
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from carebell.audit import trail
 from carebell.core.keywords import Intent
 from carebell.core.vocab import Channel
 from carebell.inbox.models import Conversation, ConversationRead, OptOutReview, Presence
+from carebell.inbox.thread import MAX_WATCHED
 from carebell.messaging.models import InboundMessage
 from carebell.people.models import ContactPoint
 from carebell.sites import access
 from carebell.sites.models import Department, Site
+from carebell.sql import ints as sql_ints
 from carebell.sql import utc_params
 
 PERMISSION = "work_inbox"
@@ -40,6 +43,8 @@ PRESENCE_FOR = dt.timedelta(seconds=30)
 #: The list poll also counts changes this far behind the newest one: a transaction
 #: that took its time may commit a change stamped before one already seen.
 LATE_COMMIT = dt.timedelta(seconds=2)
+#: The list token of a site that has no conversation yet.
+EMPTY_LIST_TOKEN = "0"  # noqa: S105 - not a secret
 
 
 class Filter:
@@ -257,7 +262,7 @@ def list_token(site: Site) -> str:
         .first()
     )
     if newest is None:
-        return "0"
+        return EMPTY_LIST_TOKEN
     recent = Conversation.objects.filter(site=site, changed_at__gte=newest - LATE_COMMIT)
     return f"{newest.timestamp():.6f}.{recent.count()}"
 
@@ -398,17 +403,87 @@ def thread_token(conversation: Conversation, watched: list[int]) -> str:
 
 def token_at(site_id: int, conversation_id: int, watched: list[int]) -> str | None:
     """`thread_token` of the conversation `conversation_id` of the site `site_id`
-    (which the caller checked the person may work on), None when there is none."""
+    (which the caller checked the person may work on), None when there is none.
+
+    Hand-written SQL, one statement by primary keys: the idle poll runs it every few
+    seconds per open page, and building the same query through the ORM cost more CPU
+    than everything else the poll does (on PostgreSQL the watched ids travel as one
+    array parameter, see carebell.sql.by_ids)."""
     from carebell.messaging.models import OutboxMessage
 
-    rows = Conversation.objects.filter(pk=conversation_id, site_id=site_id)
+    if not 0 < conversation_id < _BIGINT:
+        return None
+    watched = [i for i in map(int, watched[:MAX_WATCHED]) if 0 < i < _BIGINT]
+    newest, params = "NULL", []
     if watched:
-        newest = OutboxMessage.objects.filter(id__in=watched[:100]).order_by("-updated_at")
-        rows = rows.annotate(stamp=Subquery(newest.values("updated_at")[:1]))
-    else:
-        rows = rows.annotate(stamp=Value(None, output_field=DateTimeField()))
-    row = rows.values_list("version", "stamp").first()
+        outbox = _quoted(OutboxMessage._meta.db_table)
+        if connection.vendor == "postgresql":
+            ids, params = "= ANY(%s::bigint[])", [sql_ints(watched)]
+        else:
+            ids, params = "IN (" + ", ".join(["%s"] * len(watched)) + ")", watched
+        newest = f"(SELECT MAX(updated_at) FROM {outbox} WHERE id {ids})"
+    table = _quoted(Conversation._meta.db_table)
+    sql = f"SELECT version, {newest} FROM {table} WHERE id = %s AND site_id = %s"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, conversation_id, site_id])
+        row = cursor.fetchone()
     if row is None:
         return None
-    version, stamp = row
+    version, stamp = row[0], _aware(row[1])
     return f"{version}.{stamp.timestamp():.6f}" if stamp else str(version)
+
+
+def list_unchanged(site_id: int, token: str) -> bool:
+    """True when `list_token` of the site `site_id` (which the caller checked the
+    person may work on) is still `token`, in one index range scan: the newest change
+    and the count since LATE_COMMIT before it are those the token was made from.
+
+    The window starts from the token's own newest stamp, so the statement needs no
+    date arithmetic of either database; if anything newer came, the window's newest
+    differs, and if a late commit landed inside it, its count does."""
+    table = _quoted(Conversation._meta.db_table)
+    if token == EMPTY_LIST_TOKEN:
+        sql = f"SELECT 1 FROM {table} WHERE site_id = %s AND changed_at IS NOT NULL LIMIT 1"
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [site_id])
+            return cursor.fetchone() is None
+    newest = _token_stamp(token)
+    if newest is None:
+        return False
+    sql = f"SELECT MAX(changed_at), COUNT(*) FROM {table} WHERE site_id = %s AND changed_at >= %s"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, utc_params([site_id, newest - LATE_COMMIT]))
+        stamp, count = cursor.fetchone()
+    stamp = _aware(stamp)
+    return stamp is not None and f"{stamp.timestamp():.6f}.{count}" == token
+
+
+#: Ids past a 64-bit integer exist in neither database (and SQLite refuses to bind them).
+_BIGINT = 2**63
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+def _token_stamp(token: str) -> dt.datetime | None:
+    """The newest change a `list_token` names ("<seconds>.<micros>.<count>"), read
+    with integers (a float would lose the last microsecond), or None if malformed."""
+    parts = token.split(".")
+    if len(parts) != 3 or not all(p.isdigit() for p in parts) or len(parts[1]) != 6:
+        return None
+    try:
+        return _EPOCH + dt.timedelta(seconds=int(parts[0]), microseconds=int(parts[1]))
+    except OverflowError:
+        return None
+
+
+def _aware(value) -> dt.datetime | None:
+    """A timestamp read by a raw cursor as the ORM reads it: PostgreSQL returns it
+    aware (in UTC); SQLite returns the naive UTC text Django stored."""
+    if value is None or (isinstance(value, dt.datetime) and value.tzinfo is not None):
+        return value
+    if not isinstance(value, dt.datetime):
+        value = parse_datetime(value)
+    return value.replace(tzinfo=dt.UTC)
+
+
+def _quoted(name: str) -> str:
+    return connection.ops.quote_name(name)

@@ -115,6 +115,42 @@ def test_the_poll_tokens_change_only_when_something_did(client, site, conversati
     assert conversations.list_token(site) != listing
 
 
+def test_the_list_poll_check_agrees_with_the_list_token(client, site, conversation, pharmacy):
+    token = conversations.list_token(site)
+    assert conversations.list_unchanged(site.pk, token)
+    for wrong in ("", "stale", "1.2.3", "0", token + "0", "99999999999999999999.000000.1"):
+        assert not conversations.list_unchanged(site.pk, wrong), wrong
+    # A late commit: a change stamped just before the newest one already seen.
+    newest = Conversation.objects.get(pk=conversation.pk).changed_at
+    other = Conversation.objects.create(site=site, channel=conversation.channel,
+                                        address="+12025550177")  # fmt: skip
+    Conversation.objects.filter(pk=other.pk).update(changed_at=newest - dt.timedelta(seconds=1))
+    assert not conversations.list_unchanged(site.pk, token)
+    token = conversations.list_token(site)
+    assert conversations.list_unchanged(site.pk, token)
+    text(client, "Still there?")
+    assert not conversations.list_unchanged(site.pk, token)
+    assert conversations.list_token(pharmacy) == conversations.EMPTY_LIST_TOKEN
+    assert conversations.list_unchanged(pharmacy.pk, conversations.EMPTY_LIST_TOKEN)
+
+
+def test_the_thread_token_follows_the_watched_messages(site, conversation, desk):
+    from carebell.inbox import replies
+    from carebell.messaging.models import OutboxMessage
+
+    replies.send_reply(conversation, body="On it.", by=desk)
+    thread = conversations.read_conversation(conversation, by=desk)
+    assert thread.watched
+    token = conversations.thread_token(conversation, thread.watched)
+    assert conversations.token_at(site.pk, conversation.pk, thread.watched) == token
+    assert conversations.token_at(site.pk, conversation.pk, [*thread.watched, 2**64]) == token
+    later = timezone.now() + dt.timedelta(seconds=3)
+    OutboxMessage.objects.filter(pk=thread.watched[0]).update(updated_at=later)
+    assert conversations.token_at(site.pk, conversation.pk, thread.watched) != token
+    assert conversations.token_at(site.pk + 1000, conversation.pk, []) is None
+    assert conversations.token_at(site.pk, 2**64, []) is None
+
+
 def test_an_unknown_filter_is_refused(site, desk):
     with pytest.raises(ValidationError):
         conversations.list_conversations(site, by=desk, choice="everything")

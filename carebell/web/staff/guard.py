@@ -5,23 +5,33 @@ working on, checks the permission there with the one access rule
 
 The site is the switcher's choice kept in the session, validated on every request
 against the sites the user may see; a stale or forged choice falls back to the first.
+
+Background polls (`requires(…, idle=…)`) first try `quick_grant`: the same checks
+asked fresh in one statement, which answers "let through, at this site" only when
+every check plainly passes; in any other case the poll takes the full guard above,
+so whatever refuses a page refuses a poll, with the same answer.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import wraps
+from functools import cache, wraps
 from urllib.parse import urlencode
 
+from django.conf import settings
+from django.contrib import auth
 from django.contrib.auth.models import AnonymousUser
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import connection
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 from django.utils import timezone
-from django_otp import user_has_device
+from django.utils.crypto import constant_time_compare
+from django_otp import DEVICE_ID_SESSION_KEY, device_classes, user_has_device
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from carebell.sites import access
-from carebell.sites.models import DeliverySettings, Site
+from carebell.sites.models import DeliverySettings, Site, StaffMembership
 from carebell.sites.roles import SYSTEM_ADMINISTRATOR
 
 SITE_SESSION_KEY = "staff_site_id"
@@ -82,15 +92,28 @@ def _refusal(request: HttpRequest) -> HttpResponse | None:
     return None
 
 
-def requires(permission: str, *, allow_without_second_factor: bool = False) -> Callable:
+def requires(
+    permission: str,
+    *,
+    allow_without_second_factor: bool = False,
+    idle: Callable[..., bool] | None = None,
+) -> Callable:
     """Decorate a staff view: it runs only for a signed-in user who holds `permission`
     (a carebell role permission, or SIGNED_IN) on the current site, passed to the view
     as `request.site`. A user without any site gets 404; one without the permission
-    gets 403 (which names nothing of the site)."""
+    gets 403 (which names nothing of the site).
+
+    `idle(request, site_id, *args, **kwargs)`, for a GET poll: True when nothing
+    changed at that site for the poll's client, answered 204 without running the
+    view, once `quick_grant` let the request through at `site_id`."""
 
     def decorate(view: Callable) -> Callable:
         @wraps(view)
         def guarded(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+            if idle is not None and request.method == "GET":
+                site_id = quick_grant(request, permission)
+                if site_id is not None and idle(request, site_id, *args, **kwargs):
+                    return HttpResponse(status=204)
             refusal = _refusal(request)
             if refusal is not None and not (
                 allow_without_second_factor and request.user.is_authenticated
@@ -112,6 +135,172 @@ def requires(permission: str, *, allow_without_second_factor: bool = False) -> C
         return guarded
 
     return decorate
+
+
+# --- the polls' one-statement guard -------------------------------------------------
+#
+# An open inbox page polls every few seconds; after the session, the full guard asks
+# its questions in seven statements (the user, the device twice, the administrator
+# group, the site, the permissions twice), built by the ORM, which cost a poll most of
+# its time. `quick_grant` asks the same questions, fresh, in one hand-written
+# statement, so nothing cached can outlive a change of password, role, membership or
+# device, and nothing is written (a poll stays passive, carebell.web.sessions). It only
+# ever grants: a request it is not sure of (a superuser, several sites and no choice
+# made, a device id it cannot read, a session hash of an older secret, anything that
+# would refuse) goes the full way, which refuses it exactly as it refuses a page and
+# tidies the session as Django and django-otp do.
+
+#: django-axes adds no permission of its own; with any other backend, a backend's
+#: answer (or its veto) could differ from the statement's, so polls go the full way.
+_PLAIN_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+
+
+def quick_grant(request: HttpRequest, permission: str) -> int | None:
+    """The id of the site the full guard would let this request through at, with
+    `permission` held there; None when the full guard must decide."""
+    if permission == SIGNED_IN or not _quick_grant_applies():
+        return None
+    session = request.session
+    user_id = _session_user(session)
+    device_id = _device_id(session.get(DEVICE_ID_SESSION_KEY))
+    chosen = session.get(SITE_SESSION_KEY)
+    if user_id is None or device_id is False:
+        return None
+    if chosen is not None and (type(chosen) is not int or not 0 < chosen < _BIGINT):
+        return None  # current_site's own reading of an odd choice (even True)
+    app_label, codename = access.permission_name(permission).split(".", 1)
+    with connection.cursor() as cursor:
+        cursor.execute(_grant_sql(chosen is not None), _grant_params(
+            user_id, device_id, chosen, app_label, codename
+        ))  # fmt: skip
+        row = cursor.fetchone()
+    if row is None:
+        return None  # no such user
+    password, active, superuser, has_device, verified, administrator, required = row[:7]
+    sites, site_id, holds = row[7:]
+    if not active or superuser or not _same_password(session, user_id, password):
+        return None  # sign-in again (or, for a superuser, every site to choose from)
+    if not verified and (has_device or device_id is not None):
+        return None  # a code to give, or a device id django-otp will drop
+    if administrator and required and not has_device:
+        return None  # a second factor to set up
+    if not holds or not site_id or (chosen is None and sites != 1):
+        return None  # no permission, no site, or the first of several to pick
+    return site_id
+
+
+#: The backend that signs staff in (axes only vets the password beforehand).
+_MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
+_BIGINT = 2**63
+
+
+def _session_user(session) -> int | None:
+    """The user the session was signed in as, read as django.contrib.auth reads it
+    (whose `get_user` then loads them through ModelBackend)."""
+    if session.get(auth.BACKEND_SESSION_KEY) != _MODEL_BACKEND:
+        return None
+    try:
+        user_id = auth.get_user_model()._meta.pk.to_python(session[auth.SESSION_KEY])
+    except (KeyError, ValidationError):
+        return None
+    return user_id if type(user_id) is int and 0 < user_id < _BIGINT else None
+
+
+def _same_password(session, user_id: int, password: str) -> bool:
+    """`auth.get_user`'s check that the password did not change since sign-in, with
+    the current secret (a session signed with an older one goes the full way, which
+    renews its hash or ends it)."""
+    user = auth.get_user_model()(pk=user_id, password=password)
+    signed = session.get(auth.HASH_SESSION_KEY) or ""
+    return bool(signed) and constant_time_compare(signed, user.get_session_auth_hash())
+
+
+def _quick_grant_applies() -> bool:
+    """The statement knows django-otp's TOTP devices only, and ModelBackend's rules."""
+    return list(settings.AUTHENTICATION_BACKENDS) == _PLAIN_BACKENDS and _only_totp()
+
+
+@cache
+def _only_totp() -> bool:
+    return list(device_classes()) == [TOTPDevice]
+
+
+def _device_id(persistent_id) -> int | bool | None:
+    """The TOTP device the session was verified with (None: not verified), or False
+    for an id only django-otp itself can read."""
+    if persistent_id is None:
+        return None
+    label, _, pk = str(persistent_id).rpartition("/")
+    if label != TOTPDevice.model_label() or not pk.isdigit() or int(pk) >= _BIGINT:
+        return False
+    return int(pk)
+
+
+@cache
+def _grant_sql(chosen: bool) -> str:
+    q = connection.ops.quote_name
+    memberships = q(StaffMembership._meta.db_table)
+    devices = q(TOTPDevice._meta.db_table)
+    user_model = auth.get_user_model()
+    user_groups = q(user_model.groups.through._meta.db_table)
+    user_permissions = q(user_model.user_permissions.through._meta.db_table)
+    group_model = user_model.groups.field.related_model
+    groups = q(group_model._meta.db_table)
+    group_permissions = q(group_model.permissions.through._meta.db_table)
+    permission_model = group_model.permissions.field.related_model
+    permissions = q(permission_model._meta.db_table)
+    content_types = q(permission_model.content_type.field.related_model._meta.db_table)
+    delivery = q(DeliverySettings._meta.db_table)
+    users = q(user_model._meta.db_table)
+    fields = ", ".join(
+        "u." + q(user_model._meta.get_field(name).column)
+        for name in ("password", "is_active", "is_superuser")
+    )
+    granted = f"SELECT site_id FROM {memberships} WHERE user_id = %s"
+    named = (
+        f"SELECT p.id FROM {permissions} p JOIN {content_types} ct ON ct.id = p.content_type_id"
+        " WHERE ct.app_label = %s AND p.codename = %s"
+    )
+    site = (
+        f"(SELECT site_id FROM {memberships} WHERE user_id = %s AND site_id = %s)"
+        if chosen
+        else f"(SELECT MIN(site_id) FROM {memberships} WHERE user_id = %s)"
+    )
+    return (
+        f"SELECT {fields},"
+        f" EXISTS (SELECT 1 FROM {devices} WHERE user_id = %s AND confirmed = %s),"
+        f" EXISTS (SELECT 1 FROM {devices} WHERE id = %s AND user_id = %s AND confirmed = %s),"
+        f" EXISTS (SELECT 1 FROM {user_groups} ug JOIN {groups} g ON g.id = ug.group_id"
+        "  WHERE ug.user_id = %s AND g.name = %s),"
+        f" EXISTS (SELECT 1 FROM {delivery} WHERE require_two_factor_for_admins = %s"
+        f"  AND site_id IN ({granted})),"
+        f" (SELECT COUNT(*) FROM {memberships} WHERE user_id = %s),"
+        f" {site},"
+        f" (EXISTS (SELECT 1 FROM {user_permissions} WHERE user_id = %s"
+        f"  AND permission_id IN ({named}))"
+        f"  OR EXISTS (SELECT 1 FROM {user_groups} ug JOIN {group_permissions} gp"
+        "  ON gp.group_id = ug.group_id WHERE ug.user_id = %s"
+        f"  AND gp.permission_id IN ({named})))"
+        f" FROM {users} u WHERE u.id = %s"
+    )
+
+
+def _grant_params(user_id, device_id, chosen, app_label, codename) -> list:
+    site = [user_id, chosen] if chosen is not None else [user_id]
+    return [
+        user_id, True,
+        device_id, user_id, True,
+        user_id, SYSTEM_ADMINISTRATOR,
+        True, user_id,
+        user_id,
+        *site,
+        user_id, app_label, codename,
+        user_id, app_label, codename,
+        user_id,
+    ]  # fmt: skip
 
 
 def public(view: Callable) -> Callable:

@@ -105,8 +105,12 @@ def inbox(request: HttpRequest) -> HttpResponse:
     return render(request, "staff/inbox.html", _list_context(request))
 
 
+def _list_idle(request: HttpRequest, site_id: int) -> bool:
+    return conversations.list_unchanged(site_id, request.GET.get("token", ""))
+
+
 @passive
-@guard.requires("work_inbox")
+@guard.requires("work_inbox", idle=_list_idle)
 @require_GET
 def inbox_poll(request: HttpRequest) -> HttpResponse:
     """204 while the site's inbox is unchanged; else the new rows and token."""
@@ -171,14 +175,25 @@ def _inbox_staff(site):
     return list(users.filter(holds).distinct().order_by("username"))
 
 
+def _watched(request: HttpRequest) -> list[int]:
+    asked = request.GET.get("watch", "").split(",")[:MAX_WATCHED]
+    return [int(i) for i in asked if i.isdigit()]
+
+
+def _thread_idle(request: HttpRequest, site_id: int, conversation_id: int) -> bool:
+    if request.GET.get("beat") == "1":
+        return False  # a heartbeat writes the person's presence
+    token = conversations.token_at(site_id, conversation_id, _watched(request))
+    return token is not None and token == request.GET.get("token")
+
+
 @passive
-@guard.requires("work_inbox")
+@guard.requires("work_inbox", idle=_thread_idle)
 @require_GET
 def conversation_poll(request: HttpRequest, conversation_id: int) -> HttpResponse:
     """204 while nothing changed (one query); else the thread again. With `beat`,
     also renews this person's presence and names who else has the page open."""
-    asked = request.GET.get("watch", "").split(",")[:MAX_WATCHED]
-    watched = [int(i) for i in asked if i.isdigit()]
+    watched = _watched(request)
     # The guard checked the person may work on this site: one query by primary key.
     token = conversations.token_at(request.site.pk, conversation_id, watched)
     if token is None:
