@@ -30,7 +30,7 @@ from carebell.interop.hl7.mapping import (
     PrescriptionData,
 )
 from carebell.interop.hl7.models import Hl7Applied
-from carebell.interop.hl7.prepared import Prepared
+from carebell.interop.prepared import Prepared
 from carebell.people import actions as people
 from carebell.people.models import Contact, ContactPoint, Patient
 from carebell.pharmacy.actions import save_fill, save_prescription
@@ -148,7 +148,7 @@ def find_patient(site: Site, source: str, external_id: str) -> Patient | None:
     return _PATIENT.first(site.pk, source, external_id)
 
 
-# The questions every message asks, compiled once (carebell.interop.hl7.prepared).
+# The questions every message asks, compiled once (carebell.interop.prepared).
 _PATIENT = Prepared(
     lambda site_id, source, external_id: Patient.objects.select_for_update()
     .filter(site_id=site_id, source=source, external_id=external_id)

@@ -33,7 +33,7 @@ from carebell.interop.hl7.acks import Result, acks_for
 from carebell.interop.hl7.mapping import Mapping, read
 from carebell.interop.hl7.models import Hl7Message, Hl7Sender, Outcome
 from carebell.interop.hl7.parse import Header, Hl7Error, parse_message, split_segments
-from carebell.interop.hl7.prepared import Prepared
+from carebell.interop.prepared import Prepared
 from carebell.planning import replan
 
 logger = logging.getLogger(__name__)

@@ -24,7 +24,9 @@ from django.db.transaction import TransactionManagementError
 class _Compiled:
     sql: str
     params: tuple  # the sample queryset's, constants kept, samples replaced per call
-    slots: tuple[tuple[int, int], ...]  # (position in params, index of the value)
+    #: (position in params, index of the value, the adapter's type Django wrapped the
+    #: sample in — psycopg's Int8 for a bigint column — or None).
+    slots: tuple[tuple[int, int, type | None], ...]
     for_update: bool
     converters: list  # Django's: (column, ([functions], expression))
     model: type
@@ -52,8 +54,8 @@ class Prepared:
                 "select_for_update cannot be used outside of a transaction."
             )
         params = list(compiled.params)
-        for position, index in compiled.slots:
-            params[position] = values[index]
+        for position, index, wrap in compiled.slots:
+            params[position] = values[index] if wrap is None else wrap(values[index])
         with connection.cursor() as cursor:
             cursor.execute(compiled.sql, params)
             fetched = cursor.fetchall()
@@ -83,10 +85,11 @@ class Prepared:
         slots = []
         for position, param in enumerate(params):
             for index, sample in enumerate(self.samples):
-                if type(sample) is type(param) and sample == param:
-                    slots.append((position, index))
+                if isinstance(param, type(sample)) and sample == param:
+                    wrap = None if type(param) is type(sample) else type(param)
+                    slots.append((position, index, wrap))
                     break
-        if sorted({i for _, i in slots}) != list(range(len(self.samples))):
+        if sorted({i for _, i, _ in slots}) != list(range(len(self.samples))):
             raise ValueError("Each sample value must appear among the query's parameters.")
         # As ModelIterable and results_iter read the rows of this compiler.
         select, klass_info = compiler.select, compiler.klass_info

@@ -1,4 +1,4 @@
-"""Querysets compiled once (carebell.interop.hl7.prepared) answer what the queryset
+"""Querysets compiled once (carebell.interop.prepared) answer what the queryset
 itself answers: the same rows, values converted as Django converts them, related
 rows of select_related, row locks only inside a transaction."""
 
@@ -10,7 +10,7 @@ from django.db.models import Q
 from django.db.transaction import TransactionManagementError
 
 from carebell.interop.hl7.models import Hl7Message, Hl7Sender
-from carebell.interop.hl7.prepared import Prepared
+from carebell.interop.prepared import Prepared
 from carebell.people.models import Patient
 from tests import factories
 
