@@ -305,7 +305,8 @@ def profile(env: dict[str, str], secret: str, count: int) -> None:
         for n in range(count):
             post(label, make(n, "c"))
         profiler.disable()
-        pstats.Stats(profiler).sort_stats("cumulative").print_stats(r"carebell/|fhir|pydantic", 30)
+        stats = pstats.Stats(profiler).sort_stats("cumulative")
+        stats.print_stats(r"carebell/|fhir/|pydantic", 45)
 
 
 def report(label, count, answers, wall, cpu, pg) -> None:
