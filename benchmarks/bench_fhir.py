@@ -2,7 +2,7 @@
 transaction Bundle of appointments.
 
     .venv/bin/python benchmarks/bench_fhir.py [--creates 1000] [--clients 4] [--entries 1000]
-        [--port N]
+        [--port N] [--database NAME] [--profile N]
 
 Uses a dedicated database (default `carebell_bench_fhir`, created and migrated if
 missing) with a clinic that has an appointment reminder enabled (so each booked
@@ -54,6 +54,10 @@ def options() -> argparse.Namespace:
     parser.add_argument("--database", default="carebell_bench_fhir")
     parser.add_argument("--server", default="postgres://postgres@127.0.0.1:5432")
     parser.add_argument("--port", type=int, default=0, help="gunicorn's (default: a free one).")
+    parser.add_argument("--profile", type=int, default=0, metavar="N",
+                        help="Instead: POST N Patients and N Appointments in this process (no "
+                             "server) and print CPU (time.process_time) and SQL statements per "
+                             "create, and the top functions by CPU.")  # fmt: skip
     return parser.parse_args()
 
 
@@ -213,6 +217,9 @@ def main() -> None:
     args = options()
     env = environment(args)
     secret = prepare(args, env)
+    if args.profile:
+        profile(env, secret, args.profile)
+        return
     server, port = start_gunicorn(env, args.port)
     run = f"r{int(time.time())}"
     try:
@@ -246,6 +253,60 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def profile(env: dict[str, str], secret: str, count: int) -> None:
+    """The creates through Django's test client, in this process: CPU and statements
+    per create (what sharing the machine does not blur), then a cProfile of each."""
+    import cProfile
+    import pstats
+
+    os.environ.update(env, DJANGO_SETTINGS_MODULE="carebell.settings")
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+    from django.db import connection
+    from django.test import Client
+
+    client = Client(SERVER_NAME="127.0.0.1", HTTP_AUTHORIZATION=f"Bearer {secret}")
+    statements = [0]
+
+    def count_statement(execute, sql, params, many, context):
+        statements[0] += 1
+        return execute(sql, params, many, context)
+
+    def post(path: str, body: dict) -> dict:
+        answer = client.post(f"/fhir/R4/{path}", json.dumps(body),
+                             content_type="application/fhir+json")  # fmt: skip
+        assert answer.status_code == 201, (answer.status_code, answer.content[:300])
+        return json.loads(answer.content)
+
+    run = f"p{int(time.time())}"
+    ids: list[str] = []
+    for n in range(10):  # warm: imports, caches
+        ids.append(post("Patient", patient(n, run + "w"))["id"])
+        post("Appointment", appointment(f"Patient/{ids[-1]}", n))
+    for label, make in (
+        ("Patient", lambda n, tag: patient(n, run + tag)),
+        ("Appointment", lambda n, tag: appointment(f"Patient/{ids[n % len(ids)]}", n)),
+    ):
+        statements[0] = 0
+        with connection.execute_wrapper(count_statement):
+            cpu = time.process_time()
+            answers = [post(label, make(n, "t")) for n in range(count)]
+            cpu = time.process_time() - cpu
+        if label == "Patient":
+            ids[:] = [a["id"] for a in answers]
+        print(f"in process, {count} {label} creates: {cpu / count * 1e3:.2f} ms CPU and "
+              f"{statements[0] / count:.1f} SQL statements per create")  # fmt: skip
+        profiler = cProfile.Profile(time.process_time)
+        profiler.enable()
+        for n in range(count):
+            post(label, make(n, "c"))
+        profiler.disable()
+        stats = pstats.Stats(profiler).sort_stats("cumulative")
+        stats.print_stats(r"carebell/|fhir/|pydantic", 45)
 
 
 def report(label, count, answers, wall, cpu, pg) -> None:

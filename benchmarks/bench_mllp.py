@@ -3,6 +3,7 @@ the patient found, the appointment saved through save_appointment, its reminders
 replanned, the message and its ACK stored — before its ACK comes back.
 
     .venv/bin/python benchmarks/bench_mllp.py [--messages 2000] [--connections 1 8] [--port N]
+        [--database NAME] [--profile N]
 
 Uses the database `postgres_hl7` (created and migrated if missing) and truncates
 the tables it seeds (patients and what hangs off them). Seeds one clinic with a
@@ -42,6 +43,10 @@ def options() -> argparse.Namespace:
     parser.add_argument("--database", default="postgres_hl7")
     parser.add_argument("--server", default="postgres://postgres@127.0.0.1:5432")
     parser.add_argument("--port", type=int, default=0, help="The listener's (default: a free one).")
+    parser.add_argument("--profile", type=int, default=0, metavar="N",
+                        help="Instead: receive N messages in this process (no socket) and print "
+                             "CPU (time.process_time) and SQL statements per message, and the "
+                             "top functions by CPU.")  # fmt: skip
     return parser.parse_args()
 
 
@@ -128,6 +133,44 @@ def message(n: int, run: str, patient: int, start: dt.datetime) -> bytes:
     ).encode()
 
 
+def profile(count: int) -> None:
+    """Receive `count` messages as the listener's worker thread does, without the
+    socket: CPU and statements per message (what sharing the machine does not blur)."""
+    import cProfile
+    import pstats
+
+    from django.db import connection
+
+    from carebell.interop.hl7.receive import receive
+
+    start = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(days=3)
+    for n in range(20):  # warm: imports, caches, prepared plans
+        receive(message(n, "pw", count + 20 + n, start), via="mllp", peer="bench")
+    statements = [0]
+
+    def count_statement(execute, sql, params, many, context):
+        statements[0] += 1
+        return execute(sql, params, many, context)
+
+    half = count // 2
+    timed = [message(n, "p", n, start) for n in range(half)]
+    with connection.execute_wrapper(count_statement):
+        cpu = time.process_time()
+        codes = [receive(raw, via="mllp", peer="bench").code for raw in timed]
+        cpu = time.process_time() - cpu
+    assert codes == ["AA"] * half, {c: codes.count(c) for c in set(codes)}
+    print(f"in process, {half} SIU^S12: {cpu / half * 1e3:.2f} ms CPU and "
+          f"{statements[0] / half:.1f} SQL statements per message")  # fmt: skip
+    profiled = [message(n, "q", n, start) for n in range(half, count)]
+    profiler = cProfile.Profile(time.process_time)
+    profiler.enable()
+    for raw in profiled:
+        receive(raw, via="mllp", peer="bench")
+    profiler.disable()
+    print(f"profiled (cProfile's own cost included) over {count - half} more:")
+    pstats.Stats(profiler).sort_stats("cumulative").print_stats(r"carebell/", 40)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -174,6 +217,10 @@ def main() -> None:
     from carebell.appointments.models import Appointment
     from carebell.messaging.models import OutboxMessage
 
+    if args.profile:
+        seed(args.profile + 50)
+        profile(args.profile)
+        return
     patients = args.messages * len(args.connections) + 50
     seed(patients)
     port = args.port or free_port()

@@ -16,6 +16,7 @@ from carebell.interop.fhir.models import FhirIdentifier, FhirRecord
 from carebell.interop.fhir.outcomes import FhirError, invalid, not_found
 from carebell.interop.fhir.records import HELD_PREFIX
 from carebell.interop.fhir.search import DateRange, parse_date, parse_reference, parse_token
+from carebell.interop.prepared import Prepared
 from carebell.messaging.models import OutboxMessage
 from carebell.people.models import Contact, Patient
 from carebell.pharmacy.models import Fill, Prescription
@@ -76,27 +77,52 @@ class Handler:
         """The rows a reference resolves to: what writing needs, not rendering."""
         return self.queryset()
 
-    def find(self, user, fhir_id: str, *, rows: QuerySet | None = None):
-        """(row, record) of `fhir_id` among the user's rows (of `rows`, default the
-        handler's queryset); 404 otherwise."""
+    def find(self, user, fhir_id: str, *, referenced: bool = False):
+        """(row, record) of `fhir_id` among the user's rows (`referenced`: as a
+        reference resolves, `self.referenced()`); 404 otherwise."""
         numeric = fhir_id.isdigit() and len(fhir_id) <= 18
-        known = Q(fhir_id=fhir_id) | Q(object_id=int(fhir_id)) if numeric else Q(fhir_id=fhir_id)
-        found = list(FhirRecord.objects.filter(known, resource_type=self.resource_type)[:2])
+        if numeric:
+            found = _RECORDS_BY_ID.rows(self.resource_type, fhir_id, int(fhir_id))
+        else:
+            found = _RECORDS.rows(self.resource_type, fhir_id)
         record = next((r for r in found if r.fhir_id == fhir_id), None)
         if record is not None and record.object_id is None:
             if access.scope(FhirRecord.objects.filter(pk=record.pk), user, "site").exists():
                 return None, record
             raise not_found(self.resource_type, fhir_id)
-        scoped = access.scope(rows, user, self.site_path) if rows is not None else self.rows(user)
         if record is not None:
-            row = scoped.filter(pk=record.object_id).first()  # a held one, booked
+            pk = record.object_id  # a held one, booked
         elif not numeric or found:
             raise not_found(self.resource_type, fhir_id)  # that row is known by its held id
         else:
-            row = scoped.filter(pk=int(fhir_id)).first()
+            pk = int(fhir_id)
+        if referenced:
+            row = self._referenced_row(user, pk)
+        else:
+            row = self.rows(user).filter(pk=pk).first()
         if row is None:
             raise not_found(self.resource_type, fhir_id)
         return row, record
+
+    def _referenced_row(self, user, pk: int):
+        """`self.referenced()` row `pk` if the user may see it, as access.scope
+        filters it, with the SQL compiled once per kind of user (a write resolves a
+        reference or two per request)."""
+        everything = getattr(user, "is_superuser", False) and user.is_active
+        if not everything and (
+            self.site_path is None or not getattr(user, "is_authenticated", False)
+        ):
+            return None  # access.scope: none
+        key = (self.resource_type, everything)
+        query = _REFERENCED.get(key)
+        if query is None:
+            query = _REFERENCED[key] = Prepared(
+                lambda pk, user_id=None: access.scope(
+                    self.referenced(), _Staff(user_id, everything), self.site_path
+                ).filter(pk=pk).order_by("pk")[:1],
+                -7_200_001, *(() if everything else (-7_200_002,)),
+            )  # fmt: skip
+        return query.first(pk) if everything else query.first(pk, user.pk)
 
     def render(self, row, record) -> dict:
         raise NotImplementedError
@@ -170,6 +196,31 @@ class Handler:
         raise NotImplementedError
 
 
+_RECORDS = Prepared(
+    lambda resource_type, fhir_id: FhirRecord.objects.filter(
+        fhir_id=fhir_id, resource_type=resource_type
+    )[:2],
+    "\x00type", "\x00id",
+)  # fmt: skip
+_RECORDS_BY_ID = Prepared(
+    lambda resource_type, fhir_id, object_id: FhirRecord.objects.filter(
+        Q(fhir_id=fhir_id) | Q(object_id=object_id), resource_type=resource_type
+    )[:2],
+    "\x00type", "\x00id", -7_200_003,
+)  # fmt: skip
+_REFERENCED: dict[tuple[str, bool], Prepared] = {}
+
+
+@dataclass(frozen=True)
+class _Staff:
+    """What access.scope reads of a user, to compile its filter once."""
+
+    pk: int
+    is_superuser: bool
+    is_active: bool = True
+    is_authenticated: bool = True
+
+
 def _reference_id(value: str, resource_type: str) -> int:
     fhir_id = parse_reference(value, resource_type)
     return int(fhir_id) if fhir_id.isdigit() and len(fhir_id) <= 18 else -1
@@ -200,7 +251,7 @@ def _resolve(handler: Handler, reference: parsing.Reference, ctx: Context):
                             "this transaction.")  # fmt: skip
         fhir_id = made[1]
     try:
-        row, record = handler.find(ctx.user, fhir_id, rows=handler.referenced())
+        row, record = handler.find(ctx.user, fhir_id, referenced=True)
     except FhirError:
         raise FhirError(422, f"{handler.resource_type}/{fhir_id} is not known.") from None
     if row is None:
@@ -220,7 +271,8 @@ class PatientHandler(Handler):
         return Patient.objects.select_related("site").prefetch_related("contacts__points")
 
     def referenced(self):
-        return Patient.objects.select_related("site")
+        # With the delivery settings: the write's replan reads the site from here.
+        return Patient.objects.select_related("site__delivery")
 
     def render(self, row, record):
         return render.patient(row, self.common(row, record))
@@ -402,13 +454,28 @@ def choose_site(ctx: Context):
         if site is None:
             raise FhirError(422, f"Site {ctx.site_header[:20]} is not one of yours.")
         return site
-    found = list(sites[:2])
+    if getattr(user := ctx.user, "is_authenticated", False) and user.is_active:
+        superuser = bool(user.is_superuser)
+        found = _SITES[superuser].rows(*(() if superuser else (user.pk,)))
+    else:
+        found = []
     if len(found) != 1:
         raise FhirError(
             422, "You may write to several sites: name one with the X-Carebell-Site header."
             if found else "Your account has no site to write to."
         )  # fmt: skip
     return found[0]
+
+
+#: A user's first two sites (access.sites_for) with their delivery settings (the
+#: write's replan reads them from here): for staff, and for a superuser.
+_SITES = {
+    False: Prepared(
+        lambda user_id: access.sites_for(_Staff(user_id, False)).select_related("delivery")[:2],
+        -7_200_004,
+    ),
+    True: Prepared(lambda: access.sites_for(_Staff(None, True)).select_related("delivery")[:2]),
+}
 
 
 PATIENT = PatientHandler()

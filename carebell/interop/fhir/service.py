@@ -16,6 +16,7 @@ from carebell.interop.fhir.handlers import HANDLERS, AppointmentHandler, Context
 from carebell.interop.fhir.outcomes import FhirError, invalid
 from carebell.interop.fhir.search import check_names, page_size
 from carebell.planning import replan
+from carebell.sites.models import Site
 
 
 @dataclass
@@ -221,6 +222,8 @@ def _write(handler: Handler, parsed: parsing.Parsed, row, record, ctx: Context) 
         else:
             version = records.version_of(record, row) + 1 if record or row else 1
             site = handler.site_for_create(data, ctx) if row is None else _site_of(row)
+            if Site.delivery.related.is_cached(site):  # read in this request with it
+                replan.read_for_block(site)
             row = handler.write(data, row, ctx, site)
             record = records.stamp(
                 handler.resource_type, site, row, data.identifiers, ctx.now,

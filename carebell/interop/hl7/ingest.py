@@ -14,7 +14,7 @@ import copy
 import datetime as dt
 from dataclasses import dataclass
 
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 
 from carebell.appointments.actions import save_appointment
 from carebell.appointments.models import Appointment
@@ -30,6 +30,7 @@ from carebell.interop.hl7.mapping import (
     PrescriptionData,
 )
 from carebell.interop.hl7.models import Hl7Applied
+from carebell.interop.prepared import Prepared
 from carebell.people import actions as people
 from carebell.people.models import Contact, ContactPoint, Patient
 from carebell.pharmacy.actions import save_fill, save_prescription
@@ -100,15 +101,31 @@ def _watermarks(feed: Feed, keys: list[tuple[str, str]]) -> dict[tuple, Hl7Appli
     """The MSH-7 of the newest message applied to each (entity, external id), locked
     until commit: one query, its rows locked in id order (two messages about the same
     appointment and patient take their locks in the same order)."""
+    if not keys:
+        return {}
+    query = _WATERMARKS.get(len(keys))
+    if query is None:
+        query = _WATERMARKS[len(keys)] = Prepared(_watermarks_of, *_samples(len(keys)))
+    values = [feed.site.pk, feed.source, *[part for key in keys for part in key]]
+    return {(r.entity, r.external_id): r for r in query.rows(*values)}
+
+
+def _watermarks_of(site_id, source, *parts) -> QuerySet:
     which = Q()
-    for entity, external_id in keys:
+    for entity, external_id in zip(parts[::2], parts[1::2], strict=True):
         which |= Q(entity=entity, external_id=external_id)
-    rows = (
+    return (
         Hl7Applied.objects.select_for_update()
-        .filter(which, site=feed.site, source=feed.source)
+        .filter(which, site_id=site_id, source=source)
         .order_by("id")
     )
-    return {(r.entity, r.external_id): r for r in rows}
+
+
+def _samples(keys: int) -> tuple:
+    return (-7_100_001, "\x00source", *[f"\x00key{n}" for n in range(2 * keys)])
+
+
+_WATERMARKS: dict[int, Prepared] = {}  # by the number of keys (one or two)
 
 
 def _mark(feed: Feed, row: Hl7Applied | None, entity: str, external_id: str, sent_at) -> None:
@@ -128,11 +145,27 @@ def _mark(feed: Feed, row: Hl7Applied | None, entity: str, external_id: str, sen
 def find_patient(site: Site, source: str, external_id: str) -> Patient | None:
     """The patient of `site` a feed knows by `external_id`, locked for this
     transaction (messages for one patient are applied one at a time)."""
-    return (
-        Patient.objects.select_for_update()
-        .filter(site=site, source=source, external_id=external_id)
-        .first()
-    )
+    return _PATIENT.first(site.pk, source, external_id)
+
+
+# The questions every message asks, compiled once (carebell.interop.prepared).
+_PATIENT = Prepared(
+    lambda site_id, source, external_id: Patient.objects.select_for_update()
+    .filter(site_id=site_id, source=source, external_id=external_id)
+    .order_by("pk")[:1],
+    -7_100_001, "\x00source", "\x00external",
+)  # fmt: skip
+_CONTACTS = Prepared(lambda patient_id: Contact.objects.filter(patient_id=patient_id), -7_100_002)
+_POINTS = Prepared(
+    lambda patient_id: ContactPoint.objects.filter(contact__patient_id=patient_id).order_by("id"),
+    -7_100_002,
+)
+_APPOINTMENT = Prepared(
+    lambda site_id, source, external_id: Appointment.objects.select_for_update()
+    .filter(site_id=site_id, source=source, external_id=external_id)
+    .order_by("pk")[:1],
+    -7_100_001, "\x00source", "\x00external",
+)  # fmt: skip
 
 
 def upsert_patient(feed: Feed, data: PatientData, now, *, demographics: bool) -> Patient:
@@ -148,17 +181,20 @@ def upsert_patient(feed: Feed, data: PatientData, now, *, demographics: bool) ->
     if _assign(patient, wanted) or created:
         people.save_patient(patient, source=feed.actor, now=now)
     # The contacts with their numbers: two queries, however many contacts.
-    contacts = [] if created else list(patient.contacts.prefetch_related("points"))
+    contacts = [] if created else _CONTACTS.rows(patient.pk)
+    points: dict[int, dict] = {}
+    if contacts:
+        for point in _POINTS.rows(patient.pk):
+            points.setdefault(point.contact_id, {})[point.kind] = point
     me = next((c for c in contacts if c.relationship == "self"), None)
     if me is not None or data.points:  # a child's PID without phones adds no "self"
-        new = me is None
         me = _upsert_contact(feed, patient, me, Person(data.first_name, data.last_name),
                              contacts, now)  # fmt: skip
-        _upsert_points(feed, me, data.points, now, new=new)
+        _upsert_points(feed, me, data.points, now, points.get(me.pk, {}))
     for kin in data.next_of_kin:
         match = next((c for c in contacts if c.relationship != "self" and _same_name(c, kin)), None)
         contact = _upsert_contact(feed, patient, match, kin, contacts, now)
-        _upsert_points(feed, contact, kin.points, now, new=match is None)
+        _upsert_points(feed, contact, kin.points, now, points.get(contact.pk, {}))
     return patient
 
 
@@ -184,11 +220,8 @@ def _upsert_contact(feed, patient, contact, person: Person, contacts: list, now)
     return contact
 
 
-def _upsert_points(feed: Feed, contact: Contact, points: tuple[Point, ...], now, *, new: bool):
-    if not points:
-        return
-    # A contact read with its points has them prefetched; a new one has none.
-    existing = {} if new else {p.kind: p for p in contact.points.all()}
+def _upsert_points(feed: Feed, contact: Contact, points: tuple[Point, ...], now, existing: dict):
+    """`existing`: the contact's stored points by kind (none for a new contact)."""
     for point in points:
         value, valid = spelling(point, feed.site.phone_region)
         row = existing.get(point.kind) or ContactPoint(contact=contact, kind=point.kind)
@@ -211,11 +244,7 @@ def spelling(point: Point, region: str) -> tuple[str, bool]:
 
 
 def upsert_appointment(feed: Feed, patient: Patient, data: AppointmentData, now) -> Appointment:
-    appointment = (
-        Appointment.objects.select_for_update()
-        .filter(site=feed.site, source=feed.source, external_id=data.external_id)
-        .first()
-    )
+    appointment = _APPOINTMENT.first(feed.site.pk, feed.source, data.external_id)
     previous = copy.copy(appointment)  # the stored row (None: new), for save_appointment
     if appointment is None:
         appointment = Appointment(site=feed.site, source=feed.source, external_id=data.external_id)

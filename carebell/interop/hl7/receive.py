@@ -33,6 +33,7 @@ from carebell.interop.hl7.acks import Result, acks_for
 from carebell.interop.hl7.mapping import Mapping, read
 from carebell.interop.hl7.models import Hl7Message, Hl7Sender, Outcome
 from carebell.interop.hl7.parse import Header, Hl7Error, parse_message, split_segments
+from carebell.interop.prepared import Prepared
 from carebell.planning import replan
 
 logger = logging.getLogger(__name__)
@@ -150,8 +151,15 @@ def _resent(header: Header, digest: str, now) -> Received | None:
 
 def _original(header: Header, digest: str) -> Hl7Message | None:
     """The stored row of this message (same sender, MSH-10 and segments), if any."""
-    key = {"sender": header.sender[:140], "control_id": header.control_id[:64], "digest": digest}
-    return Hl7Message.objects.filter(**key).only("ack", "outcome", "reason").first()
+    return _ORIGINAL.first(header.sender[:140], header.control_id[:64], digest)
+
+
+_ORIGINAL = Prepared(
+    lambda sender, control_id, digest: Hl7Message.objects.filter(
+        sender=sender, control_id=control_id, digest=digest
+    ).only("ack", "outcome", "reason").order_by("pk")[:1],
+    "\x00sender", "\x00control", "\x00digest",
+)  # fmt: skip
 
 
 def _answer_again(original: Hl7Message | None, header: Header, now) -> Received | None:
@@ -260,10 +268,7 @@ def _partial_header(raw: bytes) -> Header | None:
 
 def _feed(header: Header, default_site, dry_run: bool) -> tuple[ingest.Feed, Mapping]:
     app, facility = header.sending_application[:64], header.sending_facility[:64]
-    rows = Hl7Sender.objects.select_related("site__delivery").filter(
-        Q(sending_application__in=(app, "")) & Q(sending_facility__in=(facility, "")),
-        enabled=True,
-    )
+    rows = _SENDERS.rows(app, facility)
     # The most specific row: application and facility, then either, then the catch-all.
     best = max(rows, key=lambda r: (bool(r.sending_application), bool(r.sending_facility)),
                default=None)  # fmt: skip
@@ -285,6 +290,15 @@ def _feed(header: Header, default_site, dry_run: bool) -> tuple[ingest.Feed, Map
                        ack="AR") from None  # fmt: skip
     source = best.patient_source or f"hl7:{facility or app}"[:32]
     return ingest.Feed(best.site, source, f"hl7:{header.sender}"[:80]), mapping
+
+
+_SENDERS = Prepared(
+    lambda app, facility: Hl7Sender.objects.select_related("site__delivery").filter(
+        Q(sending_application__in=(app, "")) & Q(sending_facility__in=(facility, "")),
+        enabled=True,
+    ),
+    "\x00application", "\x00facility",
+)  # fmt: skip
 
 
 # One patient at a time --------------------------------------------------------------

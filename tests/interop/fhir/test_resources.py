@@ -279,3 +279,27 @@ def test_a_patients_confirmation_survives_the_source_sending_booked_again(fhir):
     assert fhir.put(f"Appointment/{made['id']}", moved).status_code == 200
     appointment.refresh_from_db()
     assert appointment.status == "confirmed" and appointment.starts_at.hour == 16
+
+
+def test_a_superuser_writes_to_the_only_site_and_references_its_patients(site):
+    from django.contrib.auth import get_user_model
+
+    from carebell.appointments.models import Appointment
+
+    admin = get_user_model().objects.create_superuser("root-fhir", "root@example.org", "x" * 20)
+    client = client_for(admin)
+    made = client.post("Patient", _patient())
+    assert made.status_code == 201
+    assert Patient.objects.get(pk=made.json_body["id"]).site == site
+    appointment = {
+        "resourceType": "Appointment", "status": "booked", "start": "2026-12-03T15:00:00Z",
+        "participant": [{"actor": {"reference": f"Patient/{made.json_body['id']}"},
+                         "status": "accepted"}],
+    }  # fmt: skip
+    booked = client.post("Appointment", appointment)
+    assert booked.status_code == 201
+    assert Appointment.objects.get(pk=booked.json_body["id"]).patient_id == int(
+        made.json_body["id"]
+    )
+    factories.make_site(name="A second one")  # now two sites: it must say which
+    assert client.post("Patient", _patient(mrn="Q")).status_code == 422

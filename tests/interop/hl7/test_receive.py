@@ -229,3 +229,21 @@ def test_every_vector_imports(clinic, barts, pharmacy_feed):
     ghh = Appointment.objects.get(site=clinic, external_id="36996")
     assert ghh.status == AppointmentStatus.NO_SHOW  # S26 is the newest (MSH-7)
     assert Hl7Sender.objects.count() == 3
+
+
+def test_a_later_message_changes_the_stored_number_in_place_and_a_repeat_writes_nothing(clinic):
+    take(siu(control="N1"))
+    patient = Patient.objects.get(external_id="P1")
+    mobile = ContactPoint.objects.get(contact__patient=patient)
+    assert mobile.value == "+12025550123"
+    later = dt.datetime(2026, 11, 26, 9, 0, tzinfo=dt.UTC)
+    _, ack = take(siu(control="N2", appt="A2", phone="2025550199", sent=later))
+    assert ack_code(ack) == "AA"
+    mobile.refresh_from_db()  # the same row, its number changed: no second mobile
+    assert ContactPoint.objects.filter(contact__patient=patient).count() == 1
+    assert (mobile.value, mobile.raw_value) == ("+12025550199", "2025550199")
+    assert patient.contacts.count() == 1
+    entries = AuditEvent.objects.count()
+    again = dt.datetime(2026, 11, 26, 10, 0, tzinfo=dt.UTC)
+    take(siu(control="N3", appt="A2", phone="2025550199", sent=again))  # the same facts
+    assert AuditEvent.objects.count() == entries
