@@ -24,8 +24,9 @@ The load generator (aiohttp) shares the machine. It asserts nothing.
 `--in-process` runs no server: it answers each kind of request (the no-op, an
 inbound text, a status callback) a few hundred times through Django's own handler
 (the whole middleware stack and the hook's door) in this process and prints the
-CPU milliseconds (time.process_time, this process only: not PostgreSQL's) and SQL
-statements per request, figures a shared machine does not blur; `--profile
+CPU milliseconds (time.process_time, this process only) and SQL statements per
+request, figures a shared machine does not blur, and the CPU of the PostgreSQL
+process serving it ("PG ms", from /proc in clock ticks: coarse); `--profile
 text|callback` prints that kind's statements and its cProfile as well (by CPU
 time; PROFILE_SORT=tottime and PROFILE_ROWS=200 change the listing).
 
@@ -350,8 +351,14 @@ def in_process(args, site) -> None:
         extra = {f"HTTP_{k.upper().replace('-', '_')}": v for k, v in headers.items()}
         return client.post(path, urlencode(form), FORM, **extra)
 
+    from procstat import cpu_seconds
+
+    call(requests.noop)
+    with connection.cursor() as cursor:  # the server process that answers this one
+        cursor.execute("SELECT pg_backend_pid()")
+        backend = cursor.fetchone()[0]
     print(f"in process, {args.requests} requests per kind")
-    print(f"{'request':24} {'CPU ms':>7} {'queries':>8}   HTTP")
+    print(f"{'request':24} {'CPU ms':>7} {'queries':>8} {'PG ms':>6}   HTTP")
     kinds = {"noop": requests.noop, "text": requests.inbound, "callback": requests.callback}
     labels = {"noop": "no-op Django view", "text": "inbound text", "callback": "status callback"}
     for kind, make in kinds.items():
@@ -359,14 +366,15 @@ def in_process(args, site) -> None:
             call(make)
         codes: dict[int, int] = {}
         with CaptureQueriesContext(connection) as queries:
-            began = time.process_time()
+            began, server_began = time.process_time(), cpu_seconds(backend)
             for _ in range(args.requests):
                 status = call(make).status_code
                 codes[status] = codes.get(status, 0) + 1
             spent = time.process_time() - began
+            server = cpu_seconds(backend) - server_began
         print(
             f"{labels[kind]:24} {spent * 1000 / args.requests:7.3f} "
-            f"{len(queries) / args.requests:8.1f}   "
+            f"{len(queries) / args.requests:8.1f} {server * 1000 / args.requests:6.2f}   "
             f"{','.join(f'{c}×{n}' for c, n in sorted(codes.items()))}"
         )
         if args.profile == kind:
