@@ -15,7 +15,6 @@ and nothing is answered: a reply to an unknown number is how SMS pumping pays.
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import json
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -195,11 +194,11 @@ def sites_sending_as(sms: InboundSms) -> list[Site]:
     One query, read fresh every time: which site a number belongs to changes when
     staff edit a sender, and a stale answer would hand a patient's text to another
     organization."""
-    to = _spelling(sms.to_number)
+    to = spelling_of(sms.to_number)
     if not to or not _to_our_account(sms):
         return []
     defaults = default_sms_senders()
-    service = _spelling(sms.raw.get("MessagingServiceSid", ""))
+    service = spelling_of(sms.raw.get("MessagingServiceSid", ""))
     as_default = to in defaults or bool(service and service in defaults)
     sql, params = _SENDING_AS_SQL, [to, to]
     if as_default:  # carebell's own sender: also the sites that leave theirs blank
@@ -218,11 +217,6 @@ def sites_sending_as(sms: InboundSms) -> list[Site]:
         or (as_default and sender in {"", *defaults})
     ]
     return sites if len({s.organization_id for s in sites}) == 1 else []
-
-
-#: A sender's stored spelling (pure: phonenumbers' parse is the costly part of reading
-#: a text's To, and the numbers texts arrive at are few).
-_spelling = functools.lru_cache(maxsize=256)(spelling_of)
 
 
 def _to_our_account(sms: InboundSms) -> bool:
