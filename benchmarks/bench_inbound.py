@@ -2,6 +2,7 @@
 with a no-op Django endpoint served by the same workers in the same run.
 
     .venv/bin/python benchmarks/bench_inbound.py [--seconds 5] [--workers 3]
+    .venv/bin/python benchmarks/bench_inbound.py --in-process [--requests 300] [--profile text]
 
 Uses the database `postgres_inbox` (`--database`; created and migrated if missing) and
 the data directory var/test-inbox (`--data-dir`), and seeds, once,
@@ -19,6 +20,15 @@ For each endpoint it prints the throughput with 16 connections at full speed, th
 the p50/p99 latency at a fixed rate (by default half the goal: 400 texts/s, 750
 callbacks/s, measured from when each request was due, so a stall counts in full).
 The load generator (aiohttp) shares the machine. It asserts nothing.
+
+`--in-process` runs no server: it answers each kind of request (the no-op, an
+inbound text, a status callback) a few hundred times through Django's own handler
+(the whole middleware stack and the hook's door) in this process and prints the
+CPU milliseconds (time.process_time, this process only) and SQL statements per
+request, figures a shared machine does not blur, and the CPU of the PostgreSQL
+process serving it ("PG ms", from /proc in clock ticks: coarse); `--profile
+text|callback` prints that kind's statements and its cProfile as well (by CPU
+time; PROFILE_SORT=tottime and PROFILE_ROWS=200 change the listing).
 
 Gunicorn imports this file as its settings module (CAREBELL_BENCH_SETTINGS=1): the
 settings are carebell's, with one extra URL, /bench/noop, answering 204.
@@ -55,6 +65,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlencode
 
 ROOT = Path(__file__).resolve().parent.parent
 VECTORS = ROOT.parent / "shared" / "vectors" / "twilio" / "signature_vectors.json"
@@ -76,6 +87,9 @@ def options() -> argparse.Namespace:
     parser.add_argument("--database", default="postgres_inbox")
     parser.add_argument("--server", default="postgres://postgres@127.0.0.1:5432")
     parser.add_argument("--data-dir", default=str(ROOT / "var" / "test-inbox"))
+    parser.add_argument("--in-process", action="store_true", help="CPU ms and queries per request")
+    parser.add_argument("--requests", type=int, default=300, help="per kind, with --in-process")
+    parser.add_argument("--profile", choices=("text", "callback"), help="with --in-process")
     return parser.parse_args()
 
 
@@ -102,6 +116,8 @@ def setup(args) -> None:
     ensure_database(args.server, args.database)
     os.environ.update(environment(args))
     os.environ["DJANGO_SETTINGS_MODULE"] = "carebell.settings"
+    if args.in_process:  # the same settings and URLs (the no-op) as the server's
+        os.environ.update(CAREBELL_BENCH_SETTINGS="1", DJANGO_SETTINGS_MODULE="bench_inbound")
     sys.path.insert(0, str(ROOT))
     import django
 
@@ -314,6 +330,65 @@ def serve(args) -> subprocess.Popen:
     raise SystemExit("gunicorn did not start")
 
 
+def in_process(args, site) -> None:
+    """CPU and statements per request through Django's handler, no server or network.
+    The callbacks report on attempts made for this run (a "sent" then a "delivered"
+    each, as under load); the texts are half HELP, half free text."""
+    import cProfile
+    import pstats
+
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    FORM = "application/x-www-form-urlencoded"
+    runs = args.requests + 20 + (101 if args.profile == "callback" else 0)
+    requests = Requests(f"http://127.0.0.1:{args.port}", attempts_to_report(site, runs))
+    client = Client(HTTP_HOST="127.0.0.1")
+
+    def call(make):  # a form as Twilio posts it (urlencoded, not the client's multipart)
+        path, form, headers = make()
+        extra = {f"HTTP_{k.upper().replace('-', '_')}": v for k, v in headers.items()}
+        return client.post(path, urlencode(form), FORM, **extra)
+
+    from procstat import cpu_seconds
+
+    call(requests.noop)
+    with connection.cursor() as cursor:  # the server process that answers this one
+        cursor.execute("SELECT pg_backend_pid()")
+        backend = cursor.fetchone()[0]
+    print(f"in process, {args.requests} requests per kind")
+    print(f"{'request':24} {'CPU ms':>7} {'queries':>8} {'PG ms':>6}   HTTP")
+    kinds = {"noop": requests.noop, "text": requests.inbound, "callback": requests.callback}
+    labels = {"noop": "no-op Django view", "text": "inbound text", "callback": "status callback"}
+    for kind, make in kinds.items():
+        for _ in range(20):  # imports, the connection, caches
+            call(make)
+        codes: dict[int, int] = {}
+        with CaptureQueriesContext(connection) as queries:
+            began, server_began = time.process_time(), cpu_seconds(backend)
+            for _ in range(args.requests):
+                status = call(make).status_code
+                codes[status] = codes.get(status, 0) + 1
+            spent = time.process_time() - began
+            server = cpu_seconds(backend) - server_began
+        print(
+            f"{labels[kind]:24} {spent * 1000 / args.requests:7.3f} "
+            f"{len(queries) / args.requests:8.1f} {server * 1000 / args.requests:6.2f}   "
+            f"{','.join(f'{c}×{n}' for c, n in sorted(codes.items()))}"
+        )
+        if args.profile == kind:
+            profile = cProfile.Profile(time.process_time)  # CPU, not waits
+            with CaptureQueriesContext(connection) as one:
+                profile.runcall(call, make)
+            for query in one.captured_queries:
+                print("   ", query["sql"][:400])
+            for _ in range(100):
+                profile.runcall(call, make)
+            stats = pstats.Stats(profile).sort_stats(os.environ.get("PROFILE_SORT", "cumulative"))
+            stats.print_stats(int(os.environ.get("PROFILE_ROWS", "70")))
+
+
 def main() -> None:
     args = options()
     setup(args)
@@ -323,6 +398,9 @@ def main() -> None:
 
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE")
+    if args.in_process:
+        in_process(args, site)
+        return
     per_phase = int(args.callback_rate * args.seconds) + 20_000
     attempts = attempts_to_report(site, per_phase)
     connection.close()

@@ -32,6 +32,17 @@ def emit(site: Site | int, event_type: str, payload: dict, now: dt.datetime) -> 
     )
 
 
+def insert_sql(rows: str) -> str:
+    """`emit`'s INSERT for the rows of the query `rows` (columns site_id, event_type,
+    payload as jsonb, created_at), for one statement that writes an event with its
+    cause (a status report's, on PostgreSQL: `carebell.outbox._report`)."""
+    return f"""INSERT INTO {_TABLE} (site_id, event_type, payload, created_at, delivered_at,
+        attempts) SELECT site_id, event_type, payload, created_at, NULL, 0 FROM ({rows}) AS e"""
+
+
+_TABLE = OutboundEvent._meta.db_table
+
+
 def emit_many(rows: Iterable[tuple[int, str, dict]], now: dt.datetime) -> None:
     """`emit` for many events at once: (site id, event type, payload) each."""
     OutboundEvent.objects.bulk_create(

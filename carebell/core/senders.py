@@ -8,6 +8,7 @@ sentence an administrator can act on.
 
 from __future__ import annotations
 
+import functools
 import re
 
 import phonenumbers
@@ -56,9 +57,11 @@ def normalise_email(value: str) -> str:
     return f"{local}@{domain.lower()}"
 
 
+@functools.lru_cache(maxsize=256)
 def spelling_of(value: str) -> str:
     """A sender as received or configured (an inbound text's To, a setting) in the
-    spelling carebell stores; as given, trimmed, when it reads as no sender."""
+    spelling carebell stores; as given, trimmed, when it reads as no sender. Kept per
+    process (pure, and read on every inbound text: phonenumbers' parse is its cost)."""
     try:
         return normalise_sms_sender(value, "US")
     except ValueError:

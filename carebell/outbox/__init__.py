@@ -2,7 +2,7 @@
 
 Every change to an outbox row, its delivery attempts and its events — planned,
 cancelled, blocked, claimed, sent, retried, delivered — goes through a function
-here, inside a transaction, and leaves a MessageEvent saying why; every status
+here, inside a transaction (or as one statement), and leaves a MessageEvent saying why; every status
 change obeys one rule, `core.vocab.can_move`. The planner, the dispatcher, the
 webhooks, the two-way replies and the patient pages call these verbs and never save
 outbox rows themselves:
@@ -15,8 +15,9 @@ outbox rows themselves:
 - close: `close_message`, `cancel_messages`, `cancel_pending_for`, `block_pending_to`
 - defer: `defer_message`
 
-The bulk SQL lies beneath, private: `_sql` (the dispatcher's set-based statements) and
-`_copy` (the planner's COPY), each with one implementation per database.
+The bulk SQL lies beneath, private: `_sql` (the dispatcher's set-based statements),
+`_copy` (the planner's COPY) and `_report` (a provider's report, one statement on
+PostgreSQL), each with one implementation per database.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from carebell.core.vocab import (
     can_move,
 )
 from carebell.messaging.models import MessageEvent, OutboxMessage
-from carebell.outbox import _sql
+from carebell.outbox import _report, _sql
 from carebell.outbox._copy import OutboxWriter, is_capped
 from carebell.outbox._sql import AttemptResult, NewAttempt, Outcome, Started, backend
 from carebell.outbox._stored import reasons_json
@@ -193,29 +194,29 @@ def record_status(
     provider has the message, so the dispatcher sends nothing again. Returns True
     when something changed.
 
-    It runs per callback, so each step is one narrow statement (`_sql`): read the
+    It runs per callback, so it is one statement on PostgreSQL (in autocommit, or in
+    the caller's transaction) and a few narrow ones on SQLite (`_report`): read the
     attempt, keep the report once, settle the attempt, move the message with its
-    event; no whole row is read or written."""
-    with transaction.atomic():
-        attempt = _sql.reported_attempt(provider, attempt_id, provider_message_id)
-        if attempt is None:
-            return False
-        # Without an id of its own, the callback beat the dispatcher's commit (or the
-        # worker died): the report itself tells us the provider accepted this attempt.
-        fill = "" if attempt.provider_message_id else provider_message_id
-        if not _sql.note_report_once(
-            provider, provider_message_id, status, attempt.id, error_code, now
-        ):
-            _sql.update_attempt(attempt.id, provider_message_id=fill)
-            return False
-        settle = (_SETTLED.get(status, AttemptStatus.FAILED), now) if attempt.unsettled else None
-        _sql.update_attempt(attempt.id, provider_message_id=fill, settle=settle)
-        moved = _advance(
-            attempt.message_id, OutboxStatus(status), now, provider,
-            attempt.provider_message_id or fill, error_code,
-        )  # fmt: skip
-        if moved is not None and status in _REPORTED:  # one INSERT: this runs per callback
-            events.emit(moved.site_id, f"message.{status}", _report(moved), now)
+    event and the source system's; no whole row is read or written."""
+    target = OutboxStatus(status)
+    recorded = _report.record(
+        _report.Report(
+            provider=provider,
+            provider_message_id=provider_message_id,
+            status=target.value,
+            attempt_id=attempt_id if attempt_id is not None and 0 < attempt_id < 2**63 else None,
+            error_code=error_code,
+            received_at=now,
+            settles_as=_SETTLED.get(target, AttemptStatus.FAILED).value,
+            moves_from=tuple(moves_from(target)),
+            sent=target in (OutboxStatus.SENT, OutboxStatus.DELIVERED),
+            final=target.is_final,
+            event_type=f"message.{target}" if target in _REPORTED else "",
+        )
+    )
+    if recorded is None or not recorded.kept:
+        return False
+    moved = recorded.moved
     if opt_out:  # a STOP-blocked number, a spam complaint or an email unsubscribe
         # Consent is the two-way room's; it blocks through this module again.
         from carebell.twoway.consent import opt_out_address
@@ -223,7 +224,7 @@ def record_status(
         if moved is not None:
             site_id, to_address, channel = moved.site_id, moved.to_address, moved.channel
         else:
-            rows = OutboxMessage.objects.filter(id=attempt.message_id)
+            rows = OutboxMessage.objects.filter(id=recorded.message_id)
             site_id, to_address, channel = rows.values_list("site_id", "to_address", "channel")[0]
         opt_out_address(
             site_id,
@@ -239,52 +240,7 @@ def record_status(
 #: Delivery reports the source system hears of (SPEC §9).
 _REPORTED = frozenset({OutboxStatus.DELIVERED, OutboxStatus.UNDELIVERED, OutboxStatus.FAILED})
 #: A report's status → its attempt's (anything else failed).
-_SETTLED = {"sent": AttemptStatus.SENT, "delivered": AttemptStatus.DELIVERED}
-
-
-def _report(message) -> dict:
-    """A delivery report's payload: ids and kinds, never the address or the text
-    (`message`: an OutboxMessage, or the row `_sql.Advanced` a report moved)."""
-    return {
-        "message": {"id": message.id, "kind": message.kind, "channel": message.channel},
-        "about": {"type": message.entity_type, "id": message.entity_id},
-        "patient": {"id": message.patient_id},
-        "error_code": message.error_code,
-    }
-
-
-def _advance(
-    message_id: int,
-    status: OutboxStatus,
-    now: dt.datetime,
-    provider: str,
-    provider_message_id: str,
-    error_code: str,
-) -> _sql.Advanced | None:
-    """Move the message to `status` if `can_move` allows it from where it is, with its
-    event; the row moved, or None. The provider and its message id fill in only
-    what the row lacks."""
-    allowed = moves_from(status)
-    if not allowed:
-        return None
-    sets = [
-        "status = %s", "updated_at = %s",
-        "provider_message_id = CASE WHEN provider_message_id = '' THEN %s "
-        "ELSE provider_message_id END",
-        "provider = CASE WHEN provider = '' THEN %s ELSE provider END",
-    ]  # fmt: skip
-    params: list = [status.value, now, provider_message_id, provider]
-    if status in (OutboxStatus.SENT, OutboxStatus.DELIVERED):
-        sets.append("sent_at = COALESCE(sent_at, %s)")
-        params.append(now)
-    if status.is_final:
-        sets += ["finished_at = %s", "lease_expires_at = NULL"]
-        params.append(now)
-    if error_code:
-        sets.append("error_code = %s")
-        params.append(error_code[:32])
-    event = [now, status.value, error_code]
-    return backend().advance(message_id, ", ".join(sets), params, allowed, event)
+_SETTLED = {OutboxStatus.SENT: AttemptStatus.SENT, OutboxStatus.DELIVERED: AttemptStatus.DELIVERED}
 
 
 def close_message(
@@ -571,5 +527,5 @@ def record_outcomes(
     failed = [o.id for o in outcomes if o.status == OutboxStatus.FAILED and o.id in moved]
     if failed:  # rare: a permanent refusal, or retries spent — the source system hears
         messages = OutboxMessage.objects.filter(id__in=failed).order_by("id")
-        events.emit_many(((m.site_id, "message.failed", _report(m)) for m in messages), now)
+        events.emit_many(((m.site_id, "message.failed", _report.payload(m)) for m in messages), now)
     return moved

@@ -1,5 +1,5 @@
 """The dispatcher's set-based statements: lock, lease, start, attempts, outcomes; and
-the few a provider's status report takes (`ReportedAttempt` and below).
+the one that queues a single message (a status report's are in `_report`).
 
 Private to the outbox (its verbs call `backend()`); one implementation per database
 behind the same small interface. On PostgreSQL each step is one statement whose
@@ -24,7 +24,7 @@ from typing import NamedTuple
 from django.db import connection
 
 from carebell.core.vocab import AttemptStatus, OutboxStatus, can_move
-from carebell.messaging.models import DeliveryAttempt, MessageEvent, OutboxMessage, ProviderEvent
+from carebell.messaging.models import DeliveryAttempt, MessageEvent, OutboxMessage
 from carebell.sql import bools, ints, texts, utc_params
 
 OUTBOX = OutboxMessage._meta.db_table
@@ -227,17 +227,6 @@ class Postgres:
             utc_params([now, now, now, *arrays, arrays[0], now]),
         )
 
-    def advance(self, message_id: int, sets: str, params: list, allowed: list[str], event):
-        """`_ADVANCE` and its event in one statement (a data-modifying WITH)."""
-        sql = f"""WITH moved AS ({_advance_sql(sets, allowed)}),
-            noted AS (INSERT INTO {EVENTS} (message_id, at, status, reasons, note)
-                SELECT id, %s, %s, '[]', %s FROM moved)
-            SELECT * FROM moved"""
-        with connection.cursor() as cursor:
-            cursor.execute(sql, utc_params([*params, message_id, *allowed, *event]))
-            row = cursor.fetchone()
-        return None if row is None else Advanced(*row)
-
     def insert_queued(self, columns: str, values: list, now, status: str) -> int:
         """`_QUEUED` and its event in one statement; the new message's id."""
         sql = f"""WITH m AS ({_queued_sql(columns, len(values))})
@@ -374,20 +363,6 @@ class SQLite:
             )
         return moved
 
-    def advance(self, message_id: int, sets: str, params: list, allowed: list[str], event):
-        """`_ADVANCE`, then its event (SQLite has no data-modifying WITH)."""
-        with connection.cursor() as cursor:
-            cursor.execute(_advance_sql(sets, allowed), utc_params([*params, message_id, *allowed]))
-            row = cursor.fetchone()
-            if row is None:
-                return None
-            cursor.execute(
-                f"INSERT INTO {EVENTS} (message_id, at, status, reasons, note) "
-                "VALUES (%s, %s, %s, '[]', %s)",
-                utc_params([row[0], *event]),
-            )
-        return Advanced(*row)
-
     def insert_queued(self, columns: str, values: list, now, status: str) -> int:
         """`_QUEUED`, then its event; the new message's id."""
         with connection.cursor() as cursor:
@@ -447,110 +422,6 @@ def _ids_still(ids: Iterable[int], condition: str, value) -> set[int]:
     with connection.cursor() as cursor:
         cursor.execute(sql, utc_params([*ids, value]))
         return {row[0] for row in cursor.fetchall()}
-
-
-# --- a provider's status report (outbox.record_status), the same SQL on both ----------
-# A callback arrives per message and status, up to 1,500 a second: each statement
-# here replaces an ORM read of a whole row and a save of every column.
-
-PROVIDER_EVENTS = ProviderEvent._meta.db_table
-
-
-class ReportedAttempt(NamedTuple):
-    """What a report needs of the attempt it is about."""
-
-    id: int
-    message_id: int
-    provider_message_id: str
-    unsettled: bool  # no finished_at yet
-
-
-class Advanced(NamedTuple):
-    """A message a report moved on: what its event and opt-out need of it."""
-
-    id: int
-    site_id: int
-    kind: str
-    channel: str
-    entity_type: str
-    entity_id: int | None
-    patient_id: int | None
-    error_code: str
-    to_address: str
-
-
-_ATTEMPT_COLUMNS = "id, message_id, provider_message_id, finished_at IS NULL"
-
-
-def reported_attempt(provider: str, attempt_id: int | None, provider_message_id: str):
-    """The attempt a report names: by its id (the callback URL's), else by the
-    provider's message id; None when carebell knows neither."""
-    if attempt_id is not None and not 0 < attempt_id < 2**63:
-        attempt_id = None  # no row has it (and neither database binds it)
-    with connection.cursor() as cursor:
-        if attempt_id is not None:
-            cursor.execute(
-                f"SELECT {_ATTEMPT_COLUMNS} FROM {ATTEMPTS} WHERE provider = %s AND id = %s",
-                [provider, attempt_id],
-            )
-            if (row := cursor.fetchone()) is not None:
-                return ReportedAttempt(row[0], row[1], row[2], bool(row[3]))
-        if not provider_message_id:
-            return None
-        cursor.execute(
-            f"SELECT {_ATTEMPT_COLUMNS} FROM {ATTEMPTS} WHERE provider = %s "
-            "AND provider_message_id = %s ORDER BY id LIMIT 1",
-            [provider, provider_message_id],
-        )
-        row = cursor.fetchone()
-    return None if row is None else ReportedAttempt(row[0], row[1], row[2], bool(row[3]))
-
-
-def note_report_once(
-    provider: str, provider_message_id: str, status: str, attempt_id: int, error_code: str, now
-) -> bool:
-    """Keep the report (provider, message id, status) unless kept already: True the
-    first time. ON CONFLICT DO NOTHING on both databases, so a replay costs neither
-    a savepoint nor an IntegrityError."""
-    sql = f"""INSERT INTO {PROVIDER_EVENTS} (provider, provider_message_id, status, attempt_id,
-            error_code, received_at) VALUES (%s, %s, %s, %s, %s, %s)
-        ON CONFLICT (provider, provider_message_id, status) DO NOTHING RETURNING id"""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            sql, utc_params([provider, provider_message_id, status, attempt_id, error_code, now])
-        )
-        return cursor.fetchone() is not None
-
-
-def update_attempt(attempt_id: int, *, provider_message_id: str = "", settle=None) -> None:
-    """Fill in the attempt's provider message id where it has none, and/or settle it
-    (`settle`: its status and finished_at) where it is unsettled; one UPDATE."""
-    sets, params = [], []
-    if provider_message_id:
-        sets.append("provider_message_id = CASE WHEN provider_message_id = '' THEN %s "
-                    "ELSE provider_message_id END")  # fmt: skip
-        params.append(provider_message_id)
-    if settle is not None:
-        status, finished_at = settle
-        sets.append("status = CASE WHEN finished_at IS NULL THEN %s ELSE status END")
-        sets.append("finished_at = COALESCE(finished_at, %s)")
-        params += [status, finished_at]
-    if sets:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"UPDATE {ATTEMPTS} SET {', '.join(sets)} WHERE id = %s",
-                utc_params([*params, attempt_id]),
-            )
-
-
-def _advance_sql(sets: str, allowed: list[str]) -> str:
-    """One message moved to a new status, only from a status it may leave for it (the
-    caller's `allowed`, from `can_move`): the UPDATE holds the row's lock as the old
-    SELECT … FOR UPDATE did, and says by RETURNING whether it moved."""
-    marks = ", ".join(["%s"] * len(allowed))
-    return f"""UPDATE {OUTBOX} SET {sets} WHERE id = %s AND status IN ({marks})
-        RETURNING id, site_id, kind, channel, entity_type, entity_id, patient_id, error_code,
-            to_address"""
 
 
 # --- a single message queued to go at once (a reply, a code, a staff email) ----------

@@ -82,8 +82,11 @@ def _take_in(sms: InboundSms, site: Site, sender_site_ids: list[int], now) -> In
         choices=len(conversations.awaited_choices(conversation)),
     )
     flagged = reading.intent is Intent.POSSIBLE_OPT_OUT  # what _act decides unless it acts
+    # Free text is staff's to read whatever _act finds (a code read back included), so
+    # its event is written with the text itself: one statement on PostgreSQL.
+    told = reading.intent is Intent.FREE_TEXT
     inbound = _store(sms, site, now, conversation=conversation, intent=reading.intent,
-                     needs_review=flagged)  # fmt: skip
+                     needs_review=flagged, tell_staff=told)  # fmt: skip
     if inbound is None:
         transaction.set_rollback(True)
         return None
@@ -92,11 +95,18 @@ def _take_in(sms: InboundSms, site: Site, sender_site_ids: list[int], now) -> In
         InboundMessage.objects.filter(id=inbound.id).update(needs_review=inbound.needs_review)
     if inbound.needs_review and inbound.intent == Intent.POSSIBLE_OPT_OUT:
         reviews.open_review(inbound, conversation, now)
-    if inbound.needs_review or inbound.intent == Intent.FREE_TEXT:
-        payload = {"inbound": {"id": inbound.id, "intent": inbound.intent},
-                   "conversation": {"id": conversation.id}}  # fmt: skip
-        events.emit(site, "inbound.needs_staff", payload, now)
+    if not told and inbound.needs_review:
+        events.emit(site, NEEDS_STAFF, _needs_staff(inbound.id, inbound.intent, conversation), now)
     return inbound
+
+
+#: The source system's event for a text staff must read (SPEC §9): ids only.
+NEEDS_STAFF = "inbound.needs_staff"
+
+
+def _needs_staff(inbound_id: int | None, intent: str, conversation) -> dict:
+    return {"inbound": {"id": inbound_id, "intent": intent},
+            "conversation": {"id": conversation.id}}  # fmt: skip
 
 
 _INBOUND = InboundMessage._meta.db_table
@@ -104,6 +114,16 @@ _STORE_SQL = f"""INSERT INTO {_INBOUND} (site_id, channel, provider, provider_me
         from_address, to_address, body, raw, intent, received_at, conversation_id, needs_review)
     VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
     ON CONFLICT (provider, provider_message_id) DO NOTHING RETURNING id"""
+#: PostgreSQL: the text and staff's event in one statement; the event is written only
+#: if the text is (a replay writes neither), its payload given with the text's id to
+#: fill in.
+_TOLD_ROWS = """SELECT %s AS site_id, %s AS event_type,
+    jsonb_set(%s::jsonb, '{inbound,id}', to_jsonb(stored.id)) AS payload,
+    %s::timestamptz AS created_at FROM stored"""
+_STORE_AND_TELL_SQL = (
+    f"WITH stored AS ({_STORE_SQL}), told AS ({events.insert_sql(_TOLD_ROWS)}) "
+    "SELECT id FROM stored"
+)
 
 
 def _store(
@@ -114,10 +134,12 @@ def _store(
     conversation=None,
     intent: Intent = Intent.FREE_TEXT,
     needs_review: bool = False,
+    tell_staff: bool = False,
 ) -> InboundMessage | None:
     """Keep the text as received, once: None when its provider message id is stored
     already (a replay). One statement, no savepoint: ON CONFLICT DO NOTHING (on both
-    databases) tells a replay without an IntegrityError to recover from."""
+    databases) tells a replay without an IntegrityError to recover from. With
+    `tell_staff`, the source system's event that staff must read it goes with it."""
     inbound = InboundMessage(
         site=site, channel=Channel.SMS, provider=sms.provider, provider_message_id=sms.message_id,
         from_address=sms.from_number, to_address=sms.to_number, body=sms.body, raw=sms.raw,
@@ -129,13 +151,20 @@ def _store(
         sms.from_number, sms.to_number, sms.body, json.dumps(sms.raw), intent.value, now,
         conversation.id if conversation else None, needs_review,
     ]  # fmt: skip
+    sql, together = _STORE_SQL, tell_staff and connection.vendor == "postgresql"
+    if together:
+        payload = json.dumps(_needs_staff(None, intent.value, conversation))
+        sql, params = _STORE_AND_TELL_SQL, [*params, site.id, NEEDS_STAFF, payload, now]
     with connection.cursor() as cursor:
-        cursor.execute(_STORE_SQL, utc_params(params))
+        cursor.execute(sql, utc_params(params))
         row = cursor.fetchone()
     if row is None:
         return None
     inbound.id = row[0]
     inbound._state.adding = False
+    if tell_staff and not together:  # SQLite: no data-modifying WITH
+        payload = _needs_staff(inbound.id, intent.value, conversation)
+        events.emit(site, NEEDS_STAFF, payload, now)
     return inbound
 
 
@@ -236,8 +265,9 @@ def _reached(site: Site, address: str) -> Reached:
 
 
 def _points(ids: list[int]):
-    """The contact points `ids` in full, read only if iterated (a text of six digits)."""
-    return ContactPoint.objects.filter(id__in=ids).select_related("contact").order_by("id")
+    """The contact points `ids` in full, read (and their query built) only if iterated:
+    for a text of six digits."""
+    yield from ContactPoint.objects.filter(id__in=ids).select_related("contact").order_by("id")
 
 
 def _act(inbound, site: Site, sender_site_ids, conversation, reached, reading, now) -> None:
