@@ -420,8 +420,11 @@ def token_at(site_id: int, conversation_id: int, watched: list[int]) -> str | No
         if connection.vendor == "postgresql":
             ids, params = "= ANY(%s::bigint[])", [sql_ints(watched)]
         else:
-            ids, params = "IN (" + ", ".join(["%s"] * len(watched)) + ")", watched
-        newest = f"(SELECT MAX(updated_at) FROM {outbox} WHERE id {ids})"
+            ids, params = "IN (" + ", ".join(["%s"] * len(watched)) + ")", list(watched)
+        # Only the site's own rows: the ids come from the client, and another site's
+        # message must not show its changes through this token.
+        newest = f"(SELECT MAX(updated_at) FROM {outbox} WHERE id {ids} AND site_id = %s)"
+        params.append(site_id)
     table = _quoted(Conversation._meta.db_table)
     sql = f"SELECT version, {newest} FROM {table} WHERE id = %s AND site_id = %s"
     with connection.cursor() as cursor:

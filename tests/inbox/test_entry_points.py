@@ -151,6 +151,19 @@ def test_the_thread_token_follows_the_watched_messages(site, conversation, desk)
     assert conversations.token_at(site.pk, 2**64, []) is None
 
 
+def test_the_thread_token_ignores_another_sites_messages(site, conversation, desk, pharmacy):
+    from carebell.inbox import replies
+    from carebell.messaging.models import OutboxMessage
+
+    replies.send_reply(conversation, body="On it.", by=desk)
+    thread = conversations.read_conversation(conversation, by=desk)
+    elsewhere = OutboxMessage.objects.filter(pk=thread.watched[0])
+    elsewhere.update(site=pharmacy)  # as if the client asked to watch another site's row
+    token = conversations.token_at(site.pk, conversation.pk, thread.watched)
+    elsewhere.update(updated_at=timezone.now() + dt.timedelta(seconds=3))
+    assert conversations.token_at(site.pk, conversation.pk, thread.watched) == token
+
+
 def test_an_unknown_filter_is_refused(site, desk):
     with pytest.raises(ValidationError):
         conversations.list_conversations(site, by=desk, choice="everything")
