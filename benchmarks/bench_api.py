@@ -2,9 +2,10 @@
 creating an appointment (with its replanning), each at full speed with a real token.
 
     .venv/bin/python benchmarks/bench_api.py [--seconds 5] [--workers 3] [--connections 16]
+        [--port 8771] [--database postgres_api] [--data-dir var/test-api]
     .venv/bin/python benchmarks/bench_api.py --in-process [--requests 300] [--profile list]
 
-Uses the database `postgres_api` (created and migrated if missing) and seeds, once, a
+Uses the database `--database` (default postgres_api; created and migrated if missing) and seeds, once, a
 clinic with 2,000 patients (one contact each, an email address and a reminder
 preference) and its appointment confirmation and reminder switched on, so each new
 appointment plans real messages in its request. Each request goes through the whole
@@ -54,6 +55,9 @@ def options() -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=8771)
     parser.add_argument("--database", default="postgres_api")
     parser.add_argument("--server", default="postgres://postgres@127.0.0.1:5432")
+    parser.add_argument(
+        "--data-dir", default=str(ROOT / "var" / "test-api"), help="CAREBELL_DATA_DIR"
+    )
     parser.add_argument("--in-process", action="store_true", help="CPU ms and queries per request")
     parser.add_argument("--requests", type=int, default=300, help="per kind, with --in-process")
     parser.add_argument("--profile", choices=("list", "read", "create"), help="with --in-process")
@@ -63,7 +67,7 @@ def options() -> argparse.Namespace:
 def environment(args) -> dict[str, str]:
     return {
         "CAREBELL_DATABASE_URL": f"{args.server}/{args.database}",
-        "CAREBELL_DATA_DIR": str(ROOT / "var" / "test-api"),
+        "CAREBELL_DATA_DIR": args.data_dir,
         "CAREBELL_DEBUG": "0",
         "CAREBELL_SECRET_KEY": "bench-secret-key-" + "y" * 40,
         "CAREBELL_ALLOWED_HOSTS": "127.0.0.1,localhost",
