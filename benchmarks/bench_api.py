@@ -5,15 +5,15 @@ creating an appointment (with its replanning), each at full speed with a real to
         [--port 8771] [--database postgres_api] [--data-dir var/test-api]
     .venv/bin/python benchmarks/bench_api.py --in-process [--requests 300] [--profile list]
 
-Uses the database `--database` (default postgres_api; created and migrated if missing) and seeds, once, a
-clinic with 2,000 patients (one contact each, an email address and a reminder
-preference) and its appointment confirmation and reminder switched on, so each new
-appointment plans real messages in its request. Each request goes through the whole
-door: the token (a SHA-256 lookup), the per-token rate limit (one upsert; set high
-here so it counts without refusing), the access rule, the entry point, and the audit
-entry every call writes. The list is GET /api/v1/patients?limit=50, the read
-GET /api/v1/patients/{id} of a random patient, the create
-POST /api/v1/appointments with an Idempotency-Key.
+Uses the database `--database` (postgres_api unless told; created and migrated if
+missing) and seeds, once, a clinic with 2,000 patients (one contact each, an email
+address and a reminder preference) and its appointment confirmation and reminder
+switched on, so each new appointment plans real messages in its request. Each request
+goes through the whole door: the token (a SHA-256 lookup), the per-token rate limit
+(one upsert; set high here so it counts without refusing), the access rule, the entry
+point, and the audit entry every call writes. The list is GET
+/api/v1/patients?limit=50, the read GET /api/v1/patients/{id} of a random patient, the
+create POST /api/v1/appointments with an Idempotency-Key.
 
 `--in-process` runs no server: it answers each kind of request a few hundred times
 through Django's own handler (the whole middleware stack and the API's door) in this
