@@ -127,6 +127,12 @@ if ServerBindingCursor is not None:
         def execute(self, query, params=None, *, prepare=True, binary=None):
             return super().execute(query, params, prepare=prepare, binary=binary)
 
+        def _send_query_prepared(self, name, pgq, *, binary=None):
+            # What Django's query log reads (psycopg keeps it only for statements
+            # it does not prepare): the SQL, its parameters as $1, $2 ….
+            self._query = pgq
+            return super()._send_query_prepared(name, pgq, binary=binary)
+
 
 def _cursor(connection):
     """Django's cursor; on PostgreSQL one that prepares its statements, set up as
