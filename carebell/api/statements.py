@@ -20,6 +20,7 @@ and their errors translated as any query's.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -47,6 +48,7 @@ class _Compiled:
     holes: list[tuple[int, int]]  # (place in `params`, which value goes there)
     compiler: Any
     build_objects: Callable[[list], list] | None
+    binary: bool  # results in PostgreSQL's binary format (see _BINARY_SAFE)
 
 
 class Prepared:
@@ -80,7 +82,11 @@ class Prepared:
         build = None
         if compiler.klass_info is not None:
             build = _model_builder(compiler, connection.alias)
-        return _Compiled(connection, sql, list(params), holes, compiler, build)
+        binary = connection.vendor == "postgresql" and all(
+            column.output_field.get_internal_type() in _BINARY_SAFE
+            for column, _sql, _alias in compiler.select
+        )
+        return _Compiled(connection, sql, list(params), holes, compiler, build, binary)
 
     def _run(self, values) -> tuple[_Compiled, list]:
         connection = connections[self._using]
@@ -90,7 +96,7 @@ class Prepared:
         params = list(compiled.params)
         for place, which in compiled.holes:
             params[place] = values[which]
-        with _cursor(connection) as cursor:
+        with _cursor(connection, compiled.binary) as cursor:
             cursor.execute(compiled.sql, params)
             fetched = cursor.fetchall()
         return compiled, list(compiled.compiler.results_iter([fetched], tuple_expected=True))
@@ -124,7 +130,10 @@ if ServerBindingCursor is not None:
         """psycopg's cursor with parameters bound by the server and every statement
         prepared (psycopg names them and keeps them per connection)."""
 
+        binary_results = False
+
         def execute(self, query, params=None, *, prepare=True, binary=None):
+            binary = self.binary_results if binary is None else binary
             return super().execute(query, params, prepare=prepare, binary=binary)
 
         def _send_query_prepared(self, name, pgq, *, binary=None):
@@ -134,10 +143,24 @@ if ServerBindingCursor is not None:
             return super()._send_query_prepared(name, pgq, binary=binary)
 
 
-def _cursor(connection):
+#: Columns whose values psycopg loads from PostgreSQL's binary format as Django
+#: loads them from text (in C, where Django's loader of timestamps is Python, most
+#: of a page's fetching): numbers, text, truth, dates, and timestamps while the
+#: session's zone is UTC (then both give datetimes in datetime.timezone.utc).
+#: Not JSON (Django parses it itself) nor anything else.
+_BINARY_SAFE = frozenset({
+    "AutoField", "BigAutoField", "SmallAutoField", "IntegerField", "BigIntegerField",
+    "SmallIntegerField", "PositiveIntegerField", "PositiveBigIntegerField",
+    "PositiveSmallIntegerField", "ForeignKey", "OneToOneField", "CharField", "TextField",
+    "SlugField", "BooleanField", "DateField", "DateTimeField",
+})  # fmt: skip
+
+
+def _cursor(connection, binary: bool = False):
     """Django's cursor; on PostgreSQL one that prepares its statements, set up as
     Django sets up its own (the time zone of timestamps, the wrapper that logs
-    queries and translates errors)."""
+    queries and translates errors), with `binary` results while the session's
+    zone is UTC."""
     if connection.vendor != "postgresql" or ServerBindingCursor is None:
         return connection.cursor()
     connection.validate_thread_sharing()
@@ -150,9 +173,15 @@ def _cursor(connection):
     loader = connection.connection.adapters.get_loader(TIMESTAMPTZ_OID, Format.TEXT)
     if connection.timezone != loader.timezone:
         register_tzloader(connection.timezone, raw)
+    raw.binary_results = binary and connection.timezone == dt.UTC == _session_zone(raw)
     if connection.queries_logged:
         return connection.make_debug_cursor(raw)
     return connection.make_cursor(raw)
+
+
+def _session_zone(raw):
+    zone = raw.connection.info.parameter_status("TimeZone")
+    return dt.UTC if zone == "UTC" else zone
 
 
 def _model_builder(compiler, alias: str) -> Callable[[list], list]:
