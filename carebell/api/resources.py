@@ -79,11 +79,12 @@ class Resource:
 
     # --- what the routes do ------------------------------------------------------
 
-    def one(self, request: HttpRequest, pk: int, permission: str):
+    def one(self, request: HttpRequest, pk: int, permission: str, related=None):
         """The object `pk` if the user may see its site (else 404) and holds
-        `permission` there (else 403): common.object_for, its SQL written once."""
+        `permission` there (else 403): common.object_for, its SQL written once.
+        `related`: what to select_related instead of the resource's `related`."""
         user = user_of(request)
-        found = _reader(self, bool(user.is_superuser)).objects(pk, user.pk)
+        found = _reader(self, bool(user.is_superuser), related).objects(pk, user.pk)
         if len(found) != 1:
             raise Http404
         require_seen(request, permission)
@@ -152,18 +153,19 @@ class Resource:
         return response
 
 
-_READERS: dict[tuple[str, bool], Prepared] = {}
+_READERS: dict[tuple[str, bool, tuple], Prepared] = {}
 
 
-def _reader(resource: Resource, superuser: bool) -> Prepared:
+def _reader(resource: Resource, superuser: bool, related=None) -> Prepared:
     """The read of one object of `resource` within access.scope — for a superuser,
     or for a staff member (whose id stands in): the scope's two shapes."""
-    place = (resource.item, superuser)
+    related = resource.related if related is None else tuple(related)
+    place = (resource.item, superuser, related)
     if place not in _READERS:
         model, site_path = resource.model, resource.site_path
 
         def build(pk, user_id):
-            rows = model.objects.select_related(*resource.related).filter(pk=pk)
+            rows = model.objects.select_related(*related).filter(pk=pk)
             stand_in = get_user_model()(pk=user_id, is_active=True, is_superuser=superuser)
             return access.scope(rows, stand_in, site_path)
 
