@@ -191,8 +191,9 @@ def _lister(resource: Resource, superuser: bool, lookups: tuple[str, ...], limit
         def build(after, user_id, *values):
             stand_in = get_user_model()(pk=user_id, is_active=True, is_superuser=superuser)
             rows = access.scope(model.objects.all(), stand_in, site_path)
-            rows = rows.filter(**dict(zip(lookups, values, strict=True)), pk__gt=after)
-            return rows.order_by("pk").values(*fields)[: limit + 1]
+            for lookup, value in zip(lookups, values, strict=True):
+                rows = rows.filter(**{lookup: value})  # one filter() each, as listing's
+            return rows.filter(pk__gt=after).order_by("pk").values(*fields)[: limit + 1]
 
         stand_ins = [-201, None if superuser else -203, *(-211 - i for i in range(len(lookups)))]
         if len(_LISTERS) >= _LISTERS_KEPT:
