@@ -192,6 +192,7 @@ def test_far_from_the_limit_requests_are_counted_in_batches(api, site, settings,
     assert RateWindow.objects.get(token=api.token).count == 21
 
 
+@pytest.mark.django_db(transaction=True)  # real commits, to count them
 def test_a_post_with_a_key_commits_once_with_its_audit_entry(api, site):
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
