@@ -2,17 +2,18 @@
 creating an appointment (with its replanning), each at full speed with a real token.
 
     .venv/bin/python benchmarks/bench_api.py [--seconds 5] [--workers 3] [--connections 16]
+        [--port 8771] [--database postgres_api] [--data-dir var/test-api]
     .venv/bin/python benchmarks/bench_api.py --in-process [--requests 300] [--profile list]
 
-Uses the database `postgres_api` (created and migrated if missing) and seeds, once, a
-clinic with 2,000 patients (one contact each, an email address and a reminder
-preference) and its appointment confirmation and reminder switched on, so each new
-appointment plans real messages in its request. Each request goes through the whole
-door: the token (a SHA-256 lookup), the per-token rate limit (one upsert; set high
-here so it counts without refusing), the access rule, the entry point, and the audit
-entry every call writes. The list is GET /api/v1/patients?limit=50, the read
-GET /api/v1/patients/{id} of a random patient, the create
-POST /api/v1/appointments with an Idempotency-Key.
+Uses the database `--database` (postgres_api unless told; created and migrated if
+missing) and seeds, once, a clinic with 2,000 patients (one contact each, an email
+address and a reminder preference) and its appointment confirmation and reminder
+switched on, so each new appointment plans real messages in its request. Each request
+goes through the whole door: the token (a SHA-256 lookup), the per-token rate limit
+(one upsert; set high here so it counts without refusing), the access rule, the entry
+point, and the audit entry every call writes. The list is GET
+/api/v1/patients?limit=50, the read GET /api/v1/patients/{id} of a random patient, the
+create POST /api/v1/appointments with an Idempotency-Key.
 
 `--in-process` runs no server: it answers each kind of request a few hundred times
 through Django's own handler (the whole middleware stack and the API's door) in this
@@ -54,6 +55,9 @@ def options() -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=8771)
     parser.add_argument("--database", default="postgres_api")
     parser.add_argument("--server", default="postgres://postgres@127.0.0.1:5432")
+    parser.add_argument(
+        "--data-dir", default=str(ROOT / "var" / "test-api"), help="CAREBELL_DATA_DIR"
+    )
     parser.add_argument("--in-process", action="store_true", help="CPU ms and queries per request")
     parser.add_argument("--requests", type=int, default=300, help="per kind, with --in-process")
     parser.add_argument("--profile", choices=("list", "read", "create"), help="with --in-process")
@@ -63,7 +67,7 @@ def options() -> argparse.Namespace:
 def environment(args) -> dict[str, str]:
     return {
         "CAREBELL_DATABASE_URL": f"{args.server}/{args.database}",
-        "CAREBELL_DATA_DIR": str(ROOT / "var" / "test-api"),
+        "CAREBELL_DATA_DIR": args.data_dir,
         "CAREBELL_DEBUG": "0",
         "CAREBELL_SECRET_KEY": "bench-secret-key-" + "y" * 40,
         "CAREBELL_ALLOWED_HOSTS": "127.0.0.1,localhost",

@@ -2,8 +2,13 @@
 stored and replayed for 24 hours; the same key with another body is refused (422);
 a retry while the first request is still being answered is told so (409).
 
-The row is inserted, and committed, before the request is handled: the unique
-(token, key) constraint is what makes two concurrent requests with one key run once.
+The claim on the key, the request's work and the stored answer are one
+transaction (the door's, which holds the call's audit entry too): the claim is
+inserted first, so the unique (token, key) constraint makes a concurrent request
+with the same key wait for the first to commit and then replay its answer (or,
+had it failed, take the key itself). An answer not worth keeping gives the key back
+in the same transaction; a request that raises rolls everything back, its claim
+included. One commit per POST instead of three.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 
-from django.db import IntegrityError, transaction
+from django.db import connection, transaction
 from django.http import HttpRequest, HttpResponse
 
 from carebell.api import problems
@@ -43,7 +48,8 @@ def valid_key(key: str) -> bool:
 def handle(
     request: HttpRequest, token: ApiToken, key: str, now: dt.datetime, answer
 ) -> HttpResponse:
-    """Answer the POST through `answer(request)` at most once per key."""
+    """Answer the POST through `answer(request)` at most once per key, in one
+    transaction (the caller's, when it opened one)."""
     if not valid_key(key):
         return problems.response(
             request,
@@ -52,18 +58,24 @@ def handle(
             "An Idempotency-Key is 1 to 255 printable ASCII characters.",
         )
     prints = fingerprint(request)
-    claim, replay = _claim(request, token, key, prints, now)
-    if replay is not None:
-        return replay
-    try:
-        response = answer(request)
-    except BaseException:
-        claim.delete()
-        raise
-    if response.status_code >= 500 or response.status_code in (409, 429):
-        claim.delete()  # not an answer worth keeping: the client may try again
-        return response
-    _store(claim, response)
+    with transaction.atomic(savepoint=False):
+        claim, replay = _claim(request, token, key, prints, now)
+        if replay is not None:
+            return replay
+        # A savepoint: a request that fails inside (a ValidationError turned into a
+        # 4xx) is undone, and its answer stored, in the transaction that holds the
+        # claim; one that answers 5xx is undone whole.
+        try:
+            with transaction.atomic():
+                response = answer(request)
+                if response.status_code >= 500:
+                    raise _Undone(response)
+        except _Undone as undone:
+            response = undone.response
+        if response.status_code >= 500 or response.status_code in (409, 429):
+            _give_back(claim)  # not an answer worth keeping: the client may try again
+            return response
+        _store(claim, response)
     return response
 
 
@@ -74,16 +86,34 @@ def _purge(now: dt.datetime) -> None:
         _purged_at["all"] = now
 
 
+class _Undone(Exception):
+    """Rolls back the savepoint of an answer that failed (5xx)."""
+
+    def __init__(self, response: HttpResponse):
+        super().__init__(response.status_code)
+        self.response = response
+
+
+_CLAIM = (
+    "INSERT INTO api_idempotentrequest"
+    " (token_id, key, fingerprint, created_at, status_code, content_type, headers, body)"
+    " VALUES (%s, %s, %s, %s, NULL, '', %s, %s)"
+    " ON CONFLICT (token_id, key) DO NOTHING RETURNING id"
+)
+
+
 def _claim(request, token, key, prints, now):
+    """(the claim's id, None) when the key is this request's now, else (None, the
+    answer): a replay, or a problem. Waits for a first request still running."""
     _purge(now)
-    try:
-        with transaction.atomic():
-            claim = IdempotentRequest.objects.create(
-                token=token, key=key, fingerprint=prints, created_at=now
-            )
-        return claim, None
-    except IntegrityError:
-        pass
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _CLAIM,
+            [token.pk, key, prints, connection.ops.adapt_datetimefield_value(now), "{}", b""],
+        )
+        row = cursor.fetchone()
+    if row is not None:
+        return row[0], None
     first = IdempotentRequest.objects.filter(token=token, key=key).first()
     if first is not None and first.created_at < now - KEPT_FOR:
         # Expired but not purged yet: the key is free again (of two retries, one
@@ -106,12 +136,17 @@ def _claim(request, token, key, prints, now):
     return None, _replay(first)
 
 
-def _store(claim: IdempotentRequest, response: HttpResponse) -> None:
-    claim.status_code = response.status_code
-    claim.content_type = response.get("Content-Type", "")
-    claim.headers = {h: response[h] for h in KEPT_HEADERS if response.has_header(h)}
-    claim.body = bytes(response.content)
-    claim.save(update_fields=["status_code", "content_type", "headers", "body"])
+def _give_back(claim: int) -> None:
+    IdempotentRequest.objects.filter(pk=claim).delete()
+
+
+def _store(claim: int, response: HttpResponse) -> None:
+    IdempotentRequest.objects.filter(pk=claim).update(
+        status_code=response.status_code,
+        content_type=response.get("Content-Type", ""),
+        headers={h: response[h] for h in KEPT_HEADERS if response.has_header(h)},
+        body=bytes(response.content),
+    )
 
 
 def _replay(first: IdempotentRequest) -> HttpResponse:

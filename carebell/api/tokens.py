@@ -13,8 +13,9 @@ import datetime as dt
 import hashlib
 import secrets
 
+from django.contrib.contenttypes.models import ContentType
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Expression, Q, TextField
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -96,26 +97,54 @@ def authenticate(request: HttpRequest, *, now: dt.datetime | None = None) -> Api
     return token
 
 
-#: The token and its user, read on every request (no cache: a revoked token, or a
-#: deactivated user, is refused from the next request on).
+class _HeldPermissions(Expression):
+    """The permissions the token's user holds — what django.contrib.auth's
+    ModelBackend reads in two queries (their own and their groups'), as
+    "app_label.codename" names joined by PERMISSION_SEPARATOR — as a subquery of the
+    token's row, correlated by its user."""
+
+    output_field = TextField()
+
+    def _names(self, compiler, connection) -> str:
+        from django.contrib.auth.models import Group, Permission, User
+
+        quote, token = compiler.quote_name_unless_alias, ApiToken._meta.db_table
+        user = f"{quote(token)}.{quote('user_id')}"
+        own = User.user_permissions.through._meta.db_table
+        member = User.groups.through._meta.db_table
+        granted = Group.permissions.through._meta.db_table
+        return (
+            f"SELECT ct.app_label || '.' || p.codename AS name"
+            f" FROM {quote(Permission._meta.db_table)} p"
+            f" JOIN {quote(ContentType._meta.db_table)} ct ON ct.id = p.content_type_id"
+            f" WHERE p.id IN (SELECT permission_id FROM {quote(own)} WHERE user_id = {user})"
+            f" OR p.id IN (SELECT g.permission_id FROM {quote(granted)} g"
+            f" JOIN {quote(member)} m ON m.group_id = g.group_id WHERE m.user_id = {user})"
+        )
+
+    def as_sql(self, compiler, connection):
+        names = self._names(compiler, connection)
+        return f"(SELECT string_agg(name, chr(31)) FROM ({names}) held)", []
+
+    def as_sqlite(self, compiler, connection):
+        names = self._names(compiler, connection)
+        return f"(SELECT group_concat(name, char(31)) FROM ({names}) held)", []
+
+
+#: What joins the names of _HeldPermissions (a control character: no name holds one).
+PERMISSION_SEPARATOR = chr(31)
+
+#: The token, its user and the user's permissions, read in one statement on every
+#: request (no cache: a revoked token, a deactivated user or a role taken away is
+#: refused from the next request on).
 _TOKEN = Prepared(
-    lambda secret_hash: ApiToken.objects.select_related("user").filter(secret_hash=secret_hash),
+    lambda secret_hash: (
+        ApiToken.objects.select_related("user")
+        .filter(secret_hash=secret_hash)
+        .annotate(held_permissions=_HeldPermissions())
+    ),
     "0" * 64,  # the stand-in digest
 )
-
-
-def _granted_permissions(user_id):
-    """What django.contrib.auth's ModelBackend reads in two queries — the user's own
-    permissions and their groups' — as one statement."""
-    from django.contrib.auth.models import Permission
-
-    names = ("content_type__app_label", "codename")
-    own = Permission.objects.filter(user__id=user_id).values_list(*names).order_by()
-    held = Permission.objects.filter(group__user__id=user_id).values_list(*names).order_by()
-    return own.union(held)
-
-
-_PERMISSIONS = Prepared(_granted_permissions, -7)
 
 
 def _lookup(request: HttpRequest, now: dt.datetime) -> ApiToken | None:
@@ -126,17 +155,18 @@ def _lookup(request: HttpRequest, now: dt.datetime) -> ApiToken | None:
     token = found[0] if found else None
     if token is None or not token.is_usable(now):
         return None
-    _load_permissions(token.user)
+    _load_permissions(token.user, token.held_permissions)
     _note_use(token, request, now)
     return token
 
 
-def _load_permissions(user) -> None:
+def _load_permissions(user, held: str | None) -> None:
     """Fill the permission cache ModelBackend keeps on a user object (its
-    `_perm_cache`, which has_perm reads), so `access.can` and the routes' checks
-    ask nothing more of the database. A superuser holds every permission anyway."""
+    `_perm_cache`, which has_perm reads) with what the token's query read, so
+    `access.can` and the routes' checks ask nothing more of the database. A
+    superuser holds every permission anyway."""
     if not user.is_superuser:
-        user._perm_cache = {f"{app}.{codename}" for app, codename in _PERMISSIONS.rows(user.pk)}
+        user._perm_cache = set(held.split(PERMISSION_SEPARATOR)) if held else set()
 
 
 def _note_use(token: ApiToken, request: HttpRequest, now: dt.datetime) -> None:

@@ -190,3 +190,51 @@ def test_far_from_the_limit_requests_are_counted_in_batches(api, site, settings,
         assert api.get("/api/v1/sites").status_code == 200
     # The first request, then twenty at once, reached the row; four wait in the process.
     assert RateWindow.objects.get(token=api.token).count == 21
+
+
+@pytest.mark.django_db(transaction=True)  # real commits, to count them
+def test_a_post_with_a_key_commits_once_with_its_audit_entry(api, site):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    key = {"Idempotency-Key": "one-commit"}
+    with CaptureQueriesContext(connection) as queries:
+        response = api.post("/api/v1/patients", {**PATIENT, "site_id": site.pk}, key)
+    assert response.status_code == 201
+    commits = [q["sql"] for q in queries if q["sql"] == "COMMIT"]
+    if connection.vendor == "postgresql":  # SQLite's driver commits without logging
+        assert len(commits) == 1, [q["sql"] for q in queries]
+    stored = IdempotentRequest.objects.get(key="one-commit")
+    assert (stored.status_code, bytes(stored.body)) == (201, response.content)
+    assert AuditEvent.objects.filter(action="api_call", detail__status=201).count() == 1
+
+
+def test_a_refused_post_with_a_key_writes_nothing_but_its_answer_and_audit(api, site):
+    key = {"Idempotency-Key": "refused"}
+    assert api.post("/api/v1/patients", {**PATIENT, "site_id": site.pk}).status_code == 201
+    again = {**PATIENT, "site_id": site.pk}  # the same external id: refused by the entry point
+    first = api.post("/api/v1/patients", again, key)
+    assert first.status_code == 422, first.content
+    replayed = api.post("/api/v1/patients", again, key)
+    assert (replayed.status_code, replayed.content) == (422, first.content)
+    assert replayed["Idempotent-Replayed"] == "true"
+    assert Patient.objects.count() == 1
+    assert AuditEvent.objects.filter(action="api_call", detail__status=422).count() == 2
+
+
+def test_a_post_that_fails_gives_its_key_back_and_writes_nothing(api, site, monkeypatch):
+    saved = Patient.save
+
+    def save_then_fail(self, *args, **kwargs):
+        saved(self, *args, **kwargs)
+        raise RuntimeError("failed after writing")
+
+    monkeypatch.setattr(Patient, "save", save_then_fail)
+    key = {"Idempotency-Key": "fails"}
+    try:
+        answered = api.post("/api/v1/patients", {**PATIENT, "site_id": site.pk}, key)
+        assert answered.status_code == 500  # with DEBUG, ninja answers; else Django does
+    except RuntimeError:
+        pass
+    assert not IdempotentRequest.objects.filter(key="fails").exists()
+    assert not Patient.objects.exists()

@@ -13,6 +13,7 @@ from carebell.api.resources import Resource, mount
 from carebell.api.routes.people import held_by_a_patient
 from carebell.appointments.actions import save_appointment
 from carebell.appointments.models import Appointment
+from carebell.planning import replan
 
 router = Router(tags=["appointments"])
 
@@ -50,6 +51,17 @@ AppointmentCreate, AppointmentChange = in_schemas(
 )
 
 
+def _save(appointment: Appointment, *, by) -> Appointment:
+    """save_appointment, as one change of the request: when the appointment's site
+    was read with its delivery settings (a new one: with its patient, in the
+    owner's statement), the planner takes that site instead of reading it again."""
+    with replan.once_at_end():
+        site = appointment.site if Appointment.site.is_cached(appointment) else None
+        if site is not None and "delivery" in site._state.fields_cache:
+            replan.read_for_block(site)
+        return save_appointment(appointment, by=by)
+
+
 class AppointmentFilter(Schema):
     site_id: Id | None = None
     patient_id: Id | None = None
@@ -61,7 +73,7 @@ APPOINTMENTS = Resource(
     name="appointment", plural="appointments", collection="/appointments",
     item="/appointments/{appointment_id}",
     model=Appointment, out=AppointmentOut, create=AppointmentCreate, change=AppointmentChange,
-    save=save_appointment, filters=AppointmentFilter, **held_by_a_patient(Appointment),
+    save=_save, filters=AppointmentFilter, **held_by_a_patient(Appointment),
     lookups={"starts_from": "starts_at__gte", "starts_before": "starts_at__lt"},
     summaries={
         "create": "Add an appointment (its messages are planned at once)",

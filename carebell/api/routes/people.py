@@ -158,12 +158,18 @@ for resource in (PATIENTS, CONTACTS, POINTS):
     mount(router, resource, __name__)
 
 
+def _patient_with_site(request: HttpRequest, pk: int, permission: str) -> Patient:
+    """The patient a new record is added for, read with their site and its delivery
+    settings in the same statement: what the record's entry point plans with."""
+    return PATIENTS.one(request, pk, permission, related=("site__delivery",))
+
+
 def held_by_a_patient(model) -> dict:
     """What a patient's records (appointments, prescriptions) share as resources: one
     is added naming its patient, at the patient's site, from the API; reading needs
     view_patients and changing edit_patients."""
     return {
-        "owner": PATIENTS.one,
+        "owner": _patient_with_site,
         "owner_id": "patient_id",
         "related": (),  # the site's id is enough to check and to answer
         "new": lambda patient: model(site=patient.site, patient=patient, source="api"),
