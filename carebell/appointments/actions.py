@@ -246,7 +246,6 @@ def appointments_changed(site_id: int, pairs, *, now: dt.datetime) -> int:
     appointment that day and the siblings a combined message listed with them.
     Returns rows planned."""
     from carebell.core.timing import AppointmentFacts, change_reason
-    from carebell.outbox import OutboxWriter
     from carebell.planning.replan import site_facts
 
     def facts(a) -> AppointmentFacts:
@@ -288,14 +287,42 @@ def appointments_changed(site_id: int, pairs, *, now: dt.datetime) -> int:
     days: dict[dt.date, set[int]] = defaultdict(set)
     for a in open_:
         days[policy.local_date(a.starts_at)].add(a.patient_id)
+    return _plan_days(site, rules, policy, now, days, siblings)
+
+
+def _plan_days(site, rules, policy, now, days: dict[dt.date, set[int]], siblings) -> int:
+    """Plan, one site-local day after another, the appointment messages of each day's
+    patients and the `siblings` (as save_appointment plans each: the appointment's
+    day, for its patient and the siblings listed with it, so no other day of those
+    patients is planned). Returns rows planned.
+
+    Each day is stored before the next is planned, and one SMS caps ledger serves
+    every day: it reads the patients' stored texts once, and counts each day's texts
+    as they are planned, so the next day's caps see what the outbox then holds. A
+    day whose flush stored fewer rows than it was given (a key the outbox held
+    already, and with it the stored row's time) has its patients' texts read again."""
+    from carebell.outbox import OutboxWriter
+    from carebell.planning.appointments import plan_site_appointments
+    from carebell.planning.sms_caps import SmsCaps
+
     writer = OutboxWriter(now)
+    caps = SmsCaps(site.id, now)
+    caps.load(set().union(siblings, *days.values()))  # one read for the batch
     for day, on_the_day in sorted(days.items()):
-        # As save_appointment plans each: the appointment's day, for its patient and
-        # the siblings listed with it, so no other day of those patients is planned.
-        # Stored day by day: the SMS caps of the next day's plan count these texts.
-        _plan_day(writer, site, rules, policy, day, on_the_day | siblings)
+        patient_ids = sorted(on_the_day | siblings)
+        offered, stored = writer.offered, writer.stored
+        for decision in plan_site_appointments(
+            site, rules, policy, now, policy.local_instant(day + dt.timedelta(days=1), _MIDNIGHT),
+            start=policy.local_instant(day, _MIDNIGHT), patient_ids=patient_ids, caps=caps,
+        ):  # fmt: skip
+            writer.store(decision)
         writer.flush()
+        if writer.stored - stored != writer.offered - offered:
+            caps.forget(patient_ids)
     return writer.offered
+
+
+_MIDNIGHT = dt.time(0)
 
 
 def _plan_day(writer, site, rules, policy, day: dt.date, patient_ids) -> None:
