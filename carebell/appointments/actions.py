@@ -22,6 +22,7 @@ from carebell.audit import trail
 from carebell.core.reasons import Code, Reason, reason
 from carebell.core.vocab import AppointmentStatus, EntityType
 from carebell.messaging.models import PENDING, OutboxMessage
+from carebell.sql import insert_new
 from carebell.validation import clean
 
 _UNREAD = object()
@@ -167,7 +168,7 @@ def save_appointments(appointments, *, by=None, source: str = "carebell", now=No
                 appointment.pk, appointment.created_at = before.pk, before.created_at
                 appointment.updated_at, unchanged = before.updated_at, unchanged + 1
             appointment._state.adding = before is None
-        Appointment.objects.bulk_create(new, batch_size=1000)
+        insert_new(Appointment, new)
         fields = [f.name for f in Appointment._meta.concrete_fields if f.name not in _COMPARED]
         Appointment.objects.bulk_update([a for a, _ in changed], [*fields, "updated_at"], 1000)
         pairs = [(a, None) for a in new] + changed

@@ -14,6 +14,7 @@ from contextvars import ContextVar
 from django.utils import timezone
 
 from carebell.audit.models import AuditEvent
+from carebell.sql import insert_new
 
 # How to find the site of an object, for the models that do not hold it directly.
 _SITE_PATHS = (
@@ -61,7 +62,7 @@ def batched() -> Iterator[None]:
     finally:
         _BATCH.reset(token)
     if events:
-        AuditEvent.objects.bulk_create(events, batch_size=1000)
+        insert_new(AuditEvent, events)  # an import's batch: by COPY on PostgreSQL
 
 
 def record(

@@ -15,6 +15,7 @@ from carebell.appointments.models import Appointment
 from carebell.audit.models import AuditEvent
 from carebell.core.vocab import ContactPointKind, Kind
 from carebell.messaging.models import OutboxMessage
+from carebell.planning import replan
 from tests import factories
 from tests.messaging.engine_setup import NOW, enable
 
@@ -207,3 +208,30 @@ def test_a_day_whose_messages_the_outbox_holds_already_is_the_same_both_ways(
     single, bulk = both_ways(make)
     assert single == bulk, (sorted(single - bulk), sorted(bulk - single))
     assert forgotten
+
+
+def test_a_batch_past_the_copy_threshold_is_stored_and_audited_as_a_small_one(site, patients):
+    # On PostgreSQL, from sql.COPY_FROM rows on, the appointments and their audit
+    # entries go in by COPY: every column as the ORM stores it, ids set on each.
+    from carebell.sql import COPY_FROM
+
+    user = factories.make_staff(site, "System Administrator", username="dana")
+    batch = [
+        appointment(site, patients[n % 4], f"A{n}", 1 + n / 50, location_name="Main ✓",
+                    confirmed_at=NOW if n % 3 == 0 else None)
+        for n in range(COPY_FROM + 5)
+    ]  # fmt: skip
+    with transaction.atomic(), replan.once_at_end():  # as an import writes a batch
+        assert save_appointments(batch, by=user, source="csv", now=NOW) == (len(batch), 0, 0)
+    assert all(a.pk is not None and not a._state.adding for a in batch)
+    fields = [f.attname for f in Appointment._meta.concrete_fields]
+    stored = {a.pk: a for a in Appointment.objects.filter(site=site)}
+    assert {a.pk: [getattr(a, f) for f in fields] for a in batch} == {
+        pk: [getattr(a, f) for f in fields] for pk, a in stored.items()
+    }
+    entries = AuditEvent.objects.filter(object_type="appointments.appointment")
+    assert sorted(int(e.object_id) for e in entries) == sorted(stored)
+    entry = entries.first()
+    assert (entry.action, entry.actor, entry.site_id, entry.at) == ("create", user, site.pk, NOW)
+    assert "starts_at" in entry.detail["fields"] and "system" not in entry.detail
+    assert OutboxMessage.objects.filter(status="scheduled").exists()
