@@ -159,6 +159,7 @@ def timed(label: str, kind: str, path: Path, site, profile: str = "", top: int =
 
         profiler = cProfile.Profile()
     statements = Statements()
+    server = backend_cpu()
     started, cpu = time.perf_counter(), time.process_time()
     with path.open("rb") as stream, connection.execute_wrapper(statements):
         if profiler is not None:
@@ -168,13 +169,31 @@ def timed(label: str, kind: str, path: Path, site, profile: str = "", top: int =
             profiler.disable()
             profiler.dump_stats(profile)
     wall, used = time.perf_counter() - started, time.process_time() - cpu
+    server = backend_cpu() - server
     rate, per_row = (report.rows / wall if wall else 0), 1000 * used / max(report.rows, 1)
     print(f"{label:<34} {report.rows:>8,} rows {wall:7.1f} s  {rate:8,.0f} rows/s  "
           f"CPU {used:6.1f} s ({per_row:.2f} ms/row)  problems {report.problems}  "
           f"new {report.created:,}  peak RSS so far {_rss():.0f} MiB")  # fmt: skip
-    print(f"{'':<34} {statements.count:,} statements, {statements.wait:.1f} s waiting for them")
+    print(f"{'':<34} {statements.count:,} statements, {statements.wait:.1f} s waiting for them; "
+          f"PostgreSQL's CPU for this session {server:.1f} s")  # fmt: skip
     statements.top(top)
     return report
+
+
+def backend_cpu() -> float:
+    """CPU seconds of this session's PostgreSQL backend so far (the server is on this
+    machine): with the process's own, what the step costs whatever else is running.
+    The server's background writers are not in it."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        (pid,) = cursor.fetchone()
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:  # another machine's server, or not allowed to look
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _rss() -> float:
