@@ -235,3 +235,28 @@ def test_a_batch_past_the_copy_threshold_is_stored_and_audited_as_a_small_one(si
     assert (entry.action, entry.actor, entry.site_id, entry.at) == ("create", user, site.pk, NOW)
     assert "starts_at" in entry.detail["fields"] and "system" not in entry.detail
     assert OutboxMessage.objects.filter(status="scheduled").exists()
+
+
+@pytest.mark.parametrize("by_staff", [True, False])
+def test_record_saves_writes_the_entries_record_save_writes_one_by_one(site, patients, by_staff):
+    from carebell.audit import trail
+
+    by = factories.make_staff(site, "System Administrator", username="dana") if by_staff else None
+    a = save_appointment(appointment(site, patients[0], "A0", 2), now=NOW)
+    before = Appointment.objects.get(pk=a.pk)
+    a.starts_at, a.status = a.starts_at + dt.timedelta(hours=1), "confirmed"
+    pairs = [(a, before), (before, None)]
+    columns = [f.attname for f in AuditEvent._meta.concrete_fields if f.attname != "id"]
+    written = []
+    for bulk in (False, True):
+        with transaction.atomic():
+            first = AuditEvent.objects.order_by("-id").values_list("id", flat=True).first() or 0
+            if bulk:
+                trail.record_saves(by, "csv", pairs, NOW, site_id=site.pk)
+            else:
+                for obj, previous in pairs:
+                    trail.record_save(by, "csv", obj, previous, NOW, site_id=site.pk)
+            rows = AuditEvent.objects.filter(id__gt=first).order_by("id")
+            written.append(list(rows.values_list(*columns)))
+            transaction.set_rollback(True)
+    assert written[0] == written[1] and len(written[1]) == 2
