@@ -150,6 +150,8 @@ def insert_new(model, objs: list, *, batch_size: int = 1000) -> None:
             [table, meta.pk.column, len(objs)],
         )
         ids = [new_id for (new_id,) in cursor.fetchall()]
+        if None in ids:  # a primary key without a sequence: nothing to draw from
+            raise ValueError(f"{table}.{meta.pk.column} has no sequence to draw ids from")
         types = _copy_types(cursor, table)
         columns = ", ".join(quote(f.column) for f in fields)
         sql = f"COPY {quote(table)} ({columns}) FROM STDIN (FORMAT BINARY)"

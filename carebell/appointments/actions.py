@@ -301,7 +301,10 @@ def _plan_days(site, rules, policy, now, days: dict[dt.date, set[int]], siblings
     every day: it reads the patients' stored texts once, and counts each day's texts
     as they are planned, so the next day's caps see what the outbox then holds. A
     day whose flush stored fewer rows than it was given (a key the outbox held
-    already, and with it the stored row's time) has its patients' texts read again."""
+    already, and with it the stored row's time) has its patients' texts read again.
+    The ledger holds the batch's patients' pending texts for the batch: bounded by
+    the batch, not the file, but more than one day's patients (the day-by-day read
+    cost PostgreSQL a scan of the site's texts per day)."""
     from carebell.outbox import OutboxWriter
     from carebell.planning.appointments import plan_site_appointments
     from carebell.planning.sms_caps import SmsCaps
