@@ -2,17 +2,21 @@
 (dry run) and applied, with the time and the memory each took.
 
     .venv/bin/python benchmarks/bench_csv.py [--appointments 100000] [--patients 10000]
-        [--database postgres_csv] [--batch ROWS]
+        [--database postgres_csv] [--data-dir DIR] [--batch ROWS] [--profile FILE]
 
-Uses a dedicated database (default `postgres_csv`, created and migrated if missing)
-and a new site per run, with the default appointment confirmation and reminder
-switched on, so the apply plans their messages as an import in a clinic would. The
-files are generated under the data dir: one contact with a mobile number per
-patient, appointments spread over the coming 40 days in opening hours. Memory is the
+Uses a dedicated database (default `postgres_csv`, created and migrated if missing),
+a data dir (default var/bench-csv, or CAREBELL_DATA_DIR) and a new site per run,
+with the default appointment confirmation and reminder switched on, so the apply
+plans their messages as an import in a clinic would. The files are generated under
+the data dir: one contact with a mobile number per patient, appointments spread
+over the coming 40 days in opening hours. Memory is the
 peak of Python's allocations (tracemalloc) during a dry run of a tenth of the rows
 and of all of them — the same peak means the file is streamed — and the process's
-peak resident size, with DEBUG off as in production. It prints its figures and
-asserts nothing.
+peak resident size, with DEBUG off as in production. Each step prints its wall and
+CPU seconds (time.process_time: this process's CPU, which other work on a shared
+machine does not blur; PostgreSQL's own CPU is not in it). `--profile FILE` keeps a
+cProfile of the first apply (read it with `python -m pstats FILE`). It prints its
+figures and asserts nothing.
 """
 
 from __future__ import annotations
@@ -38,7 +42,11 @@ def options() -> argparse.Namespace:
     parser.add_argument("--patients", type=int, default=10_000)
     parser.add_argument("--database", default="postgres_csv")
     parser.add_argument("--server", default="postgres://postgres@127.0.0.1:5432")
+    parser.add_argument("--data-dir", default="", help="CAREBELL_DATA_DIR")
     parser.add_argument("--batch", type=int, default=0, help="rows per batch (default: ingest's)")
+    parser.add_argument("--profile", default="", help="write a cProfile of the first apply here")
+    parser.add_argument("--statements", type=int, default=0,
+                        help="list the first apply's N costliest statement shapes")  # fmt: skip
     return parser.parse_args()
 
 
@@ -48,6 +56,8 @@ def setup(args: argparse.Namespace) -> None:
     ensure_database(args.server, args.database)
     os.environ["CAREBELL_DATABASE_URL"] = f"{args.server}/{args.database}"
     os.environ.setdefault("CAREBELL_DEBUG", "1")
+    if args.data_dir:
+        os.environ["CAREBELL_DATA_DIR"] = args.data_dir
     os.environ.setdefault("CAREBELL_DATA_DIR", str(ROOT / "var" / "bench-csv"))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "carebell.settings")
     import django
@@ -110,18 +120,84 @@ def write_appointments(path: Path, count: int, patients: int, today: dt.date) ->
                              "WELL", "DRS", "MAIN", "booked"])  # fmt: skip
 
 
-def timed(label: str, kind: str, path: Path, site, **options):
+class Statements:
+    """Statements Django sends (COPY and psycopg's own cursors are not among them) and
+    the wall time spent waiting for them, by shape (the SQL with its values' place
+    holders, cut short)."""
+
+    def __init__(self) -> None:
+        self.count, self.wait = 0, 0.0
+        self.shapes: dict[str, list] = {}
+
+    def __call__(self, execute, sql, params, many, context):
+        started = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            took = time.perf_counter() - started
+            self.count += 1
+            self.wait += took
+            shape = " ".join(str(sql).split())[:110]
+            found = self.shapes.setdefault(shape, [0, 0.0])
+            found[0] += 1
+            found[1] += took
+
+    def top(self, n: int) -> None:
+        costliest = sorted(self.shapes.items(), key=lambda item: -item[1][1])[:n]
+        for shape, (count, took) in costliest:
+            print(f"    {took:6.1f} s {count:>6} × {shape}")
+
+
+def timed(label: str, kind: str, path: Path, site, profile: str = "", top: int = 0, **options):
+    from django.db import connection
+
     from carebell.interop.csv.ingest import import_csv
 
+    profiler = None
+    if profile:
+        import cProfile
+
+        profiler = cProfile.Profile()
+    statements = Statements()
+    server = backend_cpu()
     started, cpu = time.perf_counter(), time.process_time()
-    with path.open("rb") as stream:
+    with path.open("rb") as stream, connection.execute_wrapper(statements):
+        if profiler is not None:
+            profiler.enable()
         report = import_csv(kind, stream, site, source="csv", **options)
+        if profiler is not None:
+            profiler.disable()
+            profiler.dump_stats(profile)
     wall, used = time.perf_counter() - started, time.process_time() - cpu
+    server = backend_cpu() - server
     rate, per_row = (report.rows / wall if wall else 0), 1000 * used / max(report.rows, 1)
     print(f"{label:<34} {report.rows:>8,} rows {wall:7.1f} s  {rate:8,.0f} rows/s  "
           f"CPU {used:6.1f} s ({per_row:.2f} ms/row)  problems {report.problems}  "
-          f"new {report.created:,}")  # fmt: skip
+          f"new {report.created:,}  peak RSS so far {_rss():.0f} MiB")  # fmt: skip
+    print(f"{'':<34} {statements.count:,} statements, {statements.wait:.1f} s waiting for them; "
+          f"PostgreSQL's CPU for this session {server:.1f} s")  # fmt: skip
+    statements.top(top)
     return report
+
+
+def backend_cpu() -> float:
+    """CPU seconds of this session's PostgreSQL backend so far (the server is on this
+    machine): with the process's own, what the step costs whatever else is running.
+    The server's background writers are not in it."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        (pid,) = cursor.fetchone()
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:  # another machine's server, or not allowed to look
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _rss() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def peak_of(kind: str, path: Path, site) -> float:
@@ -161,7 +237,8 @@ def main() -> None:
           f"({size:.1f} MiB); batches of {BATCH:,}; PostgreSQL {args.database}")  # fmt: skip
     timed("patients: apply", "patients", patients, site)
     timed("appointments: dry run", "appointments", appointments, site, dry_run=True)
-    timed("appointments: apply (replanning)", "appointments", appointments, site)
+    timed("appointments: apply (replanning)", "appointments", appointments, site,
+          profile=args.profile, top=args.statements)  # fmt: skip
     stored = Appointment.objects.filter(site=site).count()
     planned = OutboxMessage.objects.filter(site=site, status="scheduled").count()
     print(f"stored {stored:,} appointments; {planned:,} messages planned")
@@ -169,8 +246,7 @@ def main() -> None:
     small, full = peak_of("appointments", tenth, site), peak_of("appointments", appointments, site)
     print(f"dry-run peak allocations: {args.appointments // 10:,} rows {small:.1f} MiB, "
           f"{args.appointments:,} rows {full:.1f} MiB")  # fmt: skip
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"process peak resident size over the whole run: {rss:.0f} MiB")
+    print(f"process peak resident size over the whole run: {_rss():.0f} MiB")
 
 
 if __name__ == "__main__":

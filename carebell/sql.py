@@ -20,7 +20,7 @@ import datetime as dt
 import json
 from collections.abc import Iterable
 
-from django.db import connection
+from django.db import connection, connections, models
 from django.db.models import QuerySet
 from psycopg import postgres, pq
 
@@ -121,3 +121,87 @@ def _as_text(value) -> str:
     if isinstance(value, dt.datetime):
         return value.isoformat()
     return str(value)  # a StrEnum's value
+
+
+# --- Many new rows at once ----------------------------------------------------------
+
+#: Below this many rows an INSERT costs less than COPY's extra round trips.
+COPY_FROM = 100
+_COPY_TYPES: dict[str, dict[str, str]] = {}
+
+
+def insert_new(model, objs: list, *, batch_size: int = 1000) -> None:
+    """Insert these new `model` instances as bulk_create does (auto_now stamps, each
+    field's value prepared for the database, the pk set on each), on PostgreSQL by
+    binary COPY once there are COPY_FROM of them: an import's tens of thousands of
+    rows go in at ~15 times bulk_create's rate, which spends its time building, and
+    PostgreSQL parsing, one large statement per `batch_size` rows. The ids are drawn
+    from the table's own sequence first, so they are what an INSERT would take."""
+    if connection.vendor != "postgresql" or len(objs) < COPY_FROM:
+        model.objects.bulk_create(objs, batch_size=batch_size)
+        return
+    meta = model._meta
+    fields = list(meta.concrete_fields)
+    table, quote = meta.db_table, connection.ops.quote_name
+    db = connections[connection.alias]  # the connection itself, not its per-thread proxy
+    with db.cursor() as cursor:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
+            [table, meta.pk.column, len(objs)],
+        )
+        ids = [new_id for (new_id,) in cursor.fetchall()]
+        if None in ids:  # a primary key without a sequence: nothing to draw from
+            raise ValueError(f"{table}.{meta.pk.column} has no sequence to draw ids from")
+        types = _copy_types(cursor, table)
+        columns = ", ".join(quote(f.column) for f in fields)
+        sql = f"COPY {quote(table)} ({columns}) FROM STDIN (FORMAT BINARY)"
+        plain = [_PLAIN.get(type(_target(f))) for f in fields]
+        with cursor.cursor.copy(sql) as copy:
+            copy.set_types([types[f.column] for f in fields])
+            for obj, new_id in zip(objs, ids, strict=True):
+                setattr(obj, meta.pk.attname, new_id)
+                row = []
+                for field, kind in zip(fields, plain, strict=True):
+                    value = field.pre_save(obj, True)
+                    if value is not None and not _is_plain(value, kind):
+                        value = field.get_db_prep_save(value, db)
+                    row.append(value)
+                copy.write_row(row)
+    for obj in objs:
+        obj._state.adding, obj._state.db = False, db.alias
+
+
+#: Fields whose value of this exact type PostgreSQL takes as it is: get_db_prep_save
+#: would hand it back unchanged (at some microseconds a value, most of the COPY's
+#: Python). Any other value, or field, is prepared as the ORM prepares it.
+_PLAIN: dict[type, type] = {
+    models.CharField: str, models.TextField: str, models.BooleanField: bool,
+    models.IntegerField: int, models.BigIntegerField: int, models.SmallIntegerField: int,
+    models.PositiveIntegerField: int, models.PositiveSmallIntegerField: int,
+    models.AutoField: int, models.BigAutoField: int, models.DateTimeField: dt.datetime,
+}  # fmt: skip
+
+
+def _target(field):
+    # A foreign key's value is its target's (the related row's id).
+    return field.target_field if field.is_relation else field
+
+
+def _is_plain(value, kind: type | None) -> bool:
+    if kind is None or type(value) is not kind:
+        return False
+    return kind is not dt.datetime or value.utcoffset() is not None  # naive: the ORM warns
+
+
+def _copy_types(cursor, table: str) -> dict[str, str]:
+    """The PostgreSQL type of each column of `table`, for a binary COPY."""
+    found = _COPY_TYPES.get(table)
+    if found is None:
+        cursor.execute(
+            "SELECT a.attname, t.typname FROM pg_attribute a"
+            " JOIN pg_type t ON t.oid = a.atttypid"
+            " WHERE a.attrelid = %s::regclass AND a.attnum > 0 AND NOT a.attisdropped",
+            [table],
+        )
+        found = _COPY_TYPES[table] = dict(cursor.fetchall())
+    return found

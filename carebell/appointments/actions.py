@@ -22,6 +22,7 @@ from carebell.audit import trail
 from carebell.core.reasons import Code, Reason, reason
 from carebell.core.vocab import AppointmentStatus, EntityType
 from carebell.messaging.models import PENDING, OutboxMessage
+from carebell.sql import insert_new
 from carebell.validation import clean
 
 _UNREAD = object()
@@ -167,7 +168,7 @@ def save_appointments(appointments, *, by=None, source: str = "carebell", now=No
                 appointment.pk, appointment.created_at = before.pk, before.created_at
                 appointment.updated_at, unchanged = before.updated_at, unchanged + 1
             appointment._state.adding = before is None
-        Appointment.objects.bulk_create(new, batch_size=1000)
+        insert_new(Appointment, new)
         fields = [f.name for f in Appointment._meta.concrete_fields if f.name not in _COMPARED]
         Appointment.objects.bulk_update([a for a, _ in changed], [*fields, "updated_at"], 1000)
         pairs = [(a, None) for a in new] + changed
@@ -246,7 +247,6 @@ def appointments_changed(site_id: int, pairs, *, now: dt.datetime) -> int:
     appointment that day and the siblings a combined message listed with them.
     Returns rows planned."""
     from carebell.core.timing import AppointmentFacts, change_reason
-    from carebell.outbox import OutboxWriter
     from carebell.planning.replan import site_facts
 
     def facts(a) -> AppointmentFacts:
@@ -288,14 +288,45 @@ def appointments_changed(site_id: int, pairs, *, now: dt.datetime) -> int:
     days: dict[dt.date, set[int]] = defaultdict(set)
     for a in open_:
         days[policy.local_date(a.starts_at)].add(a.patient_id)
+    return _plan_days(site, rules, policy, now, days, siblings)
+
+
+def _plan_days(site, rules, policy, now, days: dict[dt.date, set[int]], siblings) -> int:
+    """Plan, one site-local day after another, the appointment messages of each day's
+    patients and the `siblings` (as save_appointment plans each: the appointment's
+    day, for its patient and the siblings listed with it, so no other day of those
+    patients is planned). Returns rows planned.
+
+    Each day is stored before the next is planned, and one SMS caps ledger serves
+    every day: it reads the patients' stored texts once, and counts each day's texts
+    as they are planned, so the next day's caps see what the outbox then holds. A
+    day whose flush stored fewer rows than it was given (a key the outbox held
+    already, and with it the stored row's time) has its patients' texts read again.
+    The ledger holds the batch's patients' pending texts for the batch: bounded by
+    the batch, not the file, but more than one day's patients (the day-by-day read
+    cost PostgreSQL a scan of the site's texts per day)."""
+    from carebell.outbox import OutboxWriter
+    from carebell.planning.appointments import plan_site_appointments
+    from carebell.planning.sms_caps import SmsCaps
+
     writer = OutboxWriter(now)
+    caps = SmsCaps(site.id, now)
+    caps.load(set().union(siblings, *days.values()))  # one read for the batch
     for day, on_the_day in sorted(days.items()):
-        # As save_appointment plans each: the appointment's day, for its patient and
-        # the siblings listed with it, so no other day of those patients is planned.
-        # Stored day by day: the SMS caps of the next day's plan count these texts.
-        _plan_day(writer, site, rules, policy, day, on_the_day | siblings)
+        patient_ids = sorted(on_the_day | siblings)
+        offered, stored = writer.offered, writer.stored
+        for decision in plan_site_appointments(
+            site, rules, policy, now, policy.local_instant(day + dt.timedelta(days=1), _MIDNIGHT),
+            start=policy.local_instant(day, _MIDNIGHT), patient_ids=patient_ids, caps=caps,
+        ):  # fmt: skip
+            writer.store(decision)
         writer.flush()
+        if writer.stored - stored != writer.offered - offered:
+            caps.forget(patient_ids)
     return writer.offered
+
+
+_MIDNIGHT = dt.time(0)
 
 
 def _plan_day(writer, site, rules, policy, day: dt.date, patient_ids) -> None:

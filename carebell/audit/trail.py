@@ -14,6 +14,7 @@ from contextvars import ContextVar
 from django.utils import timezone
 
 from carebell.audit.models import AuditEvent
+from carebell.sql import insert_new
 
 # How to find the site of an object, for the models that do not hold it directly.
 _SITE_PATHS = (
@@ -61,7 +62,7 @@ def batched() -> Iterator[None]:
     finally:
         _BATCH.reset(token)
     if events:
-        AuditEvent.objects.bulk_create(events, batch_size=1000)
+        insert_new(AuditEvent, events)  # an import's batch: by COPY on PostgreSQL
 
 
 def record(
@@ -123,10 +124,34 @@ def record_save(
 
 def record_saves(by, source: str, pairs, now: dt.datetime, *, site_id: int | None = None):
     """`record_save` for many (object as saved, the row as it was or None) pairs, in
-    one INSERT (or in the enclosing `batched` block's)."""
+    one INSERT (or in the enclosing `batched` block's). The same entries, built with
+    what they share worked out once: an import's batch audits tens of thousands."""
+    user = by if getattr(by, "is_authenticated", False) else None
+    label = (user.get_username() if user is not None else "") or (
+        source if by is None else "system"
+    )  # as `record` labels what record_save gives it
+    compared: dict[type, list[str]] = {}
     with batched():
+        events = _BATCH.get()
         for obj, previous in pairs:
-            record_save(by, source, obj, previous, now, site_id=site_id)
+            names = compared.get(type(obj))
+            if names is None:
+                names = compared[type(obj)] = [
+                    f.attname for f in obj._meta.concrete_fields if f.attname not in _NOT_COMPARED
+                ]
+            if previous is not None:
+                names = [n for n in names if getattr(obj, n) != getattr(previous, n)]
+            detail = {"fields": names} if by is not None else {"fields": names, "system": source}
+            # Positional: a model built from keywords costs several times as much.
+            event = AuditEvent(
+                None, now or timezone.now(), None, label[:100],
+                site_id if site_id is not None else site_id_of(obj),
+                "create" if previous is None else "change", obj._meta.label_lower, str(obj.pk),
+                detail,
+            )  # fmt: skip
+            if user is not None:
+                event.actor = user
+            events.append(event)
 
 
 SIGN_IN_FAILED = "sign_in_failed"

@@ -139,9 +139,20 @@ def _fits(per_day: Counter, day: date) -> bool:
     # A new text on `day` must keep every rolling week that contains it under the limit.
     if per_day[day] >= DAILY_LIMIT:
         return False
-    for first in range(-WEEK_DAYS + 1, 1):
-        start = day + timedelta(days=first)
-        week = sum(per_day[start + timedelta(days=i)] for i in range(WEEK_DAYS))
+    # Those weeks cover the days `span` either side of `day`: count them once, then
+    # slide the week along (the planner asks this for every text of a pass, and for
+    # every day a deferral looks at).
+    span = WEEK_DAYS - 1
+    near = [0] * (2 * span + 1)
+    for when, count in per_day.items():
+        offset = (when - day).days
+        if -span <= offset <= span:
+            near[offset + span] += count
+    week = sum(near[:WEEK_DAYS])
+    if week >= WEEKLY_LIMIT:
+        return False
+    for last in range(WEEK_DAYS, len(near)):
+        week += near[last] - near[last - WEEK_DAYS]
         if week >= WEEKLY_LIMIT:
             return False
     return True

@@ -68,6 +68,18 @@ class SmsCaps:
         for pid, to, planned, sent, kind, key, etype, eid in rows:
             self._remember((pid, to), (as_datetime(sent or planned), kind, key, False, etype, eid))
 
+    def forget(self, patient_ids: Iterable[int]) -> None:
+        """Drop what the ledger holds for these patients, so the next `load` reads their
+        texts from the outbox again: for a pass that keeps its ledger across flushes,
+        when a flush did not store every row it was given (a key the outbox held
+        already, whose stored row then counts instead of the planned one)."""
+        ids = set(patient_ids)
+        if self.loaded_all:
+            raise ValueError("a sweep's ledger holds the whole site: read it anew instead")
+        self.loaded -= ids
+        for key in [k for k in self.history if k[0] in ids]:
+            del self.history[key]
+
     def apply(self, d: Decision, zone: ZoneInfo | None, policy: DeliveryPolicy, now) -> None:
         """Keep `d`, defer it to the first allowed instant of a day with room, or skip
         it with the cap's reasons. Call `load` for its patient first."""

@@ -1,7 +1,20 @@
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from carebell.core.caps import CapAction, SmsRecord, check_sms_cap, fit_sms_cap
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from carebell.core.caps import (
+    DAILY_LIMIT,
+    WEEK_DAYS,
+    WEEKLY_LIMIT,
+    CapAction,
+    SmsRecord,
+    _fits,
+    check_sms_cap,
+    fit_sms_cap,
+)
 from carebell.core.reasons import Code, reason
 from carebell.core.vocab import Channel, Kind
 
@@ -130,3 +143,21 @@ def test_fitting_leaves_exempt_kinds_and_email_alone():
     assert fit([sent(AT)], kind=Kind.VERIFICATION).action is CapAction.ALLOW
     d = fit_sms_cap(Kind.APPT_REMINDER, Channel.EMAIL, AT, [sent(AT)], NY)
     assert d.action is CapAction.ALLOW
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    days=st.lists(st.integers(-12, 12), max_size=12),
+    day=st.integers(-3, 3),
+)
+def test_a_day_has_room_when_it_and_every_rolling_week_around_it_has(days, day):
+    # The rule as SPEC §4 states it, day by day: what the sliding count must answer.
+    base = datetime(2024, 6, 10).date()
+    per_day = Counter(base + timedelta(days=d) for d in days)
+    on = base + timedelta(days=day)
+    weeks = [
+        sum(per_day[on + timedelta(days=first + i)] for i in range(WEEK_DAYS))
+        for first in range(-WEEK_DAYS + 1, 1)
+    ]
+    expected = per_day[on] < DAILY_LIMIT and all(w < WEEKLY_LIMIT for w in weeks)
+    assert _fits(per_day, on) is expected
