@@ -211,12 +211,8 @@ def serve(args) -> subprocess.Popen:
 
 def in_process(args, requests: Requests, secret: str) -> None:
     """CPU and queries per request through Django's handler, no server or network."""
-    import cProfile
-    import pstats
-
-    from django.db import connection
     from django.test import Client
-    from django.test.utils import CaptureQueriesContext
+    from inprocess import per_request
 
     client = Client(HTTP_HOST="localhost", HTTP_AUTHORIZATION=f"Bearer {secret}")
 
@@ -229,38 +225,12 @@ def in_process(args, requests: Requests, secret: str) -> None:
         return send(path, body, content_type="application/json", **extra)
 
     print(f"in process, {args.requests} requests per kind; {len(requests.patients)} patients")
-    print(f"{'request':34} {'CPU ms':>7} {'queries':>8}   HTTP")
-    kinds = {"list": requests.listing, "read": requests.read, "create": requests.create}
-    labels = {
-        "list": "GET /patients (page of 50)",
-        "read": "GET /patients/{id}",
-        "create": "POST /appointments (replans)",
+    kinds = {
+        "list": ("GET /patients (page of 50)", requests.listing),
+        "read": ("GET /patients/{id}", requests.read),
+        "create": ("POST /appointments (replans)", requests.create),
     }
-    for kind, make in kinds.items():
-        for _ in range(20):  # imports, the connection, caches
-            call(make)
-        codes: dict[int, int] = {}
-        with CaptureQueriesContext(connection) as queries:
-            began = time.process_time()
-            for _ in range(args.requests):
-                status = call(make).status_code
-                codes[status] = codes.get(status, 0) + 1
-            spent = time.process_time() - began
-        print(
-            f"{labels[kind]:34} {spent * 1000 / args.requests:7.2f} "
-            f"{len(queries) / args.requests:8.1f}   "
-            f"{','.join(f'{c}×{n}' for c, n in sorted(codes.items()))}"
-        )
-        if args.profile == kind:
-            profile = cProfile.Profile(time.process_time)  # CPU, not waits
-            with CaptureQueriesContext(connection) as one:
-                profile.runcall(call, make)
-            for query in one.captured_queries:
-                print("   ", query["sql"][:300])
-            for _ in range(100):
-                profile.runcall(call, make)
-            stats = pstats.Stats(profile).sort_stats(os.environ.get("PROFILE_SORT", "cumulative"))
-            stats.print_stats(int(os.environ.get("PROFILE_ROWS", "70")))
+    per_request(kinds, call, args.requests, args.profile)
 
 
 def main() -> None:

@@ -334,12 +334,8 @@ def in_process(args, site) -> None:
     """CPU and statements per request through Django's handler, no server or network.
     The callbacks report on attempts made for this run (a "sent" then a "delivered"
     each, as under load); the texts are half HELP, half free text."""
-    import cProfile
-    import pstats
-
-    from django.db import connection
     from django.test import Client
-    from django.test.utils import CaptureQueriesContext
+    from inprocess import per_request
 
     FORM = "application/x-www-form-urlencoded"
     runs = args.requests + 20 + (101 if args.profile == "callback" else 0)
@@ -351,42 +347,13 @@ def in_process(args, site) -> None:
         extra = {f"HTTP_{k.upper().replace('-', '_')}": v for k, v in headers.items()}
         return client.post(path, urlencode(form), FORM, **extra)
 
-    from procstat import cpu_seconds
-
-    call(requests.noop)
-    with connection.cursor() as cursor:  # the server process that answers this one
-        cursor.execute("SELECT pg_backend_pid()")
-        backend = cursor.fetchone()[0]
     print(f"in process, {args.requests} requests per kind")
-    print(f"{'request':24} {'CPU ms':>7} {'queries':>8} {'PG ms':>6}   HTTP")
-    kinds = {"noop": requests.noop, "text": requests.inbound, "callback": requests.callback}
-    labels = {"noop": "no-op Django view", "text": "inbound text", "callback": "status callback"}
-    for kind, make in kinds.items():
-        for _ in range(20):  # imports, the connection, caches
-            call(make)
-        codes: dict[int, int] = {}
-        with CaptureQueriesContext(connection) as queries:
-            began, server_began = time.process_time(), cpu_seconds(backend)
-            for _ in range(args.requests):
-                status = call(make).status_code
-                codes[status] = codes.get(status, 0) + 1
-            spent = time.process_time() - began
-            server = cpu_seconds(backend) - server_began
-        print(
-            f"{labels[kind]:24} {spent * 1000 / args.requests:7.3f} "
-            f"{len(queries) / args.requests:8.1f} {server * 1000 / args.requests:6.2f}   "
-            f"{','.join(f'{c}×{n}' for c, n in sorted(codes.items()))}"
-        )
-        if args.profile == kind:
-            profile = cProfile.Profile(time.process_time)  # CPU, not waits
-            with CaptureQueriesContext(connection) as one:
-                profile.runcall(call, make)
-            for query in one.captured_queries:
-                print("   ", query["sql"][:400])
-            for _ in range(100):
-                profile.runcall(call, make)
-            stats = pstats.Stats(profile).sort_stats(os.environ.get("PROFILE_SORT", "cumulative"))
-            stats.print_stats(int(os.environ.get("PROFILE_ROWS", "70")))
+    kinds = {
+        "noop": ("no-op Django view", requests.noop),
+        "text": ("inbound text", requests.inbound),
+        "callback": ("status callback", requests.callback),
+    }
+    per_request(kinds, call, args.requests, args.profile, width=24)
 
 
 def main() -> None:
