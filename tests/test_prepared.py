@@ -244,3 +244,19 @@ def test_raw_sql_runs_with_its_parameters(site, django_assert_num_queries):
 def test_raw_sql_that_fails_raises_djangos_error(site):
     with pytest.raises(DatabaseError), transaction.atomic():
         execute_prepared(f"SELECT no_such_column FROM {Hl7Sender._meta.db_table}")
+
+
+@pytest.mark.skipif("connection.vendor != 'postgresql'")
+def test_the_delivery_report_is_prepared_on_the_server(site):
+    from carebell import outbox
+    from carebell.messaging.models import OutboxMessage
+    from tests.dispatch.test_dispatcher import planned_reminder, send_due
+
+    message = send_due(planned_reminder(site))
+    for _ in range(3):  # a report and its replays: one text, one prepared statement
+        outbox.record_status(
+            "console", message.provider_message_id, "delivered", now=message.due_at
+        )
+    assert OutboxMessage.objects.get(id=message.id).status == "delivered"
+    reports = [s for s in _server_prepared() if s.startswith("WITH found AS")]
+    assert len(reports) == 1, reports
