@@ -260,3 +260,40 @@ def test_the_delivery_report_is_prepared_on_the_server(site):
     assert OutboxMessage.objects.get(id=message.id).status == "delivered"
     reports = [s for s in _server_prepared() if s.startswith("WITH found AS")]
     assert len(reports) == 1, reports
+
+
+# --- the audit entry's INSERT (carebell.audit.trail) -----------------------------------
+
+
+def test_an_audit_entry_is_written_as_model_save_writes_it(site, staff, django_assert_num_queries):
+    from carebell.audit import trail
+    from carebell.audit.models import AuditEvent
+
+    patient = factories.make_patient(site)
+    with django_assert_num_queries(1):
+        event = trail.record(staff, "view", patient, detail={"api": "GET"})
+    assert event.pk is not None and not event._state.adding and event._state.db == "default"
+    saved = AuditEvent(**{f.attname: getattr(event, f.attname) for f in AuditEvent._meta.fields})
+    saved.pk = None
+    saved.save(force_insert=True)
+    mine, theirs = AuditEvent.objects.filter(pk__in=[event.pk, saved.pk]).order_by("pk").values()
+    assert {**mine, "id": None} == {**theirs, "id": None}
+    assert mine == {f.attname: getattr(event, f.attname) for f in AuditEvent._meta.fields}
+    assert mine["actor_id"] == staff.pk and mine["site_id"] == site.pk
+    assert mine["object_id"] == str(patient.pk) and mine["detail"] == {"api": "GET"}
+    system = trail.record(None, "export", object_type="people.patient", detail={"system": "csv"})
+    assert system.pk > event.pk and AuditEvent.objects.get(pk=system.pk).actor_label == "csv"
+    with pytest.raises(PermissionError):
+        trail._insert(event)  # append-only: an entry with an id is not written again
+    if connection.vendor == "postgresql":
+        assert any(s.startswith('INSERT INTO "audit_auditevent"') for s in _server_prepared())
+
+
+def test_a_batched_audit_entry_still_waits_for_its_block(site, staff):
+    from carebell.audit import trail
+    from carebell.audit.models import AuditEvent
+
+    with transaction.atomic(), trail.batched():
+        event = trail.record(staff, "view", site)
+        assert event.pk is None and not AuditEvent.objects.exists()
+    assert AuditEvent.objects.get().action == "view"
