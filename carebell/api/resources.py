@@ -37,7 +37,7 @@ from carebell.api.common import (
     visible,
 )
 from carebell.api.fields import apply
-from carebell.api.statements import Prepared
+from carebell.prepared import Prepared
 from carebell.sites import access
 
 

@@ -20,8 +20,8 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from carebell.api.models import ApiToken
-from carebell.api.statements import Prepared
 from carebell.audit import trail
+from carebell.prepared import Prepared
 
 SECRET_PREFIX = "cb_"  # noqa: S105 (the marker of a carebell secret, not one)
 #: Characters of the secret kept in clear, so a list can tell tokens apart.

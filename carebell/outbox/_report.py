@@ -3,7 +3,8 @@
 A callback arrives per message and status, up to 1,500 a second, so its round trips
 are its cost. On PostgreSQL the whole report is one statement in autocommit (a
 data-modifying WITH: read the attempt, keep the report once, settle the attempt,
-move the message, write its event and the source system's); SQLite (the demo, one
+move the message, write its event and the source system's), prepared on the server
+so that PostgreSQL plans it once per connection and shape; SQLite (the demo, one
 writer) takes the same steps one statement each inside a transaction. Both are fed
 by one description, `Report`: the status the attempt settles to, the statuses the
 message may leave for the new one (by `core.vocab.can_move`, the caller's), and the
@@ -20,6 +21,7 @@ from django.db import connection, transaction
 
 from carebell import events
 from carebell.messaging.models import DeliveryAttempt, MessageEvent, OutboxMessage, ProviderEvent
+from carebell.prepared import execute_prepared
 from carebell.sql import utc_params
 
 OUTBOX = OutboxMessage._meta.db_table
@@ -212,8 +214,9 @@ def _in_one_statement(report: Report) -> Recorded | None:
         now, r.status, r.error_code,
         *emit_params,
     ]  # fmt: skip
-    with connection.cursor() as cursor:
-        cursor.execute(sql, utc_params(params))
+    # Prepared on the server (carebell.prepared): planning this WITH costs PostgreSQL
+    # as much as running it, and its text is one of a few per shape of report.
+    with execute_prepared(sql, utc_params(params)) as cursor:
         row = cursor.fetchone()
     if row is None:
         return None

@@ -16,10 +16,10 @@ from carebell.interop.fhir.models import FhirIdentifier, FhirRecord
 from carebell.interop.fhir.outcomes import FhirError, invalid, not_found
 from carebell.interop.fhir.records import HELD_PREFIX
 from carebell.interop.fhir.search import DateRange, parse_date, parse_reference, parse_token
-from carebell.interop.prepared import Prepared
 from carebell.messaging.models import OutboxMessage
 from carebell.people.models import Contact, Patient
 from carebell.pharmacy.models import Fill, Prescription
+from carebell.prepared import Prepared
 from carebell.sites import access
 
 
@@ -82,9 +82,9 @@ class Handler:
         reference resolves, `self.referenced()`); 404 otherwise."""
         numeric = fhir_id.isdigit() and len(fhir_id) <= 18
         if numeric:
-            found = _RECORDS_BY_ID.rows(self.resource_type, fhir_id, int(fhir_id))
+            found = _RECORDS_BY_ID.objects(self.resource_type, fhir_id, int(fhir_id))
         else:
-            found = _RECORDS.rows(self.resource_type, fhir_id)
+            found = _RECORDS.objects(self.resource_type, fhir_id)
         record = next((r for r in found if r.fhir_id == fhir_id), None)
         if record is not None and record.object_id is None:
             if access.scope(FhirRecord.objects.filter(pk=record.pk), user, "site").exists():
@@ -456,7 +456,7 @@ def choose_site(ctx: Context):
         return site
     if getattr(user := ctx.user, "is_authenticated", False) and user.is_active:
         superuser = bool(user.is_superuser)
-        found = _SITES[superuser].rows(*(() if superuser else (user.pk,)))
+        found = _SITES[superuser].objects(*(() if superuser else (user.pk,)))
     else:
         found = []
     if len(found) != 1:

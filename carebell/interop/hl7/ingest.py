@@ -30,11 +30,11 @@ from carebell.interop.hl7.mapping import (
     PrescriptionData,
 )
 from carebell.interop.hl7.models import Hl7Applied
-from carebell.interop.prepared import Prepared
 from carebell.people import actions as people
 from carebell.people.models import Contact, ContactPoint, Patient
 from carebell.pharmacy.actions import save_fill, save_prescription
 from carebell.pharmacy.models import Fill, Prescription
+from carebell.prepared import Prepared
 from carebell.sites.models import Site
 
 _KEPT_WHEN_BOOKED = {
@@ -107,7 +107,7 @@ def _watermarks(feed: Feed, keys: list[tuple[str, str]]) -> dict[tuple, Hl7Appli
     if query is None:
         query = _WATERMARKS[len(keys)] = Prepared(_watermarks_of, *_samples(len(keys)))
     values = [feed.site.pk, feed.source, *[part for key in keys for part in key]]
-    return {(r.entity, r.external_id): r for r in query.rows(*values)}
+    return {(r.entity, r.external_id): r for r in query.objects(*values)}
 
 
 def _watermarks_of(site_id, source, *parts) -> QuerySet:
@@ -148,7 +148,7 @@ def find_patient(site: Site, source: str, external_id: str) -> Patient | None:
     return _PATIENT.first(site.pk, source, external_id)
 
 
-# The questions every message asks, compiled once (carebell.interop.prepared).
+# The questions every message asks, compiled once (carebell.prepared).
 _PATIENT = Prepared(
     lambda site_id, source, external_id: Patient.objects.select_for_update()
     .filter(site_id=site_id, source=source, external_id=external_id)
@@ -181,10 +181,10 @@ def upsert_patient(feed: Feed, data: PatientData, now, *, demographics: bool) ->
     if _assign(patient, wanted) or created:
         people.save_patient(patient, source=feed.actor, now=now)
     # The contacts with their numbers: two queries, however many contacts.
-    contacts = [] if created else _CONTACTS.rows(patient.pk)
+    contacts = [] if created else _CONTACTS.objects(patient.pk)
     points: dict[int, dict] = {}
     if contacts:
-        for point in _POINTS.rows(patient.pk):
+        for point in _POINTS.objects(patient.pk):
             points.setdefault(point.contact_id, {})[point.kind] = point
     me = next((c for c in contacts if c.relationship == "self"), None)
     if me is not None or data.points:  # a child's PID without phones adds no "self"

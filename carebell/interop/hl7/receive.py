@@ -33,8 +33,8 @@ from carebell.interop.hl7.acks import Result, acks_for
 from carebell.interop.hl7.mapping import Mapping, read
 from carebell.interop.hl7.models import Hl7Message, Hl7Sender, Outcome
 from carebell.interop.hl7.parse import Header, Hl7Error, parse_message, split_segments
-from carebell.interop.prepared import Prepared
 from carebell.planning import replan
+from carebell.prepared import Prepared
 
 logger = logging.getLogger(__name__)
 ACK_JOIN = b"\x1c"  # FS never appears inside a message: it separates stored ACKs
@@ -268,7 +268,7 @@ def _partial_header(raw: bytes) -> Header | None:
 
 def _feed(header: Header, default_site, dry_run: bool) -> tuple[ingest.Feed, Mapping]:
     app, facility = header.sending_application[:64], header.sending_facility[:64]
-    rows = _SENDERS.rows(app, facility)
+    rows = _SENDERS.objects(app, facility)
     # The most specific row: application and facility, then either, then the catch-all.
     best = max(rows, key=lambda r: (bool(r.sending_application), bool(r.sending_facility)),
                default=None)  # fmt: skip
