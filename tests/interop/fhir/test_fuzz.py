@@ -173,7 +173,8 @@ def test_over_http_a_mutated_example_is_written_or_refused_never_a_500(fhir_once
     from carebell.interop.fhir.models import FhirRecord
 
     fhir, patient_id = fhir_once
-    for participant in resource.get("participant") or []:
+    participants = resource.get("participant")  # a mutation may make it anything
+    for participant in participants if isinstance(participants, list) else []:
         if isinstance(participant, dict) and isinstance(participant.get("actor"), dict):
             participant["actor"]["reference"] = f"Patient/{patient_id}"
     before = FhirRecord.objects.count()
