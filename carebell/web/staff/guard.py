@@ -246,13 +246,7 @@ def _grant_sql(chosen: bool) -> str:
     devices = q(TOTPDevice._meta.db_table)
     user_model = auth.get_user_model()
     user_groups = q(user_model.groups.through._meta.db_table)
-    user_permissions = q(user_model.user_permissions.through._meta.db_table)
-    group_model = user_model.groups.field.related_model
-    groups = q(group_model._meta.db_table)
-    group_permissions = q(group_model.permissions.through._meta.db_table)
-    permission_model = group_model.permissions.field.related_model
-    permissions = q(permission_model._meta.db_table)
-    content_types = q(permission_model.content_type.field.related_model._meta.db_table)
+    groups = q(user_model.groups.field.related_model._meta.db_table)
     delivery = q(DeliverySettings._meta.db_table)
     users = q(user_model._meta.db_table)
     fields = ", ".join(
@@ -260,10 +254,6 @@ def _grant_sql(chosen: bool) -> str:
         for name in ("password", "is_active", "is_superuser")
     )
     granted = f"SELECT site_id FROM {memberships} WHERE user_id = %s"
-    named = (
-        f"SELECT p.id FROM {permissions} p JOIN {content_types} ct ON ct.id = p.content_type_id"
-        " WHERE ct.app_label = %s AND p.codename = %s"
-    )
     site = (
         f"(SELECT site_id FROM {memberships} WHERE user_id = %s AND site_id = %s)"
         if chosen
@@ -279,11 +269,8 @@ def _grant_sql(chosen: bool) -> str:
         f"  AND site_id IN ({granted})),"
         f" (SELECT COUNT(*) FROM {memberships} WHERE user_id = %s),"
         f" {site},"
-        f" (EXISTS (SELECT 1 FROM {user_permissions} WHERE user_id = %s"
-        f"  AND permission_id IN ({named}))"
-        f"  OR EXISTS (SELECT 1 FROM {user_groups} ug JOIN {group_permissions} gp"
-        "  ON gp.group_id = ug.group_id WHERE ug.user_id = %s"
-        f"  AND gp.permission_id IN ({named})))"
+        f" EXISTS (SELECT 1 FROM ({access.held_permissions_sql('u.id')}) held"
+        "  WHERE held.app_label = %s AND held.codename = %s)"
         f" FROM {users} u WHERE u.id = %s"
     )
 
@@ -297,8 +284,7 @@ def _grant_params(user_id, device_id, chosen, app_label, codename) -> list:
         True, user_id,
         user_id,
         *site,
-        user_id, app_label, codename,
-        user_id, app_label, codename,
+        app_label, codename,
         user_id,
     ]  # fmt: skip
 
