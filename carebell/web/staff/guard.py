@@ -31,7 +31,7 @@ from django_otp import DEVICE_ID_SESSION_KEY, device_classes, user_has_device
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from carebell.sites import access
-from carebell.sites.models import DeliverySettings, Site, StaffMembership
+from carebell.sites.models import DeliverySettings, Site
 from carebell.sites.roles import SYSTEM_ADMINISTRATOR
 
 SITE_SESSION_KEY = "staff_site_id"
@@ -241,8 +241,10 @@ def _device_id(persistent_id) -> int | bool | None:
 
 @cache
 def _grant_sql(chosen: bool) -> str:
+    """The sites and the permission are read as carebell.sites.access describes them;
+    the device, group and delivery-settings answers are those needs_code and
+    must_set_up_two_factor ask (for TOTP devices only), decided in quick_grant."""
     q = connection.ops.quote_name
-    memberships = q(StaffMembership._meta.db_table)
     devices = q(TOTPDevice._meta.db_table)
     user_model = auth.get_user_model()
     user_groups = q(user_model.groups.through._meta.db_table)
@@ -253,11 +255,15 @@ def _grant_sql(chosen: bool) -> str:
         "u." + q(user_model._meta.get_field(name).column)
         for name in ("password", "is_active", "is_superuser")
     )
-    granted = f"SELECT site_id FROM {memberships} WHERE user_id = %s"
+    # The sites granted to the user, as the access rule writes them (one parameter:
+    # the user's id); sites_for adds nothing for the active non-superusers let through.
+    granted, stand_in = access.granted_site_ids(user_model(pk=0)).query.sql_with_params()
+    if stand_in != (0,):
+        raise RuntimeError("access.granted_site_ids changed shape; update _grant_params")
     site = (
-        f"(SELECT site_id FROM {memberships} WHERE user_id = %s AND site_id = %s)"
+        f"(SELECT site_id FROM ({granted}) granted WHERE site_id = %s)"
         if chosen
-        else f"(SELECT MIN(site_id) FROM {memberships} WHERE user_id = %s)"
+        else f"(SELECT MIN(site_id) FROM ({granted}) granted)"
     )
     return (
         f"SELECT {fields},"
@@ -267,7 +273,7 @@ def _grant_sql(chosen: bool) -> str:
         "  WHERE ug.user_id = %s AND g.name = %s),"
         f" EXISTS (SELECT 1 FROM {delivery} WHERE require_two_factor_for_admins = %s"
         f"  AND site_id IN ({granted})),"
-        f" (SELECT COUNT(*) FROM {memberships} WHERE user_id = %s),"
+        f" (SELECT COUNT(*) FROM ({granted}) granted),"
         f" {site},"
         f" EXISTS (SELECT 1 FROM ({access.held_permissions_sql('u.id')}) held"
         "  WHERE held.app_label = %s AND held.codename = %s)"
