@@ -36,15 +36,17 @@ def sites_for(user) -> QuerySet:
 
 
 def held_permissions_sql(user: str) -> str:
-    """A SELECT of (app_label, codename), one row per permission that the user whose
-    id is the SQL expression `user` (a column of the enclosing statement, or one
-    `%s`) holds: Django's ModelBackend rule — their own permissions and their
-    groups' — and none for an inactive user. A superuser holds every permission
-    without asking (User.has_perm), so callers settle superusers themselves.
+    """A SELECT of (app_label, codename), one row per permission held by the user
+    whose id is the SQL expression `user` (a column of the enclosing statement; it
+    is repeated, so not a parameter): Django's ModelBackend rule — their own
+    permissions and their groups' — and none for an inactive user. A superuser
+    holds every permission without asking (User.has_perm), so callers settle
+    superusers themselves.
 
     For the statements that read a user's permissions together with other things
     (the staff polls' guard, the API token): one description of the rule, so theirs
-    cannot drift apart. Its aliases all start with "held_"."""
+    cannot drift apart. Its aliases all start with "held_". The subqueries name
+    `user`, not a column of this SELECT, so the database reads each once."""
     q = connection.ops.quote_name
     user_model = get_user_model()
     group_model = user_model.groups.field.related_model
@@ -60,12 +62,13 @@ def held_permissions_sql(user: str) -> str:
         f" FROM {q(permission_model._meta.db_table)} held_p"
         f" JOIN {q(content_type_model._meta.db_table)} held_type"
         " ON held_type.id = held_p.content_type_id"
-        f" JOIN {users} held_user ON held_user.id = {user} AND held_user.{active}"
-        f" WHERE held_p.id IN (SELECT held_own.permission_id FROM {own} held_own"
-        "  WHERE held_own.user_id = held_user.id)"
+        f" WHERE EXISTS (SELECT 1 FROM {users} held_user"
+        f"  WHERE held_user.id = {user} AND held_user.{active})"
+        f" AND (held_p.id IN (SELECT held_own.permission_id FROM {own} held_own"
+        f"  WHERE held_own.user_id = {user})"
         f" OR held_p.id IN (SELECT held_granted.permission_id FROM {granted} held_granted"
         f"  JOIN {member} held_member ON held_member.group_id = held_granted.group_id"
-        "  WHERE held_member.user_id = held_user.id)"
+        f"  WHERE held_member.user_id = {user}))"
     )
 
 
