@@ -23,6 +23,7 @@ from django.contrib import auth
 from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection
+from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 from django.utils import timezone
@@ -62,12 +63,21 @@ def choose_site(request: HttpRequest, site_id: object) -> Site | None:
 def must_set_up_two_factor(user) -> bool:
     """A System Administrator of a site that requires a second factor for its
     administrators, who has no confirmed device yet."""
-    if not user.groups.filter(name=SYSTEM_ADMINISTRATOR).exists():
+    if not _administrator(user).exists():
         return False
-    required = DeliverySettings.objects.filter(
+    return _second_factor_required(user).exists() and not user_has_device(user)
+
+
+def _administrator(user) -> QuerySet:
+    return user.groups.filter(name=SYSTEM_ADMINISTRATOR)
+
+
+def _second_factor_required(user) -> QuerySet:
+    """The delivery settings of the user's sites that require their administrators
+    to hold a second factor."""
+    return DeliverySettings.objects.filter(
         site__in=access.sites_for(user), require_two_factor_for_admins=True
     )
-    return required.exists() and not user_has_device(user)
 
 
 def needs_code(user) -> bool:
@@ -239,57 +249,63 @@ def _device_id(persistent_id) -> int | bool | None:
     return int(pk)
 
 
+#: Stand-ins the statement's ORM-written parts are built for: their places are
+#: where _grant_params puts the user's id and the session's device id.
+_USER, _DEVICE = -1, -2
+
+
 @cache
 def _grant_sql(chosen: bool) -> str:
-    """The sites and the permission are read as carebell.sites.access describes them;
-    the device, group and delivery-settings answers are those needs_code and
-    must_set_up_two_factor ask (for TOTP devices only), decided in quick_grant."""
+    """The questions the full guard asks, written as it asks them where the ORM can
+    write them — sites (access.granted_site_ids), devices (django-otp, TOTP only),
+    the second-factor rule (must_set_up_two_factor) — and the permission as
+    access.held_permissions_sql describes it; quick_grant decides."""
     q = connection.ops.quote_name
-    devices = q(TOTPDevice._meta.db_table)
     user_model = auth.get_user_model()
-    user_groups = q(user_model.groups.through._meta.db_table)
-    groups = q(user_model.groups.field.related_model._meta.db_table)
-    delivery = q(DeliverySettings._meta.db_table)
-    users = q(user_model._meta.db_table)
-    fields = ", ".join(
-        "u." + q(user_model._meta.get_field(name).column)
-        for name in ("password", "is_active", "is_superuser")
-    )
-    # The sites granted to the user, as the access rule writes them (one parameter:
-    # the user's id); sites_for adds nothing for the active non-superusers let through.
-    granted, stand_in = access.granted_site_ids(user_model(pk=0)).query.sql_with_params()
-    if stand_in != (0,):
-        raise RuntimeError("access.granted_site_ids changed shape; update _grant_params")
+    user = user_model(pk=_USER, is_active=True, is_superuser=False)  # as let through
+    devices = TOTPDevice.objects.devices_for_user(user, confirmed=True).values("pk")
+    has_device = _orm_sql(devices, _USER)
+    verified = _orm_sql(devices.filter(pk=_DEVICE), _USER, _DEVICE)
+    administrator = _orm_sql(_administrator(user).values("pk"), _USER, SYSTEM_ADMINISTRATOR)
+    required = _orm_sql(_second_factor_required(user).values("pk"), _USER)
+    granted = _orm_sql(access.granted_site_ids(user), _USER)
     site = (
         f"(SELECT site_id FROM ({granted}) granted WHERE site_id = %s)"
         if chosen
         else f"(SELECT MIN(site_id) FROM ({granted}) granted)"
     )
+    fields = ", ".join(
+        "u." + q(user_model._meta.get_field(name).column)
+        for name in ("password", "is_active", "is_superuser")
+    )
     return (
         f"SELECT {fields},"
-        f" EXISTS (SELECT 1 FROM {devices} WHERE user_id = %s AND confirmed = %s),"
-        f" EXISTS (SELECT 1 FROM {devices} WHERE id = %s AND user_id = %s AND confirmed = %s),"
-        f" EXISTS (SELECT 1 FROM {user_groups} ug JOIN {groups} g ON g.id = ug.group_id"
-        "  WHERE ug.user_id = %s AND g.name = %s),"
-        f" EXISTS (SELECT 1 FROM {delivery} WHERE require_two_factor_for_admins = %s"
-        f"  AND site_id IN ({granted})),"
-        f" (SELECT COUNT(*) FROM ({granted}) granted),"
-        f" {site},"
+        f" EXISTS ({has_device}), EXISTS ({verified}),"
+        f" EXISTS ({administrator}), EXISTS ({required}),"
+        f" (SELECT COUNT(*) FROM ({granted}) granted), {site},"
         f" EXISTS (SELECT 1 FROM ({access.held_permissions_sql('u.id')}) held"
         "  WHERE held.app_label = %s AND held.codename = %s)"
-        f" FROM {users} u WHERE u.id = %s"
+        f" FROM {q(user_model._meta.db_table)} u WHERE u.id = %s"
     )
+
+
+def _orm_sql(queryset: QuerySet, *params) -> str:
+    """The SQL the ORM writes for `queryset`, which must take `params` (the order
+    _grant_params gives the real values in)."""
+    sql, built = queryset.query.sql_with_params()
+    if built != params:
+        raise RuntimeError(f"{sql!r} takes {built!r}, not {params!r}: update _grant_params")
+    return sql
 
 
 def _grant_params(user_id, device_id, chosen, app_label, codename) -> list:
     site = [user_id, chosen] if chosen is not None else [user_id]
     return [
-        user_id, True,
-        device_id, user_id, True,
-        user_id, SYSTEM_ADMINISTRATOR,
-        True, user_id,
         user_id,
-        *site,
+        user_id, device_id,
+        user_id, SYSTEM_ADMINISTRATOR,
+        user_id,
+        user_id, *site,
         app_label, codename,
         user_id,
     ]  # fmt: skip
