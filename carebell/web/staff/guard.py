@@ -152,8 +152,9 @@ def requires(
 # An open inbox page polls every few seconds; after the session, the full guard asks
 # its questions in seven statements (the user, the device twice, the administrator
 # group, the site, the permissions twice), built by the ORM, which cost a poll most of
-# its time. `quick_grant` asks the same questions, fresh, in one hand-written
-# statement, so nothing cached can outlive a change of password, role, membership or
+# its time. `quick_grant` asks the same questions, fresh, in one statement put
+# together once from the full guard's own querysets and the access rule's SQL
+# (_grant_sql), so nothing cached can outlive a change of password, role, membership or
 # device, and nothing is written (a poll stays passive, carebell.web.sessions). It only
 # ever grants: a request it is not sure of (a superuser, several sites and no choice
 # made, a device id it cannot read, a session hash of an older secret, anything that
