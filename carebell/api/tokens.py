@@ -13,7 +13,6 @@ import datetime as dt
 import hashlib
 import secrets
 
-from django.contrib.contenttypes.models import ContentType
 from django.db import transaction
 from django.db.models import Expression, Q, TextField
 from django.http import HttpRequest
@@ -22,6 +21,7 @@ from django.utils import timezone
 from carebell.api.models import ApiToken
 from carebell.audit import trail
 from carebell.prepared import Prepared
+from carebell.sites import access
 
 SECRET_PREFIX = "cb_"  # noqa: S105 (the marker of a carebell secret, not one)
 #: Characters of the secret kept in clear, so a list can tell tokens apart.
@@ -99,28 +99,16 @@ def authenticate(request: HttpRequest, *, now: dt.datetime | None = None) -> Api
 
 class _HeldPermissions(Expression):
     """The permissions the token's user holds — what django.contrib.auth's
-    ModelBackend reads in two queries (their own and their groups'), as
-    "app_label.codename" names joined by PERMISSION_SEPARATOR — as a subquery of the
-    token's row, correlated by its user."""
+    ModelBackend reads in two queries, described once in
+    access.held_permissions_sql — as "app_label.codename" names joined by
+    PERMISSION_SEPARATOR, in a subquery of the token's row correlated by its user."""
 
     output_field = TextField()
 
     def _names(self, compiler, connection) -> str:
-        from django.contrib.auth.models import Group, Permission, User
-
         quote, token = compiler.quote_name_unless_alias, ApiToken._meta.db_table
-        user = f"{quote(token)}.{quote('user_id')}"
-        own = User.user_permissions.through._meta.db_table
-        member = User.groups.through._meta.db_table
-        granted = Group.permissions.through._meta.db_table
-        return (
-            f"SELECT ct.app_label || '.' || p.codename AS name"
-            f" FROM {quote(Permission._meta.db_table)} p"
-            f" JOIN {quote(ContentType._meta.db_table)} ct ON ct.id = p.content_type_id"
-            f" WHERE p.id IN (SELECT permission_id FROM {quote(own)} WHERE user_id = {user})"
-            f" OR p.id IN (SELECT g.permission_id FROM {quote(granted)} g"
-            f" JOIN {quote(member)} m ON m.group_id = g.group_id WHERE m.user_id = {user})"
-        )
+        held = access.held_permissions_sql(f"{quote(token)}.{quote('user_id')}")
+        return f"SELECT held.app_label || '.' || held.codename AS name FROM ({held}) held"
 
     def as_sql(self, compiler, connection):
         names = self._names(compiler, connection)

@@ -11,6 +11,8 @@ An object of a site the user may not see does not exist for them: lookups answer
 
 from __future__ import annotations
 
+from django.contrib.auth import get_user_model
+from django.db import connection
 from django.db.models import QuerySet
 from django.http import Http404
 
@@ -31,6 +33,43 @@ def sites_for(user) -> QuerySet:
     if not getattr(user, "is_authenticated", False) or not user.is_active:
         return sites.none()
     return sites if user.is_superuser else sites.filter(pk__in=granted_site_ids(user))
+
+
+def held_permissions_sql(user: str) -> str:
+    """A SELECT of (app_label, codename), one row per permission held by the user
+    whose id is the SQL expression `user` (a column of the enclosing statement; it
+    is repeated, so not a parameter): Django's ModelBackend rule — their own
+    permissions and their groups' — and none for an inactive user. A superuser
+    holds every permission without asking (User.has_perm), so callers settle
+    superusers themselves.
+
+    For the statements that read a user's permissions together with other things
+    (the staff polls' guard, the API token): one description of the rule, so theirs
+    cannot drift apart. Its aliases all start with "held_". The subqueries name
+    `user`, not a column of this SELECT, so the database reads each once."""
+    q = connection.ops.quote_name
+    user_model = get_user_model()
+    group_model = user_model.groups.field.related_model
+    permission_model = group_model.permissions.field.related_model
+    content_type_model = permission_model.content_type.field.related_model
+    users = q(user_model._meta.db_table)
+    own = q(user_model.user_permissions.through._meta.db_table)
+    member = q(user_model.groups.through._meta.db_table)
+    granted = q(group_model.permissions.through._meta.db_table)
+    active = q(user_model._meta.get_field("is_active").column)
+    return (
+        "SELECT held_type.app_label, held_p.codename"
+        f" FROM {q(permission_model._meta.db_table)} held_p"
+        f" JOIN {q(content_type_model._meta.db_table)} held_type"
+        " ON held_type.id = held_p.content_type_id"
+        f" WHERE EXISTS (SELECT 1 FROM {users} held_user"
+        f"  WHERE held_user.id = {user} AND held_user.{active})"
+        f" AND (held_p.id IN (SELECT held_own.permission_id FROM {own} held_own"
+        f"  WHERE held_own.user_id = {user})"
+        f" OR held_p.id IN (SELECT held_granted.permission_id FROM {granted} held_granted"
+        f"  JOIN {member} held_member ON held_member.group_id = held_granted.group_id"
+        f"  WHERE held_member.user_id = {user}))"
+    )
 
 
 def may_see(user, site: Site | None) -> bool:

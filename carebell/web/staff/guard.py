@@ -23,6 +23,7 @@ from django.contrib import auth
 from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection
+from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 from django.utils import timezone
@@ -31,7 +32,7 @@ from django_otp import DEVICE_ID_SESSION_KEY, device_classes, user_has_device
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from carebell.sites import access
-from carebell.sites.models import DeliverySettings, Site, StaffMembership
+from carebell.sites.models import DeliverySettings, Site
 from carebell.sites.roles import SYSTEM_ADMINISTRATOR
 
 SITE_SESSION_KEY = "staff_site_id"
@@ -62,12 +63,21 @@ def choose_site(request: HttpRequest, site_id: object) -> Site | None:
 def must_set_up_two_factor(user) -> bool:
     """A System Administrator of a site that requires a second factor for its
     administrators, who has no confirmed device yet."""
-    if not user.groups.filter(name=SYSTEM_ADMINISTRATOR).exists():
+    if not _administrator(user).exists():
         return False
-    required = DeliverySettings.objects.filter(
+    return _second_factor_required(user).exists() and not user_has_device(user)
+
+
+def _administrator(user) -> QuerySet:
+    return user.groups.filter(name=SYSTEM_ADMINISTRATOR)
+
+
+def _second_factor_required(user) -> QuerySet:
+    """The delivery settings of the user's sites that require their administrators
+    to hold a second factor."""
+    return DeliverySettings.objects.filter(
         site__in=access.sites_for(user), require_two_factor_for_admins=True
     )
-    return required.exists() and not user_has_device(user)
 
 
 def needs_code(user) -> bool:
@@ -142,8 +152,9 @@ def requires(
 # An open inbox page polls every few seconds; after the session, the full guard asks
 # its questions in seven statements (the user, the device twice, the administrator
 # group, the site, the permissions twice), built by the ORM, which cost a poll most of
-# its time. `quick_grant` asks the same questions, fresh, in one hand-written
-# statement, so nothing cached can outlive a change of password, role, membership or
+# its time. `quick_grant` asks the same questions, fresh, in one statement put
+# together once from the full guard's own querysets and the access rule's SQL
+# (_grant_sql), so nothing cached can outlive a change of password, role, membership or
 # device, and nothing is written (a poll stays passive, carebell.web.sessions). It only
 # ever grants: a request it is not sure of (a superuser, several sites and no choice
 # made, a device id it cannot read, a session hash of an older secret, anything that
@@ -239,66 +250,64 @@ def _device_id(persistent_id) -> int | bool | None:
     return int(pk)
 
 
+#: Stand-ins the statement's ORM-written parts are built for: their places are
+#: where _grant_params puts the user's id and the session's device id.
+_USER, _DEVICE = -1, -2
+
+
 @cache
 def _grant_sql(chosen: bool) -> str:
+    """The questions the full guard asks, written as it asks them where the ORM can
+    write them — sites (access.granted_site_ids), devices (django-otp, TOTP only),
+    the second-factor rule (must_set_up_two_factor) — and the permission as
+    access.held_permissions_sql describes it; quick_grant decides."""
     q = connection.ops.quote_name
-    memberships = q(StaffMembership._meta.db_table)
-    devices = q(TOTPDevice._meta.db_table)
     user_model = auth.get_user_model()
-    user_groups = q(user_model.groups.through._meta.db_table)
-    user_permissions = q(user_model.user_permissions.through._meta.db_table)
-    group_model = user_model.groups.field.related_model
-    groups = q(group_model._meta.db_table)
-    group_permissions = q(group_model.permissions.through._meta.db_table)
-    permission_model = group_model.permissions.field.related_model
-    permissions = q(permission_model._meta.db_table)
-    content_types = q(permission_model.content_type.field.related_model._meta.db_table)
-    delivery = q(DeliverySettings._meta.db_table)
-    users = q(user_model._meta.db_table)
+    user = user_model(pk=_USER, is_active=True, is_superuser=False)  # as let through
+    devices = TOTPDevice.objects.devices_for_user(user, confirmed=True).values("pk")
+    has_device = _orm_sql(devices, _USER)
+    verified = _orm_sql(devices.filter(pk=_DEVICE), _USER, _DEVICE)
+    administrator = _orm_sql(_administrator(user).values("pk"), _USER, SYSTEM_ADMINISTRATOR)
+    required = _orm_sql(_second_factor_required(user).values("pk"), _USER)
+    granted = _orm_sql(access.granted_site_ids(user), _USER)
+    site = (
+        f"(SELECT site_id FROM ({granted}) granted WHERE site_id = %s)"
+        if chosen
+        else f"(SELECT MIN(site_id) FROM ({granted}) granted)"
+    )
     fields = ", ".join(
         "u." + q(user_model._meta.get_field(name).column)
         for name in ("password", "is_active", "is_superuser")
     )
-    granted = f"SELECT site_id FROM {memberships} WHERE user_id = %s"
-    named = (
-        f"SELECT p.id FROM {permissions} p JOIN {content_types} ct ON ct.id = p.content_type_id"
-        " WHERE ct.app_label = %s AND p.codename = %s"
-    )
-    site = (
-        f"(SELECT site_id FROM {memberships} WHERE user_id = %s AND site_id = %s)"
-        if chosen
-        else f"(SELECT MIN(site_id) FROM {memberships} WHERE user_id = %s)"
-    )
     return (
         f"SELECT {fields},"
-        f" EXISTS (SELECT 1 FROM {devices} WHERE user_id = %s AND confirmed = %s),"
-        f" EXISTS (SELECT 1 FROM {devices} WHERE id = %s AND user_id = %s AND confirmed = %s),"
-        f" EXISTS (SELECT 1 FROM {user_groups} ug JOIN {groups} g ON g.id = ug.group_id"
-        "  WHERE ug.user_id = %s AND g.name = %s),"
-        f" EXISTS (SELECT 1 FROM {delivery} WHERE require_two_factor_for_admins = %s"
-        f"  AND site_id IN ({granted})),"
-        f" (SELECT COUNT(*) FROM {memberships} WHERE user_id = %s),"
-        f" {site},"
-        f" (EXISTS (SELECT 1 FROM {user_permissions} WHERE user_id = %s"
-        f"  AND permission_id IN ({named}))"
-        f"  OR EXISTS (SELECT 1 FROM {user_groups} ug JOIN {group_permissions} gp"
-        "  ON gp.group_id = ug.group_id WHERE ug.user_id = %s"
-        f"  AND gp.permission_id IN ({named})))"
-        f" FROM {users} u WHERE u.id = %s"
+        f" EXISTS ({has_device}), EXISTS ({verified}),"
+        f" EXISTS ({administrator}), EXISTS ({required}),"
+        f" (SELECT COUNT(*) FROM ({granted}) granted), {site},"
+        f" EXISTS (SELECT 1 FROM ({access.held_permissions_sql('u.id')}) held"
+        "  WHERE held.app_label = %s AND held.codename = %s)"
+        f" FROM {q(user_model._meta.db_table)} u WHERE u.id = %s"
     )
+
+
+def _orm_sql(queryset: QuerySet, *params) -> str:
+    """The SQL the ORM writes for `queryset`, which must take `params` (the order
+    _grant_params gives the real values in)."""
+    sql, built = queryset.query.sql_with_params()
+    if built != params:
+        raise RuntimeError(f"{sql!r} takes {built!r}, not {params!r}: update _grant_params")
+    return sql
 
 
 def _grant_params(user_id, device_id, chosen, app_label, codename) -> list:
     site = [user_id, chosen] if chosen is not None else [user_id]
     return [
-        user_id, True,
-        device_id, user_id, True,
-        user_id, SYSTEM_ADMINISTRATOR,
-        True, user_id,
         user_id,
-        *site,
-        user_id, app_label, codename,
-        user_id, app_label, codename,
+        user_id, device_id,
+        user_id, SYSTEM_ADMINISTRATOR,
+        user_id,
+        user_id, *site,
+        app_label, codename,
         user_id,
     ]  # fmt: skip
 

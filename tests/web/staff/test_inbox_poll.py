@@ -263,3 +263,10 @@ def test_a_session_signed_with_a_rotated_secret_is_renewed_as_django_does(
     settings.SECRET_KEY_FALLBACKS = [settings.SECRET_KEY]
     settings.SECRET_KEY = "a-new-secret-" + "x" * 50
     assert [r.status_code for r in polls.both()] == [204, 204]
+
+
+def test_a_part_of_the_statement_must_take_the_parameters_it_is_given():
+    # A rule that gains a condition (and a parameter) must not shift the others.
+    with pytest.raises(RuntimeError, match="update _grant_params"):
+        guard._orm_sql(StaffMembership.objects.filter(user_id=-1, site_id=3), -1)
+    assert guard._orm_sql(StaffMembership.objects.filter(user_id=-1), -1)
