@@ -192,7 +192,7 @@ def test_a_none_sample_is_a_value_the_shape_does_not_use(site):
 # --- on the server --------------------------------------------------------------------
 
 
-@pytest.mark.skipif("connection.vendor != 'postgresql'")
+@pytest.mark.postgres_only
 def test_statements_are_prepared_on_the_server_and_nothing_else_is(site):
     patient = factories.make_patient(site, source="hl7:Y", external_id="PREP-1")
     query = Prepared(lambda external_id: Patient.objects.filter(external_id=external_id), "\x00e")
@@ -207,7 +207,7 @@ def test_statements_are_prepared_on_the_server_and_nothing_else_is(site):
     assert connection.connection.prepare_threshold > 10**9
 
 
-@pytest.mark.skipif("connection.vendor != 'postgresql'")
+@pytest.mark.postgres_only
 def test_a_row_of_safe_columns_comes_back_in_binary_as_the_orm_reads_it(site):
     patient = factories.make_patient(site)
     fields = ("pk", "first_name", "birth_date", "created_at", "site_id")
@@ -246,7 +246,7 @@ def test_raw_sql_that_fails_raises_djangos_error(site):
         execute_prepared(f"SELECT no_such_column FROM {Hl7Sender._meta.db_table}")
 
 
-@pytest.mark.skipif("connection.vendor != 'postgresql'")
+@pytest.mark.postgres_only
 def test_the_delivery_report_is_prepared_on_the_server(site):
     from carebell import outbox
     from carebell.messaging.models import OutboxMessage
