@@ -52,7 +52,7 @@ SLOTS = 40  # 15-minute slots from 08:00 local
 AREA_CODES = [n for n in range(201, 1000) if n % 100 != 11 and (n // 10) % 10 != 9]
 NUMBERS = len(AREA_CODES) * 100
 EMPTIED = """TRUNCATE messaging_outboxsubject, messaging_messageevent,
-    messaging_deliveryattempt, messaging_providerevent, messaging_outboxmessage"""
+    messaging_deliveryattempt, messaging_providerevent, inbox_reply, messaging_outboxmessage"""
 
 
 def options() -> argparse.Namespace:

@@ -298,21 +298,30 @@ def _plan_days(site, rules, policy, now, days: dict[dt.date, set[int]], siblings
     patients is planned). Returns rows planned.
 
     Each day is stored before the next is planned, and one SMS caps ledger serves
-    every day: it reads the patients' stored texts once, and counts each day's texts
-    as they are planned, so the next day's caps see what the outbox then holds. A
+    every day: it reads a patient's stored texts on the first day the patient is
+    planned (plan_site_appointments loads the day's patients it has not read), counts
+    each day's texts as they are planned, so the next day's caps see what the outbox
+    then holds, and forgets the patient after their last day. So it holds the texts
+    of the patients of the days in flight, not the batch's (whose stored texts grow
+    with every batch of a file that lists them again); reading them day by day is
+    cheap because the ledger looks each patient up by the outbox's patient index. A
     day whose flush stored fewer rows than it was given (a key the outbox held
-    already, and with it the stored row's time) has its patients' texts read again.
-    The ledger holds the batch's patients' pending texts for the batch: bounded by
-    the batch, not the file, but more than one day's patients (the day-by-day read
-    cost PostgreSQL a scan of the site's texts per day)."""
+    already, and with it the stored row's time) has its patients' texts read again."""
     from carebell.outbox import OutboxWriter
     from carebell.planning.appointments import plan_site_appointments
     from carebell.planning.sms_caps import SmsCaps
 
     writer = OutboxWriter(now)
     caps = SmsCaps(site.id, now)
-    caps.load(set().union(siblings, *days.values()))  # one read for the batch
-    for day, on_the_day in sorted(days.items()):
+    ordered = sorted(days.items())
+    last_day: dict[int, dt.date] = {}
+    for day, on_the_day in ordered:
+        last_day.update(dict.fromkeys(on_the_day, day))
+    done: dict[dt.date, list[int]] = defaultdict(list)  # patients by their last day
+    for patient_id, day in last_day.items():
+        if patient_id not in siblings:  # siblings are planned every day
+            done[day].append(patient_id)
+    for day, on_the_day in ordered:
         patient_ids = sorted(on_the_day | siblings)
         offered, stored = writer.offered, writer.stored
         for decision in plan_site_appointments(
@@ -323,6 +332,8 @@ def _plan_days(site, rules, policy, now, days: dict[dt.date, set[int]], siblings
         writer.flush()
         if writer.stored - stored != writer.offered - offered:
             caps.forget(patient_ids)
+        else:
+            caps.forget(done.pop(day, ()))
     return writer.offered
 
 

@@ -350,3 +350,38 @@ def test_a_booked_visit_whose_reminder_the_caps_keep_back_is_stored_as_blocked(s
     kept = texts(site).get(entity_id=fourth.id)
     assert (kept.status, kept.block_reason) == ("blocked", "cap")
     assert texts(site).filter(status="scheduled").count() == 3
+
+
+def test_the_sms_caps_read_of_some_patients_is_their_share_of_the_sites_read(org, site):
+    # PostgreSQL looks each patient up by the outbox's patient index (a lateral): the
+    # same texts as the site's one read, and only the capped texts still counting.
+    from carebell.planning.sms_caps import LOOKBACK, SmsCaps
+
+    other_site = factories.make_site(org, name="Elm Street")
+    people = [factories.make_patient(site, external_id=f"S{n}") for n in range(3)]
+
+    def text(patient, n, **fields):
+        row = {"site": site, "patient": patient, "to_address": f"+1555010{n:04d}",
+               "channel": "sms", "kind": Kind.APPT_REMINDER, "status": "scheduled",
+               "planned_at": NOW + n * HOUR, "due_at": NOW + n * HOUR,
+               "dedupe_key": f"t{n}", "created_at": NOW, "updated_at": NOW, **fields}  # fmt: skip
+        OutboxMessage.objects.create(**row)
+
+    for n, patient in enumerate(people):
+        text(patient, 10 * n)
+        text(patient, 10 * n + 1, kind=Kind.RECALL, status="delivered", sent_at=NOW)
+        text(patient, 10 * n + 2, status="cancelled")  # never sent: not counted
+        text(patient, 10 * n + 3, channel="email")
+        text(patient, 10 * n + 4, planned_at=NOW - LOOKBACK - HOUR)  # too old to count
+        text(patient, 10 * n + 5, site=other_site)  # another site's budget
+    whole, some = SmsCaps(site.pk, NOW), SmsCaps(site.pk, NOW)
+    whole.load(None)
+    some.load([people[0].pk, people[2].pk])
+    wanted = {people[0].pk, people[2].pk}
+    assert some.history == {k: v for k, v in whole.history.items() if k[0] in wanted}
+    assert sorted(key for texts in some.history.values() for _, _, key, *_ in texts) == [
+        "t0",
+        "t1",
+        "t20",
+        "t21",
+    ]

@@ -188,26 +188,52 @@ def test_a_day_whose_messages_the_outbox_holds_already_is_the_same_both_ways(
 ):
     # A patient's stored appointment on a day of the batch is planned again with it
     # (apart: the site does not combine); its keys are in the outbox already, so the
-    # ledger of the SMS caps reads the patient's texts again.
-    from carebell.planning.sms_caps import SmsCaps
-
+    # ledger of the SMS caps reads the patient's texts again on the next day.
     site.delivery.combine_siblings = False
     site.delivery.save()
     save_appointment(appointment(site, patients[0], "A0", 3), source="csv", now=NOW)
-    forgotten, forget = [], SmsCaps.forget
-
-    def noted(caps, ids):
-        forgotten.append(ids)
-        forget(caps, ids)
-
-    monkeypatch.setattr(SmsCaps, "forget", noted)
+    reads = _noted_reads(monkeypatch)
 
     def make():
+        reads.clear()
         return [appointment(site, patients[0], "A1", 3.1), appointment(site, patients[0], "A2", 4)]
 
     single, bulk = both_ways(make)
     assert single == bulk, (sorted(single - bulk), sorted(bulk - single))
-    assert forgotten
+    assert reads == [[patients[0].pk], [patients[0].pk]]  # bulk: day 3, then day 4 again
+
+
+def test_the_sms_caps_ledger_reads_each_patient_on_their_first_day_once(
+    site, patients, monkeypatch
+):
+    # The ledger holds the patients of the days in flight: each is read when first
+    # planned (not all at the start of the batch) and kept to their last day, so the
+    # caps still count their earlier days' texts.
+    reads = _noted_reads(monkeypatch)
+    days = [(0, 1.2), (1, 2.1), (0, 2.6), (2, 5.3), (0, 6.1), (1, 9.0)]
+
+    def make():
+        reads.clear()
+        return [appointment(site, patients[p], f"A{n}", d) for n, (p, d) in enumerate(days)]
+
+    single, bulk = both_ways(make)
+    assert single == bulk, (sorted(single - bulk), sorted(bulk - single))
+    assert reads == [[patients[0].pk], [patients[1].pk], [patients[2].pk]]
+
+
+def _noted_reads(monkeypatch) -> list[list[int]]:
+    """The patient ids of each read of the outbox's texts for the SMS caps ledger."""
+    from carebell.planning import sms_caps
+
+    reads, read = [], sms_caps._history_rows
+
+    def noted(params, ids):
+        if ids:
+            reads.append(list(ids))
+        return read(params, ids)
+
+    monkeypatch.setattr(sms_caps, "_history_rows", noted)
+    return reads
 
 
 def test_a_batch_past_the_copy_threshold_is_stored_and_audited_as_a_small_one(site, patients):
