@@ -16,7 +16,7 @@ Then, in the same run, each from a checkpoint:
 (b) the planner: runner.plan_once for the site, as `carebell plan` runs it (reads
     appointments and contacts, decides with the rules core, keeps to the SMS caps,
     writes the outbox). The caps read each day's patients' stored texts, one query
-    per 2,000 patients; every patient here has one appointment, so no text is
+    per 20,000 patients; every patient here has one appointment, so no text is
     deferred and both write the same rows.
 
 Prints rows/s of both, the ratio (goal: planner >= 0.5 x COPY), the CPU of this
