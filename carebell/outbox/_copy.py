@@ -169,8 +169,9 @@ def _may_write_behind() -> bool:
 
 
 def _write(rows: list[PlannedRow], combined: list[Decision]) -> int:
-    """Stores the rows whose key is new; returns how many."""
-    with transaction.atomic():
+    """Stores the rows whose key is new; returns how many. Inside a caller's
+    transaction no savepoint is needed: a failure here dooms that transaction."""
+    with transaction.atomic(savepoint=False):
         stored = _database().insert_new(rows)
         _link_subjects(combined)
     return stored
@@ -240,11 +241,20 @@ def reasons_text(reasons: tuple) -> str:
     return text
 
 
+#: Up to this many rows (one appointment's or prescription's messages, an API call's
+#: or a feed message's), one INSERT … ON CONFLICT DO NOTHING stores them: one
+#: statement, where the COPY path takes a key lookup, a savepoint and the COPY.
+FEW = 64
+_ONE_ROW = "(" + ", ".join("%s::jsonb" if c in JSON_COLUMNS else "%s" for c in COLUMNS) + ")"
+
+
 def _copy_insert(rows: list[PlannedRow]) -> int:
     """Rows whose key is not stored yet go straight into the outbox by COPY; if
     another writer stores one of them meanwhile, the batch goes through the stage's
-    INSERT … ON CONFLICT DO NOTHING instead."""
+    INSERT … ON CONFLICT DO NOTHING instead. A few rows take that INSERT at once."""
     with connection.cursor() as cursor:
+        if len(rows) <= FEW:
+            return _insert_few(cursor, rows)
         raw = cursor.cursor  # the psycopg cursor, for COPY
         fresh = _not_stored(raw, rows)
         if not fresh:
@@ -273,6 +283,17 @@ def _not_stored(raw, rows: list[PlannedRow]) -> list[PlannedRow]:
             taken.add(key)
             fresh.append(row)
     return fresh
+
+
+def _insert_few(cursor, rows: list[PlannedRow]) -> int:
+    """What the COPY path stores, in one statement: DO NOTHING skips a key stored
+    already or taken by an earlier row of the same statement (NULL never conflicts)."""
+    cursor.execute(
+        f"INSERT INTO {TABLE} ({', '.join(COLUMNS)}) VALUES {', '.join([_ONE_ROW] * len(rows))} "
+        "ON CONFLICT (dedupe_key) DO NOTHING",
+        [value for row in rows for value in row],
+    )
+    return cursor.rowcount
 
 
 def _stage_insert(cursor, rows: list[tuple]) -> int:
