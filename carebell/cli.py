@@ -105,6 +105,12 @@ def check_seconds(option: str, value: float, minimum: float, maximum: float) -> 
     return value
 
 
+#: The system checks of a background process (worker, scheduler, events worker): it
+#: serves no URL, and checking the URL configuration would import every view (the
+#: API's and its schema library among them), about 30 MB a process.
+BACKGROUND_CHECKS = ["models"]
+
+
 def check_count(option: str, value: int, minimum: int = 1, maximum: int | None = None) -> int:
     """`value`, if it is a whole number from `minimum` (to `maximum`)."""
     if value < minimum or (maximum is not None and value > maximum):

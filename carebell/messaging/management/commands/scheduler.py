@@ -9,7 +9,7 @@ import threading
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from carebell.cli import check_seconds
+from carebell.cli import BACKGROUND_CHECKS, check_seconds
 from carebell.messaging.models import PlannerLease
 from carebell.planning.runner import run_forever
 
@@ -21,6 +21,7 @@ MAX_SWEEP_EVERY = 7 * 86_400.0
 
 class Command(BaseCommand):
     help = "Run the planner every --interval seconds (only one process plans at a time)."
+    requires_system_checks = BACKGROUND_CHECKS
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(

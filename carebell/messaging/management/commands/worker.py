@@ -10,7 +10,7 @@ import threading
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from carebell.cli import check_count, check_seconds
+from carebell.cli import BACKGROUND_CHECKS, check_count, check_seconds
 from carebell.dispatch.dispatcher import Dispatcher
 from carebell.messaging.models import OutboxMessage
 from carebell.sends import group as group_sends
@@ -28,6 +28,7 @@ MAX_LEASE = 86_400.0
 
 class Command(BaseCommand):
     help = "Run a dispatcher worker: claim due messages in batches and send them."
+    requires_system_checks = BACKGROUND_CHECKS
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(

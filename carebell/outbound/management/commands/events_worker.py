@@ -11,7 +11,7 @@ import threading
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from carebell.cli import check_count, check_seconds
+from carebell.cli import BACKGROUND_CHECKS, check_count, check_seconds
 from carebell.outbound.delivery import PER_ENDPOINT, TIMEOUT_SECONDS, EventDeliverer, lease_for
 from carebell.outbound.models import EventDelivery
 
@@ -23,6 +23,7 @@ NICE = 10
 
 class Command(BaseCommand):
     help = "Deliver outbound events (signed webhooks) to the sites' endpoints."
+    requires_system_checks = BACKGROUND_CHECKS
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
