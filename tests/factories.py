@@ -122,10 +122,14 @@ def make_fill(prescription: Prescription, **fields) -> Fill:
     return Fill.objects.create(prescription=prescription, **fields)
 
 
+#: Every staff member made here signs in with this.
+STAFF_PASSWORD = "a-long-test-password"
+
+
 def make_staff(site: Site, role: str, username: str | None = None) -> User:
     user = User.objects.create_user(
         username=username or f"staff{next(_ids)}",
-        password="a-long-test-password",
+        password=STAFF_PASSWORD,
         is_staff=True,
     )
     user.groups.add(Group.objects.get(name=role))

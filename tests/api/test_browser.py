@@ -5,48 +5,32 @@ under var/screenshots/."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from carebell.sites.roles import FRONT_DESK
 from tests import factories
+from tests.browser import RECORD_VIOLATIONS, shoot, sign_in
 from tests.web.conftest import browser, page  # noqa: F401 (the shared Chromium fixtures)
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
-
-SHOTS = Path("var/screenshots")
-RECORD_VIOLATIONS = """
-window.__violations = [];
-document.addEventListener("securitypolicyviolation", (e) =>
-    window.__violations.push(`${e.violatedDirective} ${e.blockedURI}`));
-"""
-
-
-def shoot(page, name: str, *, full_page: bool = True) -> None:  # noqa: F811
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"api-{name}.png"), full_page=full_page)
 
 
 def test_a_token_is_made_and_the_reference_tries_it(page, live_server, site):  # noqa: F811
     factories.make_staff(site, FRONT_DESK, username="robin")
     page.add_init_script(RECORD_VIOLATIONS)
     page.set_viewport_size({"width": 1200, "height": 800})
-    page.goto(f"{live_server.url}/staff/sign-in/")
-    page.fill("#id_username", "robin")
-    page.fill("#id_password", "a-long-test-password")
-    page.click("main button[type=submit]")
+    sign_in(page, f"{live_server.url}/staff/sign-in/", "robin")
     page.wait_for_selector("text=Today at")
     page.click("header >> text=API tokens")
     page.fill("#id_name", "Practice system sync")
     page.click("main button[type=submit]")
     secret = page.inner_text("#new-token")
     assert secret.startswith("cb_")
-    shoot(page, "tokens")
+    shoot(page, "api-tokens")
     page.click("text=API reference")
     page.wait_for_selector(".opblock-tag", timeout=30_000)
     assert "sites" in page.inner_text("#swagger-ui")
-    shoot(page, "reference", full_page=False)
+    shoot(page, "api-reference", full_page=False)
     page.click(".authorize")
     page.fill(".modal-ux input[type=text]", secret)
     page.click(".modal-ux button.authorize")
@@ -58,5 +42,5 @@ def test_a_token_is_made_and_the_reference_tries_it(page, live_server, site):  #
     page.wait_for_selector(f"{live} .response-col_description", timeout=30_000)
     assert site.name in page.inner_text(live)
     page.locator(live).scroll_into_view_if_needed()
-    shoot(page, "reference-try", full_page=False)
+    shoot(page, "api-reference-try", full_page=False)
     assert page.evaluate("window.__violations") == []

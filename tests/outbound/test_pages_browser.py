@@ -4,8 +4,6 @@ Screens are saved under var/screenshots/ for a person to look at."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from django.utils import timezone
 from standardwebhooks import Webhook
@@ -15,20 +13,9 @@ from carebell.outbound.delivery import EventDeliverer
 from carebell.outbound.models import WebhookEndpoint
 from carebell.sites.roles import SYSTEM_ADMINISTRATOR
 from tests import factories
+from tests.browser import RECORD_VIOLATIONS, shoot, sign_in
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-SHOTS = Path("var/screenshots")
-RECORD_VIOLATIONS = """
-window.__violations = [];
-document.addEventListener("securitypolicyviolation", (e) =>
-    window.__violations.push(`${e.violatedDirective} ${e.blockedURI}`));
-"""
-
-
-def shoot(page, name):
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"staff-{name}.png"), full_page=True)
 
 
 def test_an_administrator_adds_an_endpoint_and_reads_its_log(
@@ -42,12 +29,9 @@ def test_an_administrator_adds_an_endpoint_and_reads_its_log(
     factories.make_staff(site, SYSTEM_ADMINISTRATOR, username="dana")
     page.add_init_script(RECORD_VIOLATIONS)
     page.set_viewport_size({"width": 1200, "height": 900})
-    page.goto(f"{live_server.url}/staff/webhooks/")
-    page.fill("#id_username", "dana")
-    page.fill("#id_password", "a-long-test-password")
-    page.click("main button[type=submit]")
+    sign_in(page, f"{live_server.url}/staff/webhooks/", "dana")
     page.wait_for_selector("text=Add an endpoint")
-    shoot(page, "webhooks-empty")
+    shoot(page, "staff-webhooks-empty")
     page.click("text=Add an endpoint")
     page.fill("#id_url", receiver.url)
     page.fill("#id_description", "Practice management system")
@@ -55,7 +39,7 @@ def test_an_administrator_adds_an_endpoint_and_reads_its_log(
     page.check("input[value='message.failed']")
     page.click("main button[type=submit]")
     secret = page.inner_text("#secret")
-    shoot(page, "webhook-secret")
+    shoot(page, "staff-webhook-secret")
     endpoint = WebhookEndpoint.objects.get()
     assert secret == endpoint.secret
 
@@ -73,7 +57,7 @@ def test_an_administrator_adds_an_endpoint_and_reads_its_log(
         worker.close()
     page.reload()
     page.wait_for_selector("text=HTTP 204")
-    shoot(page, "webhook-log")
+    shoot(page, "staff-webhook-log")
     assert page.evaluate("window.__violations") == []
     headers, body = receiver.received[-1]
     assert Webhook(secret).verify(body, headers)["type"] == "appointment.confirmed"

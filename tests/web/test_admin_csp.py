@@ -8,18 +8,9 @@ import pytest
 from django.contrib.auth.models import User
 
 from tests import factories
+from tests.browser import RECORD_VIOLATIONS, sign_in, violations
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-RECORD_VIOLATIONS = """
-window.__violations = [];
-document.addEventListener("securitypolicyviolation", (e) =>
-    window.__violations.push(`${e.violatedDirective} ${e.blockedURI}`));
-"""
-
-
-def violations(page) -> list[str]:
-    return page.evaluate("window.__violations")
 
 
 def test_the_admin_runs_under_the_policy(page, live_server, site):
@@ -28,10 +19,7 @@ def test_the_admin_runs_under_the_policy(page, live_server, site):
     User.objects.create_superuser("root", password="a-long-test-password")
     page.add_init_script(RECORD_VIOLATIONS)
 
-    page.goto(f"{live_server.url}/admin/login/")
-    page.fill("#id_username", "root")
-    page.fill("#id_password", "a-long-test-password")
-    page.click("input[type=submit]")
+    sign_in(page, f"{live_server.url}/admin/login/", "root", submit="input[type=submit]")
     page.wait_for_selector("#user-tools")
     assert violations(page) == []
 

@@ -20,6 +20,7 @@ from carebell.simulator.providers import sim_token
 from carebell.simulator.server import SimConfig, start_in_thread
 from carebell.sites.roles import FRONT_DESK
 from tests import factories
+from tests.browser import sign_in
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -30,10 +31,7 @@ def test_front_desk_logs_in_and_sees_only_their_sites_patients(
     factories.make_patient(site, first_name="Ines", last_name="Ours")
     factories.make_patient(other_org_site, first_name="Theo", last_name="Theirs")
     factories.make_staff(site, FRONT_DESK, username="desk")
-    page.goto(f"{live_server.url}/admin/login/")
-    page.fill("#id_username", "desk")
-    page.fill("#id_password", "a-long-test-password")
-    page.click("input[type=submit]")
+    sign_in(page, f"{live_server.url}/admin/login/", "desk", submit="input[type=submit]")
     page.goto(f"{live_server.url}/admin/people/patient/")
     body = page.inner_text("body")
     assert "Ours" in body and "Theirs" not in body

@@ -12,15 +12,10 @@ from carebell.interop.csv.models import ImportJob
 from carebell.people.models import ContactPoint, Patient
 from carebell.sites.roles import SYSTEM_ADMINISTRATOR
 from tests import factories
+from tests.browser import RECORD_VIOLATIONS, no_violations, shoot, sign_in
 from tests.interop.csv.conftest import PATIENTS, csv_bytes
-from tests.web.staff.test_browser import RECORD_VIOLATIONS, SHOTS, no_violations, sign_in
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def shoot(page, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"csv-{name}.png"), full_page=True)
 
 
 def families(mistakes: bool) -> bytes:
@@ -61,11 +56,11 @@ def test_an_administrator_corrects_a_file_and_applies_it(
     factories.make_staff(site, SYSTEM_ADMINISTRATOR, username="dana")
     page.add_init_script(RECORD_VIOLATIONS)
     page.set_viewport_size({"width": 1200, "height": 900})
-    sign_in(page, live_server)
+    sign_in(page, f"{live_server.url}/", "dana")
     page.wait_for_selector("text=Today at")
     page.click("nav >> text=Import")
     page.wait_for_selector("h1:has-text('Import from a CSV file')")
-    shoot(page, "import")
+    shoot(page, "csv-import")
 
     bad = tmp_path / "families.csv"
     bad.write_bytes(families(mistakes=True))
@@ -78,7 +73,7 @@ def test_an_administrator_corrects_a_file_and_applies_it(
     assert "mobile phone 555-1234 has no area code" in report
     assert "last name is missing" in report and "relationship aunt is not one of" in report
     assert "Apply the import" not in page.inner_text("main")
-    shoot(page, "import-report")
+    shoot(page, "csv-import-report")
 
     good = tmp_path / "families-corrected.csv"
     good.write_bytes(families(mistakes=False))
@@ -87,14 +82,14 @@ def test_an_administrator_corrects_a_file_and_applies_it(
     page.set_input_files("#id_file", str(good))
     page.click("text=Upload and check")
     page.wait_for_selector("text=40 rows checked, no problems")
-    shoot(page, "import-checked")
+    shoot(page, "csv-import-checked")
     assert Patient.objects.count() == 0
     page.click("text=Apply the import")
     page.wait_for_selector("#import-bar")
-    shoot(page, "import-applying")
+    shoot(page, "csv-import-applying")
     page.wait_for_selector("#import-outcome:has-text('Imported 40 rows: 40 new')", timeout=60_000)
     assert page.get_attribute("#import-bar", "value") == "100"
-    shoot(page, "import-done")
+    shoot(page, "csv-import-done")
     assert Patient.objects.filter(site=site).count() == 40
     assert ContactPoint.objects.filter(value="+12025550039").exists()
     assert ImportJob.objects.filter(status="done").count() == 1

@@ -6,7 +6,6 @@ screen is saved under var/screenshots/ for a person to look at."""
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 
 import pytest
 from django.utils import timezone
@@ -19,24 +18,9 @@ from carebell.planning.rules_defaults import default_rules
 from carebell.sites.models import DeliverySettings, Department, StaffMembership
 from carebell.sites.roles import SYSTEM_ADMINISTRATOR
 from tests import factories
+from tests.browser import RECORD_VIOLATIONS, no_violations, shoot, sign_in
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-SHOTS = Path("var/screenshots")
-RECORD_VIOLATIONS = """
-window.__violations = [];
-document.addEventListener("securitypolicyviolation", (e) =>
-    window.__violations.push(`${e.violatedDirective} ${e.blockedURI}`));
-"""
-
-
-def shoot(page, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"staff-{name}.png"), full_page=True)
-
-
-def no_violations(page) -> None:
-    assert page.evaluate("window.__violations") == []
 
 
 @pytest.fixture
@@ -45,17 +29,10 @@ def admin(site):
     return factories.make_staff(site, SYSTEM_ADMINISTRATOR, username="dana")
 
 
-def sign_in(page, live_server, username="dana"):
-    page.goto(f"{live_server.url}/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", "a-long-test-password")
-    page.click("main button[type=submit]")
-
-
 @pytest.fixture
 def signed_in(page, live_server, admin):
     page.add_init_script(RECORD_VIOLATIONS)
-    sign_in(page, live_server)
+    sign_in(page, f"{live_server.url}/", "dana")
     page.wait_for_selector("text=Today at")
     return page
 
@@ -65,16 +42,16 @@ def test_an_administrator_signs_in_with_an_authenticator_code(page, live_server,
     page.add_init_script(RECORD_VIOLATIONS)
     page.set_viewport_size({"width": 1200, "height": 800})
     page.goto(f"{live_server.url}/")
-    shoot(page, "sign-in")
-    sign_in(page, live_server)
+    shoot(page, "staff-sign-in")
+    sign_in(page, f"{live_server.url}/", "dana")
     page.wait_for_selector("#id_code")
-    shoot(page, "sign-in-code")
+    shoot(page, "staff-sign-in-code")
     totp = TOTP(device.bin_key, device.step, device.t0, device.digits)
     page.fill("#id_code", f"{totp.token():06d}")
     page.click("main button[type=submit]")
     page.wait_for_selector("text=Today at Maple Pediatrics Downtown")
     assert "America/New_York" in page.inner_text("header")
-    shoot(page, "home")
+    shoot(page, "staff-home")
     no_violations(page)
 
 
@@ -83,9 +60,9 @@ def test_an_administrator_sets_up_the_second_factor_the_site_requires(page, live
         require_two_factor_for_admins=True
     )
     page.add_init_script(RECORD_VIOLATIONS)
-    sign_in(page, live_server)
+    sign_in(page, f"{live_server.url}/", "dana")
     page.wait_for_selector(".qr svg")
-    shoot(page, "two-factor")
+    shoot(page, "staff-two-factor")
     device = TOTPDevice.objects.get(user=admin)
     totp = TOTP(device.bin_key, device.step, device.t0, device.digits)
     page.fill("#id_code", f"{totp.token():06d}")
@@ -98,17 +75,17 @@ def test_an_administrator_changes_the_delivery_settings(signed_in, live_server, 
     page = signed_in
     page.click("nav >> text=Delivery settings")
     page.wait_for_selector("h1:has-text('Delivery settings')")
-    shoot(page, "delivery-settings")
+    shoot(page, "staff-delivery-settings")
     page.fill("#id_email_sms_window_start", "09:30")
     page.uncheck("input[name=delivery_days][value=sun]")
     page.fill("#id_cancellation_deadline_hours", "30")
     page.click("text=Save settings")
     page.wait_for_selector(".errors")
-    shoot(page, "delivery-settings-error")
+    shoot(page, "staff-delivery-settings-error")
     page.fill("#id_cancellation_deadline_hours", "12")
     page.click("text=Save settings")
     page.wait_for_selector("text=Delivery settings saved")
-    shoot(page, "delivery-settings-saved")
+    shoot(page, "staff-delivery-settings-saved")
     row = DeliverySettings.objects.get(site=site)
     assert row.email_sms_window_start == dt.time(9, 30)
     assert "sun" not in row.delivery_days and row.cancellation_deadline_hours == 12
@@ -126,7 +103,7 @@ def test_an_administrator_enables_a_reminder_and_sees_its_forecast(signed_in, si
     page = signed_in
     page.click("nav >> text=Automated messages")
     page.wait_for_selector("table.rules")
-    shoot(page, "automated-messages")
+    shoot(page, "staff-automated-messages")
     page.click("button[aria-label='Enable Appointment reminder']")
     page.wait_for_selector("text=Appointment reminder is now enabled")
     assert AutomatedMessage.objects.get(site=site, kind=Kind.APPT_REMINDER).enabled
@@ -138,7 +115,7 @@ def test_an_administrator_enables_a_reminder_and_sees_its_forecast(signed_in, si
     page.select_option("#id_offset-1-unit", "hours")
     page.click("text=Show the forecast")
     page.wait_for_selector("text=not yet saved")
-    shoot(page, "automated-message-forecast")
+    shoot(page, "staff-automated-message-forecast")
     page.click("button[name=save]")
     page.wait_for_selector("text=Appointment reminder saved")
     rule = AutomatedMessage.objects.get(site=site, kind=Kind.APPT_REMINDER)
@@ -154,12 +131,12 @@ def test_the_pages_fit_a_tablet_and_the_site_switcher_works(signed_in, admin, ph
     page.select_option("#site-choice", str(pharmacy.pk))  # submits itself
     page.wait_for_selector("text=Today at Maple Pharmacy")
     assert page.evaluate("document.documentElement.scrollWidth") <= 768
-    shoot(page, "home-tablet")
+    shoot(page, "staff-home-tablet")
     page.click("nav >> text=Delivery settings")
     page.wait_for_selector("h1:has-text('Delivery settings')")
     assert page.evaluate("document.documentElement.scrollWidth") <= 768
     assert "Refill reminder channels" in page.inner_text("main")
-    shoot(page, "delivery-settings-pharmacy-tablet")
+    shoot(page, "staff-delivery-settings-pharmacy-tablet")
 
 
 def test_a_reader_sees_the_settings_and_the_messages_without_controls(page, live_server, site):
@@ -168,13 +145,13 @@ def test_a_reader_sees_the_settings_and_the_messages_without_controls(page, live
     factories.make_staff(site, READ_ONLY, username="rory")
     AutomatedMessage.objects.bulk_create(default_rules(site))
     page.add_init_script(RECORD_VIOLATIONS)
-    sign_in(page, live_server, "rory")
+    sign_in(page, f"{live_server.url}/", "rory")
     page.wait_for_selector("text=Today at")
     page.click("nav >> text=Delivery settings")
     page.wait_for_selector("text=You can read these settings")
     assert page.is_disabled("#id_email_sms_window_start")
     assert page.locator("text=Save settings").count() == 0
-    shoot(page, "delivery-settings-read-only")
+    shoot(page, "staff-delivery-settings-read-only")
     page.click("nav >> text=Automated messages")
     page.wait_for_selector("table.rules")
     assert page.locator("table.rules button").count() == 0

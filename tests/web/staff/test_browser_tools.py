@@ -16,7 +16,7 @@ from carebell.messaging.models import MessageTemplate, OutboxMessage
 from carebell.people.models import ContactPreference
 from carebell.sites.roles import SYSTEM_ADMINISTRATOR
 from tests import factories
-from tests.web.staff.test_browser import RECORD_VIOLATIONS, no_violations, shoot, sign_in
+from tests.browser import RECORD_VIOLATIONS, no_violations, shoot, sign_in
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -26,7 +26,7 @@ def signed_in(page, live_server, site):
     factories.make_staff(site, SYSTEM_ADMINISTRATOR, username="dana")
     page.add_init_script(RECORD_VIOLATIONS)
     page.set_viewport_size({"width": 1280, "height": 900})
-    sign_in(page, live_server)
+    sign_in(page, f"{live_server.url}/", "dana")
     page.wait_for_selector("text=Today at")
     return page
 
@@ -49,7 +49,7 @@ def segments(page) -> str:
 def test_the_segment_count_follows_the_typing(signed_in, live_server, reminder_format):
     page = signed_in
     page.goto(f"{live_server.url}/staff/formats/")
-    shoot(page, "formats-list")
+    shoot(page, "staff-formats-list")
     page.click("text=Reminder text")
     page.wait_for_selector("[data-sms-segments]")
     assert segments(page) == "1"
@@ -65,7 +65,7 @@ def test_the_segment_count_follows_the_typing(signed_in, live_server, reminder_f
     page.type("#id_body", " #BOGUS#")
     page.wait_for_selector("[data-preview-errors] li")
     assert "#BOGUS# at body line 1" in page.inner_text("[data-preview-errors]")
-    shoot(page, "format-editor")
+    shoot(page, "staff-format-editor")
     no_violations(page)
 
 
@@ -85,7 +85,7 @@ def test_the_html_part_of_an_email_is_previewed_as_typed(signed_in, live_server,
     )
     expect(frame.locator("h2")).to_have_text("Hello Alexandra")
     assert page.title() != "x"
-    shoot(page, "format-editor-email-html")
+    shoot(page, "staff-format-editor-email-html")
     no_violations(page)
 
 
@@ -100,12 +100,12 @@ def test_the_bulk_tool_counts_then_applies(signed_in, live_server, site):
     page.select_option("#id_general", "sms")
     page.click("button[name=preview]")
     page.wait_for_selector("text=Apply 6 changes")
-    shoot(page, "contact-preferences-count")
+    shoot(page, "staff-contact-preferences-count")
     assert not ContactPreference.objects.exists()
     page.click("text=Apply 6 changes")
     page.wait_for_selector("text=Reminders: 3 contacts")
     assert ContactPreference.objects.filter(value="sms").count() == 6
-    shoot(page, "contact-preferences-applied")
+    shoot(page, "staff-contact-preferences-applied")
     no_violations(page)
 
 
@@ -122,7 +122,7 @@ def test_the_reports_draw_their_charts(signed_in, live_server, site):
     page.goto(f"{live_server.url}/staff/reports/")
     page.wait_for_selector("svg.chart")
     assert page.locator("svg.chart rect.bar").count() == 5 * 14
-    shoot(page, "reports")
+    shoot(page, "staff-reports")
     no_violations(page)
 
 
@@ -133,7 +133,7 @@ def test_pharmacy_patient_defaults_update_all(page, live_server, pharmacy):
         factories.add_point(contact, ContactPointKind.MOBILE, f"+1202555014{n}")
     page.add_init_script(RECORD_VIOLATIONS)
     page.set_viewport_size({"width": 1280, "height": 900})
-    sign_in(page, live_server, username="pat")
+    sign_in(page, f"{live_server.url}/", "pat")
     page.wait_for_selector("text=Today at")
     page.goto(f"{live_server.url}/staff/preferences/")
     page.select_option("#id_rx_ready", "email+sms")
@@ -143,7 +143,7 @@ def test_pharmacy_patient_defaults_update_all(page, live_server, pharmacy):
     page.wait_for_selector("text=Patient defaults saved.")
     page.click("text=Count the changes")
     page.wait_for_selector("text=Apply 4 changes")
-    shoot(page, "patient-defaults")
+    shoot(page, "staff-patient-defaults")
     page.click("text=Apply 4 changes")
     page.wait_for_selector("text=Ready for pickup: 2 contacts")
     assert ContactPreference.objects.filter(value="email+sms").count() == 2

@@ -8,7 +8,6 @@ from __future__ import annotations
 import datetime as dt
 import re
 import threading
-from pathlib import Path
 
 import pytest
 from django.db import connection
@@ -23,21 +22,11 @@ from carebell.simulator.providers import sim_token
 from carebell.simulator.server import SimConfig, start_in_thread
 from carebell.sites.roles import PHARMACY_STAFF
 from tests import factories
+from tests.browser import RECORD_VIOLATIONS, shoot, sign_in
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-SHOTS = Path("var/screenshots")
 NUMBER = "+12025550163"
-RECORD_VIOLATIONS = """
-window.__violations = [];
-document.addEventListener("securitypolicyviolation", (e) =>
-    window.__violations.push(`${e.violatedDirective} ${e.blockedURI}`));
-"""
-
-
-def shoot(page, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"staff-{name}.png"), full_page=True)
 
 
 def off_the_browser_thread(work) -> None:
@@ -94,10 +83,7 @@ def counter(page, live_server, pharmacy):
     factories.make_staff(pharmacy, PHARMACY_STAFF, username="rita")
     page.add_init_script(RECORD_VIOLATIONS)
     page.set_viewport_size({"width": 1280, "height": 900})
-    page.goto(f"{live_server.url}/")
-    page.fill("#id_username", "rita")
-    page.fill("#id_password", "a-long-test-password")
-    page.click("main button[type=submit]")
+    sign_in(page, f"{live_server.url}/", "rita")
     page.wait_for_selector("text=Today at")
     return page
 
@@ -124,10 +110,10 @@ def test_a_consent_at_the_counter_starts_the_pharmacys_texts(counter, live_serve
     page.select_option("#id_source", "verbal")
     page.fill("#id_evidence", "Read out at the counter")
     page.check("#id_shown")
-    shoot(page, "consent-form")
+    shoot(page, "staff-consent-form")
     page.click("text=Save the record")
     page.wait_for_selector("text=Consent recorded.")
-    shoot(page, "consent-recorded")
+    shoot(page, "staff-consent-recorded")
     record = ConsentRecord.objects.get()
     assert (record.action, record.source, record.captured_by.username) == (
         "grant",
@@ -142,10 +128,10 @@ def test_a_consent_at_the_counter_starts_the_pharmacys_texts(counter, live_serve
     notice.refresh_from_db()
     assert notice.status in ("sent", "delivered")
     assert "ready" in open_phone(page, phone).lower()
-    shoot(page, "consent-phone")
+    shoot(page, "staff-consent-phone")
     page.goto(f"{live_server.url}/staff/consent/")
     page.wait_for_selector("table.ledger-table >> text=Granted")
-    shoot(page, "consent-ledger")
+    shoot(page, "staff-consent-ledger")
     assert page.evaluate("window.__violations") == []
 
 
@@ -161,16 +147,16 @@ def test_staff_verify_a_number_with_the_code_the_phone_received(counter, live_se
     staff_page = page.url
     screen = open_phone(page, phone)
     code = re.search(r"code is (\d{6})", screen).group(1)
-    shoot(page, "verify-phone")
+    shoot(page, "staff-verify-phone")
     page.goto(staff_page)
     page.fill("#id_code", "12")
     page.click("text=Check the code")
     page.wait_for_selector("text=A code is 6 digits.")
     page.fill("#id_code", code)
-    shoot(page, "verify")
+    shoot(page, "staff-verify")
     page.click("text=Check the code")
     page.wait_for_selector("text=Verified: the code was right.")
-    shoot(page, "verified")
+    shoot(page, "staff-verified")
     point = ContactPoint.objects.get()
     assert point.verified_at is not None and point.verified_method == "staff"
     assert page.evaluate("window.__violations") == []

@@ -17,7 +17,7 @@ from carebell.sends import group
 from carebell.sends.messages import Texts
 from carebell.sites.roles import FRONT_DESK
 from tests import factories
-from tests.web.staff.test_browser import RECORD_VIOLATIONS, SHOTS, no_violations, shoot, sign_in
+from tests.browser import RECORD_VIOLATIONS, SHOTS, no_violations, shoot, sign_in
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -55,26 +55,26 @@ def clinic(site):
 def test_front_desk_sends_a_group_message_to_a_filtered_list(page, live_server, clinic):
     page.add_init_script(RECORD_VIOLATIONS)
     page.set_viewport_size({"width": 1280, "height": 900})
-    sign_in(page, live_server, username="erin")
+    sign_in(page, f"{live_server.url}/", "erin")
     page.wait_for_selector("text=Today at")
     page.goto(f"{live_server.url}/staff/patients/")
     page.select_option("#id_language", "es")
     page.click("form.filters button[type=submit]")
     page.wait_for_selector("text=Alvarez, Ana")
     assert not page.is_visible("text=Green, Gus")
-    shoot(page, "group-0-patient-list")
+    shoot(page, "staff-group-0-patient-list")
     page.click("text=Group message to every patient found")
 
     page.wait_for_selector("h1:has-text('Group message')")
     assert page.is_visible("text=7 of 7 patients selected")
     flagged = page.locator("td.flag-cell select[data-fix]")
     assert flagged.count() == 1
-    shoot(page, "group-1-flagged")
+    shoot(page, "staff-group-1-flagged")
     flagged.select_option("sms")
     page.wait_for_selector("text=Saved.")
     assert page.locator("td.flag-cell select[data-fix]").count() == 0
     page.check("input[name=channels][value=sms]")
-    shoot(page, "group-1-recipients")
+    shoot(page, "staff-group-1-recipients")
     page.click("text=Next: the message")
 
     page.wait_for_selector("#id_sms_body")
@@ -82,7 +82,7 @@ def test_front_desk_sends_a_group_message_to_a_filtered_list(page, live_server, 
     assert page.input_value("#id_sms_body") == "Flu shots at #SITENAME# this week."
     page.fill("#id_sms_body", "Hola #PATIENTFIRSTNAME#: #SITENAME# cierra el viernes.")
     page.wait_for_selector("#sms-count:has-text('segment')")
-    shoot(page, "group-2-message")
+    shoot(page, "staff-group-2-message")
     page.click("text=Next: review")
 
     page.wait_for_selector("text=Every message")
@@ -94,21 +94,21 @@ def test_front_desk_sends_a_group_message_to_a_filtered_list(page, live_server, 
     assert "Blocked" in blocked and "The number opted out of text messages." in blocked
     assert "1 message: The contact opted out of this way of sending." in figures
     assert "opted_out" not in figures + blocked
-    shoot(page, "group-3-review")
+    shoot(page, "staff-group-3-review")
     Path("docs/screenshots").mkdir(parents=True, exist_ok=True)
     shutil.copy(SHOTS / "staff-group-3-review.png", "docs/screenshots/group-send.png")
     page.click("text=Send to the message queue")
 
     page.wait_for_selector("#group-progress[data-done='1']", timeout=20_000)
     assert "6 messages queued, 1 blocked" in page.inner_text("#group-progress")
-    shoot(page, "group-4-sent")
+    shoot(page, "staff-group-4-sent")
     page.click("text=See them in the message queue")
     page.wait_for_selector("h1:has-text('Message queue')")
     queue = page.inner_text("table.queue-table")
     for name in [*NAMES, "Gloria Gomez"]:
         assert name in queue
     assert "Blocked" in queue
-    shoot(page, "group-5-queue")
+    shoot(page, "staff-group-5-queue")
     no_violations(page)
 
     sent = GroupSend.objects.latest("id")

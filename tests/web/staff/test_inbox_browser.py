@@ -8,7 +8,6 @@ from __future__ import annotations
 import re
 import threading
 import time
-from pathlib import Path
 
 import pytest
 from django.db import OperationalError, connection
@@ -23,21 +22,10 @@ from carebell.simulator.providers import sim_token
 from carebell.simulator.server import SimConfig, start_in_thread
 from carebell.sites.roles import FRONT_DESK
 from tests import factories
+from tests.browser import RECORD_VIOLATIONS, shoot, sign_in
 from tests.inbox.conftest import PHONE, make_family
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-SHOTS = Path("var/screenshots")
-RECORD_VIOLATIONS = """
-window.__violations = [];
-document.addEventListener("securitypolicyviolation", (e) =>
-    window.__violations.push(`${e.violatedDirective} ${e.blockedURI}`));
-"""
-
-
-def shoot(page, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"inbox-{name}.png"), full_page=True)
 
 
 def send_in_a_thread() -> None:
@@ -90,10 +78,7 @@ def test_front_desk_sees_a_text_arrive_and_answers_with_a_quick_response(
         send_in_a_thread()
 
         page.add_init_script(RECORD_VIOLATIONS)
-        page.goto(f"{live_server.url}/staff/")
-        page.fill("#id_username", "fran")
-        page.fill("#id_password", "a-long-test-password")
-        page.click("main button[type=submit]")
+        sign_in(page, f"{live_server.url}/staff/", "fran")
         page.get_by_role("link", name=re.compile("^Inbox")).click()
         page.wait_for_selector("text=No open conversation")
 
@@ -106,7 +91,7 @@ def test_front_desk_sees_a_text_arrive_and_answers_with_a_quick_response(
         # No reload: the list's poll brings the conversation in.
         page.wait_for_selector("text=Could we come at 4 instead?", timeout=20_000)
         assert page.locator(".main-nav .count").inner_text() == "1"
-        shoot(page, "list")
+        shoot(page, "inbox-list")
         page.get_by_role("link", name=PHONE).click()
         page.wait_for_selector("text=Lena Ortiz")
         page.select_option("#id_quick_response", label="See you then")
@@ -122,7 +107,7 @@ def test_front_desk_sees_a_text_arrive_and_answers_with_a_quick_response(
         assert reply_status() == OutboxStatus.DELIVERED
         page.wait_for_selector(".entry-reply .status-delivered", timeout=20_000)
         phone.wait_for_selector("text=Lena is expected at 4 pm")
-        shoot(page, "conversation")
+        shoot(page, "inbox-conversation")
         assert page.evaluate("window.__violations") == []
     finally:
         phone.context.close()
@@ -141,22 +126,19 @@ def test_an_administrator_writes_a_quick_response_and_reviews_a_possible_opt_out
     settings.BASE_URL = "http://testserver"  # what the test client's signature covers
     assert text(client, "Por favor no más mensajes").status_code == 200
     page.add_init_script(RECORD_VIOLATIONS)
-    page.goto(f"{live_server.url}/staff/")
-    page.fill("#id_username", "dana")
-    page.fill("#id_password", "a-long-test-password")
-    page.click("main button[type=submit]")
+    sign_in(page, f"{live_server.url}/staff/", "dana")
     page.goto(f"{live_server.url}/staff/quick-responses/new/")
     page.fill("#id_name", "Code")
     page.fill("#id_body", "Your code is #CODE#")
     page.click("main button[type=submit]")
     page.wait_for_selector("text=not available in inbox_reply templates")
-    shoot(page, "quick-response-error")
+    shoot(page, "inbox-quick-response-error")
     page.fill("#id_body", "Hello #PATIENTFIRSTNAME#, please call #SITEPHONE#.")
     page.click("main button[type=submit]")
     page.wait_for_selector("text=Quick response “Code” saved.")
     page.goto(f"{live_server.url}/staff/inbox/reviews/")
     page.wait_for_selector("text=Por favor no más mensajes")
-    shoot(page, "reviews")
+    shoot(page, "inbox-reviews")
     page.click("button[value=opted_out]")
     page.wait_for_selector("text=The number is opted out of texts from this site.")
     assert ContactPoint.objects.get(value=PHONE).opted_out_sms is True
@@ -181,10 +163,7 @@ def test_a_thread_reads_in_words_kinds_statuses_and_why_a_reply_was_blocked(
     replies.send_reply(conversation, body="Sorry to hear that, #PATIENTFIRSTNAME#.", by=desk)
     page.add_init_script(RECORD_VIOLATIONS)
     page.set_viewport_size({"width": 1280, "height": 900})
-    page.goto(f"{live_server.url}/staff/")
-    page.fill("#id_username", "fran")
-    page.fill("#id_password", "a-long-test-password")
-    page.click("main button[type=submit]")
+    sign_in(page, f"{live_server.url}/staff/", "fran")
     page.goto(f"{live_server.url}/staff/inbox/{conversation.pk}/")
     thread = page.locator("ol.thread")
     thread.wait_for()
@@ -195,5 +174,5 @@ def test_a_thread_reads_in_words_kinds_statuses_and_why_a_reply_was_blocked(
     assert "please stop texting me\nthank you" in words  # the line break shows
     for code in ("keyword reply", "· sms", "opted_out"):
         assert code not in words, code
-    shoot(page, "conversation-words")
+    shoot(page, "inbox-conversation-words")
     assert page.evaluate("window.__violations") == []

@@ -10,7 +10,7 @@ from carebell.core.vocab import ContactPointKind
 from carebell.messaging.models import OutboxMessage
 from carebell.sites.roles import FRONT_DESK
 from tests import factories
-from tests.web.staff.test_browser import RECORD_VIOLATIONS, no_violations, shoot, sign_in
+from tests.browser import RECORD_VIOLATIONS, no_violations, shoot, sign_in
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -23,7 +23,7 @@ def test_front_desk_sends_a_one_off_text_from_the_panel(page, live_server, site)
     factories.set_preference(contact, "general", "sms")
     page.add_init_script(RECORD_VIOLATIONS)
     page.set_viewport_size({"width": 1280, "height": 900})
-    sign_in(page, live_server, username="erin")
+    sign_in(page, f"{live_server.url}/", "erin")
     page.wait_for_selector("text=Today at")
     page.goto(f"{live_server.url}/staff/patients/{patient.pk}/")
     page.click("text=Send a message")
@@ -34,10 +34,10 @@ def test_front_desk_sends_a_one_off_text_from_the_panel(page, live_server, site)
     preview = page.inner_text("#one-off-preview")
     assert f"Hi Nora, your forms are ready at {site.name}." in preview
     assert "1 segment" in preview
-    shoot(page, "one-off-preview")
+    shoot(page, "staff-one-off-preview")
     page.click("button[value=send]")
     page.wait_for_selector("text=The message is in the queue.")
-    shoot(page, "one-off-sent")
+    shoot(page, "staff-one-off-sent")
     no_violations(page)
     message = OutboxMessage.objects.get()
     assert (message.kind, message.status, message.to_address) == (

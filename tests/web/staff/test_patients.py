@@ -21,6 +21,7 @@ from carebell.people.models import ConsentRecord
 from carebell.sites.roles import FRONT_DESK, PHARMACY_STAFF, READ_ONLY, SYSTEM_ADMINISTRATOR
 from carebell.web.staff.views import patients as patients_view
 from tests import factories
+from tests.browser import sign_in
 
 pytestmark = pytest.mark.django_db
 
@@ -271,10 +272,7 @@ def test_a_pharmacist_reads_the_forecast_and_why_in_a_browser(page, live_server,
     AutomatedMessage.objects.create(site=pharmacy, kind=Kind.RX_READY, name="Ready", enabled=True)
     factories.make_staff(pharmacy, PHARMACY_STAFF, username="pat")
     page.set_viewport_size({"width": 1200, "height": 900})
-    page.goto(f"{live_server.url}/")
-    page.fill("#id_username", "pat")
-    page.fill("#id_password", "a-long-test-password")
-    page.click("main button[type=submit]")
+    sign_in(page, f"{live_server.url}/", "pat")
     page.wait_for_selector("text=Today at Maple Pharmacy")
     page.goto(f"{live_server.url}/staff/patients/{rosa.pk}/")
     forecast = page.locator("#forecast")

@@ -16,7 +16,7 @@ from carebell.messaging.models import OutboxMessage
 from carebell.people.models import ConsentRecord
 from carebell.sites.roles import FRONT_DESK, SYSTEM_ADMINISTRATOR
 from tests import factories
-from tests.web.staff.test_browser import RECORD_VIOLATIONS, no_violations, shoot, sign_in
+from tests.browser import RECORD_VIOLATIONS, no_violations, shoot, sign_in
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -67,7 +67,7 @@ def test_front_desk_deletes_a_queued_message_and_reads_why_another_was_not_sent(
 ):
     page.add_init_script(RECORD_VIOLATIONS)
     page.set_viewport_size({"width": 1280, "height": 900})
-    sign_in(page, live_server, username="erin")
+    sign_in(page, f"{live_server.url}/", "erin")
     page.wait_for_selector("text=Today at")
     page.click("nav >> text=Queue")
     page.wait_for_selector("h1:has-text('Message queue')")
@@ -75,21 +75,21 @@ def test_front_desk_deletes_a_queued_message_and_reads_why_another_was_not_sent(
     page.click("form.filters button[type=submit]")
     pending = clinic["pending"]
     page.wait_for_selector(f"#pick-{pending.pk}")
-    shoot(page, "queue")
+    shoot(page, "staff-queue")
     page.emulate_media(media="print")
     assert not page.is_visible("form.filters") and not page.is_visible("header.top")
-    shoot(page, "queue-print")
+    shoot(page, "staff-queue-print")
     page.emulate_media(media="screen")
     page.check(f"#pick-{pending.pk}")
     page.click("text=Delete selected pending messages")
     page.wait_for_selector("text=1 message deleted from the queue.")
-    shoot(page, "queue-deleted")
+    shoot(page, "staff-queue-deleted")
     pending.refresh_from_db()
     assert pending.status == "cancelled"
 
     page.goto(f"{live_server.url}/staff/queue/{pending.pk}/")
     page.wait_for_selector("text=Deleted from the queue by erin.")
-    shoot(page, "queue-message")
+    shoot(page, "staff-queue-message")
 
     page.click("nav >> text=Patients")
     page.fill("#id_name", "Quintero")
@@ -99,27 +99,27 @@ def test_front_desk_deletes_a_queued_message_and_reads_why_another_was_not_sent(
     panel = page.inner_text("main")
     assert CATALOGUE[Code.OPTED_OUT_SMS].sentence in panel
     assert "I agree to receive texts" in panel
-    shoot(page, "patient-panel")
+    shoot(page, "staff-patient-panel")
 
     page.click("nav >> text=Notifications")
     page.wait_for_selector("text=A patient cancelled a visit by text.")
     page.click("button:text-is('Mark as read')")
     page.wait_for_selector(".note.unread", state="detached")
     assert page.locator("nav .count").count() == 0
-    shoot(page, "notifications")
+    shoot(page, "staff-notifications")
     no_violations(page)
 
 
 def test_an_administrator_reads_the_audit_log(page, live_server, clinic):
     page.add_init_script(RECORD_VIOLATIONS)
     page.set_viewport_size({"width": 1280, "height": 900})
-    sign_in(page, live_server, username="dana")
+    sign_in(page, f"{live_server.url}/", "dana")
     page.wait_for_selector("text=Today at")
     page.goto(f"{live_server.url}/staff/patients/{clinic['ana'].pk}/")
     page.click("nav >> text=Audit log")
     page.wait_for_selector("text=people.patient")
-    shoot(page, "audit-log")
+    shoot(page, "staff-audit-log")
     page.goto(f"{live_server.url}/staff/queue/?date_from=2026-02-30")
     page.wait_for_selector(".error")
-    shoot(page, "queue-bad-filter")
+    shoot(page, "staff-queue-bad-filter")
     no_violations(page)
