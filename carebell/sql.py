@@ -25,6 +25,13 @@ from django.db.models import QuerySet
 from psycopg import postgres, pq
 
 
+def is_row_id(value) -> bool:
+    """True for an int a bigint primary key can hold (1 to 2**63 - 1): an id from a
+    client or a session is checked with this before it reaches a statement, where a
+    larger one would be a database error rather than "no such row"."""
+    return type(value) is int and 0 < value < 2**63
+
+
 def utc(value: dt.datetime | None):
     """`value` as the ORM binds a DateTimeField: the same instant in UTC (on SQLite, the
     naive UTC text Django stores). None stays None; a naive datetime is refused, since

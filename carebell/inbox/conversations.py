@@ -34,7 +34,7 @@ from carebell.people.models import ContactPoint
 from carebell.sites import access
 from carebell.sites.models import Department, Site
 from carebell.sql import ints as sql_ints
-from carebell.sql import utc_params
+from carebell.sql import is_row_id, utc_params
 
 PERMISSION = "work_inbox"
 PAGE_SIZE = 50
@@ -411,9 +411,9 @@ def token_at(site_id: int, conversation_id: int, watched: list[int]) -> str | No
     array parameter, see carebell.sql.by_ids)."""
     from carebell.messaging.models import OutboxMessage
 
-    if not 0 < conversation_id < _BIGINT:
+    if not is_row_id(conversation_id):
         return None
-    watched = [i for i in map(int, watched[:MAX_WATCHED]) if 0 < i < _BIGINT]
+    watched = [i for i in map(int, watched[:MAX_WATCHED]) if is_row_id(i)]
     newest, params = "NULL", []
     if watched:
         outbox = _quoted(OutboxMessage._meta.db_table)
@@ -462,7 +462,6 @@ def list_unchanged(site_id: int, token: str) -> bool:
 
 
 #: Ids past a 64-bit integer exist in neither database (and SQLite refuses to bind them).
-_BIGINT = 2**63
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 

@@ -48,6 +48,7 @@ from carebell.outbox import _report, _sql
 from carebell.outbox._copy import OutboxWriter, is_capped
 from carebell.outbox._sql import AttemptResult, NewAttempt, Outcome, Started, backend
 from carebell.outbox._stored import reasons_json
+from carebell.sql import is_row_id
 
 log = logging.getLogger("carebell.outbox")
 
@@ -204,7 +205,7 @@ def record_status(
             provider=provider,
             provider_message_id=provider_message_id,
             status=target.value,
-            attempt_id=attempt_id if attempt_id is not None and 0 < attempt_id < 2**63 else None,
+            attempt_id=attempt_id if is_row_id(attempt_id) else None,
             error_code=error_code,
             received_at=now,
             settles_as=_SETTLED.get(target, AttemptStatus.FAILED).value,

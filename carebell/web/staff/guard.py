@@ -34,6 +34,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from carebell.sites import access
 from carebell.sites.models import DeliverySettings, Site
 from carebell.sites.roles import SYSTEM_ADMINISTRATOR
+from carebell.sql import is_row_id
 
 SITE_SESSION_KEY = "staff_site_id"
 
@@ -180,7 +181,7 @@ def quick_grant(request: HttpRequest, permission: str) -> int | None:
     chosen = session.get(SITE_SESSION_KEY)
     if user_id is None or device_id is False:
         return None
-    if chosen is not None and (type(chosen) is not int or not 0 < chosen < _BIGINT):
+    if chosen is not None and not is_row_id(chosen):
         return None  # current_site's own reading of an odd choice (even True)
     app_label, codename = access.permission_name(permission).split(".", 1)
     with connection.cursor() as cursor:
@@ -205,7 +206,6 @@ def quick_grant(request: HttpRequest, permission: str) -> int | None:
 
 #: The backend that signs staff in (axes only vets the password beforehand).
 _MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
-_BIGINT = 2**63
 
 
 def _session_user(session) -> int | None:
@@ -217,7 +217,7 @@ def _session_user(session) -> int | None:
         user_id = auth.get_user_model()._meta.pk.to_python(session[auth.SESSION_KEY])
     except (KeyError, ValidationError):
         return None
-    return user_id if type(user_id) is int and 0 < user_id < _BIGINT else None
+    return user_id if is_row_id(user_id) else None
 
 
 def _same_password(session, user_id: int, password: str) -> bool:
@@ -245,7 +245,7 @@ def _device_id(persistent_id) -> int | bool | None:
     if persistent_id is None:
         return None
     label, _, pk = str(persistent_id).rpartition("/")
-    if label != TOTPDevice.model_label() or not pk.isdigit() or int(pk) >= _BIGINT:
+    if label != TOTPDevice.model_label() or not pk.isdigit() or not is_row_id(int(pk)):
         return False
     return int(pk)
 
