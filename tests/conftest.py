@@ -5,11 +5,37 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import threading
 
 import pytest
 import time_machine
+from django.core.servers.basehttp import ThreadedWSGIServer
+from django.test.testcases import LiveServerThread
 
 from tests import factories
+
+
+class _OneRequestAtATime(ThreadedWSGIServer):
+    """The live server, answering one request at a time when its threads share a
+    connection. On SQLite the suite's database is in memory, so every request thread
+    of the live server uses the same connection (Django's connections_override), and
+    a page's parallel requests (a stylesheet and a script behind the sign-in) would
+    interleave their queries on it: now and then one of them read nothing and was
+    answered with the sign-in page."""
+
+    def set_app(self, application):
+        if not self.connections_override:
+            return super().set_app(application)
+        lock = threading.Lock()
+
+        def serialized(environ, start_response):
+            with lock:  # the whole answer, streamed bodies included, inside the lock
+                return list(application(environ, start_response))
+
+        return super().set_app(serialized)
+
+
+LiveServerThread.server_class = _OneRequestAtATime
 
 
 def pytest_collection_modifyitems(config, items):
