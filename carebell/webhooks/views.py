@@ -30,6 +30,7 @@ from carebell.providers.base import Provider, StatusUpdate, Unsupported
 from carebell.providers.registry import provider_by_name
 from carebell.providers.twilio.sms import parse_inbound
 from carebell.twoway import inbound
+from carebell.webhooks.lane import machine_hook
 
 log = logging.getLogger("carebell.hooks")
 
@@ -83,6 +84,7 @@ def is_storable(update: StatusUpdate) -> bool:
     )
 
 
+@machine_hook
 @csrf_exempt
 @require_POST
 def status_callback(request: HttpRequest, provider: str, attempt_id: int) -> HttpResponse:
@@ -120,6 +122,7 @@ def record_update(provider: str, update: StatusUpdate, attempt_id: int | None) -
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
 
 
+@machine_hook
 @csrf_exempt
 @require_POST
 def inbound_sms(request: HttpRequest, provider: str) -> HttpResponse:

@@ -28,6 +28,7 @@ from carebell.providers.twilio.voice import (
 )
 from carebell.twoway import answers
 from carebell.webhooks import views as hooks
+from carebell.webhooks.lane import machine_hook
 
 TWIML = "text/xml"
 
@@ -52,6 +53,7 @@ def _first_sentence(text: str) -> str:
     return match.group(1) if match else text
 
 
+@machine_hook
 @csrf_exempt
 @require_POST
 def call_answered(request: HttpRequest, attempt_id: int) -> HttpResponse:
@@ -73,6 +75,7 @@ def call_answered(request: HttpRequest, attempt_id: int) -> HttpResponse:
     return HttpResponse(answer_twiml(script, request.POST.get("AnsweredBy", "")), TWIML)
 
 
+@machine_hook
 @csrf_exempt
 @require_POST
 def key_pressed(request: HttpRequest, attempt_id: int) -> HttpResponse:
