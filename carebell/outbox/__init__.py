@@ -200,6 +200,7 @@ def record_status(
     attempt, keep the report once, settle the attempt, move the message with its
     event and the source system's; no whole row is read or written."""
     target = OutboxStatus(status)
+    effect = _REPORT_EFFECTS[target]
     recorded = _report.record(
         _report.Report(
             provider=provider,
@@ -208,11 +209,11 @@ def record_status(
             attempt_id=attempt_id if is_row_id(attempt_id) else None,
             error_code=error_code,
             received_at=now,
-            settles_as=_SETTLED.get(target, AttemptStatus.FAILED).value,
-            moves_from=tuple(moves_from(target)),
-            sent=target in (OutboxStatus.SENT, OutboxStatus.DELIVERED),
-            final=target.is_final,
-            event_type=f"message.{target}" if target in _REPORTED else "",
+            settles_as=effect.settles_as,
+            moves_from=effect.moves_from,
+            sent=effect.sent,
+            final=effect.final,
+            event_type=effect.event_type,
         )
     )
     if recorded is None or not recorded.kept:
@@ -242,6 +243,29 @@ def record_status(
 _REPORTED = frozenset({OutboxStatus.DELIVERED, OutboxStatus.UNDELIVERED, OutboxStatus.FAILED})
 #: A report's status → its attempt's (anything else failed).
 _SETTLED = {OutboxStatus.SENT: AttemptStatus.SENT, OutboxStatus.DELIVERED: AttemptStatus.DELIVERED}
+
+
+class _Effect(NamedTuple):
+    settles_as: str
+    moves_from: tuple[str, ...]
+    sent: bool
+    final: bool
+    event_type: str
+
+
+#: What a report of each status does, worked out once from the one transition rule
+#: (`can_move`): walking the statuses per callback cost it more CPU than its
+#: statement's parameters.
+_REPORT_EFFECTS = {
+    target: _Effect(
+        settles_as=_SETTLED.get(target, AttemptStatus.FAILED).value,
+        moves_from=tuple(moves_from(target)),
+        sent=target in (OutboxStatus.SENT, OutboxStatus.DELIVERED),
+        final=target.is_final,
+        event_type=f"message.{target}" if target in _REPORTED else "",
+    )
+    for target in OutboxStatus
+}
 
 
 def close_message(

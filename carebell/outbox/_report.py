@@ -15,6 +15,7 @@ clause and the event's payload are each written once below and used by both.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from typing import NamedTuple
 
 from django.db import connection, transaction
@@ -22,7 +23,7 @@ from django.db import connection, transaction
 from carebell import events
 from carebell.messaging.models import DeliveryAttempt, MessageEvent, OutboxMessage, ProviderEvent
 from carebell.prepared import execute_prepared
-from carebell.sql import utc_params
+from carebell.sql import utc, utc_params
 
 OUTBOX = OutboxMessage._meta.db_table
 ATTEMPTS = DeliveryAttempt._meta.db_table
@@ -88,9 +89,16 @@ def payload(message, shape: dict = PAYLOAD) -> dict:
     }
 
 
-def _payload_sql(alias: str, shape: dict = PAYLOAD) -> str:
+@functools.cache
+def _payload_sql(alias: str) -> str:
+    """PAYLOAD as PostgreSQL builds it from the row `alias` (written once per alias:
+    a callback's statement needs it every time)."""
+    return _jsonb_object(alias, PAYLOAD)
+
+
+def _jsonb_object(alias: str, shape: dict) -> str:
     pairs = ", ".join(
-        f"'{key}', " + (_payload_sql(alias, leaf) if isinstance(leaf, dict) else f"{alias}.{leaf}")
+        f"'{key}', " + (_jsonb_object(alias, leaf) if isinstance(leaf, dict) else f"{alias}.{leaf}")
         for key, leaf in shape.items()
     )
     return f"jsonb_build_object({pairs})"
@@ -174,7 +182,9 @@ def _in_one_statement(report: Report) -> Recorded | None:
     if found is None:
         return None
     found_sql, found_params = found
-    r, now = report, report.received_at
+    # Its one time, bound as the ORM binds it, once: the statement takes it five times.
+    r = report._replace(received_at=utc(report.received_at))
+    now = r.received_at
     sets, set_params = _message_sets(
         r, "COALESCE(NULLIF(f.known_id, ''), %s)", r.provider_message_id
     )
@@ -216,7 +226,7 @@ def _in_one_statement(report: Report) -> Recorded | None:
     ]  # fmt: skip
     # Prepared on the server (carebell.prepared): planning this WITH costs PostgreSQL
     # as much as running it, and its text is one of a few per shape of report.
-    with execute_prepared(sql, utc_params(params)) as cursor:
+    with execute_prepared(sql, params) as cursor:
         row = cursor.fetchone()
     if row is None:
         return None
