@@ -33,8 +33,9 @@ from carebell.inbox import conversations, reviews
 from carebell.messaging.models import InboundMessage, OutboxMessage
 from carebell.people import verification
 from carebell.people.models import Contact, ContactPoint, Patient
+from carebell.prepared import execute_prepared
 from carebell.sites.models import Site, SiteSenderNumber, default_sms_senders
-from carebell.sql import utc_params
+from carebell.sql import utc
 from carebell.twoway import answers, consent
 
 
@@ -146,17 +147,17 @@ def _store(
         intent=intent.value, received_at=now, conversation=conversation,
         needs_review=needs_review,
     )  # fmt: skip
+    at = utc(now)
     params = [
         site.id if site else None, Channel.SMS.value, sms.provider, sms.message_id,
-        sms.from_number, sms.to_number, sms.body, json.dumps(sms.raw), intent.value, now,
+        sms.from_number, sms.to_number, sms.body, json.dumps(sms.raw), intent.value, at,
         conversation.id if conversation else None, needs_review,
     ]  # fmt: skip
     sql, together = _STORE_SQL, tell_staff and connection.vendor == "postgresql"
     if together:
         payload = json.dumps(_needs_staff(None, intent.value, conversation))
-        sql, params = _STORE_AND_TELL_SQL, [*params, site.id, NEEDS_STAFF, payload, now]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, utc_params(params))
+        sql, params = _STORE_AND_TELL_SQL, [*params, site.id, NEEDS_STAFF, payload, at]
+    with execute_prepared(sql, params) as cursor:
         row = cursor.fetchone()
     if row is None:
         return None
@@ -193,7 +194,8 @@ def sites_sending_as(sms: InboundSms) -> list[Site]:
     none when it came to another account or its sender is not one organization's.
     One query, read fresh every time: which site a number belongs to changes when
     staff edit a sender, and a stale answer would hand a patient's text to another
-    organization."""
+    organization. Like the text's other statements (its contact points, its INSERT),
+    prepared on PostgreSQL, which then plans it once per connection."""
     to = spelling_of(sms.to_number)
     if not to or not _to_our_account(sms):
         return []
@@ -204,8 +206,7 @@ def sites_sending_as(sms: InboundSms) -> list[Site]:
     if as_default:  # carebell's own sender: also the sites that leave theirs blank
         sql += f" OR sms_from IN ({', '.join(['%s'] * (len(defaults) + 1))})"
         params += ["", *sorted(defaults)]
-    with connection.cursor() as cursor:
-        cursor.execute(sql + " ORDER BY id", params)
+    with execute_prepared(sql + " ORDER BY id", params) as cursor:
         rows = cursor.fetchall()
     sites = [
         Site.from_db(connection.alias, _SITE_FIELDS, row)
@@ -258,8 +259,7 @@ _REACHED_SQL = f"""SELECT p.id, p.opted_out_sms, c.language
 
 
 def _reached(site: Site, address: str) -> Reached:
-    with connection.cursor() as cursor:
-        cursor.execute(_REACHED_SQL, [address, site.pk])
+    with execute_prepared(_REACHED_SQL, [address, site.pk]) as cursor:
         rows = cursor.fetchall()
     return Reached(any(r[1] for r in rows), rows[0][2] if rows else "en", [r[0] for r in rows])
 
