@@ -27,6 +27,7 @@ when the facts change back the same occurrence is planned again.
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -52,8 +53,8 @@ from carebell.planning.appointments import (
 )
 from carebell.planning.contacts import load_contacts_by_id
 from carebell.planning.decisions import Decision
-from carebell.planning.policies import PolicyCache
-from carebell.prepared import execute_prepared
+from carebell.planning.policies import PolicyCache, core_settings
+from carebell.prepared import Prepared, execute_prepared
 from carebell.sites.models import Site
 from carebell.sql import ints
 
@@ -145,11 +146,33 @@ def site_facts(site) -> tuple[Site, DeliveryPolicy, list[AutomatedMessage]]:
         # Read again (unless the block's door did): the caller may hold the instance
         # it just saved, without its delivery settings, or with stale ones.
         row = found or Site.objects.select_related("delivery").get(pk=site_id)
-        rules = list(AutomatedMessage.objects.filter(site=row, enabled=True))
-        found = (row, PolicyCache().for_site(row), rules)
+        found = (row, _policy_for(row), _RULES.objects(row.pk))
         if cache is not None:
             cache[site_id] = found
     return found
+
+
+#: A site's enabled rules: every change that plans asks for them (compiled once).
+_RULES = Prepared(
+    lambda site_id: AutomatedMessage.objects.filter(site_id=site_id, enabled=True), -7_400_001
+)
+#: This thread's compiled policies, per site id: (the settings they were built from, policy).
+_POLICIES = threading.local()
+
+
+def _policy_for(site: Site) -> DeliveryPolicy:
+    """The site's delivery policy, compiled again only when the settings it is built
+    from (read with the site for this change) differ from the last ones: a feed or a
+    FHIR client saves appointment after appointment of one site. Kept per thread, as
+    the planner keeps answers in the policy while it plans (its memo)."""
+    settings = core_settings(site, site.delivery)
+    policies = getattr(_POLICIES, "by_site", None)
+    if policies is None:
+        policies = _POLICIES.by_site = {}
+    policy = policies.get(site.pk)
+    if policy is None or policy.settings != settings:
+        policy = policies[site.pk] = DeliveryPolicy(settings)
+    return policy
 
 
 def replan_patients(
