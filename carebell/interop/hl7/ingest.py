@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import functools
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -315,12 +316,19 @@ def _upsert_points(feed: Feed, contact: Contact, points: tuple[Point, ...], now,
 def spelling(point: Point, region: str) -> tuple[str, bool]:
     """The value carebell stores for a phone (E.164) or email, and whether it parsed;
     one that does not is kept as received, marked invalid, never messaged."""
+    return _spelled(point.kind, point.raw, region)
+
+
+# A pure function of its arguments, remembered: a feed sends the same patients'
+# numbers message after message, and parsing a phone number is most of reading a PID.
+@functools.lru_cache(maxsize=4096)
+def _spelled(kind: ContactPointKind, raw: str, region: str) -> tuple[str, bool]:
     try:
-        if point.kind == ContactPointKind.EMAIL:
-            return normalise_email(point.raw), True
-        return normalise_phone(point.raw, region), True
+        if kind == ContactPointKind.EMAIL:
+            return normalise_email(raw), True
+        return normalise_phone(raw, region), True
     except ValueError:
-        return point.raw.strip()[:254], False
+        return raw.strip()[:254], False
 
 
 # Appointments -----------------------------------------------------------------------
