@@ -29,6 +29,7 @@ from carebell.people.models import (
     OptOutEvent,
     Patient,
 )
+from carebell.prepared import Prepared
 from carebell.validation import clean
 
 _OPT_OUT_FLAGS = {
@@ -301,13 +302,19 @@ def take_address_state(point: ContactPoint, previous, opted_out: dict, consented
 
 def _latest_opt_outs(site_id: int, address: str) -> dict[Channel, bool]:
     """The site's latest opt-out or opt-in of `address`, per channel: one query."""
-    events = OptOutEvent.objects.filter(
-        site_id=site_id, address=address, channel__in=[c.value for c in _OPT_OUT_FLAGS]
-    ).values_list("channel", "opted_out")
     latest: dict[Channel, bool] = {}
-    for channel, opted_out in events:  # newest first (the model's ordering)
+    for channel, opted_out in _OPT_OUTS.rows(site_id, address):  # newest first
         latest.setdefault(Channel(channel), opted_out)
     return latest
+
+
+# Every new number or address asks it (a feed's, a FHIR client's): compiled once.
+_OPT_OUTS = Prepared(
+    lambda site_id, address: OptOutEvent.objects.filter(
+        site_id=site_id, address=address, channel__in=[c.value for c in _OPT_OUT_FLAGS]
+    ).values_list("channel", "opted_out"),  # the model's ordering: newest first
+    -7_300_001, "\x00address",
+)  # fmt: skip
 
 
 def _consented(point: ContactPoint, channel: Channel) -> bool:

@@ -27,6 +27,7 @@ when the facts change back the same occurrence is planned again.
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -34,7 +35,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 
 from carebell import outbox
@@ -52,8 +53,10 @@ from carebell.planning.appointments import (
 )
 from carebell.planning.contacts import load_contacts_by_id
 from carebell.planning.decisions import Decision
-from carebell.planning.policies import PolicyCache
+from carebell.planning.policies import PolicyCache, core_settings
+from carebell.prepared import Prepared, execute_prepared
 from carebell.sites.models import Site
+from carebell.sql import ints
 
 _APPOINTMENT_KINDS = [k.value for k in APPOINTMENT_KINDS]
 
@@ -143,11 +146,33 @@ def site_facts(site) -> tuple[Site, DeliveryPolicy, list[AutomatedMessage]]:
         # Read again (unless the block's door did): the caller may hold the instance
         # it just saved, without its delivery settings, or with stale ones.
         row = found or Site.objects.select_related("delivery").get(pk=site_id)
-        rules = list(AutomatedMessage.objects.filter(site=row, enabled=True))
-        found = (row, PolicyCache().for_site(row), rules)
+        found = (row, _policy_for(row), _RULES.objects(row.pk))
         if cache is not None:
             cache[site_id] = found
     return found
+
+
+#: A site's enabled rules: every change that plans asks for them (compiled once).
+_RULES = Prepared(
+    lambda site_id: AutomatedMessage.objects.filter(site_id=site_id, enabled=True), -7_400_001
+)
+#: This thread's compiled policies, per site id: (the settings they were built from, policy).
+_POLICIES = threading.local()
+
+
+def _policy_for(site: Site) -> DeliveryPolicy:
+    """The site's delivery policy, compiled again only when the settings it is built
+    from (read with the site for this change) differ from the last ones: a feed or a
+    FHIR client saves appointment after appointment of one site. Kept per thread, as
+    the planner keeps answers in the policy while it plans (its memo)."""
+    settings = core_settings(site, site.delivery)
+    policies = getattr(_POLICIES, "by_site", None)
+    if policies is None:
+        policies = _POLICIES.by_site = {}
+    policy = policies.get(site.pk)
+    if policy is None or policy.settings != settings:
+        policy = policies[site.pk] = DeliveryPolicy(settings)
+    return policy
 
 
 def replan_patients(
@@ -155,7 +180,9 @@ def replan_patients(
 ) -> Replanned:
     """Judge again the pending messages of these patients of `site` (see the module
     docstring); `why` heads the reasons of every row closed or moved. Inside
-    `once_at_end` this only notes them (and returns an empty count)."""
+    `once_at_end` this only notes them (and returns an empty count). Patients with
+    no pending message and no appointment (a new patient) have nothing to judge:
+    one query finds that, and nothing else is read."""
     ids = sorted(set(patient_ids))
     done = Replanned()
     if not ids:
@@ -165,6 +192,8 @@ def replan_patients(
         entry = wanted.setdefault(site.id, [site, set(), why, now])
         entry[1].update(ids)
         entry[3] = max(entry[3], now)
+        return done
+    if not _has_anything_to_judge(ids):
         return done
     with transaction.atomic():
         site, policy, rules = site_facts(site)
@@ -178,6 +207,27 @@ def replan_patients(
             others = [r for r in others if r.id not in planned_again]
         _judge(others, policy, now, why, done)
     return done
+
+
+def _has_anything_to_judge(patient_ids: list[int]) -> bool:
+    """Whether replanning these patients could change anything, in one query: they
+    have a pending message, or an appointment. Replanning judges only the pending
+    rows of the patients (and of the appointments they have) and plans afresh only
+    their appointments (greetings, recalls and refills are planned by the planner's
+    passes, not here), so a patient with neither — a new patient, above all — has
+    nothing to judge, whatever the site's rules say: they are not read."""
+    if connection.vendor == "postgresql":
+        some, params = "= ANY(%s::bigint[])", [ints(patient_ids)] * 2
+    else:
+        some, params = f"IN ({', '.join(['%s'] * len(patient_ids))})", patient_ids * 2
+    statuses = ", ".join(f"'{status}'" for status in PENDING)
+    sql = (
+        f"SELECT EXISTS (SELECT 1 FROM {OutboxMessage._meta.db_table} WHERE patient_id {some}"
+        f" AND status IN ({statuses})) OR EXISTS (SELECT 1 FROM"
+        f" {Appointment._meta.db_table} WHERE patient_id {some})"
+    )
+    with execute_prepared(sql, params) as cursor:
+        return bool(cursor.fetchone()[0])
 
 
 def replan_site(site: Site, *, now: dt.datetime, why: Reason) -> Replanned:

@@ -446,11 +446,10 @@ class CommunicationHandler(Handler):
 def choose_site(ctx: Context):
     """The site a new patient goes to: the one named by `X-Carebell-Site` (a site id
     the user was granted), else the user's only site."""
-    sites = access.sites_for(ctx.user)
     if ctx.site_header:
         if not ctx.site_header.isdigit():
             raise invalid("X-Carebell-Site must be a site id.")
-        site = sites.filter(pk=int(ctx.site_header)).first()
+        site = access.sites_for(ctx.user).filter(pk=int(ctx.site_header)).first()
         if site is None:
             raise FhirError(422, f"Site {ctx.site_header[:20]} is not one of yours.")
         return site

@@ -29,6 +29,7 @@ from carebell.people import actions as people_actions
 from carebell.people.models import Contact, ContactPoint, Patient
 from carebell.pharmacy import actions as pharmacy_actions
 from carebell.pharmacy.models import Fill, Prescription
+from carebell.prepared import Prepared
 
 SOURCE = "fhir"
 
@@ -88,9 +89,14 @@ def external_id(identifiers, taken, length: int = 64) -> str:
     """The source system's id: the first identifier's value, unless `taken` (a
     queryset of the rows it must not repeat, filtered by value) holds it already
     (the same value in another identifier system); else a new one."""
+    return chosen_id(identifiers, lambda value: taken(value).exists(), length)
+
+
+def chosen_id(identifiers, is_taken, length: int = 64) -> str:
+    """`external_id`, asking `is_taken(value)` whether a row holds the value."""
     if identifiers:
         value = identifiers[0][1][:length]
-        if not taken(value).exists():
+        if not is_taken(value):
             return value
     return uuid.uuid4().hex[:length]
 
@@ -101,9 +107,8 @@ def external_id(identifiers, taken, length: int = 64) -> str:
 def write_patient(data: PatientIn, patient: Patient | None, site, writer: Writer) -> Patient:
     created = patient is None
     if created:
-        taken = Patient.objects.filter(site=site, source=SOURCE)
-        patient = Patient(site=site, source=SOURCE, external_id=external_id(
-            data.identifiers, lambda v: taken.filter(external_id=v)))  # fmt: skip
+        chosen = chosen_id(data.identifiers, lambda v: bool(_PATIENT_ID.rows(site.pk, v)))
+        patient = Patient(site=site, source=SOURCE, external_id=chosen)
     patient.first_name, patient.last_name = data.first_name, data.last_name
     patient.birth_date, patient.is_active = data.birth_date, data.active
     patient.language = data.language
@@ -125,6 +130,15 @@ def write_patient(data: PatientIn, patient: Patient | None, site, writer: Writer
             others.append(contact)
     _known(patient, "contacts", sorted(contacts, key=lambda c: c.position))
     return patient
+
+
+#: Whether a FHIR patient of the site has this external id: every create asks it.
+_PATIENT_ID = Prepared(
+    lambda site_id, value: Patient.objects.filter(
+        site_id=site_id, source=SOURCE, external_id=value
+    ).values_list("pk")[:1],
+    -7_200_101, "\x00external",
+)  # fmt: skip
 
 
 def _known(obj, name: str, rows: list) -> None:

@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import functools
 from dataclasses import dataclass
+from typing import NamedTuple
 
+from django.db import DEFAULT_DB_ALIAS
 from django.db.models import Q, QuerySet
 
 from carebell.appointments.actions import save_appointment
@@ -36,6 +39,7 @@ from carebell.pharmacy.actions import save_fill, save_prescription
 from carebell.pharmacy.models import Fill, Prescription
 from carebell.prepared import Prepared
 from carebell.sites.models import Site
+from carebell.sql import utc_params
 
 _KEPT_WHEN_BOOKED = {
     AppointmentStatus.CONFIRMED,
@@ -54,39 +58,58 @@ class Feed:
     actor: str  # the audit trail's system actor: "hl7:SCHApp/GHHSFacility"
 
 
+class Mark(NamedTuple):
+    """A watermark to store with the message (`mark_statements`): the MSH-7 of the newest
+    message applied to an entity of the feed; `row_id` the stored one it moves on,
+    None for a new one."""
+
+    row_id: int | None
+    entity: str
+    external_id: str
+    sent_at: dt.datetime
+
+
 @dataclass(frozen=True, slots=True)
 class Applied:
     stale: bool
     summary: str
+    #: Written with the message's row, in its transaction (carebell.interop.hl7.receive).
+    marks: tuple[Mark, ...] = ()
 
 
 def apply(feed: Feed, content: Content, now: dt.datetime) -> Applied:
     """Apply `content`; an appointment or prescription already changed by a newer
-    message (MSH-7) is left as it is and the message reported stale."""
+    message (MSH-7) is left as it is and the message reported stale. The watermarks
+    the message moves on come back in `Applied.marks`, for the caller to store with
+    the message (`mark_statements`) in this transaction."""
     sent_at = content.sent_at
     subject = _subject(content)
     patient_key = ("patient", content.patient.external_id)
-    marks = _watermarks(feed, [k for k in (subject, patient_key) if k])
-    mark = marks.get(subject) if subject else None
+    stored = _watermarks(feed, [k for k in (subject, patient_key) if k])
+    mark = stored.get(subject) if subject else None
     if mark is not None and sent_at is not None and sent_at < mark.sent_at:
         return Applied(True, f"a newer message was applied to {subject[0]} {subject[1]}")
-    known = marks.get(patient_key)
+    known = stored.get(patient_key)
     fresh = known is None or sent_at is None or sent_at >= known.sent_at
     patient = upsert_patient(feed, content.patient, now, demographics=fresh)
+    marks = []
     if fresh and content.demographics:
-        _mark(feed, known, "patient", content.patient.external_id, sent_at)
+        marks.append(_moved(known, *patient_key, sent_at))
     if subject:
-        _mark(feed, mark, *subject, sent_at)
+        marks.append(_moved(mark, *subject, sent_at))
+    marks = tuple(m for m in marks if m is not None)
     if content.appointment is not None:
         appointment = upsert_appointment(feed, patient, content.appointment, now)
-        return Applied(False, f"appointment {appointment.external_id}: {appointment.status}")
-    if content.prescription is not None:
+        summary = f"appointment {appointment.external_id}: {appointment.status}"
+    elif content.prescription is not None:
         rx = upsert_prescription(feed, patient, content.prescription, now)
+        summary = f"rx {rx.rx_number}: {rx.status}"
         if content.fill is not None:
             fill = upsert_fill(feed, rx, content.fill, sent_at or now, now)
-            return Applied(False, f"rx {rx.rx_number} fill {fill.fill_number}: {fill.step}")
-        return Applied(False, f"rx {rx.rx_number}: {rx.status}")
-    return Applied(False, f"patient {patient.external_id}")
+            summary = f"rx {rx.rx_number} fill {fill.fill_number}: {fill.step}"
+    else:
+        summary = f"patient {patient.external_id}"
+    return Applied(False, summary, marks)
 
 
 def _subject(content: Content) -> tuple[str, str] | None:
@@ -128,38 +151,105 @@ def _samples(keys: int) -> tuple:
 _WATERMARKS: dict[int, Prepared] = {}  # by the number of keys (one or two)
 
 
-def _mark(feed: Feed, row: Hl7Applied | None, entity: str, external_id: str, sent_at) -> None:
-    if sent_at is None:
-        return
-    if row is None:
-        Hl7Applied.objects.create(site=feed.site, source=feed.source, entity=entity,
-                                  external_id=external_id, sent_at=sent_at)  # fmt: skip
-    elif row.sent_at < sent_at:
-        row.sent_at = sent_at
-        row.save(update_fields=["sent_at"])
+def _moved(row: Hl7Applied | None, entity: str, external_id: str, sent_at) -> Mark | None:
+    """The watermark a message sent at `sent_at` leaves, or None if it leaves `row`
+    (the stored one) as it is."""
+    if sent_at is None or (row is not None and row.sent_at >= sent_at):
+        return None
+    return Mark(row.pk if row is not None else None, entity, external_id, sent_at)
+
+
+_TABLE = Hl7Applied._meta.db_table
+_INSERT_MARK = (
+    f"INSERT INTO {_TABLE} (site_id, source, entity, external_id, sent_at)"
+    " VALUES (%s, %s, %s, %s, %s)"
+)
+_UPDATE_MARK = f"UPDATE {_TABLE} SET sent_at = %s WHERE id = %s"
+
+
+def mark_statements(feed: Feed, marks: tuple[Mark, ...]) -> list[tuple[str, list]]:
+    """The statements that store `marks`, as (SQL, parameters): a new watermark is
+    inserted (another process's at the same moment fails the unique constraint: one
+    of the two messages is rolled back and applied again after the other), a stored
+    one, locked by `_watermarks`, moves on."""
+    statements = []
+    for mark in marks:
+        if mark.row_id is None:
+            values = [feed.site.pk, feed.source, mark.entity, mark.external_id, mark.sent_at]
+            statements.append((_INSERT_MARK, utc_params(values)))
+        else:
+            statements.append((_UPDATE_MARK, utc_params([mark.sent_at, mark.row_id])))
+    return statements
 
 
 # Patients and their contacts --------------------------------------------------------
 
 
-def find_patient(site: Site, source: str, external_id: str) -> Patient | None:
-    """The patient of `site` a feed knows by `external_id`, locked for this
-    transaction (messages for one patient are applied one at a time)."""
-    return _PATIENT.first(site.pk, source, external_id)
+class Known(NamedTuple):
+    """A patient as a feed finds them: the row (locked), their contacts in order of
+    position, and each contact's points by kind."""
+
+    patient: Patient | None
+    contacts: list[Contact]
+    points: dict[int, dict[str, ContactPoint]]
+
+
+def find_patient(feed: Feed, external_id: str) -> Known:
+    """The patient of the feed's site known by `external_id`, locked for this
+    transaction (messages for one patient are applied one at a time), with their
+    contacts and numbers: one query. Each row comes with what it belongs to (the
+    feed's site, the patient, the contact), so saving it looks nothing up."""
+    rows = _PATIENT.rows(feed.site.pk, feed.source, external_id)
+    if not rows:
+        return Known(None, [], {})
+    patient = _built(Patient, _PATIENT_FIELDS, rows[0], 0)
+    patient.site = feed.site
+    contacts: dict[int, Contact] = {}
+    points: dict[int, dict[str, ContactPoint]] = {}
+    for row in rows:
+        contact_id, point_id = row[_CONTACT_AT], row[_POINT_AT]
+        if contact_id is None:
+            continue
+        contact = contacts.get(contact_id)
+        if contact is None:
+            contact = contacts[contact_id] = _built(Contact, _CONTACT_FIELDS, row, _CONTACT_AT)
+            contact.patient = patient
+        if point_id is not None:
+            point = _built(ContactPoint, _POINT_FIELDS, row, _POINT_AT)
+            point.contact = contact
+            points.setdefault(contact_id, {})[point.kind] = point
+    return Known(patient, list(contacts.values()), points)
+
+
+def _built(model, fields: tuple[str, ...], row: tuple, start: int):
+    return model.from_db(DEFAULT_DB_ALIAS, fields, row[start : start + len(fields)])
+
+
+def _columns(model) -> tuple[str, ...]:
+    return tuple(f.attname for f in model._meta.concrete_fields)
+
+
+_PATIENT_FIELDS, _CONTACT_FIELDS, _POINT_FIELDS = map(_columns, (Patient, Contact, ContactPoint))
+_CONTACT_AT = len(_PATIENT_FIELDS)
+_POINT_AT = _CONTACT_AT + len(_CONTACT_FIELDS)
+
+
+def _patient_rows(site_id, source, external_id) -> QuerySet:
+    # The patient's row joined with each contact and each contact's point (none: NULLs),
+    # only the patient's row locked (the contacts' side of the join may be empty).
+    names = [f.name for f in Patient._meta.concrete_fields]
+    names += [f"contacts__{f.name}" for f in Contact._meta.concrete_fields]
+    names += [f"contacts__points__{f.name}" for f in ContactPoint._meta.concrete_fields]
+    return (
+        Patient.objects.select_for_update(of=("self",))
+        .filter(site_id=site_id, source=source, external_id=external_id)
+        .order_by("contacts__position", "contacts__points__id")
+        .values_list(*names)
+    )
 
 
 # The questions every message asks, compiled once (carebell.prepared).
-_PATIENT = Prepared(
-    lambda site_id, source, external_id: Patient.objects.select_for_update()
-    .filter(site_id=site_id, source=source, external_id=external_id)
-    .order_by("pk")[:1],
-    -7_100_001, "\x00source", "\x00external",
-)  # fmt: skip
-_CONTACTS = Prepared(lambda patient_id: Contact.objects.filter(patient_id=patient_id), -7_100_002)
-_POINTS = Prepared(
-    lambda patient_id: ContactPoint.objects.filter(contact__patient_id=patient_id).order_by("id"),
-    -7_100_002,
-)
+_PATIENT = Prepared(_patient_rows, -7_100_001, "\x00source", "\x00external")
 _APPOINTMENT = Prepared(
     lambda site_id, source, external_id: Appointment.objects.select_for_update()
     .filter(site_id=site_id, source=source, external_id=external_id)
@@ -169,7 +259,7 @@ _APPOINTMENT = Prepared(
 
 
 def upsert_patient(feed: Feed, data: PatientData, now, *, demographics: bool) -> Patient:
-    patient = find_patient(feed.site, feed.source, data.external_id)
+    patient, contacts, points = find_patient(feed, data.external_id)
     created = patient is None
     if created:
         patient = Patient(site=feed.site, source=feed.source, external_id=data.external_id)
@@ -180,12 +270,6 @@ def upsert_patient(feed: Feed, data: PatientData, now, *, demographics: bool) ->
         wanted["birth_date"] = data.birth_date
     if _assign(patient, wanted) or created:
         people.save_patient(patient, source=feed.actor, now=now)
-    # The contacts with their numbers: two queries, however many contacts.
-    contacts = [] if created else _CONTACTS.objects(patient.pk)
-    points: dict[int, dict] = {}
-    if contacts:
-        for point in _POINTS.objects(patient.pk):
-            points.setdefault(point.contact_id, {})[point.kind] = point
     me = next((c for c in contacts if c.relationship == "self"), None)
     if me is not None or data.points:  # a child's PID without phones adds no "self"
         me = _upsert_contact(feed, patient, me, Person(data.first_name, data.last_name),
@@ -232,12 +316,19 @@ def _upsert_points(feed: Feed, contact: Contact, points: tuple[Point, ...], now,
 def spelling(point: Point, region: str) -> tuple[str, bool]:
     """The value carebell stores for a phone (E.164) or email, and whether it parsed;
     one that does not is kept as received, marked invalid, never messaged."""
+    return _spelled(point.kind, point.raw, region)
+
+
+# A pure function of its arguments, remembered: a feed sends the same patients'
+# numbers message after message, and parsing a phone number is most of reading a PID.
+@functools.lru_cache(maxsize=4096)
+def _spelled(kind: ContactPointKind, raw: str, region: str) -> tuple[str, bool]:
     try:
-        if point.kind == ContactPointKind.EMAIL:
-            return normalise_email(point.raw), True
-        return normalise_phone(point.raw, region), True
+        if kind == ContactPointKind.EMAIL:
+            return normalise_email(raw), True
+        return normalise_phone(raw, region), True
     except ValueError:
-        return point.raw.strip()[:254], False
+        return raw.strip()[:254], False
 
 
 # Appointments -----------------------------------------------------------------------

@@ -24,8 +24,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
-from django.db import DatabaseError, IntegrityError, transaction
-from django.db.models import F, Q
+from django.db import DatabaseError, IntegrityError, connection, transaction
+from django.db.models import F, Q, Subquery
 from django.utils import timezone
 
 from carebell.interop.hl7 import ingest
@@ -34,7 +34,8 @@ from carebell.interop.hl7.mapping import Mapping, read
 from carebell.interop.hl7.models import Hl7Message, Hl7Sender, Outcome
 from carebell.interop.hl7.parse import Header, Hl7Error, parse_message, split_segments
 from carebell.planning import replan
-from carebell.prepared import Prepared
+from carebell.prepared import Prepared, execute_prepared
+from carebell.sql import utc_params
 
 logger = logging.getLogger(__name__)
 ACK_JOIN = b"\x1c"  # FS never appears inside a message: it separates stored ACKs
@@ -76,15 +77,16 @@ def receive(
     except Hl7Error as error:
         return _refused(raw, digest, None, error, via, peer, now, dry_run)
     header, feed = message.header, None
+    senders = _SENDERS.objects(*_sender_key(header), *_message_key(header, digest))
     try:
-        feed, mapping = _feed(header, default_site, dry_run)
+        feed, mapping = _feed(header, senders, default_site, dry_run)
         zone = zoneinfo.ZoneInfo(mapping.time_zone or feed.site.time_zone)
         content = read(message, mapping, zone)
     except Hl7Error as error:
         return _refused(raw, digest, header, error, via, peer, now, dry_run, feed=feed)
     if dry_run:
         return Received([], Outcome.CHECKED, "", header.message_type, header.control_id)
-    original = _original(header, digest)
+    original = _original(header, digest, senders)
     duplicate = _answer_again(original, header, now)
     if duplicate is not None:
         return duplicate
@@ -135,6 +137,7 @@ def _apply(raw, digest, header, feed, content, via, peer, now, first_time=False)
             received_at=now, via=via, peer=peer[:200], message_type=header.message_type[:24],
             sent_at=content.sent_at, site=feed.site, raw=raw, outcome=outcome,
             reason=applied.summary, ack=ACK_JOIN.join(acks), first_time=first_time,
+            with_it=ingest.mark_statements(feed, applied.marks),
         )  # fmt: skip
     return Received(acks, outcome, applied.summary, header.message_type, header.control_id)
 
@@ -149,17 +152,32 @@ def _resent(header: Header, digest: str, now) -> Received | None:
     return _answer_again(_original(header, digest), header, now)
 
 
-def _original(header: Header, digest: str) -> Hl7Message | None:
-    """The stored row of this message (same sender, MSH-10 and segments), if any."""
-    return _ORIGINAL.first(header.sender[:140], header.control_id[:64], digest)
+def _original(header: Header, digest: str, senders: list | None = None) -> Hl7Message | None:
+    """The stored row of this message (same sender, MSH-10 and segments), if any.
+    `senders`: the sender rows read for it (`_SENDERS`), which say which row that
+    is (or that there is none): it is read only then."""
+    if senders:
+        earlier = senders[0].earlier_id
+        return None if earlier is None else _ORIGINAL_ROW.first(earlier)
+    return _ORIGINAL.first(*_message_key(header, digest))
+
+
+def _message_key(header: Header, digest: str) -> tuple[str, str, str]:
+    return header.sender[:140], header.control_id[:64], digest
+
+
+def _stored(sender, control_id, digest):
+    return Hl7Message.objects.filter(sender=sender, control_id=control_id, digest=digest)
 
 
 _ORIGINAL = Prepared(
-    lambda sender, control_id, digest: Hl7Message.objects.filter(
-        sender=sender, control_id=control_id, digest=digest
-    ).only("ack", "outcome", "reason").order_by("pk")[:1],
+    lambda sender, control_id, digest: _stored(sender, control_id, digest)
+    .only("ack", "outcome", "reason").order_by("pk")[:1],
     "\x00sender", "\x00control", "\x00digest",
 )  # fmt: skip
+_ORIGINAL_ROW = Prepared(
+    lambda pk: Hl7Message.objects.filter(pk=pk).only("ack", "outcome", "reason"), -7_100_003
+)
 
 
 def _answer_again(original: Hl7Message | None, header: Header, now) -> Received | None:
@@ -171,11 +189,14 @@ def _answer_again(original: Hl7Message | None, header: Header, now) -> Received 
                     header.control_id, duplicate=True)  # fmt: skip
 
 
-def _store(now, *, sender: str, control_id: str, digest: str, first_time=False, **fields):
+def _store(now, *, sender: str, control_id: str, digest: str, first_time=False, with_it=(),
+           **fields):  # fmt: skip
     """Store a message with its outcome; a message that failed before and was sent
     again takes its earlier row, which keeps its earlier reason and counts the resend.
     `first_time`: the caller looked in this message's processing and found no row (one
-    stored since by another connection makes the insert fail: see receive)."""
+    stored since by another connection makes the insert fail: see receive).
+    `with_it`: statements (SQL, parameters) that go with the message (the watermarks
+    it moves on), run in the same statement as its new row on PostgreSQL."""
     with transaction.atomic(savepoint=False):
         earlier = None
         if control_id and not first_time:
@@ -185,13 +206,44 @@ def _store(now, *, sender: str, control_id: str, digest: str, first_time=False, 
                 .first()
             )
         if earlier is None:
-            Hl7Message.objects.create(sender=sender, control_id=control_id, digest=digest, **fields)
+            _insert(with_it, sender=sender, control_id=control_id, digest=digest, **fields)
             return
+        _run(with_it)
         fields.pop("received_at")
         fields["reason"] = f"{fields['reason']} (before: {earlier.reason})"[:2000]
         Hl7Message.objects.filter(pk=earlier.pk).update(
             **fields, resent=F("resent") + 1, last_resent_at=now
         )
+
+
+_COLUMNS = ("received_at", "via", "peer", "sender", "control_id", "digest", "message_type",
+            "sent_at", "site_id", "raw", "outcome", "reason", "ack")  # fmt: skip
+_INSERT = (
+    f"INSERT INTO {Hl7Message._meta.db_table} ({', '.join(_COLUMNS)}, resent)"
+    f" VALUES ({', '.join(['%s'] * len(_COLUMNS))}, 0)"
+)
+
+
+def _insert(with_it, *, site, **fields) -> None:
+    """The message's new row, as Hl7Message.objects.create would write it, by one
+    statement prepared once (on PostgreSQL, `with_it` its leading WITH clauses)."""
+    fields["site_id"] = site.pk if site is not None else None
+    fields.setdefault("sent_at", None)  # a message refused before its MSH-7 was read
+    values = utc_params([fields[column] for column in _COLUMNS])
+    sql = _INSERT
+    if with_it and connection.vendor == "postgresql":
+        ahead = ", ".join(f"w{n} AS ({statement})" for n, (statement, _) in enumerate(with_it))
+        sql, values = f"WITH {ahead} {sql}", [p for _, ps in with_it for p in ps] + values
+    else:
+        _run(with_it)
+    with execute_prepared(sql, values):
+        pass
+
+
+def _run(statements) -> None:
+    for sql, params in statements:
+        with execute_prepared(sql, params):
+            pass
 
 
 def _refused(raw, digest, header, error: Hl7Error, via, peer, now, dry_run, feed=None):
@@ -266,9 +318,13 @@ def _partial_header(raw: bytes) -> Header | None:
 # Senders ----------------------------------------------------------------------------
 
 
-def _feed(header: Header, default_site, dry_run: bool) -> tuple[ingest.Feed, Mapping]:
-    app, facility = header.sending_application[:64], header.sending_facility[:64]
-    rows = _SENDERS.objects(app, facility)
+def _sender_key(header: Header) -> tuple[str, str]:
+    return header.sending_application[:64], header.sending_facility[:64]
+
+
+def _feed(header: Header, rows: list, default_site, dry_run: bool) -> tuple[ingest.Feed, Mapping]:
+    """The feed of the sender rows `rows` (`_SENDERS`) that best match the message."""
+    app, facility = _sender_key(header)
     # The most specific row: application and facility, then either, then the catch-all.
     best = max(rows, key=lambda r: (bool(r.sending_application), bool(r.sending_facility)),
                default=None)  # fmt: skip
@@ -292,12 +348,18 @@ def _feed(header: Header, default_site, dry_run: bool) -> tuple[ingest.Feed, Map
     return ingest.Feed(best.site, source, f"hl7:{header.sender}"[:80]), mapping
 
 
+#: The senders a message may be from, each with the id of this message's stored row
+#: (a resend, or one that failed before), if any: one round trip for both questions.
 _SENDERS = Prepared(
-    lambda app, facility: Hl7Sender.objects.select_related("site__delivery").filter(
+    lambda app, facility, sender, control_id, digest: Hl7Sender.objects.select_related(
+        "site__delivery"
+    ).filter(
         Q(sending_application__in=(app, "")) & Q(sending_facility__in=(facility, "")),
         enabled=True,
+    ).annotate(
+        earlier_id=Subquery(_stored(sender, control_id, digest).order_by("pk").values("pk")[:1])
     ),
-    "\x00application", "\x00facility",
+    "\x00application", "\x00facility", "\x00sender", "\x00control", "\x00digest",
 )  # fmt: skip
 
 

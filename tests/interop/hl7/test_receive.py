@@ -6,12 +6,15 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from carebell.appointments.models import Appointment
 from carebell.audit.models import AuditEvent
 from carebell.core.vocab import AppointmentStatus, ContactPointKind, Kind
 from carebell.interop.hl7.client import ack_code, ack_field
-from carebell.interop.hl7.models import Hl7Message, Hl7Sender, Outcome
+from carebell.interop.hl7.ingest import Feed, find_patient
+from carebell.interop.hl7.models import Hl7Applied, Hl7Message, Hl7Sender, Outcome
 from carebell.interop.hl7.receive import receive
 from carebell.messaging.models import OutboxMessage
 from carebell.people.models import ContactPoint, Patient
@@ -247,3 +250,40 @@ def test_a_later_message_changes_the_stored_number_in_place_and_a_repeat_writes_
     again = dt.datetime(2026, 11, 26, 10, 0, tzinfo=dt.UTC)
     take(siu(control="N3", appt="A2", phone="2025550199", sent=again))  # the same facts
     assert AuditEvent.objects.count() == entries
+
+
+def test_a_known_patient_is_read_with_their_contacts_and_numbers_in_one_query(clinic):
+    patient = factories.make_patient(clinic, source="hl7:CLINIC", external_id="P1")
+    me = factories.make_contact(patient, relationship="self", position=1)
+    factories.add_point(me, ContactPointKind.MOBILE, "+12025550177")
+    factories.add_point(me, ContactPointKind.EMAIL, "ada@example.org")
+    factories.make_contact(patient, relationship="mother", position=2)  # no numbers
+    feed = Feed(clinic, "hl7:CLINIC", "hl7:PMS/CLINIC")
+    with CaptureQueriesContext(connection) as captured:
+        found, contacts, points = find_patient(feed, "P1")
+        # What saving them asks of their relations is loaded with them.
+        owners = {p.contact.patient.site.pk for by_kind in points.values()
+                  for p in by_kind.values()}  # fmt: skip
+        assert {c.patient.pk for c in contacts} == {patient.pk}
+    assert len(captured) == 1
+    assert found.pk == patient.pk and owners == {clinic.pk}
+    assert [c.position for c in contacts] == [1, 2]
+    assert {kind: p.value for kind, p in points[me.pk].items()} == {
+        "mobile": "+12025550177", "email": "ada@example.org",
+    }  # fmt: skip
+    assert find_patient(feed, "P2") == (None, [], {})
+
+
+def test_the_sender_the_resend_check_and_the_stored_message_take_three_statements(clinic):
+    take(siu(control="N1"))
+    with CaptureQueriesContext(connection) as captured:
+        got, ack = take(siu(control="N2", appt="A2"))
+    assert ack_code(ack) == "AA" and not got.duplicate
+    feed_statements = [q["sql"] for q in captured.captured_queries if "interop_hl7" in q["sql"]]
+    # The senders with the id of this message's earlier row; the watermarks, locked;
+    # the message's row, with the new watermark in the same statement on PostgreSQL.
+    assert len(feed_statements) == (3 if connection.vendor == "postgresql" else 4)
+    mark = Hl7Applied.objects.get(entity="appointment", external_id="A2")
+    assert mark.sent_at == dt.datetime(2026, 11, 25, 14, 0, tzinfo=dt.UTC)
+    stored = Hl7Message.objects.get(control_id="N2")
+    assert bytes(stored.raw) == siu(control="N2", appt="A2") and bytes(stored.ack) == ack
