@@ -53,6 +53,7 @@ from carebell.planning.appointments import (
 from carebell.planning.contacts import load_contacts_by_id
 from carebell.planning.decisions import Decision
 from carebell.planning.policies import PolicyCache
+from carebell.prepared import Prepared
 from carebell.sites.models import Site
 
 _APPOINTMENT_KINDS = [k.value for k in APPOINTMENT_KINDS]
@@ -143,11 +144,17 @@ def site_facts(site) -> tuple[Site, DeliveryPolicy, list[AutomatedMessage]]:
         # Read again (unless the block's door did): the caller may hold the instance
         # it just saved, without its delivery settings, or with stale ones.
         row = found or Site.objects.select_related("delivery").get(pk=site_id)
-        rules = list(AutomatedMessage.objects.filter(site=row, enabled=True))
+        rules = _ENABLED_RULES.objects(row.pk)
         found = (row, PolicyCache().for_site(row), rules)
         if cache is not None:
             cache[site_id] = found
     return found
+
+
+#: A site's enabled rules, read by every change that replans (a prepared statement).
+_ENABLED_RULES = Prepared(
+    lambda site_id: AutomatedMessage.objects.filter(site_id=site_id, enabled=True), -1
+)
 
 
 def replan_patients(
