@@ -63,7 +63,9 @@ def _write(appointment, previous):
     the row as it was."""
     if previous is _UNREAD:
         previous = _previous(appointment)
-    if previous is None:
+    if previous is None and appointment.pk is None:
+        insert([appointment])  # save()'s INSERT, prepared (see _KEY_FIELDS)
+    elif previous is None:
         appointment.save()
     else:
         _save_changed(appointment, previous)
