@@ -11,6 +11,7 @@ from django.contrib.auth.models import User
 from django.db import DatabaseError, connection, transaction
 from django.db.models import Q
 from django.db.transaction import TransactionManagementError
+from django.utils import timezone
 
 from carebell.api.resources import _lister, _reader
 from carebell.api.routes.appointments import APPOINTMENTS
@@ -297,3 +298,38 @@ def test_a_batched_audit_entry_still_waits_for_its_block(site, staff):
         event = trail.record(staff, "view", site)
         assert event.pk is None and not AuditEvent.objects.exists()
     assert AuditEvent.objects.get().action == "view"
+
+
+# --- insert ----------------------------------------------------------------------------
+
+
+def test_insert_writes_the_rows_save_would_and_sets_their_ids(site):
+    from carebell.prepared import insert
+
+    patient = factories.make_patient(site)
+    made = [Patient(site=site, external_id=f"I-{n}", first_name="Ada", last_name="B")
+            for n in range(3)]  # fmt: skip
+    assert insert(made) == 3
+    stored = {p.pk: p for p in Patient.objects.filter(external_id__startswith="I-")}
+    assert sorted(stored) == sorted(p.pk for p in made) and patient.pk not in stored
+    for p in made:
+        assert not p._state.adding and stored[p.pk].external_id == p.external_id
+        assert stored[p.pk].created_at == p.created_at is not None
+
+
+def test_insert_unless_taken_skips_a_taken_key_and_leaves_the_transaction_usable(site):
+    from carebell.prepared import insert
+
+    patient = factories.make_patient(site)
+    first = Appointment(site=site, patient=patient, source="t", external_id="U-1",
+                        starts_at=timezone.now())  # fmt: skip
+    key = ("site", "source", "external_id")
+    with transaction.atomic():
+        assert insert([first], unless_taken=key) == 1
+        again = Appointment(site=site, patient=patient, source="t", external_id="U-1",
+                            starts_at=first.starts_at)  # fmt: skip
+        assert insert([again], unless_taken=key) == 0
+        assert again.pk is None and again._state.adding
+        assert Appointment.objects.filter(external_id="U-1").count() == 1
+    with pytest.raises(ValueError):
+        insert([again, again], unless_taken=key)

@@ -7,7 +7,8 @@ so they wrap the API's own URL patterns (CarebellApi.urls) instead.
 
 from __future__ import annotations
 
-from contextlib import nullcontext
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import wraps
 
 from django.db import transaction
@@ -41,13 +42,18 @@ def guarded(view, name: str = ""):
     return door
 
 
-def _one_transaction(request: HttpRequest, token):
+@contextmanager
+def _one_transaction(request: HttpRequest, token) -> Iterator[None]:
     """A POST with an Idempotency-Key is one transaction: its claim on the key, its
-    work, its stored answer and its audit entry commit together (one commit instead
-    of four). Other calls write at most their audit entry."""
+    work, its stored answer and its audit entries commit together (one commit instead
+    of four), the entries in one INSERT at its end — the call's and its change's
+    (an answer undone by its savepoint takes its entries back: idempotency.handle).
+    Other calls write at most their audit entry."""
     if token is not None and request.method == "POST" and idempotency.HEADER in request.headers:
-        return transaction.atomic()
-    return nullcontext()
+        with transaction.atomic(), trail.batched():
+            yield
+    else:
+        yield
 
 
 def _through(request: HttpRequest, token, now, name: str, view) -> HttpResponse:

@@ -21,6 +21,8 @@ from django.http import HttpRequest, HttpResponse
 
 from carebell.api import problems
 from carebell.api.models import ApiToken, IdempotentRequest
+from carebell.audit import trail
+from carebell.prepared import execute_prepared
 
 HEADER = "Idempotency-Key"
 KEPT_FOR = dt.timedelta(hours=24)
@@ -64,11 +66,12 @@ def handle(
             return replay
         # A savepoint: a request that fails inside (a ValidationError turned into a
         # 4xx) is undone, and its answer stored, in the transaction that holds the
-        # claim; one that answers 5xx is undone whole.
+        # claim; one that answers 5xx is undone whole. Its audit entries, waiting in
+        # the door's batch, go with what it undid (_Undone leaves their block).
         try:
-            with transaction.atomic():
+            with transaction.atomic(), trail.batched():
                 response = answer(request)
-                if response.status_code >= 500:
+                if response.status_code >= 500 or transaction.get_rollback():
                     raise _Undone(response)
         except _Undone as undone:
             response = undone.response
@@ -106,11 +109,8 @@ def _claim(request, token, key, prints, now):
     """(the claim's id, None) when the key is this request's now, else (None, the
     answer): a replay, or a problem. Waits for a first request still running."""
     _purge(now)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            _CLAIM,
-            [token.pk, key, prints, connection.ops.adapt_datetimefield_value(now), "{}", b""],
-        )
+    params = [token.pk, key, prints, connection.ops.adapt_datetimefield_value(now), "{}", b""]
+    with execute_prepared(_CLAIM, params) as cursor:
         row = cursor.fetchone()
     if row is not None:
         return row[0], None
@@ -140,13 +140,25 @@ def _give_back(claim: int) -> None:
     IdempotentRequest.objects.filter(pk=claim).delete()
 
 
+#: The answer stored on its claim, a prepared statement (each field's value prepared
+#: as the ORM's update prepares it): every such POST writes one, and the ORM's
+#: update compiled it anew each time.
+_STORE = (
+    "UPDATE api_idempotentrequest SET status_code = %s, content_type = %s, headers = %s,"
+    " body = %s WHERE id = %s"
+)
+_STORED = [IdempotentRequest._meta.get_field(name) for name in ("headers", "body")]
+
+
 def _store(claim: int, response: HttpResponse) -> None:
-    IdempotentRequest.objects.filter(pk=claim).update(
-        status_code=response.status_code,
-        content_type=response.get("Content-Type", ""),
-        headers={h: response[h] for h in KEPT_HEADERS if response.has_header(h)},
-        body=bytes(response.content),
-    )
+    headers = {h: response[h] for h in KEPT_HEADERS if response.has_header(h)}
+    values = [
+        f.get_db_prep_save(v, connection)
+        for f, v in zip(_STORED, (headers, bytes(response.content)), strict=True)
+    ]
+    params = [response.status_code, response.get("Content-Type", ""), *values, claim]
+    with execute_prepared(_STORE, params):
+        pass
 
 
 def _replay(first: IdempotentRequest) -> HttpResponse:

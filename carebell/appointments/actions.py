@@ -13,6 +13,7 @@ import datetime as dt
 from collections import defaultdict
 from typing import NamedTuple
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
@@ -22,6 +23,7 @@ from carebell.audit import trail
 from carebell.core.reasons import Code, Reason, reason
 from carebell.core.vocab import AppointmentStatus, EntityType
 from carebell.messaging.models import PENDING, OutboxMessage
+from carebell.prepared import insert
 from carebell.sql import insert_new
 from carebell.validation import clean
 
@@ -42,17 +44,60 @@ def save_appointment(
     again. A new appointment's stored row is written in full; a changed one, only
     the columns that changed (and its update stamp)."""
     now = now or timezone.now()
-    clean(appointment, checked=("appointment_external_id_unique",) if key_checked else ())
+    by_insert = appointment.pk is None and (previous is None or previous is _UNREAD)
+    by_insert = by_insert and not key_checked
+    _clean(appointment, key_checked=key_checked, by_insert=by_insert)
     with transaction.atomic(savepoint=False):  # the caller's transaction, if any, is ours
-        if previous is _UNREAD:
-            previous = _previous(appointment)
-        if previous is None:
-            appointment.save()
-        else:
-            _save_changed(appointment, previous)
-        appointment_saved(appointment, previous, now=now)
-        trail.record_save(by, source, appointment, previous, now)
+        taken = by_insert and not insert([appointment], unless_taken=_KEY_FIELDS)
+        if not taken:
+            previous = None if by_insert else _write(appointment, previous)
+            appointment_saved(appointment, previous, now=now)
+            trail.record_save(by, source, appointment, previous, now)
+    if taken:  # told outside the block, so that the caller's transaction goes on
+        return _taken(appointment, by=by, source=source, now=now)
     return appointment
+
+
+def _write(appointment, previous):
+    """Save `appointment` (`previous`: its stored row, None, or _UNREAD to read it);
+    the row as it was."""
+    if previous is _UNREAD:
+        previous = _previous(appointment)
+    if previous is None and appointment.pk is None:
+        insert([appointment])  # save()'s INSERT, prepared (see _KEY_FIELDS)
+    elif previous is None:
+        appointment.save()
+    else:
+        _save_changed(appointment, previous)
+    return previous
+
+
+#: The unique constraint of (site, source, external id): a feed's key.
+KEY = "appointment_external_id_unique"
+#: A new appointment's INSERT skips a row whose key is taken (ON CONFLICT DO
+#: NOTHING) instead of asking first whether it is (a query per create); a clash is
+#: then told as `clean` tells it. A concurrent request's insert of the same key,
+#: which the look-up let through to an IntegrityError, is refused the same way. No
+#: signal listens to Appointment (tests/appointments), so the INSERT is save()'s.
+_KEY_FIELDS = ("site", "source", "external_id")
+
+
+def _clean(appointment, *, key_checked: bool, by_insert: bool) -> None:
+    """`clean`, the key left to the door's look-up or to the INSERT; when anything
+    else fails, the whole of full_clean's errors (a taken key among them)."""
+    try:
+        clean(appointment, checked=(KEY,) if key_checked or by_insert else ())
+    except ValidationError:
+        if by_insert:
+            clean(appointment)  # raises, with the key's clash too
+        raise
+
+
+def _taken(appointment, **how):
+    """A new appointment whose INSERT found its key taken: the ValidationError
+    `clean` gives, or, had the row gone meanwhile, a plain save."""
+    clean(appointment)
+    return save_appointment(appointment, previous=None, key_checked=True, **how)
 
 
 def _previous(obj):

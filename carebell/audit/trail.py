@@ -11,11 +11,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
-from django.db import DEFAULT_DB_ALIAS, connections
 from django.utils import timezone
 
 from carebell.audit.models import AuditEvent
-from carebell.prepared import execute_prepared
+from carebell.prepared import insert
 from carebell.sql import insert_new
 
 # How to find the site of an object, for the models that do not hold it directly.
@@ -53,9 +52,17 @@ def batched() -> Iterator[None]:
     """Write the entries recorded in the block in one INSERT at its end (a message or
     a request that saves a patient, a contact and a number). Use it inside the
     change's transaction: the entries commit with it, and an error in the block
-    writes none. Entries recorded inside have no id until the block ends."""
-    if _BATCH.get() is not None:
-        yield
+    writes none — a block inside another adds its entries to the outer one's, and
+    takes them back if it fails (its savepoint, if any, undid their change).
+    Entries recorded inside have no id until the outermost block ends."""
+    outer = _BATCH.get()
+    if outer is not None:
+        kept = len(outer)
+        try:
+            yield
+        except BaseException:
+            del outer[kept:]
+            raise
         return
     events: list[AuditEvent] = []
     token = _BATCH.set(events)
@@ -63,8 +70,16 @@ def batched() -> Iterator[None]:
         yield
     finally:
         _BATCH.reset(token)
-    if events:
+    if len(events) <= FEW:
+        # A request's or a feed message's few: one prepared INSERT.
+        insert(events)
+    else:
         insert_new(AuditEvent, events)  # an import's batch: by COPY on PostgreSQL
+
+
+#: Up to this many entries, a batch is written by one prepared INSERT (prepared once
+#: per count); more (an import's) take insert_new.
+FEW = 16
 
 
 def record(
@@ -106,40 +121,16 @@ def record(
     return event
 
 
-#: AuditEvent's columns but its id, in the order `_insert` binds them.
-_COLUMNS = tuple(f for f in AuditEvent._meta.concrete_fields if not f.primary_key)
-
-
-def _insert(event: AuditEvent, using: str = DEFAULT_DB_ALIAS) -> None:
-    """Write `event` as `event.save(force_insert=True)` writes it, in one INSERT
-    returning its id: the same columns, each value prepared by its field as the
-    ORM's insert prepares it. An entry goes with every API call, and Model.save
-    (its signals, the insert query it compiles each time) was a fifth of a read's
-    CPU; no signal listens to AuditEvent, and its append-only rule holds (a new
-    entry has no id)."""
+def _insert(event: AuditEvent) -> None:
+    """Write `event` as `event.save(force_insert=True)` writes it, in one prepared
+    INSERT returning its id. An entry goes with every API call, and Model.save (its
+    signals, the insert query it compiles each time) was a fifth of a read's CPU; no
+    signal listens to AuditEvent, and its append-only rule holds (a new entry has no
+    id)."""
     if event.pk is not None:
         raise PermissionError("The audit log is append-only.")
-    connection = connections[using]
-    sql = _INSERTS.get(connection.vendor)
-    if sql is None:
-        quote, table = connection.ops.quote_name, AuditEvent._meta.db_table
-        sql = (
-            f"INSERT INTO {quote(table)} ({', '.join(quote(f.column) for f in _COLUMNS)}) "
-            f"VALUES ({', '.join(['%s'] * len(_COLUMNS))})"
-        )
-        if connection.features.can_return_columns_from_insert:
-            sql += f" RETURNING {quote(AuditEvent._meta.pk.column)}"
-        sql = _INSERTS[connection.vendor] = sql
-    params = [f.get_db_prep_save(f.pre_save(event, True), connection) for f in _COLUMNS]
-    with execute_prepared(sql, params, using=using) as cursor:
-        if connection.features.can_return_columns_from_insert:
-            event.pk = cursor.fetchone()[0]
-        else:  # pragma: no cover (SQLite before 3.35)
-            event.pk = cursor.lastrowid
-    event._state.adding, event._state.db = False, using
+    insert([event])
 
-
-_INSERTS: dict[str, str] = {}  # by database vendor
 
 _NOT_COMPARED = frozenset({"id", "created_at", "updated_at"})
 

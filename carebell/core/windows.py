@@ -149,7 +149,10 @@ class DeliveryPolicy:
     def __init__(self, settings: DeliverySettings) -> None:
         self.settings = settings
         self.zone = zone_for(settings.zone)
-        self._days = tuple(any(d.iso == i for d in settings.delivery_days) for i in range(8))
+        # Each day's iso number once (Weekday.iso walks the enum): a policy is built
+        # for every change that plans.
+        isos = {d.iso for d in settings.delivery_days}
+        self._days = tuple(i in isos for i in range(8))
         self._windows = {c: self._effective_window(c) for c in Channel}
         self._cache: dict[tuple, tuple[Interval, ...]] = {}
         self._spans: dict[int, tuple[datetime, datetime]] = {}

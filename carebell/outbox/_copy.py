@@ -28,6 +28,7 @@ from psycopg.types.json import set_json_dumps
 from carebell.core.reasons import Code
 from carebell.messaging.models import OutboxMessage, OutboxSubject
 from carebell.outbox._stored import reasons_json
+from carebell.prepared import execute_prepared
 from carebell.sql import utc_params
 
 if TYPE_CHECKING:  # the planner's decisions are read by attribute; no import cycle
@@ -245,7 +246,6 @@ def reasons_text(reasons: tuple) -> str:
 #: or a feed message's), one INSERT … ON CONFLICT DO NOTHING stores them: one
 #: statement, where the COPY path takes a key lookup, a savepoint and the COPY.
 FEW = 64
-_ONE_ROW = "(" + ", ".join("%s::jsonb" if c in JSON_COLUMNS else "%s" for c in COLUMNS) + ")"
 
 
 def _copy_insert(rows: list[PlannedRow]) -> int:
@@ -287,13 +287,29 @@ def _not_stored(raw, rows: list[PlannedRow]) -> list[PlannedRow]:
 
 def _insert_few(cursor, rows: list[PlannedRow]) -> int:
     """What the COPY path stores, in one statement: DO NOTHING skips a key stored
-    already or taken by an earlier row of the same statement (NULL never conflicts)."""
-    cursor.execute(
-        f"INSERT INTO {TABLE} ({', '.join(COLUMNS)}) VALUES {', '.join([_ONE_ROW] * len(rows))} "
-        "ON CONFLICT (dedupe_key) DO NOTHING",
-        [value for row in rows for value in row],
-    )
-    return cursor.rowcount
+    already or taken by an earlier row of the same statement (NULL never conflicts).
+
+    The rows travel as one array per column, unnested in their order, so the
+    statement's text is the same however many rows it carries: prepared once per
+    connection, and its 33 parameters parsed once (psycopg parses anew each time a
+    statement of more than 50 parameters — two rows of values inline)."""
+    columns = [list(values) for values in zip(*rows, strict=True)]
+    with execute_prepared(_few_sql(cursor), columns) as inserted:
+        return inserted.rowcount
+
+
+#: _insert_few's statement, written once the column types are known.
+_FEW_SQL: list[str] = []
+
+
+def _few_sql(cursor) -> str:
+    if not _FEW_SQL:
+        arrays = ", ".join(f"%s::{kind}[]" for kind in _types(cursor.cursor, json="jsonb"))
+        _FEW_SQL.append(
+            f"INSERT INTO {TABLE} ({', '.join(COLUMNS)}) SELECT * FROM unnest({arrays}) "
+            "ON CONFLICT (dedupe_key) DO NOTHING"
+        )
+    return _FEW_SQL[0]
 
 
 def _stage_insert(cursor, rows: list[tuple]) -> int:

@@ -168,3 +168,55 @@ def test_a_new_appointment_is_planned_with_the_site_read_with_its_patient(api, s
     assert audited.count() == 1
     planned = OutboxMessage.objects.filter(entity_id=response.json()["id"])
     assert [m.kind for m in planned] == ["appt_confirmation"]
+
+
+def _confirmations_by_email(site, patient):
+    from carebell.messaging.models import AutomatedMessage
+    from carebell.planning.rules_defaults import default_rules
+
+    rules = default_rules(site)
+    for rule in rules:
+        rule.enabled = rule.kind == "appt_confirmation"
+    AutomatedMessage.objects.bulk_create(rules)
+    contact = factories.make_contact(patient)
+    factories.add_point(contact, "email", "family@example.org")
+    factories.set_preference(contact, "reminders", "email")
+
+
+def test_a_create_writes_its_calls_and_its_changes_audit_entries_in_one_insert(
+    api, site, patient, monkeypatch
+):
+    monkeypatch.setattr(ratelimit, "FLUSH_SECONDS", 3600)
+    _confirmations_by_email(site, patient)
+    assert api.get(f"/api/v1/patients/{patient.pk}").status_code == 200  # counts, notes use
+    body = {"patient_id": patient.pk, "external_id": "A-2", "starts_at": "2026-12-20T15:00:00Z"}
+    with CaptureQueriesContext(connection) as queries:
+        response = api.post("/api/v1/appointments", body, {"Idempotency-Key": "a-2"})
+    assert response.status_code == 201, response.content
+    statements = [q["sql"] for q in queries]
+    audits = [s for s in statements if 'INTO "audit_auditevent"' in s]
+    assert len(audits) == 1, statements
+    # The token; the claim; the patient with their site; the appointment (its key
+    # checked by its INSERT); the rules, the plan and the outbox; the stored
+    # answer; the audit — with BEGIN, a savepoint and its release, and COMMIT. (The
+    # SMS caps' read of the patient's texts goes by psycopg's own cursor on
+    # PostgreSQL, which Django does not count.)
+    caps_read = 0 if connection.vendor == "postgresql" else 1
+    assert len(statements) == 13 + caps_read, statements
+    events = list(AuditEvent.objects.order_by("id"))[-2:]
+    assert (events[0].action, events[0].object_type) == ("create", "appointments.appointment")
+    assert (events[1].action, events[1].detail["status"]) == ("api_call", 201)
+
+
+def test_a_refused_create_keeps_only_its_calls_audit_entry_and_replays(api, site, patient):
+    body = {"patient_id": patient.pk, "external_id": "A-3", "starts_at": "2026-12-20T15:00:00Z"}
+    assert api.post("/api/v1/appointments", body, {"Idempotency-Key": "a-3"}).status_code == 201
+    before = AuditEvent.objects.count()
+    refused = api.post("/api/v1/appointments", body, {"Idempotency-Key": "a-4"})
+    assert refused.status_code == 422, refused.content
+    assert_problem(refused, 422)
+    added = AuditEvent.objects.order_by("id")[before:]
+    assert [(e.action, e.detail["status"]) for e in added] == [("api_call", 422)]
+    again = api.post("/api/v1/appointments", body, {"Idempotency-Key": "a-4"})
+    assert (again.status_code, again.content) == (422, refused.content)
+    assert again["Idempotent-Replayed"] == "true"

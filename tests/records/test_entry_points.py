@@ -180,3 +180,78 @@ def test_a_refused_save_leaves_the_callers_transaction_usable(site):
         with pytest.raises(ValidationError):
             save_contact(contact, source="api")
         assert Appointment.objects.filter(external_id="B-1").count() == 0  # still usable
+
+
+def test_a_new_appointment_is_written_by_one_insert_without_asking_for_its_key_first(site):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    patient = factories.make_patient(site)
+    appointment = Appointment(site=site, patient=patient, source="api", external_id="K-1",
+                              starts_at=timezone.now() + dt.timedelta(days=3))  # fmt: skip
+    with CaptureQueriesContext(connection) as queries:
+        save_appointment(appointment, source="api")
+    reads = [q["sql"] for q in queries.captured_queries
+             if 'FROM "appointments_appointment"' in q["sql"]]  # fmt: skip
+    assert reads == []  # the key is the INSERT's to check
+    stored = Appointment.objects.get(pk=appointment.pk)
+    assert (stored.external_id, stored.created_at) == ("K-1", appointment.created_at)
+    assert not appointment._state.adding
+
+
+def test_a_taken_key_is_refused_as_full_clean_refuses_it_and_the_transaction_goes_on(site):
+    from django.db import transaction
+
+    patient = factories.make_patient(site)
+    starts = timezone.now() + dt.timedelta(days=3)
+    save_appointment(Appointment(site=site, patient=patient, source="api", external_id="K-2",
+                                 starts_at=starts), source="api")  # fmt: skip
+    again = Appointment(site=site, patient=patient, source="api", external_id="K-2",
+                        starts_at=starts)  # fmt: skip
+    with pytest.raises(ValidationError) as expected:
+        again.full_clean()
+    with transaction.atomic():
+        with pytest.raises(ValidationError) as refused:
+            save_appointment(again, source="api")
+        assert Appointment.objects.filter(external_id="K-2").count() == 1  # still usable
+    assert refused.value.message_dict == expected.value.message_dict
+    assert again.pk is None and again._state.adding
+    assert AuditEvent.objects.filter(action="create", object_type="appointments.appointment") \
+        .count() == 1  # fmt: skip
+
+
+def test_a_taken_key_and_a_bad_field_are_told_together_as_full_clean_tells_them(site):
+    patient = factories.make_patient(site)
+    starts = timezone.now() + dt.timedelta(days=3)
+    save_appointment(Appointment(site=site, patient=patient, source="api", external_id="K-3",
+                                 starts_at=starts), source="api")  # fmt: skip
+    bad = Appointment(site=site, patient=patient, source="api", external_id="K-3",
+                      starts_at=starts, status="lost")  # fmt: skip
+    with pytest.raises(ValidationError) as expected:
+        bad.full_clean()
+    with pytest.raises(ValidationError) as refused:
+        save_appointment(bad, source="api")
+    assert refused.value.message_dict == expected.value.message_dict
+    assert len(refused.value.message_dict) == 2  # the status and the key
+
+
+def test_nothing_listens_to_an_appointment_being_saved():
+    # save_appointment writes a new one by its own INSERT, which sends no signal.
+    from django.db.models import signals
+
+    for signal in (signals.pre_save, signals.post_save):
+        assert not signal.has_listeners(Appointment)
+
+
+def test_a_block_inside_a_batch_that_fails_takes_its_entries_back(site):
+    from carebell.audit import trail
+
+    with trail.batched():
+        trail.record(None, "view", site, detail={"system": "outer"})
+        with pytest.raises(RuntimeError), trail.batched():
+            trail.record(None, "change", site, detail={"system": "inner"})
+            raise RuntimeError("undone")
+        trail.record(None, "export", site, detail={"system": "outer"})
+    assert list(AuditEvent.objects.order_by("id").values_list("action", flat=True)) == [
+        "view", "export"
+    ]  # fmt: skip
