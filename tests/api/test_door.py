@@ -147,29 +147,6 @@ def test_the_doors_reads_are_prepared_on_postgresql(api, patient):
     assert any('"people_patient"' in s and "LIMIT" in s for s in prepared), prepared
 
 
-def test_a_new_appointment_is_planned_with_the_site_read_with_its_patient(api, site, patient):
-    from carebell.messaging.models import AutomatedMessage, OutboxMessage
-    from carebell.planning.rules_defaults import default_rules
-
-    rules = default_rules(site)
-    for rule in rules:
-        rule.enabled = rule.kind == "appt_confirmation"
-    AutomatedMessage.objects.bulk_create(rules)
-    contact = factories.make_contact(patient)
-    factories.add_point(contact, "email", "family@example.org")
-    factories.set_preference(contact, "reminders", "email")
-    body = {"patient_id": patient.pk, "external_id": "A-1", "starts_at": "2026-12-20T15:00:00Z"}
-    with CaptureQueriesContext(connection) as queries:
-        response = api.post("/api/v1/appointments", body, {"Idempotency-Key": "a-1"})
-    assert response.status_code == 201, response.content
-    sites = [q["sql"] for q in queries if 'FROM "sites_site"' in q["sql"]]
-    assert sites == [], sites
-    audited = AuditEvent.objects.filter(object_type="appointments.appointment", action="create")
-    assert audited.count() == 1
-    planned = OutboxMessage.objects.filter(entity_id=response.json()["id"])
-    assert [m.kind for m in planned] == ["appt_confirmation"]
-
-
 def _confirmations_by_email(site, patient):
     from carebell.messaging.models import AutomatedMessage
     from carebell.planning.rules_defaults import default_rules
@@ -181,6 +158,22 @@ def _confirmations_by_email(site, patient):
     contact = factories.make_contact(patient)
     factories.add_point(contact, "email", "family@example.org")
     factories.set_preference(contact, "reminders", "email")
+
+
+def test_a_new_appointment_is_planned_with_the_site_read_with_its_patient(api, site, patient):
+    from carebell.messaging.models import OutboxMessage
+
+    _confirmations_by_email(site, patient)
+    body = {"patient_id": patient.pk, "external_id": "A-1", "starts_at": "2026-12-20T15:00:00Z"}
+    with CaptureQueriesContext(connection) as queries:
+        response = api.post("/api/v1/appointments", body, {"Idempotency-Key": "a-1"})
+    assert response.status_code == 201, response.content
+    sites = [q["sql"] for q in queries if 'FROM "sites_site"' in q["sql"]]
+    assert sites == [], sites
+    audited = AuditEvent.objects.filter(object_type="appointments.appointment", action="create")
+    assert audited.count() == 1
+    planned = OutboxMessage.objects.filter(entity_id=response.json()["id"])
+    assert [m.kind for m in planned] == ["appt_confirmation"]
 
 
 def test_a_create_writes_its_calls_and_its_changes_audit_entries_in_one_insert(
