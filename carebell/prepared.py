@@ -25,7 +25,7 @@ one.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -174,7 +174,13 @@ def execute_prepared(sql: str, params=(), *, using: str = DEFAULT_DB_ALIAS):
     return cursor
 
 
-def insert(objs: list, *, unless_taken: tuple[str, ...] = (), using: str = DEFAULT_DB_ALIAS) -> int:
+def insert(
+    objs: list,
+    *,
+    unless_taken: tuple[str, ...] = (),
+    ahead: Sequence[tuple[str, Sequence]] = (),
+    using: str = DEFAULT_DB_ALIAS,
+) -> int:
     """Write new instances of one model as `save(force_insert=True)` writes each (the
     same columns, each value prepared by its field as the ORM's insert prepares it,
     auto_now stamps, the pk set) in one prepared INSERT … RETURNING id. No signal is
@@ -183,7 +189,12 @@ def insert(objs: list, *, unless_taken: tuple[str, ...] = (), using: str = DEFAU
     With `unless_taken`, the fields of one of the model's unique constraints and one
     object, a row whose key is stored already is not written (ON CONFLICT DO
     NOTHING: a transaction writing the same key meanwhile is waited for, and no
-    error aborts the caller's transaction); its object stays unsaved."""
+    error aborts the caller's transaction); its object stays unsaved.
+
+    `ahead`: data-modifying statements (SQL, parameters) that go with the rows. On
+    PostgreSQL they are the INSERT's leading WITH clauses, one round trip in all;
+    elsewhere they run first, one by one, in the caller's transaction. They run
+    whether or not `unless_taken` leaves a row out."""
     if not objs:
         return 0
     model = type(objs[0])
@@ -192,12 +203,19 @@ def insert(objs: list, *, unless_taken: tuple[str, ...] = (), using: str = DEFAU
     connection = connections[using]
     if not connection.features.can_return_rows_from_bulk_insert:  # pragma: no cover
         raise TypeError("This database cannot return the ids of the rows it inserts.")
+    together = bool(ahead) and connection.vendor == "postgresql"
+    for statement, values in () if together else ahead:
+        with execute_prepared(statement, values, using=using):
+            pass
     place = (model, connection.vendor, len(objs), unless_taken)
     sql = _INSERTS.get(place) or _INSERTS.setdefault(
         place, _insert_sql(model, connection, len(objs), unless_taken)
     )
     fields = _insert_fields(model)
     params = [f.get_db_prep_save(f.pre_save(obj, True), connection) for obj in objs for f in fields]
+    if together:
+        clauses = ", ".join(f"w{n} AS ({statement})" for n, (statement, _) in enumerate(ahead))
+        sql, params = f"WITH {clauses} {sql}", [p for _, ps in ahead for p in ps] + params
     with execute_prepared(sql, params, using=using) as cursor:
         ids = [row[0] for row in cursor.fetchall()]
     for obj, new_id in zip(objs, ids, strict=False):  # none back: the key was taken

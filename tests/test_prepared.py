@@ -333,3 +333,19 @@ def test_insert_unless_taken_skips_a_taken_key_and_leaves_the_transaction_usable
         assert Appointment.objects.filter(external_id="U-1").count() == 1
     with pytest.raises(ValueError):
         insert([again, again], unless_taken=key)
+
+
+def test_insert_runs_the_statements_ahead_with_its_rows_in_one_round_trip_on_postgresql(site):
+    from django.test.utils import CaptureQueriesContext
+
+    from carebell.prepared import insert
+
+    patient = factories.make_patient(site)
+    rename = ("UPDATE people_patient SET first_name = %s WHERE id = %s", ["Ahead", patient.pk])
+    made = Patient(site=site, external_id="W-1", first_name="Ada", last_name="B")
+    with transaction.atomic(), CaptureQueriesContext(connection) as queries:
+        assert insert([made], ahead=[rename]) == 1
+    assert Patient.objects.get(pk=patient.pk).first_name == "Ahead"
+    assert Patient.objects.get(pk=made.pk).external_id == "W-1"
+    statements = [q["sql"] for q in queries if "people_patient" in q["sql"]]
+    assert len(statements) == (1 if connection.vendor == "postgresql" else 2), statements

@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
-from django.db import DatabaseError, IntegrityError, connection, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import F, Q, Subquery
 from django.utils import timezone
 
@@ -34,8 +34,7 @@ from carebell.interop.hl7.mapping import Mapping, read
 from carebell.interop.hl7.models import Hl7Message, Hl7Sender, Outcome
 from carebell.interop.hl7.parse import Header, Hl7Error, parse_message, split_segments
 from carebell.planning import replan
-from carebell.prepared import Prepared, execute_prepared
-from carebell.sql import utc_params
+from carebell.prepared import Prepared, execute_prepared, insert
 
 logger = logging.getLogger(__name__)
 ACK_JOIN = b"\x1c"  # FS never appears inside a message: it separates stored ACKs
@@ -216,28 +215,10 @@ def _store(now, *, sender: str, control_id: str, digest: str, first_time=False, 
         )
 
 
-_COLUMNS = ("received_at", "via", "peer", "sender", "control_id", "digest", "message_type",
-            "sent_at", "site_id", "raw", "outcome", "reason", "ack")  # fmt: skip
-_INSERT = (
-    f"INSERT INTO {Hl7Message._meta.db_table} ({', '.join(_COLUMNS)}, resent)"
-    f" VALUES ({', '.join(['%s'] * len(_COLUMNS))}, 0)"
-)
-
-
-def _insert(with_it, *, site, **fields) -> None:
+def _insert(with_it, **fields) -> None:
     """The message's new row, as Hl7Message.objects.create would write it, by one
-    statement prepared once (on PostgreSQL, `with_it` its leading WITH clauses)."""
-    fields["site_id"] = site.pk if site is not None else None
-    fields.setdefault("sent_at", None)  # a message refused before its MSH-7 was read
-    values = utc_params([fields[column] for column in _COLUMNS])
-    sql = _INSERT
-    if with_it and connection.vendor == "postgresql":
-        ahead = ", ".join(f"w{n} AS ({statement})" for n, (statement, _) in enumerate(with_it))
-        sql, values = f"WITH {ahead} {sql}", [p for _, ps in with_it for p in ps] + values
-    else:
-        _run(with_it)
-    with execute_prepared(sql, values):
-        pass
+    prepared statement (on PostgreSQL with `with_it` as its leading WITH clauses)."""
+    insert([Hl7Message(**fields)], ahead=with_it)
 
 
 def _run(statements) -> None:
