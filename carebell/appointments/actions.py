@@ -78,7 +78,7 @@ KEY = "appointment_external_id_unique"
 #: NOTHING) instead of asking first whether it is (a query per create); a clash is
 #: then told as `clean` tells it. A concurrent request's insert of the same key,
 #: which the look-up let through to an IntegrityError, is refused the same way. No
-#: signal listens to Appointment (tests/appointments), so the INSERT is save()'s.
+#: signal listens to Appointment (tests/records/test_entry_points.py), so the INSERT is save()'s.
 _KEY_FIELDS = ("site", "source", "external_id")
 
 
