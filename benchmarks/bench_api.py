@@ -22,26 +22,29 @@ PostgreSQL's) and SQL queries per request, figures a shared machine does not blu
 `--profile list|read|create` prints that kind's queries and its cProfile as well (by
 CPU time; PROFILE_SORT=tottime and PROFILE_ROWS=200 change the listing).
 
-Goals (issue 13): list and read ≥ 500 requests/s, create ≥ 200/s. The load
-generator (aiohttp) shares the machine's 2 cores with the server and PostgreSQL,
-and the machine is shared: trust ratios more than digits. It asserts nothing.
+Goals (issue 13): list and read ≥ 500 requests/s, create ≥ 200/s. The requests are
+made before each run and sent by wrk when it is installed (`apt-get install wrk`),
+else by aiohttp, which takes a good part of a core from the server (loadgen.py; the
+first line says which). The load generator shares the machine's 2 cores with the
+server and PostgreSQL, and the machine is shared: trust ratios more than digits. It
+asserts nothing.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import datetime as dt
 import json
 import os
 import random
 import signal
-import statistics
 import subprocess
 import sys
 import time
 import urllib.request
 from pathlib import Path
+
+import loadgen
 
 ROOT = Path(__file__).resolve().parent.parent
 PATIENTS = 2_000
@@ -52,6 +55,9 @@ def options() -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, default=5.0, help="per phase")
     parser.add_argument("--workers", type=int, default=3)
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument(
+        "--max-rate", type=float, default=4000.0, help="requests made per second of full speed"
+    )
     parser.add_argument("--port", type=int, default=8771)
     parser.add_argument("--database", default="postgres_api")
     parser.add_argument("--server", default="postgres://postgres@127.0.0.1:5432")
@@ -152,34 +158,14 @@ class Requests:
         key = {"Idempotency-Key": f"bench-{self.run}-{self.made}"}
         return "POST", "/api/v1/appointments", json.dumps(body), key
 
-
-async def flat_out(base, secret, make, seconds: float, connections: int):
-    import aiohttp
-
-    statuses: dict[int, int] = {}
-    latencies: list[float] = []
-    deadline = time.perf_counter() + seconds
-    auth = {"Authorization": f"Bearer {secret}", "Content-Type": "application/json"}
-
-    async def one_connection(session):
-        while time.perf_counter() < deadline:
+    def batch(self, make, count: int, secret: str) -> list:
+        """`count` requests of one kind, as the load generator sends them."""
+        auth = {"Authorization": f"Bearer {secret}", "Content-Type": "application/json"}
+        out = []
+        for _ in range(count):
             method, path, body, headers = make()
-            began = time.perf_counter()
-            async with session.request(
-                method, base + path, data=body, headers={**auth, **headers}
-            ) as r:
-                await r.read()
-            latencies.append((time.perf_counter() - began) * 1000)
-            statuses[r.status] = statuses.get(r.status, 0) + 1
-
-    connector = aiohttp.TCPConnector(limit=connections)
-    async with aiohttp.ClientSession(connector=connector) as session:
-        started = time.perf_counter()
-        await asyncio.gather(*(one_connection(session) for _ in range(connections)))
-        elapsed = time.perf_counter() - started
-    latencies.sort()
-    p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
-    return len(latencies) / elapsed, statistics.median(latencies), p99, statuses
+            out.append(loadgen.Request(method, path, body, tuple({**auth, **headers}.items())))
+        return out
 
 
 def serve(args) -> subprocess.Popen:
@@ -247,27 +233,31 @@ def main() -> None:
     connection.close()
     base = f"http://127.0.0.1:{args.port}"
     requests = Requests(site_id, patients)
+    plans = [
+        ("GET /patients (page of 50)", requests.listing, 500),
+        ("GET /patients/{id}", requests.read, 500),
+        ("POST /appointments (replans)", requests.create, 200),
+    ]
+    flat, warm = int(args.max_rate * args.seconds), int(args.max_rate)
+    loads = [
+        (label, requests.batch(make, warm, secret), requests.batch(make, flat, secret), goal)
+        for label, make, goal in plans
+    ]
     server = serve(args)
     try:
         print(
             f"gunicorn, {args.workers} sync workers; {args.connections} connections; "
-            f"{args.seconds:g} s per phase; {len(patients)} patients"
+            f"{args.seconds:g} s per phase; {len(patients)} patients; "
+            f"load from {loadgen.generator()}"
         )
         print(f"{'request':34} {'req/s':>7} {'goal':>6} {'p50 ms':>8} {'p99 ms':>8}")
-        plans = [
-            ("GET /patients (page of 50)", requests.listing, 500),
-            ("GET /patients/{id}", requests.read, 500),
-            ("POST /appointments (replans)", requests.create, 200),
-        ]
-        for _label, make, _goal in plans:  # each worker's first requests import and connect
-            asyncio.run(flat_out(base, secret, make, 1.0, args.connections))
-        for label, make, goal in plans:
-            rate, p50, p99, codes = asyncio.run(
-                flat_out(base, secret, make, args.seconds, args.connections)
-            )
+        for _label, warming, _timed, _goal in loads:  # each worker imports and connects
+            loadgen.flat_out(base, warming, 1.0, args.connections)
+        for label, _warm, timed, goal in loads:
+            run = loadgen.flat_out(base, timed, args.seconds, args.connections)
             print(
-                f"{label:34} {rate:7.0f} {goal:6d} {p50:8.1f} {p99:8.1f}   "
-                f"HTTP {','.join(f'{c}×{n}' for c, n in sorted(codes.items()))}"
+                f"{label:34} {run.rate:7.0f} {goal:6d} {run.p50_ms:8.1f} {run.p99_ms:8.1f}   "
+                f"HTTP {', '.join(f'{c}×{n}' for c, n in sorted(run.answers.items()))}"
             )
     finally:
         os.killpg(server.pid, signal.SIGTERM)

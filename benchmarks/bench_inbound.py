@@ -19,7 +19,10 @@ attempts.
 For each endpoint it prints the throughput with 16 connections at full speed, then
 the p50/p99 latency at a fixed rate (by default half the goal: 400 texts/s, 750
 callbacks/s, measured from when each request was due, so a stall counts in full).
-The load generator (aiohttp) shares the machine. It asserts nothing.
+The requests are made and signed before each run; the full-speed runs are sent by
+wrk when it is installed (`apt-get install wrk`), else by aiohttp, which takes a good
+part of a core from the server (loadgen.py; the first line says which), and the
+fixed-rate runs by aiohttp. The load generator shares the machine. It asserts nothing.
 
 `--in-process` runs no server: it answers each kind of request (the no-op, an
 inbound text, a status callback) a few hundred times through Django's own handler
@@ -67,6 +70,8 @@ import time
 from pathlib import Path
 from urllib.parse import urlencode
 
+import loadgen
+
 ROOT = Path(__file__).resolve().parent.parent
 VECTORS = ROOT.parent / "shared" / "vectors" / "twilio" / "signature_vectors.json"
 TOKEN = "bench-auth-token-0123456789abcdef"  # noqa: S105 (a local, throwaway server)
@@ -83,6 +88,9 @@ def options() -> argparse.Namespace:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--inbound-rate", type=float, default=400.0)
     parser.add_argument("--callback-rate", type=float, default=750.0)
+    parser.add_argument(
+        "--max-rate", type=float, default=4000.0, help="requests made per second of full speed"
+    )
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--database", default="postgres_inbox")
     parser.add_argument("--server", default="postgres://postgres@127.0.0.1:5432")
@@ -243,7 +251,9 @@ class Requests:
     def callback(self):
         i = self.reported
         self.reported += 1
-        attempt = self.attempts[i // 2 % len(self.attempts)]
+        if i // 2 >= len(self.attempts):
+            raise SystemExit(f"all {len(self.attempts)} attempts reported on: make more")
+        attempt = self.attempts[i // 2]
         form = {
             "MessageSid": f"SM{attempt:032d}",
             "AccountSid": ACCOUNT,
@@ -253,51 +263,39 @@ class Requests:
         path = f"/hooks/twilio/status/{attempt}"
         return path, form, {"X-Twilio-Signature": self.sign(TOKEN, self.base + path, form)}
 
+    def batch(self, make, count: int) -> list:
+        """`count` requests of one kind, as the load generator sends them."""
+        from loadgen import Request
 
-async def post(session, base, request, statuses):
-    path, form, headers = request
-    async with session.post(base + path, data=form, headers=headers) as response:
-        await response.read()
-        statuses[response.status] = statuses.get(response.status, 0) + 1
-
-
-async def flat_out(base, make, seconds: float, connections: int):
-    import aiohttp
-
-    statuses: dict[int, int] = {}
-    done = 0
-    deadline = time.perf_counter() + seconds
-
-    async def one_connection(session):
-        nonlocal done
-        while time.perf_counter() < deadline:
-            await post(session, base, make(), statuses)
-            done += 1
-
-    connector = aiohttp.TCPConnector(limit=connections)
-    async with aiohttp.ClientSession(connector=connector) as session:
-        started = time.perf_counter()
-        await asyncio.gather(*(one_connection(session) for _ in range(connections)))
-        elapsed = time.perf_counter() - started
-    return done / elapsed, statuses
+        out = []
+        for _ in range(count):
+            path, form, headers = make()
+            headers = {"Content-Type": "application/x-www-form-urlencoded", **headers}
+            out.append(Request("POST", path, urlencode(form), tuple(headers.items())))
+        return out
 
 
-async def at_rate(base, make, rate: float, seconds: float):
+async def at_rate(base, requests: list, rate: float):
+    """Each of `requests` sent when it is due (`rate` a second), on its own connection
+    if need be; latency counted from when it was due, so a stall counts in full."""
     import aiohttp
 
     statuses: dict[int, int] = {}
     latencies: list[float] = []
-    total = int(rate * seconds)
     connector = aiohttp.TCPConnector(limit=256)
     async with aiohttp.ClientSession(connector=connector) as session:
         start = time.perf_counter()
 
         async def one(due: float, request):
             await asyncio.sleep(max(0.0, due - time.perf_counter()))
-            await post(session, base, request, statuses)
+            async with session.post(
+                base + request.path, data=request.body, headers=dict(request.headers)
+            ) as response:
+                await response.read()
+                statuses[response.status] = statuses.get(response.status, 0) + 1
             latencies.append((time.perf_counter() - due) * 1000)
 
-        tasks = [asyncio.create_task(one(start + n / rate, make())) for n in range(total)]
+        tasks = [asyncio.create_task(one(start + n / rate, r)) for n, r in enumerate(requests)]
         await asyncio.gather(*tasks)
     latencies.sort()
     p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
@@ -368,29 +366,38 @@ def main() -> None:
     if args.in_process:
         in_process(args, site)
         return
-    per_phase = int(args.callback_rate * args.seconds) + 20_000
-    attempts = attempts_to_report(site, per_phase)
+    # Enough different requests for the flat-out run at up to --max-rate, its warm-up
+    # and the timed run; a report needs its attempt, and each attempt gets two.
+    flat = int(args.max_rate * args.seconds)
+    warm = int(args.max_rate)
+    reports = flat + warm + int(args.callback_rate * args.seconds)
+    attempts = attempts_to_report(site, reports // 2 + 1)
     connection.close()
     base = f"http://127.0.0.1:{args.port}"
     requests = Requests(base, attempts)
+    plans = [
+        ("no-op Django view", requests.noop, args.callback_rate),
+        ("inbound text", requests.inbound, args.inbound_rate),
+        ("status callback", requests.callback, args.callback_rate),
+    ]
+    loads = [
+        (label, requests.batch(make, warm), requests.batch(make, flat),
+         requests.batch(make, int(rate * args.seconds)), rate)
+        for label, make, rate in plans
+    ]  # fmt: skip
     server = serve(args)
     try:
         print(f"gunicorn, {args.workers} sync workers; {args.connections} connections; "
-              f"{args.seconds:g} s per phase")  # fmt: skip
+              f"{args.seconds:g} s per phase; load from {loadgen.generator()}")  # fmt: skip
         print(f"{'endpoint':24} {'req/s (flat out)':>17} {'rate':>7} {'p50 ms':>8} {'p99 ms':>8}")
-        plans = [
-            ("no-op Django view", requests.noop, args.callback_rate),
-            ("inbound text", requests.inbound, args.inbound_rate),
-            ("status callback", requests.callback, args.callback_rate),
-        ]
-        for _label, make, _rate in plans:  # each worker's first requests import and connect
-            asyncio.run(flat_out(base, make, 1.0, args.connections))
-        for label, make, rate in plans:
-            throughput, flat = asyncio.run(flat_out(base, make, args.seconds, args.connections))
-            p50, p99, timed = asyncio.run(at_rate(base, make, rate, args.seconds))
-            codes = sorted({**flat, **timed})
-            print(f"{label:24} {throughput:17.0f} {rate:7.0f} {p50:8.1f} {p99:8.1f}   "
-                  f"HTTP {','.join(map(str, codes))}")  # fmt: skip
+        for _label, warming, _flat, _timed, _rate in loads:  # each worker imports and connects
+            loadgen.flat_out(base, warming, 1.0, args.connections)
+        for label, _warm, flat_requests, timed_requests, rate in loads:
+            full = loadgen.flat_out(base, flat_requests, args.seconds, args.connections)
+            p50, p99, timed = asyncio.run(at_rate(base, timed_requests, rate))
+            answers = {**full.answers, **{str(k): n for k, n in timed.items()}}
+            print(f"{label:24} {full.rate:17.0f} {rate:7.0f} {p50:8.1f} {p99:8.1f}   "
+                  f"HTTP {', '.join(f'{k}×{n}' for k, n in answers.items())}")  # fmt: skip
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)

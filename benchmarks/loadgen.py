@@ -1,0 +1,119 @@
+"""Full-speed HTTP load for the server benchmarks, from requests made beforehand.
+
+The server, PostgreSQL and the load generator share the machine's two cores, so
+what the generator spends per request is taken from the server. Requests are
+therefore made (and signed) before the timed run, and sent by wrk (Debian's
+package `wrk`: C, a few microseconds per request) when it is installed; without
+it they are sent by aiohttp, which costs the server a good part of a core, and
+the benchmark says which one ran. Every request is sent at most once: a replayed
+webhook or Idempotency-Key is answered from its first answer, which is cheaper
+and would flatter the figures, so running out is an error, not a wrap-around.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+@dataclass(frozen=True)
+class Request:
+    method: str
+    path: str
+    body: str | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class Result:
+    rate: float  # requests per second
+    p50_ms: float
+    p99_ms: float
+    answers: dict[str, int]  # "200" → count (aiohttp), or "2xx/3xx" / "other" (wrk)
+
+
+def generator() -> str:
+    return "wrk" if shutil.which("wrk") else "aiohttp"
+
+
+def flat_out(base: str, requests: list[Request], seconds: float, connections: int) -> Result:
+    """As many of `requests` as `connections` connections get answered in `seconds`."""
+    if generator() == "wrk":
+        return _wrk(base, requests, seconds, connections)
+    return asyncio.run(_aiohttp(base, requests, seconds, connections))
+
+
+def _line(request: Request) -> str:
+    fields = [request.method, request.path, request.body or ""]
+    for name, value in request.headers:
+        fields += [name, value]
+    if any("\t" in f or "\n" in f for f in fields):
+        raise ValueError(f"a tab or newline in a request to {request.path}")
+    return "\t".join(fields)
+
+
+def _wrk(base: str, requests: list[Request], seconds: float, connections: int) -> Result:
+    threads = min(2, connections)
+    with tempfile.TemporaryDirectory(prefix="carebell-load-") as folder:
+        stem = Path(folder) / "requests"
+        for number in range(threads):  # thread n sends requests n, n + threads, …
+            lines = (_line(r) for r in requests[number::threads])
+            (stem.parent / f"requests.{number}").write_text("\n".join(lines) + "\n")
+        script = str(HERE / "replay.lua")
+        command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds:g}s",
+                   "--timeout", "10s", "-s", script, base, "--", str(stem)]  # fmt: skip
+        out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    found = re.search(r"^loadgen (.*)$", out, re.MULTILINE)
+    if found is None:
+        raise SystemExit(f"wrk printed no figures:\n{out}")
+    figures = {k: float(v) for k, v in (pair.split("=") for pair in found.group(1).split())}
+    if figures["ran_out"]:
+        raise SystemExit(f"wrk sent all {len(requests)} prepared requests: make more")
+    done, bad = int(figures["requests"]), int(figures["non2xx"])
+    answers = {"2xx/3xx": done - bad, "other": bad}
+    if figures["errors"]:
+        answers["socket errors"] = int(figures["errors"])
+    return Result(done / figures["seconds"], figures["p50_us"] / 1000, figures["p99_us"] / 1000,
+                  {k: v for k, v in answers.items() if v})  # fmt: skip
+
+
+async def _aiohttp(base: str, requests: list[Request], seconds: float, connections: int) -> Result:
+    import aiohttp
+
+    answers: dict[str, int] = {}
+    latencies: list[float] = []
+    pending = iter(requests)
+    deadline = time.perf_counter() + seconds
+
+    async def one_connection(session):
+        while time.perf_counter() < deadline:
+            request = next(pending, None)
+            if request is None:
+                raise SystemExit(f"aiohttp sent all {len(requests)} prepared requests: make more")
+            began = time.perf_counter()
+            async with session.request(
+                request.method, base + request.path, data=request.body,
+                headers=dict(request.headers),
+            ) as response:  # fmt: skip
+                await response.read()
+            latencies.append((time.perf_counter() - began) * 1000)
+            code = str(response.status)
+            answers[code] = answers.get(code, 0) + 1
+
+    connector = aiohttp.TCPConnector(limit=connections)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        started = time.perf_counter()
+        await asyncio.gather(*(one_connection(session) for _ in range(connections)))
+        elapsed = time.perf_counter() - started
+    latencies.sort()
+    p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+    return Result(len(latencies) / elapsed, statistics.median(latencies), p99, answers)
