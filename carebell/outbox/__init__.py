@@ -28,7 +28,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import Q
 
 from carebell import events
@@ -405,33 +405,26 @@ def queue_reply(
     exempt from windows and caps; SPEC §4). Without `body`, the kind's template is
     rendered at send time."""
     entity_type, entity_id = entity or ("", None)
-    message = OutboxMessage(
-        site=site,
-        patient_id=patient_id,
-        to_address=to,
-        channel=Channel.SMS,
-        kind=kind,
-        priority=0,
-        language=language,
-        entity_type=entity_type,
-        entity_id=entity_id,
-        planned_at=now,
-        due_at=now,
-        status=OutboxStatus.QUEUED,
-        body=body,
-        created_at=now,
-        updated_at=now,
-    )
-    return _queue(message, now)
+    values = {
+        "site_id": site.pk, "patient_id": patient_id, "to_address": to,
+        "channel": Channel.SMS, "kind": kind, "priority": 0, "language": language,
+        "entity_type": entity_type, "entity_id": entity_id, "body": body,
+    }  # fmt: skip
+    return _queue(values, now, site=site)
 
 
-def _queue(message: OutboxMessage, now: dt.datetime) -> OutboxMessage:
-    """Store the unsaved, queued `message` with its event: one statement on
-    PostgreSQL (see `_sql.queued_row`), as every inbound HELP or STOP answer does."""
-    columns, values = _sql.queued_row(message)
-    message.id = backend().insert_queued(columns, values, now, OutboxStatus.QUEUED.value)
-    message._state.adding = False
-    message._state.db = connection.alias
+def _queue(values: dict, now: dt.datetime, **related) -> OutboxMessage:
+    """Store a message of `values` (by field attname), queued to go at once, with its
+    event: one statement on PostgreSQL (see `_sql.queued_row`), as every inbound HELP
+    or STOP answer does. Returns it as stored, with the `related` objects given
+    (its site, its contact point) set on it."""
+    values.update(planned_at=now, due_at=now, status=OutboxStatus.QUEUED, created_at=now,
+                  updated_at=now)  # fmt: skip
+    columns, params = _sql.queued_row(values)
+    message_id = backend().insert_queued(columns, params, now, OutboxStatus.QUEUED.value)
+    message = _sql.queued_message(message_id, values)
+    for name, obj in related.items():
+        setattr(message, name, obj)
     return message
 
 
@@ -444,13 +437,12 @@ def queue_staff_email(
     it goes at once rather than waiting for the patients' email window. `entity`
     names what it is about (the staff notification)."""
     entity_type, entity_id = entity
-    message = OutboxMessage(
-        site=site, to_address=to, channel=Channel.EMAIL, kind=Kind.STAFF_NOTICE, priority=3,
-        entity_type=entity_type, entity_id=entity_id, planned_at=now, due_at=now,
-        status=OutboxStatus.QUEUED, subject=subject[:300], body=body, created_at=now,
-        updated_at=now,
-    )  # fmt: skip
-    return _queue(message, now)
+    values = {
+        "site_id": site.pk, "to_address": to, "channel": Channel.EMAIL,
+        "kind": Kind.STAFF_NOTICE, "priority": 3, "entity_type": entity_type,
+        "entity_id": entity_id, "subject": subject[:300], "body": body,
+    }  # fmt: skip
+    return _queue(values, now, site=site)
 
 
 def queue_verification_code(
@@ -460,14 +452,14 @@ def queue_verification_code(
     at once: the person is waiting for it, so no window, cap or daily batch holds it
     (dispatch.checks.IMMEDIATE_KINDS), yet an opted-out number is still refused at
     send. Written by `carebell.people.verification`, which renders the text."""
-    message = OutboxMessage(
-        site=site, patient_id=point.contact.patient_id, contact_id=point.contact_id,
-        contact_point=point, to_address=point.value, channel=channel, kind=Kind.VERIFICATION,
-        priority=0, language=point.contact.language, planned_at=now, due_at=now,
-        status=OutboxStatus.QUEUED, subject=subject[:300], body=body, created_at=now,
-        updated_at=now,
-    )  # fmt: skip
-    return _queue(message, now)
+    values = {
+        "site_id": site.pk, "patient_id": point.contact.patient_id,
+        "contact_id": point.contact_id, "contact_point_id": point.pk,
+        "to_address": point.value, "channel": channel, "kind": Kind.VERIFICATION,
+        "priority": 0, "language": point.contact.language, "subject": subject[:300],
+        "body": body,
+    }  # fmt: skip
+    return _queue(values, now, site=site, contact_point=point)
 
 
 # --- the dispatcher's bulk statements (see _sql) -------------------------------------
