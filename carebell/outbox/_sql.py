@@ -429,13 +429,21 @@ def _ids_still(ids: Iterable[int], condition: str, value) -> set[int]:
 
 def queued_row(values: Mapping[str, Any]) -> tuple[str, list]:
     """The columns and parameters to insert a new message: `values` by field attname,
-    each prepared as the ORM binds it (a time in UTC, JSON adapted), every other field
+    each bound as the ORM binds it (a time in UTC, JSON adapted), every other field
     its default, prepared once per database (the ORM prepares all of them for every
     row: for an inbound HELP's answer, more CPU than the rest of queueing it)."""
     params = list(_queued_defaults(connection.vendor))
+    times: dict = {}  # a message's times are mostly one instant: prepared once
     for name, value in values.items():
-        place, field = _QUEUED_PLACES[name]
-        params[place] = field.get_db_prep_save(value, connection)
+        place, field, plain = _QUEUED_PLACES[name]
+        if value is None or (plain is not None and isinstance(value, plain)):
+            params[place] = value  # what the field's preparing gives back for these
+        elif field.get_internal_type() == "DateTimeField":
+            params[place] = times.get(value) or times.setdefault(
+                value, field.get_db_prep_save(value, connection)
+            )
+        else:
+            params[place] = field.get_db_prep_save(value, connection)
     return _QUEUED_COLUMNS, params
 
 
@@ -443,17 +451,27 @@ def queued_message(message_id: int, values: Mapping[str, Any]) -> OutboxMessage:
     """The message `queued_row(values)` stored under `message_id`, as the ORM would
     read it back (every other field its default)."""
     row = [message_id]
-    for field in _QUEUED_FIELDS:
-        name = field.attname
-        row.append(values[name] if name in values else field.get_default())
+    for name, default in _PYTHON_DEFAULTS:
+        row.append(values[name] if name in values else default())
     return OutboxMessage.from_db(connection.alias, _QUEUED_ATTNAMES, row)
 
 
 _QUEUED_FIELDS = [f for f in OutboxMessage._meta.concrete_fields if not f.primary_key]
 _QUEUED_COLUMNS = ", ".join(f.column for f in _QUEUED_FIELDS)
-_QUEUED_PLACES = {f.attname: (place, f) for place, f in enumerate(_QUEUED_FIELDS)}
+#: The Python types a field's preparing hands back unchanged (a str, enums of str
+#: included, for text; an int for a number or a key): bound as they are.
+_PLAIN = {
+    "CharField": str, "TextField": str, "ForeignKey": int, "SmallIntegerField": int,
+    "PositiveSmallIntegerField": int, "IntegerField": int, "BigIntegerField": int,
+}  # fmt: skip
+_QUEUED_PLACES = {
+    f.attname: (place, f, _PLAIN.get(f.get_internal_type()))
+    for place, f in enumerate(_QUEUED_FIELDS)
+}
 #: from_db takes the values in the model's field order: the primary key first.
 _QUEUED_ATTNAMES = [OutboxMessage._meta.pk.attname, *(f.attname for f in _QUEUED_FIELDS)]
+#: Each field's default as a fresh value (a new list for a JSON list).
+_PYTHON_DEFAULTS = [(f.attname, f.get_default) for f in _QUEUED_FIELDS]
 _DEFAULTS: dict[str, tuple] = {}
 
 

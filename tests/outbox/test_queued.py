@@ -76,3 +76,28 @@ def test_a_staff_email_and_a_code_are_queued_with_their_own_fields(site):
         patient.id, contact.id, point.id, "fr"
     )  # fmt: skip
     assert code.contact_point is point
+
+
+def _bound(value):
+    # psycopg's JSON wrapper compares by identity: compare what it wraps.
+    return ("json", value.obj) if hasattr(value, "obj") else value
+
+
+def test_a_queued_row_binds_each_value_as_the_orm_binds_it(site):
+    from django.db import connection
+
+    from carebell.outbox import _sql
+
+    now = timezone.now()
+    values = {
+        "site_id": site.pk, "patient_id": None, "to_address": PHONE, "channel": Channel.SMS,
+        "kind": Kind.KEYWORD_REPLY, "priority": 0, "language": "en", "entity_id": 9,
+        "body": "Hi", "planned_at": now, "due_at": now, "status": OutboxStatus.QUEUED,
+        "created_at": now, "updated_at": now, "reasons": [{"code": "x"}],
+    }  # fmt: skip
+    columns, params = _sql.queued_row(values)
+    fields = [f for f in OutboxMessage._meta.concrete_fields if not f.primary_key]
+    message = OutboxMessage(**{f.attname: values.get(f.attname, f.get_default()) for f in fields})
+    orm = [f.get_db_prep_save(getattr(message, f.attname), connection) for f in fields]
+    assert columns == ", ".join(f.column for f in fields)
+    assert [_bound(p) for p in params] == [_bound(p) for p in orm]
