@@ -506,6 +506,13 @@ def test_the_arrival_returns_the_conversation_as_stored(family_site):
     assert (again.unread_count, again.version) == (2, 2)
     assert conversations.awaited_choices(again) == [7, 9]
     assert again.site is site
+    held = {"id", "unread_count", "version", "awaiting_choice", "assigned_department_id",
+            "site_id", "channel", "address", "last_message_at", "changed_at", "done_at",
+            "done_by_id"}  # fmt: skip
+    assert not held & again.get_deferred_fields()  # none of these read again when asked
+    assert (again.address, again.channel, again.last_message_at, again.done_at) == (
+        PHONE, "sms", now, None
+    )  # fmt: skip
     assert again.created_at is not None  # a field the arrival did not read loads when asked
 
 
