@@ -28,7 +28,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 
 from carebell import events
@@ -77,6 +77,7 @@ __all__ = [
     "record_outcomes",
     "record_review_opened",
     "record_status",
+    "reply_clauses",
     "start_sending",
 ]
 
@@ -404,13 +405,38 @@ def queue_reply(
     """Queue an SMS answering the contact's own message, to go at once (replies are
     exempt from windows and caps; SPEC §4). Without `body`, the kind's template is
     rendered at send time."""
+    values = _reply_values(site, to, kind, language=language, body=body, patient_id=patient_id,
+                           entity=entity)  # fmt: skip
+    return _queue(values, now, site=site)
+
+
+def reply_clauses(
+    after: str, site, to: str, kind: Kind, *, now: dt.datetime, language: str, body: str
+) -> tuple[str, list] | None:
+    """`queue_reply`'s message (to no patient or entity) as WITH clauses for the
+    statement that stores its cause, written only if the clause `after` returns a row
+    (see `_sql.queued_clauses`): an inbound HELP and its answer in one statement.
+    PostgreSQL only; None elsewhere, where the caller queues the reply after."""
+    if connection.vendor != "postgresql":
+        return None
+    values = _reply_values(site, to, kind, language=language, body=body)
+    _columns, params = _sql.queued_row(_queued_at(values, now))
+    return _sql.queued_clauses(after, params, now, OutboxStatus.QUEUED.value)
+
+
+def _reply_values(site, to, kind, *, language, body, patient_id=None, entity=None) -> dict:
     entity_type, entity_id = entity or ("", None)
-    values = {
+    return {
         "site_id": site.pk, "patient_id": patient_id, "to_address": to,
         "channel": Channel.SMS, "kind": kind, "priority": 0, "language": language,
         "entity_type": entity_type, "entity_id": entity_id, "body": body,
     }  # fmt: skip
-    return _queue(values, now, site=site)
+
+
+def _queued_at(values: dict, now: dt.datetime) -> dict:
+    values.update(planned_at=now, due_at=now, status=OutboxStatus.QUEUED, created_at=now,
+                  updated_at=now)  # fmt: skip
+    return values
 
 
 def _queue(values: dict, now: dt.datetime, **related) -> OutboxMessage:
@@ -418,9 +444,7 @@ def _queue(values: dict, now: dt.datetime, **related) -> OutboxMessage:
     event: one statement on PostgreSQL (see `_sql.queued_row`), as every inbound HELP
     or STOP answer does. Returns it as stored, with the `related` objects given
     (its site, its contact point) set on it."""
-    values.update(planned_at=now, due_at=now, status=OutboxStatus.QUEUED, created_at=now,
-                  updated_at=now)  # fmt: skip
-    columns, params = _sql.queued_row(values)
+    columns, params = _sql.queued_row(_queued_at(values, now))
     message_id = backend().insert_queued(columns, params, now, OutboxStatus.QUEUED.value)
     message = _sql.queued_message(message_id, values)
     for name, obj in related.items():

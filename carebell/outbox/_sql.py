@@ -485,6 +485,29 @@ def _queued_defaults(vendor: str) -> tuple:
     return defaults
 
 
+#: Each column's type, as its parameter is cast in `queued_clauses`: text for any
+#: text (a cast to varchar(n) would cut a value the column must refuse).
+_CASTS = {
+    "CharField": "text", "TextField": "text", "ForeignKey": "bigint", "BigIntegerField": "bigint",
+    "SmallIntegerField": "smallint", "PositiveSmallIntegerField": "smallint",
+    "IntegerField": "integer", "JSONField": "jsonb", "DateTimeField": "timestamptz",
+    "BooleanField": "boolean",
+}  # fmt: skip
+_QUEUED_CASTS = ", ".join(f"%s::{_CASTS[f.get_internal_type()]}" for f in _QUEUED_FIELDS)
+
+
+def queued_clauses(after: str, params: list, now, status: str) -> tuple[str, list]:
+    """PostgreSQL: a new message (`queued_row`'s parameters) and its event as WITH
+    clauses (`queued`, `queued_event`) that write them once for the row of the WITH
+    clause `after` and not at all when it has none: a message that goes in one
+    statement with its cause, or not at all."""
+    sql = f"""queued AS (INSERT INTO {OUTBOX} ({_QUEUED_COLUMNS})
+            SELECT {_QUEUED_CASTS} FROM {after} RETURNING id),
+        queued_event AS (INSERT INTO {EVENTS} (message_id, at, status, reasons, note)
+            SELECT id, %s::timestamptz, %s, '[]', '' FROM queued)"""
+    return sql, [*params, *utc_params([now]), status]
+
+
 def _queued_sql(columns: str, count: int) -> str:
     marks = ", ".join(["%s"] * count)
     return f"INSERT INTO {OUTBOX} ({columns}) VALUES ({marks}) RETURNING id"
