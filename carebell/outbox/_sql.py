@@ -25,6 +25,7 @@ from django.db import connection
 
 from carebell.core.vocab import AttemptStatus, OutboxStatus, can_move
 from carebell.messaging.models import DeliveryAttempt, MessageEvent, OutboxMessage
+from carebell.prepared import execute_prepared
 from carebell.sql import bools, ints, texts, utc_params
 
 OUTBOX = OutboxMessage._meta.db_table
@@ -228,12 +229,13 @@ class Postgres:
         )
 
     def insert_queued(self, columns: str, values: list, now, status: str) -> int:
-        """`_QUEUED` and its event in one statement; the new message's id."""
+        """`_QUEUED` and its event in one statement; the new message's id. Prepared
+        (carebell.prepared), as an inbound text's own statements are: PostgreSQL plans
+        this INSERT of every column once per connection, not for every reply."""
         sql = f"""WITH m AS ({_queued_sql(columns, len(values))})
             INSERT INTO {EVENTS} (message_id, at, status, reasons, note)
             SELECT id, %s, %s, '[]', '' FROM m RETURNING message_id"""
-        with connection.cursor() as cursor:
-            cursor.execute(sql, [*values, *utc_params([now]), status])
+        with execute_prepared(sql, [*values, *utc_params([now]), status]) as cursor:
             return cursor.fetchone()[0]
 
 

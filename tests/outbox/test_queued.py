@@ -101,3 +101,16 @@ def test_a_queued_row_binds_each_value_as_the_orm_binds_it(site):
     orm = [f.get_db_prep_save(getattr(message, f.attname), connection) for f in fields]
     assert columns == ", ".join(f.column for f in fields)
     assert [_bound(p) for p in params] == [_bound(p) for p in orm]
+
+
+@pytest.mark.postgres_only
+def test_a_queued_message_is_inserted_by_a_statement_postgresql_plans_once(site):
+    from django.db import connection
+
+    outbox.queue_reply(site, PHONE, Kind.KEYWORD_REPLY, now=timezone.now(), body="one")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE %s",
+            ["%INSERT INTO messaging_outboxmessage%"],
+        )
+        assert cursor.fetchone()[0] == 1
