@@ -104,6 +104,13 @@ _ARRIVAL_SQL = f"""INSERT INTO {_CONVERSATIONS} AS c (site_id, channel, address,
         done_at = NULL, done_by_id = NULL
     RETURNING id, unread_count, version, awaiting_choice, assigned_department_id"""
 _ARRIVAL_FIELDS = ("id", "unread_count", "version", "awaiting_choice", "assigned_department_id")
+#: What an arrival sets, known without reading it back.
+_ARRIVAL_KNOWN = ("site_id", "channel", "address", "last_message_at", "changed_at", "done_at",
+                  "done_by_id")  # fmt: skip
+_ARRIVED = {*_ARRIVAL_FIELDS, *_ARRIVAL_KNOWN}
+#: What the copy `record_arrival` returns holds, in the model's field order (as from_db
+#: takes them), worked out once; the other fields stay deferred.
+_ARRIVED_FIELDS = [f.attname for f in Conversation._meta.concrete_fields if f.attname in _ARRIVED]
 
 
 def record_arrival(site: Site, address: str, now: dt.datetime) -> Conversation:
@@ -118,11 +125,10 @@ def record_arrival(site: Site, address: str, now: dt.datetime) -> Conversation:
         row = dict(zip(_ARRIVAL_FIELDS, c.fetchone(), strict=True))
     if isinstance(row["awaiting_choice"], str):  # JSON as text (SQLite; Django's psycopg)
         row["awaiting_choice"] = json.loads(row["awaiting_choice"])
-    row.update(site_id=site.pk, channel=Channel.SMS.value, address=address, last_message_at=now,
-               changed_at=now, done_at=None, done_by_id=None)  # fmt: skip
-    # from_db takes the values in the model's field order; the others stay deferred.
-    fields = [f.attname for f in Conversation._meta.concrete_fields if f.attname in row]
-    conversation = Conversation.from_db(connection.alias, fields, [row[f] for f in fields])
+    known = (site.pk, Channel.SMS.value, address, now, now, None, None)
+    row.update(zip(_ARRIVAL_KNOWN, known, strict=True))
+    values = [row[f] for f in _ARRIVED_FIELDS]
+    conversation = Conversation.from_db(connection.alias, _ARRIVED_FIELDS, values)
     conversation.site = site
     return conversation
 

@@ -77,6 +77,7 @@ __all__ = [
     "record_outcomes",
     "record_review_opened",
     "record_status",
+    "reply_clauses",
     "start_sending",
 ]
 
@@ -404,34 +405,50 @@ def queue_reply(
     """Queue an SMS answering the contact's own message, to go at once (replies are
     exempt from windows and caps; SPEC §4). Without `body`, the kind's template is
     rendered at send time."""
+    values = _reply_values(site, to, kind, language=language, body=body, patient_id=patient_id,
+                           entity=entity)  # fmt: skip
+    return _queue(values, now, site=site)
+
+
+def reply_clauses(
+    after: str, site, to: str, kind: Kind, *, now: dt.datetime, language: str, body: str
+) -> tuple[str, list] | None:
+    """`queue_reply`'s message (to no patient or entity) as WITH clauses for the
+    statement that stores its cause, written only if the clause `after` returns a row
+    (see `_sql.queued_clauses`): an inbound HELP and its answer in one statement.
+    PostgreSQL only; None elsewhere, where the caller queues the reply after."""
+    if connection.vendor != "postgresql":
+        return None
+    values = _reply_values(site, to, kind, language=language, body=body)
+    _columns, params = _sql.queued_row(_queued_at(values, now))
+    return _sql.queued_clauses(after, params, now, OutboxStatus.QUEUED.value)
+
+
+def _reply_values(site, to, kind, *, language, body, patient_id=None, entity=None) -> dict:
     entity_type, entity_id = entity or ("", None)
-    message = OutboxMessage(
-        site=site,
-        patient_id=patient_id,
-        to_address=to,
-        channel=Channel.SMS,
-        kind=kind,
-        priority=0,
-        language=language,
-        entity_type=entity_type,
-        entity_id=entity_id,
-        planned_at=now,
-        due_at=now,
-        status=OutboxStatus.QUEUED,
-        body=body,
-        created_at=now,
-        updated_at=now,
-    )
-    return _queue(message, now)
+    return {
+        "site_id": site.pk, "patient_id": patient_id, "to_address": to,
+        "channel": Channel.SMS, "kind": kind, "priority": 0, "language": language,
+        "entity_type": entity_type, "entity_id": entity_id, "body": body,
+    }  # fmt: skip
 
 
-def _queue(message: OutboxMessage, now: dt.datetime) -> OutboxMessage:
-    """Store the unsaved, queued `message` with its event: one statement on
-    PostgreSQL (see `_sql.queued_row`), as every inbound HELP or STOP answer does."""
-    columns, values = _sql.queued_row(message)
-    message.id = backend().insert_queued(columns, values, now, OutboxStatus.QUEUED.value)
-    message._state.adding = False
-    message._state.db = connection.alias
+def _queued_at(values: dict, now: dt.datetime) -> dict:
+    values.update(planned_at=now, due_at=now, status=OutboxStatus.QUEUED, created_at=now,
+                  updated_at=now)  # fmt: skip
+    return values
+
+
+def _queue(values: dict, now: dt.datetime, **related) -> OutboxMessage:
+    """Store a message of `values` (by field attname), queued to go at once, with its
+    event: one statement on PostgreSQL (see `_sql.queued_row`), as every inbound HELP
+    or STOP answer does. Returns it as stored, with the `related` objects given
+    (its site, its contact point) set on it."""
+    columns, params = _sql.queued_row(_queued_at(values, now))
+    message_id = backend().insert_queued(columns, params, now, OutboxStatus.QUEUED.value)
+    message = _sql.queued_message(message_id, values)
+    for name, obj in related.items():
+        setattr(message, name, obj)
     return message
 
 
@@ -444,13 +461,12 @@ def queue_staff_email(
     it goes at once rather than waiting for the patients' email window. `entity`
     names what it is about (the staff notification)."""
     entity_type, entity_id = entity
-    message = OutboxMessage(
-        site=site, to_address=to, channel=Channel.EMAIL, kind=Kind.STAFF_NOTICE, priority=3,
-        entity_type=entity_type, entity_id=entity_id, planned_at=now, due_at=now,
-        status=OutboxStatus.QUEUED, subject=subject[:300], body=body, created_at=now,
-        updated_at=now,
-    )  # fmt: skip
-    return _queue(message, now)
+    values = {
+        "site_id": site.pk, "to_address": to, "channel": Channel.EMAIL,
+        "kind": Kind.STAFF_NOTICE, "priority": 3, "entity_type": entity_type,
+        "entity_id": entity_id, "subject": subject[:300], "body": body,
+    }  # fmt: skip
+    return _queue(values, now, site=site)
 
 
 def queue_verification_code(
@@ -460,14 +476,14 @@ def queue_verification_code(
     at once: the person is waiting for it, so no window, cap or daily batch holds it
     (dispatch.checks.IMMEDIATE_KINDS), yet an opted-out number is still refused at
     send. Written by `carebell.people.verification`, which renders the text."""
-    message = OutboxMessage(
-        site=site, patient_id=point.contact.patient_id, contact_id=point.contact_id,
-        contact_point=point, to_address=point.value, channel=channel, kind=Kind.VERIFICATION,
-        priority=0, language=point.contact.language, planned_at=now, due_at=now,
-        status=OutboxStatus.QUEUED, subject=subject[:300], body=body, created_at=now,
-        updated_at=now,
-    )  # fmt: skip
-    return _queue(message, now)
+    values = {
+        "site_id": site.pk, "patient_id": point.contact.patient_id,
+        "contact_id": point.contact_id, "contact_point_id": point.pk,
+        "to_address": point.value, "channel": channel, "kind": Kind.VERIFICATION,
+        "priority": 0, "language": point.contact.language, "subject": subject[:300],
+        "body": body,
+    }  # fmt: skip
+    return _queue(values, now, site=site, contact_point=point)
 
 
 # --- the dispatcher's bulk statements (see _sql) -------------------------------------

@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Iterable, Sequence
-from typing import NamedTuple
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, NamedTuple
 
 from django.db import connection
 
 from carebell.core.vocab import AttemptStatus, OutboxStatus, can_move
 from carebell.messaging.models import DeliveryAttempt, MessageEvent, OutboxMessage
+from carebell.prepared import execute_prepared
 from carebell.sql import bools, ints, texts, utc_params
 
 OUTBOX = OutboxMessage._meta.db_table
@@ -228,12 +229,13 @@ class Postgres:
         )
 
     def insert_queued(self, columns: str, values: list, now, status: str) -> int:
-        """`_QUEUED` and its event in one statement; the new message's id."""
+        """`_QUEUED` and its event in one statement; the new message's id. Prepared
+        (carebell.prepared), as an inbound text's own statements are: PostgreSQL plans
+        this INSERT of every column once per connection, not for every reply."""
         sql = f"""WITH m AS ({_queued_sql(columns, len(values))})
             INSERT INTO {EVENTS} (message_id, at, status, reasons, note)
             SELECT id, %s, %s, '[]', '' FROM m RETURNING message_id"""
-        with connection.cursor() as cursor:
-            cursor.execute(sql, [*values, *utc_params([now]), status])
+        with execute_prepared(sql, [*values, *utc_params([now]), status]) as cursor:
             return cursor.fetchone()[0]
 
 
@@ -427,15 +429,85 @@ def _ids_still(ids: Iterable[int], condition: str, value) -> set[int]:
 # --- a single message queued to go at once (a reply, a code, a staff email) ----------
 
 
-def queued_row(message: OutboxMessage) -> tuple[str, list]:
-    """The columns and values to insert for the unsaved `message`, each value as the
-    ORM binds it (a time in UTC, JSON adapted), without the ORM's compiler."""
-    values = [f.get_db_prep_save(getattr(message, f.attname), connection) for f in _QUEUED_FIELDS]
-    return _QUEUED_COLUMNS, values
+def queued_row(values: Mapping[str, Any]) -> tuple[str, list]:
+    """The columns and parameters to insert a new message: `values` by field attname,
+    each bound as the ORM binds it (a time in UTC, JSON adapted), every other field
+    its default, prepared once per database (the ORM prepares all of them for every
+    row: for an inbound HELP's answer, more CPU than the rest of queueing it)."""
+    params = list(_queued_defaults(connection.vendor))
+    times: dict = {}  # a message's times are mostly one instant: prepared once
+    for name, value in values.items():
+        place, field, plain = _QUEUED_PLACES[name]
+        if value is None or (plain is not None and isinstance(value, plain)):
+            params[place] = value  # what the field's preparing gives back for these
+        elif field.get_internal_type() == "DateTimeField":
+            params[place] = times.get(value) or times.setdefault(
+                value, field.get_db_prep_save(value, connection)
+            )
+        else:
+            params[place] = field.get_db_prep_save(value, connection)
+    return _QUEUED_COLUMNS, params
+
+
+def queued_message(message_id: int, values: Mapping[str, Any]) -> OutboxMessage:
+    """The message `queued_row(values)` stored under `message_id`, as the ORM would
+    read it back (every other field its default)."""
+    row = [message_id]
+    for name, default in _PYTHON_DEFAULTS:
+        row.append(values[name] if name in values else default())
+    return OutboxMessage.from_db(connection.alias, _QUEUED_ATTNAMES, row)
 
 
 _QUEUED_FIELDS = [f for f in OutboxMessage._meta.concrete_fields if not f.primary_key]
 _QUEUED_COLUMNS = ", ".join(f.column for f in _QUEUED_FIELDS)
+#: The Python types a field's preparing hands back unchanged (a str, enums of str
+#: included, for text; an int for a number or a key): bound as they are.
+_PLAIN = {
+    "CharField": str, "TextField": str, "ForeignKey": int, "SmallIntegerField": int,
+    "PositiveSmallIntegerField": int, "IntegerField": int, "BigIntegerField": int,
+}  # fmt: skip
+_QUEUED_PLACES = {
+    f.attname: (place, f, _PLAIN.get(f.get_internal_type()))
+    for place, f in enumerate(_QUEUED_FIELDS)
+}
+#: from_db takes the values in the model's field order: the primary key first.
+_QUEUED_ATTNAMES = [OutboxMessage._meta.pk.attname, *(f.attname for f in _QUEUED_FIELDS)]
+#: Each field's default as a fresh value (a new list for a JSON list).
+_PYTHON_DEFAULTS = [(f.attname, f.get_default) for f in _QUEUED_FIELDS]
+_DEFAULTS: dict[str, tuple] = {}
+
+
+def _queued_defaults(vendor: str) -> tuple:
+    # Every default is a constant or an empty list (JSON), never changed once prepared.
+    defaults = _DEFAULTS.get(vendor)
+    if defaults is None:
+        defaults = _DEFAULTS[vendor] = tuple(
+            f.get_db_prep_save(f.get_default(), connection) for f in _QUEUED_FIELDS
+        )
+    return defaults
+
+
+#: Each column's type, as its parameter is cast in `queued_clauses`: text for any
+#: text (a cast to varchar(n) would cut a value the column must refuse).
+_CASTS = {
+    "CharField": "text", "TextField": "text", "ForeignKey": "bigint", "BigIntegerField": "bigint",
+    "SmallIntegerField": "smallint", "PositiveSmallIntegerField": "smallint",
+    "IntegerField": "integer", "JSONField": "jsonb", "DateTimeField": "timestamptz",
+    "BooleanField": "boolean",
+}  # fmt: skip
+_QUEUED_CASTS = ", ".join(f"%s::{_CASTS[f.get_internal_type()]}" for f in _QUEUED_FIELDS)
+
+
+def queued_clauses(after: str, params: list, now, status: str) -> tuple[str, list]:
+    """PostgreSQL: a new message (`queued_row`'s parameters) and its event as WITH
+    clauses (`queued`, `queued_event`) that write them once for the row of the WITH
+    clause `after` and not at all when it has none: a message that goes in one
+    statement with its cause, or not at all."""
+    sql = f"""queued AS (INSERT INTO {OUTBOX} ({_QUEUED_COLUMNS})
+            SELECT {_QUEUED_CASTS} FROM {after} RETURNING id),
+        queued_event AS (INSERT INTO {EVENTS} (message_id, at, status, reasons, note)
+            SELECT id, %s::timestamptz, %s, '[]', '' FROM queued)"""
+    return sql, [*params, *utc_params([now]), status]
 
 
 def _queued_sql(columns: str, count: int) -> str:

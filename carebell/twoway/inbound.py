@@ -86,12 +86,17 @@ def _take_in(sms: InboundSms, site: Site, sender_site_ids: list[int], now) -> In
     # Free text is staff's to read whatever _act finds (a code read back included), so
     # its event is written with the text itself: one statement on PostgreSQL.
     told = reading.intent is Intent.FREE_TEXT
+    # A HELP's answer is all it does: on PostgreSQL it goes in the text's own INSERT.
+    answer = None
+    if reading.intent is Intent.HELP:
+        answer = _help_answer(site, sms.from_number, reached.language, now)
     inbound = _store(sms, site, now, conversation=conversation, intent=reading.intent,
-                     needs_review=flagged, tell_staff=told)  # fmt: skip
+                     needs_review=flagged, tell_staff=told, answer=answer)  # fmt: skip
     if inbound is None:
         transaction.set_rollback(True)
         return None
-    _act(inbound, site, sender_site_ids, conversation, reached, reading, now)
+    if answer is None:
+        _act(inbound, site, sender_site_ids, conversation, reached, reading, now)
     if inbound.needs_review != flagged:
         InboundMessage.objects.filter(id=inbound.id).update(needs_review=inbound.needs_review)
     if inbound.needs_review and inbound.intent == Intent.POSSIBLE_OPT_OUT:
@@ -127,6 +132,12 @@ _STORE_AND_TELL_SQL = (
 )
 
 
+def _store_and_answer_sql(answer: str) -> str:
+    """PostgreSQL: the text and its answer (`outbox.reply_clauses` for the text's row)
+    in one statement; a replay writes neither."""
+    return f"WITH stored AS ({_STORE_SQL}), {answer} SELECT id FROM stored"
+
+
 def _store(
     sms: InboundSms,
     site: Site | None,
@@ -136,11 +147,13 @@ def _store(
     intent: Intent = Intent.FREE_TEXT,
     needs_review: bool = False,
     tell_staff: bool = False,
+    answer: tuple[str, list] | None = None,
 ) -> InboundMessage | None:
     """Keep the text as received, once: None when its provider message id is stored
     already (a replay). One statement, no savepoint: ON CONFLICT DO NOTHING (on both
     databases) tells a replay without an IntegrityError to recover from. With
-    `tell_staff`, the source system's event that staff must read it goes with it."""
+    `tell_staff`, the source system's event that staff must read it goes with it; an
+    `answer` (PostgreSQL's `outbox.reply_clauses`) is queued with it."""
     inbound = InboundMessage(
         site=site, channel=Channel.SMS, provider=sms.provider, provider_message_id=sms.message_id,
         from_address=sms.from_number, to_address=sms.to_number, body=sms.body, raw=sms.raw,
@@ -157,6 +170,9 @@ def _store(
     if together:
         payload = json.dumps(_needs_staff(None, intent.value, conversation))
         sql, params = _STORE_AND_TELL_SQL, [*params, site.id, NEEDS_STAFF, payload, at]
+    elif answer is not None:
+        clauses, answer_params = answer
+        sql, params = _store_and_answer_sql(clauses), [*params, *answer_params]
     with execute_prepared(sql, params) as cursor:
         row = cursor.fetchone()
     if row is None:
@@ -355,12 +371,24 @@ def _answer(site, intent: Intent, appointment_ids: list[int], inbound, language,
 
 
 def _reply_keyword(site: Site, address: str, keyword: str, language: str, now) -> None:
-    text = render(
+    text = _keyword_text(site, keyword, language)
+    outbox.queue_reply(site, address, Kind.KEYWORD_REPLY, now=now, language=language, body=text)
+
+
+def _help_answer(site: Site, address: str, language: str, now) -> tuple[str, list] | None:
+    """The HELP answer as clauses of the text's own INSERT (PostgreSQL), else None."""
+    text = _keyword_text(site, "help", language)
+    return outbox.reply_clauses(
+        "stored", site, address, Kind.KEYWORD_REPLY, now=now, language=language, body=text
+    )
+
+
+def _keyword_text(site: Site, keyword: str, language: str) -> str:
+    return render(
         keyword_reply(keyword, language),
         {"SITENAME": site.name, "SITEPHONE": site.phone},
         RenderContext(language=language, time_zone=site.zone),
     ).text
-    outbox.queue_reply(site, address, Kind.KEYWORD_REPLY, now=now, language=language, body=text)
 
 
 def _ask_which(site: Site, address: str, appointment_ids: list[int], language, now) -> None:

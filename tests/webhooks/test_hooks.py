@@ -83,6 +83,29 @@ def test_a_bad_signature_is_refused_and_writes_nothing(client, sent, django_asse
     assert not ProviderEvent.objects.exists()
 
 
+def test_a_new_auth_token_applies_to_the_next_callback(client, sent, twilio_settings):
+    # The hooks keep the provider they built; a changed setting must not leave the
+    # old token trusted.
+    message, attempt = sent
+    assert post_status(client, attempt.id, "sent").status_code == 200
+    twilio_settings.TWILIO_AUTH_TOKEN = "a-new-token"
+    assert post_status(client, attempt.id, "delivered").status_code == 403
+    assert status_of(message) == OutboxStatus.SENT
+
+
+def test_a_signature_header_is_found_in_any_case_and_the_headers_read_as_django_has_them():
+    from django.test import RequestFactory
+
+    from carebell.webhooks.views import RequestHeaders
+
+    request = RequestFactory().post("/hooks/twilio/inbound", HTTP_X_TWILIO_SIGNATURE="abc")
+    headers = RequestHeaders(request.META)
+    assert headers["X-Twilio-Signature"] == headers.get("x-twilio-signature") == "abc"
+    assert headers.get("X-Twilio-Webhooks-Signature-Settings") is None
+    assert "X-TWILIO-SIGNATURE" in headers and "Content-Type" in headers
+    assert dict(headers) == dict(request.headers) and len(headers) == len(request.headers)
+
+
 def test_an_unknown_attempt_is_answered_200_and_changes_nothing(client, sent):
     message, attempt = sent
     events = MessageEvent.objects.count()
