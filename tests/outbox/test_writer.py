@@ -1,5 +1,6 @@
 """The outbox writer stores the same rows whichever way a flush goes in: a few rows in
-one INSERT … ON CONFLICT DO NOTHING, many by COPY (PostgreSQL; SQLite has one way)."""
+one INSERT … ON CONFLICT DO NOTHING (their values, or an array per column), many by
+COPY (PostgreSQL; SQLite has one way)."""
 
 from __future__ import annotations
 
@@ -33,9 +34,14 @@ def stored(site) -> list[tuple]:
     return sorted(rows.values_list(*fields), key=lambda row: (row[0] or "", row[1]))
 
 
-@pytest.mark.parametrize("few", [_copy.FEW, 0], ids=["one INSERT", "COPY"])
-def test_a_flush_stores_new_keys_once_whichever_way_it_goes_in(monkeypatch, few):
+@pytest.mark.parametrize(
+    ("few", "values_rows"),
+    [(_copy.FEW, 5), (_copy.FEW, 0), (0, 0)],
+    ids=["one INSERT of values", "one INSERT of arrays", "COPY"],
+)
+def test_a_flush_stores_new_keys_once_whichever_way_it_goes_in(monkeypatch, few, values_rows):
     monkeypatch.setattr(_copy, "FEW", few)
+    monkeypatch.setattr(_copy, "VALUES_ROWS", values_rows)
     site = factories.make_site(factories.make_org())
     first = OutboxWriter(NOW)
     first.add(decision(site, "stored-before"))
