@@ -381,16 +381,37 @@ def _insert_or_ignore(rows: list[PlannedRow]) -> int:
 
 
 def _link_subjects(combined: list[Decision]) -> None:
-    """Index every entity of a combined message (new ones only)."""
+    """Index every entity of a combined message (new ones only: a message with
+    subjects keeps them)."""
     if not combined:
         return
     by_key = {d.dedupe_key: d for d in combined}
+    if connection.vendor == "postgresql":
+        subjects = [
+            {"dedupe_key": key, "entity_type": d.entity_type, "entity_id": i}
+            for key, d in by_key.items()
+            for i in d.entity_ids
+        ]
+        # One prepared statement, where the ORM's read and bulk_create took two
+        # and compiled both each time (an appointment's combined reminder).
+        with execute_prepared(_LINK, [json.dumps(subjects, ensure_ascii=False)]):
+            return
     fresh = OutboxMessage.objects.filter(dedupe_key__in=list(by_key), subjects__isnull=True)
     OutboxSubject.objects.bulk_create(
         OutboxSubject(message_id=message_id, entity_type=by_key[key].entity_type, entity_id=i)
         for message_id, key in fresh.values_list("id", "dedupe_key")
         for i in by_key[key].entity_ids
     )
+
+
+_SUBJECTS = OutboxSubject._meta.db_table
+_LINK = (
+    f"INSERT INTO {_SUBJECTS} (message_id, entity_type, entity_id)"
+    " SELECT o.id, s.entity_type, s.entity_id"
+    " FROM jsonb_to_recordset(%s::jsonb) AS s (dedupe_key text, entity_type text, entity_id bigint)"
+    f" JOIN {TABLE} o ON o.dedupe_key = s.dedupe_key"
+    f" WHERE NOT EXISTS (SELECT FROM {_SUBJECTS} x WHERE x.message_id = o.id)"
+)
 
 
 class _Postgres:

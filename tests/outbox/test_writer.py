@@ -5,6 +5,7 @@ one INSERT … ON CONFLICT DO NOTHING (the rows as one JSON array), many by COPY
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 
 import pytest
 
@@ -62,8 +63,6 @@ def test_a_flush_stores_new_keys_once_whichever_way_it_goes_in(monkeypatch, few)
 
 
 def test_a_few_rows_are_stored_exactly_as_copy_stores_them(monkeypatch):
-    from dataclasses import replace
-
     from carebell.core.reasons import Code, reason
 
     site = factories.make_site(factories.make_org())
@@ -83,3 +82,18 @@ def test_a_few_rows_are_stored_exactly_as_copy_stores_them(monkeypatch):
         kept[few] = {k: v for k, v in row.items() if k != "dedupe_key"}
     assert kept[few_rows] == kept[0]
     assert kept[0]["event_at"] == at and kept[0]["entity_ids"] == [3]
+
+
+def test_a_combined_message_is_indexed_by_each_of_its_entities_once():
+    from carebell.messaging.models import OutboxSubject
+
+    site = factories.make_site(factories.make_org())
+    for ids in ([7, 8], [7, 8, 9]):  # the replan finds the message indexed already
+        writer = OutboxWriter(NOW)
+        writer.add(replace(decision(site, "combined", ids=ids), entity_type="appointment"))
+        writer.flush()
+    message = OutboxMessage.objects.get(dedupe_key="combined")
+    subjects = OutboxSubject.objects.filter(message=message)
+    assert sorted(subjects.values_list("entity_type", "entity_id")) == [
+        ("appointment", 7), ("appointment", 8)
+    ]  # fmt: skip
