@@ -57,6 +57,10 @@ class _Compiled:
     compiler: Any
     build_objects: Callable[[list], list] | None
     binary: bool  # results in PostgreSQL's binary format (see _BINARY_SAFE)
+    #: The ORM's converters of the selected columns, (position, functions,
+    #: expression) each: found once here, where `results_iter` would look them up
+    #: again on every call (most of a small query's Python cost after compiling).
+    converters: tuple[tuple[int, tuple, Any], ...]
 
 
 class Prepared:
@@ -113,7 +117,9 @@ class Prepared:
         with _cursor(connection, compiled.binary) as cursor:
             cursor.execute(compiled.sql, params)
             fetched = cursor.fetchall()
-        return compiled, list(compiled.compiler.results_iter([fetched], tuple_expected=True))
+        if not compiled.converters:
+            return compiled, fetched
+        return compiled, [_convert(row, compiled.converters, connection) for row in fetched]
 
     def _for(self, connection) -> _Compiled:
         compiled = self._compiled.get(id(connection))
@@ -150,8 +156,36 @@ class Prepared:
             connection.features.has_select_for_update and connection.features.supports_transactions
         )
         return _Compiled(
-            connection, sql, tuple(params), tuple(slots), for_update, compiler, build, binary
+            connection,
+            sql,
+            tuple(params),
+            tuple(slots),
+            for_update,
+            compiler,
+            build,
+            binary,
+            _converters(compiler),
         )
+
+
+def _converters(compiler) -> tuple[tuple[int, tuple, Any], ...]:
+    """What `results_iter` applies to each row, looked up once."""
+    fields = [column[0] for column in compiler.select[: compiler.col_count]]
+    if compiler.has_composite_fields(fields):  # pragma: no cover - none prepared
+        raise ValueError("A composite primary key is not prepared.")
+    found = compiler.get_converters(fields)
+    return tuple((place, tuple(functions), column) for place, (functions, column) in found.items())
+
+
+def _convert(row, converters, connection) -> tuple:
+    """One fetched row with the ORM's converters applied, as `apply_converters`."""
+    row = list(row)
+    for place, functions, column in converters:
+        value = row[place]
+        for function in functions:
+            value = function(value, column, connection)
+        row[place] = value
+    return tuple(row)
 
 
 def execute_prepared(sql: str, params=(), *, using: str = DEFAULT_DB_ALIAS):

@@ -142,7 +142,8 @@ def _give_back(claim: int) -> None:
 
 #: The answer stored on its claim, a prepared statement (each field's value prepared
 #: as the ORM's update prepares it): every such POST writes one, and the ORM's
-#: update compiled it anew each time.
+#: update compiled it anew each time. It goes with the call's audit entries, in the
+#: door's batch (trail.alongside): nothing reads the row before the commit.
 _STORE = (
     "UPDATE api_idempotentrequest SET status_code = %s, content_type = %s, headers = %s,"
     " body = %s WHERE id = %s"
@@ -157,8 +158,7 @@ def _store(claim: int, response: HttpResponse) -> None:
         for f, v in zip(_STORED, (headers, bytes(response.content)), strict=True)
     ]
     params = [response.status_code, response.get("Content-Type", ""), *values, claim]
-    with execute_prepared(_STORE, params):
-        pass
+    trail.alongside(_STORE, params)
 
 
 def _replay(first: IdempotentRequest) -> HttpResponse:

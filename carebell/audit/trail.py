@@ -7,14 +7,15 @@ holds no patient data beyond what ids point to.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass, field
 
 from django.utils import timezone
 
 from carebell.audit.models import AuditEvent
-from carebell.prepared import insert
+from carebell.prepared import execute_prepared, insert
 from carebell.sql import insert_new
 
 # How to find the site of an object, for the models that do not hold it directly.
@@ -43,8 +44,15 @@ def site_id_of(obj: object) -> int | None:
     return None
 
 
-#: Inside `batched`: the entries of the block, written at its end.
-_BATCH: ContextVar[list | None] = ContextVar("carebell_audit_batch", default=None)
+#: Inside `batched`: the entries of the block, and the statements that go with
+#: their INSERT (`alongside`), written at its end.
+_BATCH: ContextVar[_Batch | None] = ContextVar("carebell_audit_batch", default=None)
+
+
+@dataclass(slots=True)
+class _Batch:
+    events: list[AuditEvent] = field(default_factory=list)
+    alongside: list[tuple[str, Sequence]] = field(default_factory=list)
 
 
 @contextmanager
@@ -57,23 +65,46 @@ def batched() -> Iterator[None]:
     Entries recorded inside have no id until the outermost block ends."""
     outer = _BATCH.get()
     if outer is not None:
-        kept = len(outer)
+        kept, kept_alongside = len(outer.events), len(outer.alongside)
         try:
             yield
         except BaseException:
-            del outer[kept:]
+            del outer.events[kept:], outer.alongside[kept_alongside:]
             raise
         return
-    events: list[AuditEvent] = []
-    token = _BATCH.set(events)
+    batch = _Batch()
+    token = _BATCH.set(batch)
     try:
         yield
     finally:
         _BATCH.reset(token)
-    if len(events) <= FEW:
+    _write(batch)
+
+
+def alongside(statement: str, params: Sequence) -> None:
+    """Run the data-modifying `statement` (prepared, as `execute_prepared` runs it)
+    with the entries of the enclosing `batched` block, as their INSERT's leading
+    WITH clause on PostgreSQL (`prepared.insert`'s `ahead`): one round trip instead
+    of two. Outside a block it runs at once. Inside one it runs at the block's end,
+    in the same transaction, or not at all if the block fails: only for a write
+    that nothing reads before then (an API call's stored answer)."""
+    batch = _BATCH.get()
+    if batch is None:
+        with execute_prepared(statement, params):
+            return
+    batch.alongside.append((statement, params))
+
+
+def _write(batch: _Batch) -> None:
+    events, ahead = batch.events, batch.alongside
+    if events and len(events) <= FEW:
         # A request's or a feed message's few: one prepared INSERT.
-        insert(events)
-    else:
+        insert(events, ahead=ahead)
+        return
+    for statement, params in ahead:
+        with execute_prepared(statement, params):
+            pass
+    if events:
         insert_new(AuditEvent, events)  # an import's batch: by COPY on PostgreSQL
 
 
@@ -117,7 +148,7 @@ def record(
     if batch is None:
         _insert(event)
     else:
-        batch.append(event)
+        batch.events.append(event)
     return event
 
 
@@ -160,7 +191,7 @@ def record_saves(by, source: str, pairs, now: dt.datetime, *, site_id: int | Non
     )  # as `record` labels what record_save gives it
     compared: dict[type, list[str]] = {}
     with batched():
-        events = _BATCH.get()
+        events = _BATCH.get().events
         for obj, previous in pairs:
             names = compared.get(type(obj))
             if names is None:

@@ -255,3 +255,27 @@ def test_a_block_inside_a_batch_that_fails_takes_its_entries_back(site):
     assert list(AuditEvent.objects.order_by("id").values_list("action", flat=True)) == [
         "view", "export"
     ]  # fmt: skip
+
+
+def test_a_statement_alongside_a_batch_runs_with_its_entries_unless_its_block_fails(site):
+    from carebell.audit import trail
+    from carebell.sites.models import Site
+
+    rename = "UPDATE sites_site SET name = %s WHERE id = %s"
+    with trail.batched():
+        trail.record(None, "view", site, detail={"system": "outer"})
+        trail.alongside(rename, ["Kept", site.pk])
+        with pytest.raises(RuntimeError), trail.batched():
+            trail.alongside(rename, ["Undone", site.pk])
+            raise RuntimeError("undone")
+        assert Site.objects.get(pk=site.pk).name == site.name  # not before the end
+    assert Site.objects.get(pk=site.pk).name == "Kept"
+    assert AuditEvent.objects.filter(action="view").count() == 1
+
+
+def test_a_statement_alongside_no_batch_runs_at_once(site):
+    from carebell.audit import trail
+    from carebell.sites.models import Site
+
+    trail.alongside("UPDATE sites_site SET name = %s WHERE id = %s", ["Now", site.pk])
+    assert Site.objects.get(pk=site.pk).name == "Now"
