@@ -56,6 +56,9 @@ def options() -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=3)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument(
+        "--threads", type=int, default=1, help="per worker (above 1: gunicorn's gthread worker)"
+    )
+    parser.add_argument(
         "--max-rate", type=float, default=4000.0, help="requests made per second of full speed"
     )
     parser.add_argument("--port", type=int, default=8771)
@@ -182,6 +185,8 @@ def serve(args) -> subprocess.Popen:
         "--backlog",
         "2048",
         "--preload",
+        "--threads",
+        str(args.threads),
     ]
     server = subprocess.Popen(command, env=env, cwd=ROOT, start_new_session=True)
     for _ in range(150):
@@ -246,7 +251,7 @@ def main() -> None:
     server = serve(args)
     try:
         print(
-            f"gunicorn, {args.workers} sync workers; {args.connections} connections; "
+            f"gunicorn, {args.workers} {loadgen.workers(args)}; {args.connections} connections; "
             f"{args.seconds:g} s per phase; {len(patients)} patients; "
             f"load from {loadgen.generator()}"
         )

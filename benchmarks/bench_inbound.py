@@ -86,6 +86,9 @@ def options() -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, default=5.0, help="per phase")
     parser.add_argument("--workers", type=int, default=3)
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument(
+        "--threads", type=int, default=1, help="per worker (above 1: gunicorn's gthread worker)"
+    )
     parser.add_argument("--inbound-rate", type=float, default=400.0)
     parser.add_argument("--callback-rate", type=float, default=750.0)
     parser.add_argument(
@@ -312,7 +315,8 @@ def serve(args) -> subprocess.Popen:
     }
     command = [str(ROOT / ".venv" / "bin" / "gunicorn"), "carebell.wsgi:application",
                "--workers", str(args.workers), "--bind", f"127.0.0.1:{args.port}",
-               "--log-level", "warning", "--backlog", "2048", "--preload"]  # fmt: skip
+               "--log-level", "warning", "--backlog", "2048", "--preload",
+               "--threads", str(args.threads)]  # fmt: skip
     server = subprocess.Popen(command, env=env, cwd=ROOT, start_new_session=True)
     import urllib.request
 
@@ -387,7 +391,7 @@ def main() -> None:
     ]  # fmt: skip
     server = serve(args)
     try:
-        print(f"gunicorn, {args.workers} sync workers; {args.connections} connections; "
+        print(f"gunicorn, {args.workers} {loadgen.workers(args)}; {args.connections} connections; "
               f"{args.seconds:g} s per phase; load from {loadgen.generator()}")  # fmt: skip
         print(f"{'endpoint':24} {'req/s (flat out)':>17} {'rate':>7} {'p50 ms':>8} {'p99 ms':>8}")
         for _label, warming, _flat, _timed, _rate in loads:  # each worker imports and connects

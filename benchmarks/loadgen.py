@@ -41,6 +41,11 @@ class Result:
     answers: dict[str, int]  # "200" → count (aiohttp), or "2xx/3xx" / "other" (wrk)
 
 
+def workers(args) -> str:
+    """How gunicorn's workers were described to it (--threads above 1: gthread)."""
+    return "sync workers" if args.threads <= 1 else f"gthread workers of {args.threads} threads"
+
+
 def generator() -> str:
     return "wrk" if shutil.which("wrk") else "aiohttp"
 
