@@ -9,8 +9,9 @@ on this machine, at up to 1,500 callbacks a second). So a view marked
 `@machine_hook` is called here directly, after Django's SecurityMiddleware (the HTTPS
 redirect, HSTS, nosniff) and carebell's own security headers, which still apply to
 it. The lane still refuses a Host outside ALLOWED_HOSTS, as CommonMiddleware would,
-and its answers carry the headers the skipped middleware would have added (the
-Content-Security-Policy and X-Frame-Options: fixed strings, built once).
+and its answers, an error's included, carry the headers the skipped middleware would
+have added (the Content-Security-Policy and X-Frame-Options: fixed strings, built
+once).
 
 A path the lane does not resolve to a marked view (anything outside /hooks/, the
 email service's webhook, a mistyped hook) goes through the whole stack, as before.
@@ -23,6 +24,7 @@ from collections.abc import Callable
 from csp.constants import HEADER, HEADER_REPORT_ONLY
 from csp.utils import build_policy
 from django.conf import settings
+from django.core.handlers.exception import response_for_exception
 from django.http import HttpRequest, HttpResponse
 from django.urls import Resolver404, get_resolver
 
@@ -57,9 +59,12 @@ class MachineLaneMiddleware:
         match = self._hook_for(request)
         if match is None:
             return self.get_response(request)
-        request.get_host()  # DisallowedHost (400) for a Host outside ALLOWED_HOSTS
-        request.resolver_match = match
-        response = match.func(request, *match.args, **match.kwargs)
+        try:
+            request.get_host()  # DisallowedHost (400) for a Host outside ALLOWED_HOSTS
+            request.resolver_match = match
+            response = match.func(request, *match.args, **match.kwargs)
+        except Exception as exc:  # answered here, as the handler would, so it gets the headers
+            response = response_for_exception(request, exc)
         for name, value in self.headers.items():
             response.headers.setdefault(name, value)
         return response

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from django.test import Client
 from django.urls import resolve
 
 from carebell.core.vocab import OutboxStatus
@@ -28,6 +29,29 @@ def test_a_hooks_answer_carries_the_pages_security_headers(client, sent):  # noq
         for header in ("Content-Security-Policy", "X-Frame-Options", "Permissions-Policy"):
             assert response[header] == page[header]
         assert response["X-Content-Type-Options"] == "nosniff"
+
+
+def test_a_hooks_error_answer_carries_the_same_headers_and_no_traceback(
+    sent,
+    monkeypatch,
+    settings,  # noqa: F811
+):
+    _message, attempt = sent
+    settings.ALLOWED_HOSTS = ["testserver"]
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the provider registry is broken")
+
+    monkeypatch.setattr("carebell.webhooks.views.provider_for", broken)
+    client = Client(raise_request_exception=False)
+    page = client.get("/no/such/page")
+    failed = post_status(client, attempt.id, "sent")
+    refused = client.post(f"/hooks/twilio/status/{attempt.id}", HTTP_HOST="evil.example")
+    assert (failed.status_code, refused.status_code) == (500, 400)
+    for response in (failed, refused):
+        for header in ("Content-Security-Policy", "X-Frame-Options", "Permissions-Policy"):
+            assert response[header] == page[header]
+        assert b"RuntimeError" not in response.content and b"Traceback" not in response.content
 
 
 def test_a_forged_callback_is_still_refused_in_the_lane(client, sent):  # noqa: F811
