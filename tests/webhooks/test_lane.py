@@ -32,9 +32,9 @@ def test_a_hooks_answer_carries_the_pages_security_headers(client, sent):  # noq
 
 
 def test_a_hooks_error_answer_carries_the_same_headers_and_no_traceback(
-    sent,
+    sent,  # noqa: F811
     monkeypatch,
-    settings,  # noqa: F811
+    settings,
 ):
     _message, attempt = sent
     settings.ALLOWED_HOSTS = ["testserver"]
