@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 from carebell.core.vocab import ContactPointKind
 from carebell.messaging.models import GroupSend, OutboxMessage
@@ -79,7 +80,8 @@ def test_front_desk_sends_a_group_message_to_a_filtered_list(page, live_server, 
 
     page.wait_for_selector("#id_sms_body")
     page.select_option("#source", label=page.locator("#source option").nth(1).inner_text())
-    assert page.input_value("#id_sms_body") == "Flu shots at #SITENAME# this week."
+    # The page fills the text in when the choice changes: wait for it, not a moment.
+    expect(page.locator("#id_sms_body")).to_have_value("Flu shots at #SITENAME# this week.")
     page.fill("#id_sms_body", "Hola #PATIENTFIRSTNAME#: #SITENAME# cierra el viernes.")
     page.wait_for_selector("#sms-count:has-text('segment')")
     shoot(page, "staff-group-2-message")
