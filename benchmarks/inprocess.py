@@ -35,7 +35,8 @@ def per_request(
     """For each kind (name → (label, make)), `call(make)` `requests` times after 20
     to warm up (imports, the connection, caches), and print its figures; for the kind
     named `profile`, its statements and a cProfile of 100 more (PROFILE_SORT and
-    PROFILE_ROWS change the listing)."""
+    PROFILE_ROWS change the listing; PROFILE_CALLERS, a regex of a function's name,
+    lists its callers; PROFILE_SQL, how much of each statement is shown)."""
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
@@ -63,8 +64,10 @@ def per_request(
             with CaptureQueriesContext(connection) as one:
                 profiler.runcall(call, make)
             for query in one.captured_queries:
-                print("   ", query["sql"][:400])
+                print("   ", query["sql"][: int(os.environ.get("PROFILE_SQL", 400))])
             for _ in range(100):
                 profiler.runcall(call, make)
             stats = pstats.Stats(profiler).sort_stats(os.environ.get("PROFILE_SORT", "cumulative"))
             stats.print_stats(int(os.environ.get("PROFILE_ROWS", "70")))
+            if os.environ.get("PROFILE_CALLERS"):  # who calls a function: a regex of its name
+                stats.print_callers(os.environ["PROFILE_CALLERS"])

@@ -112,7 +112,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "carebell.web.security.SecurityHeadersMiddleware",
     # Signed provider webhooks skip the rest (sessions, sign-in, CSRF, messages).
-    "carebell.webhooks.lane.MachineLaneMiddleware",
+    "carebell.web.lane.MachineLaneMiddleware",
     "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "carebell.web.sessions.SessionMiddleware",  # background polls are not activity

@@ -18,6 +18,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from carebell.api import idempotency, problems, ratelimit, tokens
 from carebell.audit import trail
+from carebell.web.lane import token_door
 
 #: The API's own description: read with a token, or by signed-in staff (the
 #: reference page in the staff app loads it with the session).
@@ -39,7 +40,9 @@ def guarded(view, name: str = ""):
 
     door = csrf_exempt(door)
     door.staff_permission = GUARD
-    return door
+    # The description is also read with a session (the staff app's reference page);
+    # every other route answers to a token alone.
+    return door if name in DOCUMENT_NAMES else token_door(door)
 
 
 @contextmanager

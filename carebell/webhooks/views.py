@@ -32,7 +32,7 @@ from carebell.providers.base import Provider, StatusUpdate, Unsupported
 from carebell.providers.registry import BY_NAME, provider_by_name
 from carebell.providers.twilio.sms import parse_inbound
 from carebell.twoway import inbound
-from carebell.webhooks.lane import machine_hook
+from carebell.web.lane import machine_hook
 
 log = logging.getLogger("carebell.hooks")
 

@@ -27,8 +27,8 @@ from carebell.providers.twilio.voice import (
     say_twiml,
 )
 from carebell.twoway import answers
+from carebell.web.lane import machine_hook
 from carebell.webhooks import views as hooks
-from carebell.webhooks.lane import machine_hook
 
 TWIML = "text/xml"
 

@@ -22,6 +22,7 @@ from carebell.api.door import GUARD as API_TOKEN
 from carebell.interop.fhir import bundles, capability, parsing, service
 from carebell.interop.fhir.handlers import Context
 from carebell.interop.fhir.outcomes import FhirError, operation_outcome
+from carebell.web.lane import token_door
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +71,7 @@ def fhir_view(methods: tuple[str, ...]) -> Callable:
 
         # The guard the route test reads: an API token, then the access rule per row.
         wrapped.staff_permission = API_TOKEN
-        return wrapped
+        return token_door(wrapped)
 
     return decorate
 

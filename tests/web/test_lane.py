@@ -7,7 +7,7 @@ from django.test import Client
 from django.urls import resolve
 
 from carebell.core.vocab import OutboxStatus
-from carebell.webhooks.lane import is_machine_hook
+from carebell.web.lane import is_machine_hook
 from tests.webhooks.test_hooks import SID, post_status, sent, status_of, twilio_settings  # noqa: F401
 
 pytestmark = pytest.mark.django_db
