@@ -67,6 +67,8 @@ def per_request(
                 print("   ", query["sql"][: int(os.environ.get("PROFILE_SQL", 400))])
             for _ in range(100):
                 profiler.runcall(call, make)
+            if os.environ.get("PROFILE_DUMP"):  # a file for pstats, snakeviz and the like
+                profiler.dump_stats(os.environ["PROFILE_DUMP"])
             stats = pstats.Stats(profiler).sort_stats(os.environ.get("PROFILE_SORT", "cumulative"))
             stats.print_stats(int(os.environ.get("PROFILE_ROWS", "70")))
             if os.environ.get("PROFILE_CALLERS"):  # who calls a function: a regex of its name
