@@ -421,7 +421,7 @@ def reply_clauses(
         return None
     values = _reply_values(site, to, kind, language=language, body=body)
     _columns, params = _sql.queued_row(_queued_at(values, now))
-    return _sql.queued_clauses(after, params, now, OutboxStatus.QUEUED.value)
+    return _sql.queued_clauses(after, params)
 
 
 def _reply_values(site, to, kind, *, language, body, patient_id=None, entity=None) -> dict:

@@ -498,16 +498,19 @@ _CASTS = {
 _QUEUED_CASTS = ", ".join(f"%s::{_CASTS[f.get_internal_type()]}" for f in _QUEUED_FIELDS)
 
 
-def queued_clauses(after: str, params: list, now, status: str) -> tuple[str, list]:
+def queued_clauses(after: str, params: list) -> tuple[str, list]:
     """PostgreSQL: a new message (`queued_row`'s parameters) and its event as WITH
     clauses (`queued`, `queued_event`) that write them once for the row of the WITH
     clause `after` and not at all when it has none: a message that goes in one
-    statement with its cause, or not at all."""
+    statement with its cause, or not at all. The event's time and status are the
+    message's own (created now, queued), read back from its row rather than passed
+    again: with the text's own dozen, two more parameters took a HELP past the 50
+    that psycopg keeps a statement's parsing for, and it parsed it anew each time."""
     sql = f"""queued AS (INSERT INTO {OUTBOX} ({_QUEUED_COLUMNS})
-            SELECT {_QUEUED_CASTS} FROM {after} RETURNING id),
+            SELECT {_QUEUED_CASTS} FROM {after} RETURNING id, created_at, status),
         queued_event AS (INSERT INTO {EVENTS} (message_id, at, status, reasons, note)
-            SELECT id, %s::timestamptz, %s, '[]', '' FROM queued)"""
-    return sql, [*params, *utc_params([now]), status]
+            SELECT id, created_at, status, '[]', '' FROM queued)"""
+    return sql, list(params)
 
 
 def _queued_sql(columns: str, count: int) -> str:

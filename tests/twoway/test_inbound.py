@@ -545,3 +545,24 @@ def test_a_sender_given_to_another_organization_routes_the_very_next_text_there(
     assert latest.site_id == other_org_site.id
     assert Conversation.objects.filter(site=site).count() == 1
     assert OutboxMessage.objects.filter(site=site).count() == 0
+
+
+@pytest.mark.postgres_only
+def test_a_help_and_its_answer_go_by_a_statement_psycopg_parses_once(client, family_site):
+    # psycopg keeps a statement's parsing only up to these limits; past them it
+    # parses the whole text again on every call (psycopg/_queries.py).
+    from psycopg import _queries
+
+    seen = []
+
+    def spy(execute, sql, params, many, context):
+        seen.append((sql, params))
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(spy):
+        assert text(client, "HELP").status_code == 200
+    ((sql, params),) = [(s, p) for s, p in seen if "queued_event" in s]
+    assert len(params) <= _queries.MAX_CACHED_STATEMENT_PARAMS
+    assert len(sql) <= _queries.MAX_CACHED_STATEMENT_LENGTH, len(sql)
+    answer = OutboxMessage.objects.get(kind="keyword_reply")
+    assert MessageEvent.objects.get(message=answer).at == answer.created_at
