@@ -59,7 +59,7 @@ def options() -> argparse.Namespace:
         "--threads", type=int, default=1, help="per worker (above 1: gunicorn's gthread worker)"
     )
     parser.add_argument(
-        "--max-rate", type=float, default=4000.0, help="requests made per second of full speed"
+        "--max-rate", type=float, default=8000.0, help="requests made per second of full speed"
     )
     parser.add_argument("--port", type=int, default=8771)
     parser.add_argument("--database", default="postgres_api")

@@ -92,7 +92,7 @@ def options() -> argparse.Namespace:
     parser.add_argument("--inbound-rate", type=float, default=400.0)
     parser.add_argument("--callback-rate", type=float, default=750.0)
     parser.add_argument(
-        "--max-rate", type=float, default=4000.0, help="requests made per second of full speed"
+        "--max-rate", type=float, default=8000.0, help="requests made per second of full speed"
     )
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--database", default="postgres_inbox")
