@@ -111,7 +111,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "carebell.web.security.SecurityHeadersMiddleware",
-    # Signed provider webhooks skip the rest (sessions, sign-in, CSRF, messages).
+    # Machines skip the rest (sessions, sign-in, CSRF, messages): signed provider
+    # webhooks, and API and FHIR calls with a bearer token.
     "carebell.web.lane.MachineLaneMiddleware",
     "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
