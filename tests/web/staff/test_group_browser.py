@@ -79,6 +79,9 @@ def test_front_desk_sends_a_group_message_to_a_filtered_list(page, live_server, 
     page.click("text=Next: the message")
 
     page.wait_for_selector("#id_sms_body")
+    # The page's script (deferred) listens for the choice: the element can be there
+    # before it runs, and a choice made then fills nothing in.
+    page.wait_for_load_state("load")
     page.select_option("#source", label=page.locator("#source option").nth(1).inner_text())
     # The page fills the text in when the choice changes: wait for it, not a moment.
     expect(page.locator("#id_sms_body")).to_have_value("Flu shots at #SITENAME# this week.")
