@@ -22,7 +22,8 @@ callbacks/s, measured from when each request was due, so a stall counts in full)
 The requests are made and signed before each run; the full-speed runs are sent by
 wrk when it is installed (`apt-get install wrk`), else by aiohttp, which takes a good
 part of a core from the server (loadgen.py; the first line says which), and the
-fixed-rate runs by aiohttp. The load generator shares the machine. It asserts nothing.
+fixed-rate runs by loadgen's own sender, each request on a connection opened when it
+is due. The load generator shares the machine. It asserts nothing.
 
 `--in-process` runs no server: it answers each kind of request (the no-op, an
 inbound text, a status callback) a few hundred times through Django's own handler
@@ -60,10 +61,8 @@ if os.environ.get("CAREBELL_BENCH_SETTINGS") == "1":  # imported by gunicorn as 
 
 
 import argparse
-import asyncio
 import json
 import signal
-import statistics
 import subprocess
 import sys
 import time
@@ -278,33 +277,6 @@ class Requests:
         return out
 
 
-async def at_rate(base, requests: list, rate: float):
-    """Each of `requests` sent when it is due (`rate` a second), on its own connection
-    if need be; latency counted from when it was due, so a stall counts in full."""
-    import aiohttp
-
-    statuses: dict[int, int] = {}
-    latencies: list[float] = []
-    connector = aiohttp.TCPConnector(limit=256)
-    async with aiohttp.ClientSession(connector=connector) as session:
-        start = time.perf_counter()
-
-        async def one(due: float, request):
-            await asyncio.sleep(max(0.0, due - time.perf_counter()))
-            async with session.post(
-                base + request.path, data=request.body, headers=dict(request.headers)
-            ) as response:
-                await response.read()
-                statuses[response.status] = statuses.get(response.status, 0) + 1
-            latencies.append((time.perf_counter() - due) * 1000)
-
-        tasks = [asyncio.create_task(one(start + n / rate, r)) for n, r in enumerate(requests)]
-        await asyncio.gather(*tasks)
-    latencies.sort()
-    p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
-    return statistics.median(latencies), p99, statuses
-
-
 def serve(args) -> subprocess.Popen:
     env = {
         **os.environ,
@@ -376,6 +348,8 @@ def main() -> None:
     warm = int(args.max_rate)
     reports = flat + warm + int(args.callback_rate * args.seconds)
     attempts = attempts_to_report(site, reports // 2 + 1)
+    with connection.cursor() as cursor:  # as autovacuum keeps a live database: earlier
+        cursor.execute("VACUUM ANALYZE")  # runs' callbacks left their dead rows behind
     connection.close()
     base = f"http://127.0.0.1:{args.port}"
     requests = Requests(base, attempts)
@@ -398,9 +372,10 @@ def main() -> None:
             loadgen.flat_out(base, warming, 1.0, args.connections)
         for label, _warm, flat_requests, timed_requests, rate in loads:
             full = loadgen.flat_out(base, flat_requests, args.seconds, args.connections)
-            p50, p99, timed = asyncio.run(at_rate(base, timed_requests, rate))
-            answers = {**full.answers, **{str(k): n for k, n in timed.items()}}
-            print(f"{label:24} {full.rate:17.0f} {rate:7.0f} {p50:8.1f} {p99:8.1f}   "
+            timed = loadgen.at_rate(base, timed_requests, rate)
+            answers = {**full.answers, **timed.answers}
+            print(f"{label:24} {full.rate:17.0f} {rate:7.0f} {timed.p50_ms:8.1f} "
+                  f"{timed.p99_ms:8.1f}   "
                   f"HTTP {', '.join(f'{k}×{n}' for k, n in answers.items())}")  # fmt: skip
     finally:
         os.killpg(server.pid, signal.SIGTERM)
