@@ -14,9 +14,9 @@ The fixed rate is sent by this process on plain asyncio sockets: each request's
 bytes made beforehand, each on a connection of its own opened when it is due (as
 Twilio's requests arrive), its latency counted from then, so a stall of the server
 counts in full for every request it delays (none waits for a free connection, where
-wrk would count from when it got one). That costs some 0.1 ms of CPU per request,
-a few times less than aiohttp's client, which was measured on the same cores as
-the server it measured.
+wrk would count from when it got one). That costs about 0.3 ms of CPU per request
+here, connection included (aiohttp's client: 0.5 ms), and, unlike aiohttp's, it
+left a no-op view's p99 at 2–3 ms at 750 requests/s instead of 130–160 ms.
 """
 
 from __future__ import annotations
