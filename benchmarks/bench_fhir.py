@@ -271,9 +271,13 @@ def profile(env: dict[str, str], secret: str, count: int) -> None:
 
     client = Client(SERVER_NAME="127.0.0.1", HTTP_AUTHORIZATION=f"Bearer {secret}")
     statements = [0]
+    shown = set()  # PROFILE_SQL=1: each kind's statements, printed once
 
     def count_statement(execute, sql, params, many, context):
         statements[0] += 1
+        if os.environ.get("PROFILE_SQL") and statements[0] <= 40 and sql not in shown:
+            shown.add(sql)
+            print(f"  SQL {sql[:300]}")
         return execute(sql, params, many, context)
 
     def post(path: str, body: dict) -> dict:
@@ -305,8 +309,10 @@ def profile(env: dict[str, str], secret: str, count: int) -> None:
         for n in range(count):
             post(label, make(n, "c"))
         profiler.disable()
-        stats = pstats.Stats(profiler).sort_stats("cumulative")
-        stats.print_stats(r"carebell/|fhir/|pydantic", 45)
+        sort = os.environ.get("PROFILE_SORT", "cumulative")  # or tottime: all code
+        stats = pstats.Stats(profiler).sort_stats(sort)
+        stats.print_stats(*([r"carebell/|fhir/|pydantic"] if sort == "cumulative" else []),
+                          int(os.environ.get("PROFILE_ROWS", 45)))  # fmt: skip
 
 
 def report(label, count, answers, wall, cpu, pg) -> None:

@@ -223,13 +223,16 @@ def test_a_refused_post_with_a_key_writes_nothing_but_its_answer_and_audit(api, 
 
 
 def test_a_post_that_fails_gives_its_key_back_and_writes_nothing(api, site, monkeypatch):
-    saved = Patient.save
+    from carebell.people import actions
 
-    def save_then_fail(self, *args, **kwargs):
-        saved(self, *args, **kwargs)
+    store = actions._store  # the entry point's write of the row
+
+    def store_then_fail(obj):
+        store(obj)
+        assert Patient.objects.filter(pk=obj.pk).exists()
         raise RuntimeError("failed after writing")
 
-    monkeypatch.setattr(Patient, "save", save_then_fail)
+    monkeypatch.setattr(actions, "_store", store_then_fail)
     key = {"Idempotency-Key": "fails"}
     try:
         answered = api.post("/api/v1/patients", {**PATIENT, "site_id": site.pk}, key)

@@ -14,6 +14,7 @@ from django.db.models import Q
 
 from carebell.interop.fhir.models import FhirIdentifier, FhirRecord
 from carebell.interop.fhir.outcomes import FhirError
+from carebell.prepared import insert
 
 HELD_PREFIX = "h"
 
@@ -74,7 +75,10 @@ def stamp(resource_type: str, site, row, identifiers, now, *, version: int, reco
         record.held = {k: v for k, v in held.items() if k != "_patient_id"}
     if not record.fhir_id and row is not None:
         record.fhir_id = str(row.pk)
-    record.save()
+    if new:  # save()'s INSERT, prepared: no signal listens (tests/records/test_entry_points.py)
+        insert([record])
+    else:
+        record.save()
     if not record.fhir_id:
         record.fhir_id = f"{HELD_PREFIX}{record.pk}"
         record.save(update_fields=["fhir_id"])
@@ -105,11 +109,11 @@ def _replace_identifiers(record: FhirRecord, identifiers, *, new: bool) -> None:
         record.identifiers.filter(stale).delete()
     # No savepoint: a conflict fails the caller's whole transaction, which rolls back.
     try:
-        FhirIdentifier.objects.bulk_create(
+        insert([
             FhirIdentifier(record=record, site_id=record.site_id,
                            resource_type=record.resource_type, system=s, value=v)
             for s, v in ordered if (s, v) not in kept
-        )  # fmt: skip
+        ])  # fmt: skip
     except IntegrityError:
         raise _conflict(record.resource_type) from None
 
