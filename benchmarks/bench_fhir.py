@@ -39,7 +39,7 @@ from pathlib import Path
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchdb import ensure_database
+from benchdb import ensure_database, vacuum_analyze
 from procstat import CpuMeter, peak_rss_mb
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -101,6 +101,7 @@ def prepare(args: argparse.Namespace, env: dict[str, str]) -> str:
     subprocess.run([carebell, "migrate", "-v", "0"], env=env, check=True, cwd=ROOT)
     done = subprocess.run([carebell, "shell", "-c", SETUP], env=env, check=True, cwd=ROOT,
                           capture_output=True, text=True)  # fmt: skip
+    vacuum_analyze(f"{args.server}/{args.database}")
     return done.stdout.strip().splitlines()[-1]
 
 

@@ -214,15 +214,19 @@ def main() -> None:
     import django
 
     django.setup()
+    from benchdb import vacuum_analyze
+
     from carebell.appointments.models import Appointment
     from carebell.messaging.models import OutboxMessage
 
     if args.profile:
         seed(args.profile + 50)
+        vacuum_analyze(f"{args.server}/{args.database}")
         profile(args.profile)
         return
     patients = args.messages * len(args.connections) + 50
     seed(patients)
+    vacuum_analyze(f"{args.server}/{args.database}")
     port = args.port or free_port()
     listener = subprocess.Popen(
         [CAREBELL, "hl7", "listen", "--port", str(port), "--workers", str(args.workers)],
