@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import itertools
 import json
 import os
 import secrets
@@ -257,63 +258,42 @@ def main() -> None:
 
 
 def profile(env: dict[str, str], secret: str, count: int) -> None:
-    """The creates through Django's test client, in this process: CPU and statements
-    per create (what sharing the machine does not blur), then a cProfile of each."""
-    import cProfile
-    import pstats
-
+    """The creates through Django's test client, in this process (inprocess.py): CPU
+    and statements per create (what sharing the machine does not blur), then each
+    kind's statements and a cProfile (PROFILE_SORT, PROFILE_ROWS, PROFILE_SQL …)."""
     os.environ.update(env, DJANGO_SETTINGS_MODULE="carebell.settings")
     sys.path.insert(0, str(ROOT))
     import django
 
     django.setup()
-    from django.db import connection
     from django.test import Client
+    from inprocess import per_request
 
     client = Client(SERVER_NAME="127.0.0.1", HTTP_AUTHORIZATION=f"Bearer {secret}")
-    statements = [0]
-    shown = set()  # PROFILE_SQL=1: each kind's statements, printed once
+    run, numbers, ids = f"p{int(time.time())}", itertools.count(), []
 
-    def count_statement(execute, sql, params, many, context):
-        statements[0] += 1
-        if os.environ.get("PROFILE_SQL") and statements[0] <= 40 and sql not in shown:
-            shown.add(sql)
-            print(f"  SQL {sql[:300]}")
-        return execute(sql, params, many, context)
-
-    def post(path: str, body: dict) -> dict:
+    def call(make):
+        path, body = make()
         answer = client.post(f"/fhir/R4/{path}", json.dumps(body),
                              content_type="application/fhir+json")  # fmt: skip
         assert answer.status_code == 201, (answer.status_code, answer.content[:300])
-        return json.loads(answer.content)
+        if path == "Patient":  # the appointments are booked for these
+            ids.append(json.loads(answer.content)["id"])
+        return answer
 
-    run = f"p{int(time.time())}"
-    ids: list[str] = []
-    for n in range(10):  # warm: imports, caches
-        ids.append(post("Patient", patient(n, run + "w"))["id"])
-        post("Appointment", appointment(f"Patient/{ids[-1]}", n))
-    for label, make in (
-        ("Patient", lambda n, tag: patient(n, run + tag)),
-        ("Appointment", lambda n, tag: appointment(f"Patient/{ids[n % len(ids)]}", n)),
+    def new_patient():
+        return "Patient", patient(next(numbers), run)
+
+    def new_appointment():
+        n = next(numbers)
+        return "Appointment", appointment(f"Patient/{ids[n % len(ids)]}", n)
+
+    print(f"in process, {count} creates per kind")
+    for kind, label, make in (
+        ("patient", "Patient create", new_patient),
+        ("appointment", "booked Appointment create", new_appointment),
     ):
-        statements[0] = 0
-        with connection.execute_wrapper(count_statement):
-            cpu = time.process_time()
-            answers = [post(label, make(n, "t")) for n in range(count)]
-            cpu = time.process_time() - cpu
-        if label == "Patient":
-            ids[:] = [a["id"] for a in answers]
-        print(f"in process, {count} {label} creates: {cpu / count * 1e3:.2f} ms CPU and "
-              f"{statements[0] / count:.1f} SQL statements per create")  # fmt: skip
-        profiler = cProfile.Profile(time.process_time)
-        profiler.enable()
-        for n in range(count):
-            post(label, make(n, "c"))
-        profiler.disable()
-        sort = os.environ.get("PROFILE_SORT", "cumulative")  # or tottime: all code
-        stats = pstats.Stats(profiler).sort_stats(sort)
-        stats.print_stats(*([r"carebell/|fhir/|pydantic"] if sort == "cumulative" else []),
-                          int(os.environ.get("PROFILE_ROWS", 45)))  # fmt: skip
+        per_request({kind: (label, make)}, call, count, kind, width=26)  # fmt: skip
 
 
 def report(label, count, answers, wall, cpu, pg) -> None:

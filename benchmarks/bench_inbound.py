@@ -335,11 +335,11 @@ def main() -> None:
     setup(args)
     check_signing()
     site = seed()
+    from benchdb import vacuum_analyze
     from django.db import connection
 
-    with connection.cursor() as cursor:
-        cursor.execute("ANALYZE")
     if args.in_process:
+        vacuum_analyze(environment(args)["CAREBELL_DATABASE_URL"])
         in_process(args, site)
         return
     # Enough different requests for the flat-out run at up to --max-rate, its warm-up
@@ -348,9 +348,8 @@ def main() -> None:
     warm = int(args.max_rate)
     reports = flat + warm + int(args.callback_rate * args.seconds)
     attempts = attempts_to_report(site, reports // 2 + 1)
-    with connection.cursor() as cursor:  # as autovacuum keeps a live database: earlier
-        cursor.execute("VACUUM ANALYZE")  # runs' callbacks left their dead rows behind
     connection.close()
+    vacuum_analyze(environment(args)["CAREBELL_DATABASE_URL"])  # after the attempts' writes
     base = f"http://127.0.0.1:{args.port}"
     requests = Requests(base, attempts)
     plans = [

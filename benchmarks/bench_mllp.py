@@ -219,14 +219,12 @@ def main() -> None:
     from carebell.appointments.models import Appointment
     from carebell.messaging.models import OutboxMessage
 
-    if args.profile:
-        seed(args.profile + 50)
-        vacuum_analyze(f"{args.server}/{args.database}")
-        profile(args.profile)
-        return
-    patients = args.messages * len(args.connections) + 50
+    patients = (args.profile or args.messages * len(args.connections)) + 50
     seed(patients)
     vacuum_analyze(f"{args.server}/{args.database}")
+    if args.profile:
+        profile(args.profile)
+        return
     port = args.port or free_port()
     listener = subprocess.Popen(
         [CAREBELL, "hl7", "listen", "--port", str(port), "--workers", str(args.workers)],
