@@ -6,19 +6,36 @@ that returns — after the commit. A connection's messages are handled in order 
 sender waits for each ACK); connections run in parallel. A connection silent for
 `idle_timeout` seconds is closed; a message over the size limit gets an AR and the
 connection goes on with the next one.
+
+One process runs its Python on one core (the GIL), however many threads it has:
+`run_processes` starts several listeners on one port so that connections are spread
+over the machine's cores.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import logging
+import multiprocessing
+import os
 import random
+import signal
+import socket
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from multiprocessing.connection import wait as wait_for_any
 
-from django.db import DatabaseError, OperationalError, close_old_connections, connection
+from django.db import (
+    DatabaseError,
+    OperationalError,
+    close_old_connections,
+    connection,
+    connections,
+)
 from django.utils import timezone
 
 from carebell.interop.hl7 import receive as inbound
@@ -40,8 +57,10 @@ class Listener:
         self.server: asyncio.base_events.Server | None = None
         self.connections = 0
 
-    async def start(self, host: str, port: int) -> int:
-        self.server = await asyncio.start_server(self._serve, host, port, limit=65536)
+    async def start(self, host: str, port: int, *, reuse_port: bool = False) -> int:
+        self.server = await asyncio.start_server(
+            self._serve, host, port, limit=65536, reuse_port=reuse_port or None
+        )
         return self.server.sockets[0].getsockname()[1]
 
     async def serve_until(self, stop: asyncio.Event) -> None:
@@ -137,15 +156,109 @@ class Listener:
 
 
 def run(host: str, port: int, *, max_bytes: int, idle_timeout: float, workers: int = 8,
-        default_site=None, ready=None, stop: asyncio.Event | None = None) -> None:  # fmt: skip
-    """Serve until `stop` is set (or forever). `ready(port)` is called once listening."""
+        default_site=None, ready=None, stop: asyncio.Event | None = None,
+        stop_on_signals: bool = False, reuse_port: bool = False) -> None:  # fmt: skip
+    """Serve until `stop` is set, SIGTERM or SIGINT (with `stop_on_signals`), or
+    forever. `ready(port)` is called once listening."""
 
     async def main():
         listener = Listener(max_bytes=max_bytes, idle_timeout=idle_timeout, workers=workers,
                             default_site=default_site)  # fmt: skip
-        bound = await listener.start(host, port)
+        bound = await listener.start(host, port, reuse_port=reuse_port)
+        done = stop or asyncio.Event()
+        if stop_on_signals:
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                asyncio.get_running_loop().add_signal_handler(signum, done.set)
         if ready is not None:
-            ready(bound, asyncio.get_running_loop())
-        await listener.serve_until(stop or asyncio.Event())
+            ready(bound)
+        await listener.serve_until(done)
 
     asyncio.run(main())
+
+
+RESTART_PAUSE = 1.0  # a listener that dies at once is not restarted in a tight loop
+PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent ends
+
+
+def run_processes(host: str, port: int, *, processes: int, ready=None, **options) -> None:
+    """`processes` listeners on one port, each a process with its own event loop,
+    threads and database connections, until SIGTERM or SIGINT.
+
+    The kernel spreads new connections over them (SO_REUSEPORT). A connection stays
+    with the process that took it, so its messages are still handled one at a time,
+    in order; messages for one patient that arrive in two processes wait for each other
+    on the patient's row lock (receive.py). A process that dies is started again, and
+    the connections it held are closed: their senders send again what got no ACK.
+    """
+    # Holding the port bound, but not listening, keeps it ours between restarts and
+    # tells us the number when `port` is 0; only listening sockets get connections.
+    family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+    holder = socket.socket(family, socket.SOCK_STREAM)
+    holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    holder.bind((host, port))
+    port = holder.getsockname()[1]
+    connections.close_all()  # a child must not share the parent's database socket
+    context = multiprocessing.get_context("fork")
+    stopping = threading.Event()
+
+    def start() -> multiprocessing.Process:
+        told, tell = context.Pipe(duplex=False)
+        child = context.Process(target=_child, args=(host, port, options, os.getpid(), tell),
+                                name="carebell-hl7", daemon=True)  # fmt: skip
+        child.start()
+        tell.close()
+        child.ready, child.started_at = told, time.monotonic()
+        return child
+
+    def stop(*_) -> None:
+        stopping.set()
+
+    previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    children = [start() for _ in range(processes)]
+    try:
+        for child in children:
+            if not child.ready.poll(60) or child.ready.recv() != port:
+                raise OSError(f"a listener process did not start on port {port}")
+        if ready is not None:
+            ready(port)
+        while not stopping.is_set():
+            ended = wait_for_any([c.sentinel for c in children], timeout=0.5)
+            for index, child in enumerate(children):
+                if child.sentinel in ended and not stopping.is_set():
+                    logger.warning("HL7 listener process %s ended (exit %s); starting another",
+                                   child.pid, child.exitcode)  # fmt: skip
+                    if time.monotonic() - child.started_at < RESTART_PAUSE:
+                        stopping.wait(RESTART_PAUSE)
+                    children[index] = start()
+    except EOFError:
+        raise OSError(f"a listener process could not listen on port {port}") from None
+    finally:
+        for child in children:
+            if child.is_alive():
+                os.kill(child.pid, signal.SIGTERM)
+        for child in children:
+            child.join(30)
+            if child.is_alive():
+                child.kill()
+        holder.close()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _child(host: str, port: int, options: dict, parent: int, tell) -> None:
+    """One listener process: says its port once listening, stops on SIGTERM — and
+    when the parent is gone, however it ended, so that no listener is left behind
+    holding the port and its database connections."""
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_DFL)  # until its loop handles them
+    if sys.platform == "linux":
+        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:  # it ended before that was asked for
+        raise SystemExit(1)
+    try:
+        run(host, port, reuse_port=True, stop_on_signals=True, ready=tell.send, **options)
+    except OSError as error:  # the parent says it cannot listen; no traceback twice
+        logger.warning("HL7 listener process cannot listen on port %s: %s", port, error)
+        raise SystemExit(1) from None
+    finally:
+        tell.close()

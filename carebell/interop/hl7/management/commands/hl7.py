@@ -1,6 +1,7 @@
 """`carebell hl7 listen|import|send|purge`: HL7 v2 in, over MLLP or from files.
 
   carebell hl7 listen [--host 127.0.0.1] [--port 2575] [--idle-timeout 300] [--site ID]
+                     [--processes 1] [--workers 8]
   carebell hl7 import FILE… [--dry-run] [--json] [--site ID]   (batch files, .zip, .tar.gz)
   carebell hl7 send FILE… [--host 127.0.0.1] [--port 2575]     (a test sender)
   carebell hl7 purge [--dry-run]        (messages older than CAREBELL_HL7_RETENTION_DAYS)
@@ -14,7 +15,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import signal
 import sys
 
 from django.conf import settings
@@ -33,7 +33,10 @@ class Command(BaseCommand):
         listen.add_argument("--host", default="127.0.0.1")
         listen.add_argument("--port", type=int, default=2575)
         listen.add_argument("--idle-timeout", type=float, default=300.0, help="Seconds.")
-        listen.add_argument("--workers", type=int, default=8, help="Database threads.")
+        listen.add_argument("--workers", type=int, default=8,
+                            help="Database threads per process.")  # fmt: skip
+        listen.add_argument("--processes", type=int, default=1,
+                            help="Listener processes sharing the port (one per core).")  # fmt: skip
         listen.add_argument("--site", help="Site (id or name) for senders not set up yet.")
         imp = sub.add_parser("import", help="Import batch files and archives.")
         imp.add_argument("files", nargs="+")
@@ -51,29 +54,28 @@ class Command(BaseCommand):
         getattr(self, f"_{options['action']}")(options)
 
     def _listen(self, options) -> None:
-        import asyncio
-
-        from carebell.interop.hl7.listener import run
+        from carebell.interop.hl7.listener import run, run_processes
 
         check_count("--port", options["port"], 0, 65_535)
         check_count("--workers", options["workers"], 1, 64)
+        check_count("--processes", options["processes"], 1, 64)
         if options["idle_timeout"] <= 0:
             raise CommandError("--idle-timeout must be more than 0 seconds")
-        site = _site(options.get("site"))
-        stop_holder = {}
+        site, processes = _site(options.get("site")), options["processes"]
 
-        def ready(port, loop):
-            stop = asyncio.Event()
-            stop_holder["stop"] = stop
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(signum, stop.set)
-            self.stdout.write(f"carebell hl7: listening on {options['host']}:{port} (MLLP)")
+        def ready(port):
+            many = f", {processes} processes" if processes > 1 else ""
+            self.stdout.write(f"carebell hl7: listening on {options['host']}:{port} (MLLP{many})")
             self.stdout.flush()
 
+        listen = dict(max_bytes=settings.HL7_MAX_MESSAGE_BYTES, ready=ready,
+                      idle_timeout=options["idle_timeout"], workers=options["workers"],
+                      default_site=site)  # fmt: skip
         try:
-            run(options["host"], options["port"], max_bytes=settings.HL7_MAX_MESSAGE_BYTES,
-                idle_timeout=options["idle_timeout"], workers=options["workers"],
-                default_site=site, ready=ready, stop=_LazyStop(stop_holder))  # fmt: skip
+            if processes > 1:
+                run_processes(options["host"], options["port"], processes=processes, **listen)
+            else:
+                run(options["host"], options["port"], stop_on_signals=True, **listen)
         except OSError as error:
             raise CommandError(f"cannot listen on {options['host']}:{options['port']}: "
                                f"{error.strerror or error}") from None  # fmt: skip
@@ -140,16 +142,6 @@ class Command(BaseCommand):
             return
         deleted, _ = old.delete()
         self.stdout.write(f"{deleted} messages received before {cutoff:%Y-%m-%d} deleted.")
-
-
-class _LazyStop:
-    """The stop event is made inside the listener's loop; this waits for it."""
-
-    def __init__(self, holder: dict) -> None:
-        self.holder = holder
-
-    async def wait(self) -> None:
-        await self.holder["stop"].wait()
 
 
 def _line(row: dict) -> str:
