@@ -26,8 +26,9 @@ from carebell.planning import contacts as contact_rows
 from carebell.planning.contacts import LoadedContact, as_datetime
 from carebell.planning.decisions import Decision, dedupe_key
 from carebell.planning.sms_caps import SmsCaps
+from carebell.prepared import execute_prepared
 from carebell.sites.models import Site
-from carebell.sql import utc_params
+from carebell.sql import ints, utc_params
 
 APPOINTMENT_KINDS = (Kind.APPT_CONFIRMATION, Kind.APPT_REMINDER)
 #: How far ahead appointments are planned; later ones are planned on a later pass.
@@ -165,6 +166,17 @@ def _is_uniform(policy: DeliveryPolicy, day_start: dt.datetime, day_end: dt.date
 
 
 def _rows(site_id, start, end, patient_ids: list[int] | None, category) -> Iterator[tuple]:
+    few = patient_ids is not None and len(patient_ids) <= FEW_PATIENTS
+    if connection.vendor == "postgresql" and few:
+        # A change's replan, the same seven-table join over and over: prepared, it is
+        # planned once per connection, where planning it cost PostgreSQL 2.7 ms and
+        # running it for one patient 0.5 ms. The ids travel as one array so that the
+        # text, hence the prepared statement, is the same for any number of them.
+        sql = _SQL.format(patients="AND a.patient_id = ANY(%s::bigint[])")
+        params = utc_params([category, site_id, start, end, ints(patient_ids)])
+        with execute_prepared(sql, params) as cursor:
+            yield from cursor.fetchall()
+        return
     only = ""
     if patient_ids is not None:
         only = (
@@ -173,9 +185,7 @@ def _rows(site_id, start, end, patient_ids: list[int] | None, category) -> Itera
             else "AND 1 = 0"
         )
     params = utc_params([category, site_id, start, end, *(patient_ids or [])])
-    if connection.vendor != "postgresql" or (
-        patient_ids is not None and len(patient_ids) <= FEW_PATIENTS
-    ):
+    if connection.vendor != "postgresql":
         # A few patients' rows (a change, a replan) are few: one round trip, no cursor.
         with connection.cursor() as cursor:
             cursor.execute(_SQL.format(patients=only), params)
