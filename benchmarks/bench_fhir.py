@@ -41,7 +41,7 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchdb import ensure_database, vacuum_analyze
-from procstat import CpuMeter, peak_rss_mb
+from procstat import CpuMeter, children, peak_rss_mb
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -130,11 +130,6 @@ def start_gunicorn(env: dict[str, str], port: int = 0) -> tuple[subprocess.Popen
     raise SystemExit("gunicorn did not start")
 
 
-def worker_pids(server: subprocess.Popen) -> list[int]:
-    children = Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()
-    return [int(p) for p in children]
-
-
 class Connection:
     def __init__(self, port: int, secret: str):
         self.http = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
@@ -197,7 +192,7 @@ def measured(server, args: argparse.Namespace, action):
     """Run `action()`; its result, and the CPU seconds of the worker and of this
     database's PostgreSQL backends (not the monitoring connection's)."""
     worker, backends = CpuMeter(), CpuMeter()
-    workers = worker_pids(server)
+    workers = children(server.pid)
     with psycopg.connect(f"{args.server}/{args.database}", autocommit=True) as monitor:
 
         def backend_pids() -> list[int]:
@@ -251,7 +246,7 @@ def main() -> None:
             status = answers[0][0] if answers else "no answer"
             print(f"transaction of {args.entries} appointments: {status}, {wall:.2f} s wall, "
                   f"worker CPU {cpu:.2f} s, PostgreSQL CPU {pg:.2f} s")  # fmt: skip
-        print(f"worker peak RSS {max(peak_rss_mb(p) for p in worker_pids(server)):.0f} MB")
+        print(f"worker peak RSS {max(peak_rss_mb(p) for p in children(server.pid)):.0f} MB")
     finally:
         server.terminate()
         server.wait(timeout=30)

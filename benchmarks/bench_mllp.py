@@ -3,15 +3,17 @@ the patient found, the appointment saved through save_appointment, its reminders
 replanned, the message and its ACK stored — before its ACK comes back.
 
     .venv/bin/python benchmarks/bench_mllp.py [--messages 2000] [--connections 1 8] [--port N]
-        [--database NAME] [--profile N]
+        [--processes N] [--database NAME] [--profile N]
 
 Uses the database `postgres_hl7` (created and migrated if missing) and truncates
 the tables it seeds (patients and what hangs off them). Seeds one clinic with a
 reminder rule and N patients who each have a mobile and a text preference, starts
-`carebell hl7 listen` as its own process and sends one new appointment per message
+`carebell hl7 listen` for each run (one process for one connection, one per core for
+more, unless `--processes` says) and sends one new appointment per message
 for those patients, one message at a time per connection (the sender waits for each
-ACK, as MLLP senders do). Prints messages/s, ACK latency and the listener's CPU per
-message; asserts nothing but that every message got AA and planned its reminder.
+ACK, as MLLP senders do). Prints messages/s, ACK latency and the CPU per message of
+the listener (all its processes) and of PostgreSQL; asserts nothing but that every
+message got AA and planned its reminder.
 """
 
 from __future__ import annotations
@@ -29,10 +31,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from procstat import cpu_seconds
+from procstat import CpuMeter, children
 
 ROOT = Path(__file__).resolve().parent.parent
 CAREBELL = str(Path(sys.executable).with_name("carebell"))
+WARM = 50  # messages sent before each timed run
 
 
 def options() -> argparse.Namespace:
@@ -40,6 +43,9 @@ def options() -> argparse.Namespace:
     parser.add_argument("--messages", type=int, default=2000, help="Per run.")
     parser.add_argument("--connections", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--workers", type=int, default=8, help="Listener DB threads.")
+    parser.add_argument("--processes", type=int, default=0,
+                        help="Listener processes (default: 1 for 1 connection, else one "
+                             "per core).")  # fmt: skip
     parser.add_argument("--database", default="postgres_hl7")
     parser.add_argument("--server", default="postgres://postgres@127.0.0.1:5432")
     parser.add_argument("--port", type=int, default=0, help="The listener's (default: a free one).")
@@ -207,6 +213,16 @@ def send_all(port: int, messages: list[list[bytes]]) -> tuple[float, list[float]
     return time.perf_counter() - started, latencies, codes
 
 
+def backend_pids() -> list[int]:
+    """The PostgreSQL backends of this database but this process's own."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                       "AND pid <> pg_backend_pid()")  # fmt: skip
+        return [pid for (pid,) in cursor.fetchall()]
+
+
 def main() -> None:
     args = options()
     env = setup(f"{args.server}/{args.database}")
@@ -219,50 +235,58 @@ def main() -> None:
     from carebell.appointments.models import Appointment
     from carebell.messaging.models import OutboxMessage
 
-    patients = (args.profile or args.messages * len(args.connections)) + 50
+    patients = args.profile + 50 if args.profile else (args.messages + WARM) * len(args.connections)
     seed(patients)
     vacuum_analyze(f"{args.server}/{args.database}")
     if args.profile:
         profile(args.profile)
         return
-    port = args.port or free_port()
-    listener = subprocess.Popen(
-        [CAREBELL, "hl7", "listen", "--port", str(port), "--workers", str(args.workers)],
-        env=env, cwd=ROOT, stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
-        assert "listening" in listener.stdout.readline()
-        start = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(days=3)
-        warm = [[message(n, "warm", patients - 1 - n, start) for n in range(50)]]
-        send_all(port, warm)
-        print(f"HL7 SIU^S12 over MLLP, PostgreSQL, {os.cpu_count()} cores "
-              f"(load average {os.getloadavg()[0]:.1f} at start)")  # fmt: skip
-        for index, connections in enumerate(args.connections):
+    start = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(days=3)
+    print(f"HL7 SIU^S12 over MLLP, PostgreSQL, {os.cpu_count()} cores "
+          f"(load average {os.getloadavg()[0]:.1f} at start)")  # fmt: skip
+    for index, connections in enumerate(args.connections):
+        processes = args.processes or (1 if connections == 1 else os.cpu_count())
+        port = args.port or free_port()
+        listener = subprocess.Popen(
+            [CAREBELL, "hl7", "listen", "--port", str(port), "--workers", str(args.workers),
+             "--processes", str(processes)],
+            env=env, cwd=ROOT, stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            assert "listening" in listener.stdout.readline()
+            pids = [listener.pid, *children(listener.pid)]
+            # Every process's connections and prepared statements, before the clock.
+            warmers, first_warm = min(connections, 8), patients - WARM * (index + 1)
+            send_all(port, [[message(n, f"warm{index}", first_warm + n, start)
+                             for n in range(c, WARM, warmers)]
+                            for c in range(warmers)])  # fmt: skip
             run, first = f"c{connections}", index * args.messages
             per = args.messages // connections
             batches = [[message(c * per + k, run, first + c * per + k, start)
                         for k in range(per)] for c in range(connections)]  # fmt: skip
-            cpu_before = cpu_seconds(listener.pid)
+            listening, database = CpuMeter(), CpuMeter()
+            listening.sample(pids)
+            database.sample(backend_pids())
             seconds, latencies, codes = send_all(port, batches)
-            cpu = cpu_seconds(listener.pid) - cpu_before
-            total = per * connections
-            assert codes == ["AA"] * total, {c: codes.count(c) for c in set(codes)}
-            planned = OutboxMessage.objects.filter(
-                entity_id__in=Appointment.objects.filter(external_id__startswith=f"{run}-").values(
-                    "id"
-                )
-            ).count()
-            latencies.sort()
-            p50, p99 = statistics.median(latencies), latencies[int(len(latencies) * 0.99) - 1]
-            print(
-                f"  {connections} connection(s): {total} messages in {seconds:.2f} s = "
-                f"{total / seconds:,.0f} messages/s; ACK p50 {p50 * 1e3:.1f} ms, "
-                f"p99 {p99 * 1e3:.1f} ms; listener CPU "
-                f"{cpu / total * 1e3:.2f} ms/message; reminders planned {planned}/{total}"
-            )
-    finally:
-        listener.terminate()
-        listener.wait(20)
+            listening.sample(pids)
+            database.sample(backend_pids())
+        finally:
+            listener.terminate()
+            listener.wait(20)
+        total = per * connections
+        assert codes == ["AA"] * total, {c: codes.count(c) for c in set(codes)}
+        planned = OutboxMessage.objects.filter(
+            entity_id__in=Appointment.objects.filter(external_id__startswith=f"{run}-").values("id")
+        ).count()
+        latencies.sort()
+        p50, p99 = statistics.median(latencies), latencies[int(len(latencies) * 0.99) - 1]
+        print(
+            f"  {connections} connection(s), {processes} process(es): {total} messages in "
+            f"{seconds:.2f} s = {total / seconds:,.0f} messages/s; ACK p50 {p50 * 1e3:.1f} ms, "
+            f"p99 {p99 * 1e3:.1f} ms; CPU per message: listener "
+            f"{listening.total() / total * 1e3:.2f} ms, PostgreSQL "
+            f"{database.total() / total * 1e3:.2f} ms; reminders planned {planned}/{total}"
+        )
 
 
 if __name__ == "__main__":

@@ -25,6 +25,14 @@ def peak_rss_mb(pid: int) -> float:
     return 0.0
 
 
+def children(pid: int) -> list[int]:
+    """The direct children of a process (gunicorn's workers, the listener's processes)."""
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except FileNotFoundError:
+        return []
+
+
 def pids_named(name: str) -> list[int]:
     """Every process whose command name is `name` (e.g. the PostgreSQL server's)."""
     found = []
