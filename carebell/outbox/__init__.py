@@ -201,7 +201,6 @@ def record_status(
     attempt, keep the report once, settle the attempt, move the message with its
     event and the source system's; no whole row is read or written."""
     target = OutboxStatus(status)
-    effect = _REPORT_EFFECTS[target]
     recorded = _report.record(
         _report.Report(
             provider=provider,
@@ -210,11 +209,7 @@ def record_status(
             attempt_id=attempt_id if is_row_id(attempt_id) else None,
             error_code=error_code,
             received_at=now,
-            settles_as=effect.settles_as,
-            moves_from=effect.moves_from,
-            sent=effect.sent,
-            final=effect.final,
-            event_type=effect.event_type,
+            effect=_REPORT_EFFECTS[target],
         )
     )
     if recorded is None or not recorded.kept:
@@ -246,19 +241,11 @@ _REPORTED = frozenset({OutboxStatus.DELIVERED, OutboxStatus.UNDELIVERED, OutboxS
 _SETTLED = {OutboxStatus.SENT: AttemptStatus.SENT, OutboxStatus.DELIVERED: AttemptStatus.DELIVERED}
 
 
-class _Effect(NamedTuple):
-    settles_as: str
-    moves_from: tuple[str, ...]
-    sent: bool
-    final: bool
-    event_type: str
-
-
 #: What a report of each status does, worked out once from the one transition rule
 #: (`can_move`): walking the statuses per callback cost it more CPU than its
 #: statement's parameters.
 _REPORT_EFFECTS = {
-    target: _Effect(
+    target: _report.Effect(
         settles_as=_SETTLED.get(target, AttemptStatus.FAILED).value,
         moves_from=tuple(moves_from(target)),
         sent=target in (OutboxStatus.SENT, OutboxStatus.DELIVERED),

@@ -31,6 +31,17 @@ EVENTS = MessageEvent._meta.db_table
 PROVIDER_EVENTS = ProviderEvent._meta.db_table
 
 
+class Effect(NamedTuple):
+    """What a report of one status does, whatever the message (`outbox` works it out
+    once per status from `core.vocab.can_move`)."""
+
+    settles_as: str  # the attempt's status, when the report settles it
+    moves_from: tuple[str, ...]  # the message's statuses it may leave for the new one
+    sent: bool  # the message has been sent (its first sent_at is kept)
+    final: bool  # the message is finished (and leaves its lease)
+    event_type: str  # the source system's event when the message moves, or ""
+
+
 class Report(NamedTuple):
     """A delivery report as `outbox.record_status` describes it to the database."""
 
@@ -40,11 +51,7 @@ class Report(NamedTuple):
     attempt_id: int | None  # the callback URL's; None when it names none (or no row has it)
     error_code: str
     received_at: dt.datetime
-    settles_as: str  # the attempt's status, when the report settles it
-    moves_from: tuple[str, ...]  # the message's statuses it may leave for `status`
-    sent: bool  # the message has been sent (its first sent_at is kept)
-    final: bool  # the message is finished (and leaves its lease)
-    event_type: str  # the source system's event when the message moves, or ""
+    effect: Effect
 
 
 class Moved(NamedTuple):
@@ -148,10 +155,10 @@ def _message_sets(report: Report, given_id: str, given_value: str) -> tuple[str,
         "provider = CASE WHEN provider = '' THEN %s ELSE provider END",
     ]  # fmt: skip
     params: list = [report.status, now, given_value, report.provider]
-    if report.sent:
+    if report.effect.sent:
         sets.append("sent_at = COALESCE(sent_at, %s)")
         params.append(now)
-    if report.final:
+    if report.effect.final:
         sets += ["finished_at = %s", "lease_expires_at = NULL"]
         params.append(now)
     if report.error_code:
@@ -162,10 +169,10 @@ def _message_sets(report: Report, given_id: str, given_value: str) -> tuple[str,
 
 def _moves(report: Report, alias: str) -> tuple[str, list]:
     """The condition that the message may move (from where it is, by `can_move`)."""
-    if not report.moves_from:
+    moves_from = report.effect.moves_from
+    if not moves_from:
         return "false", []
-    marks = ", ".join(["%s"] * len(report.moves_from))
-    return f"{alias}status IN ({marks})", list(report.moves_from)
+    return f"{alias}status IN ({', '.join(['%s'] * len(moves_from))})", list(moves_from)
 
 
 _MOVED_COLUMNS = ", ".join(Moved._fields)
@@ -190,10 +197,10 @@ def _in_one_statement(report: Report) -> Recorded | None:
     )
     may_move, move_params = _moves(r, "o.")
     emitted, emit_params = "", []
-    if r.event_type:
+    if event_type := r.effect.event_type:
         rows = f"""SELECT site_id, %s AS event_type, {_payload_sql("m")} AS payload,
             %s::timestamptz AS created_at FROM moved m"""
-        emitted, emit_params = f", emitted AS ({events.insert_sql(rows)})", [r.event_type, now]
+        emitted, emit_params = f", emitted AS ({events.insert_sql(rows)})", [event_type, now]
     sql = f"""WITH found AS ({found_sql}),
         kept AS ({_KEEP} SELECT %s, %s, %s, attempt_id, %s, %s::timestamptz FROM found
             ON CONFLICT (provider, provider_message_id, status) DO NOTHING RETURNING id),
@@ -219,7 +226,7 @@ def _in_one_statement(report: Report) -> Recorded | None:
     params = [
         *found_params,
         r.provider, r.provider_message_id, r.status, r.error_code, now,
-        r.provider_message_id, r.settles_as, now,
+        r.provider_message_id, r.effect.settles_as, now,
         *set_params, *move_params,
         now, r.status, r.error_code,
         *emit_params,
@@ -250,13 +257,14 @@ def _step_by_step(report: Report) -> Recorded | None:
     # worker died): the report itself tells us the provider accepted this attempt.
     fill = "" if known_id else report.provider_message_id
     kept = _keep_once(report, attempt_id)
-    settle = (report.settles_as, report.received_at) if kept and unsettled else None
+    effect = report.effect
+    settle = (effect.settles_as, report.received_at) if kept and unsettled else None
     _update_attempt(attempt_id, fill, settle)
-    if not kept or not report.moves_from:
+    if not kept or not effect.moves_from:
         return Recorded(message_id, kept, None)
     moved = _advance(report, message_id, known_id or fill)
-    if moved is not None and report.event_type:
-        events.emit(moved.site_id, report.event_type, payload(moved), report.received_at)
+    if moved is not None and effect.event_type:
+        events.emit(moved.site_id, effect.event_type, payload(moved), report.received_at)
     return Recorded(message_id, kept, moved)
 
 
