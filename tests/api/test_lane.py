@@ -11,20 +11,16 @@ from carebell.api.door import DOCUMENT_NAMES
 from carebell.web.lane import is_token_door
 from tests import factories
 from tests.api.conftest import assert_problem
+from tests.lane import skipped_the_page_middleware
 
 pytestmark = pytest.mark.django_db
-
-
-def _skipped_the_page_middleware(response) -> bool:
-    request = response.wsgi_request
-    return not hasattr(request, "session") and not hasattr(request, "user")
 
 
 def test_a_token_call_skips_the_page_middleware_and_answers_in_full(api, site):
     patient = factories.make_patient(site)
     response = api.get(f"/api/v1/patients/{patient.pk}")
     assert response.status_code == 200 and response.json()["id"] == patient.pk
-    assert _skipped_the_page_middleware(response) and not response.cookies
+    assert skipped_the_page_middleware(response) and not response.cookies
     assert response["ETag"] and int(response["Content-Length"]) == len(response.content)
 
 
@@ -38,7 +34,7 @@ def test_a_token_calls_answer_carries_the_pages_security_headers(api, site):
     ]
     assert [a.status_code for a in answers] == [200, 404, 404]
     for response in answers:
-        assert _skipped_the_page_middleware(response)
+        assert skipped_the_page_middleware(response)
         for header in ("Content-Security-Policy", "X-Frame-Options", "Permissions-Policy"):
             assert response[header] == page[header]
         assert response["X-Content-Type-Options"] == "nosniff"
@@ -47,7 +43,7 @@ def test_a_token_calls_answer_carries_the_pages_security_headers(api, site):
 def test_an_unknown_token_is_refused_in_the_lane(db):
     response = Client().get("/api/v1/patients", headers={"Authorization": "Bearer cb_nope"})
     assert_problem(response, 401)
-    assert _skipped_the_page_middleware(response)
+    assert skipped_the_page_middleware(response)
 
 
 def test_a_call_without_a_token_takes_the_whole_stack(db):
