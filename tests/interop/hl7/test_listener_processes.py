@@ -47,14 +47,20 @@ class Listening:
         return Client("127.0.0.1", self.port, timeout=30)
 
 
-@contextmanager
-def launched(tmp_path, processes: int) -> Iterator[Listening]:
+def environment(tmp_path) -> dict[str, str]:
+    """The test's database, none of the test process's other settings."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CAREBELL_")}
     env.update(CAREBELL_DEBUG="1", CAREBELL_DATA_DIR=str(tmp_path),
                CAREBELL_DATABASE_URL=database_url(), CAREBELL_LOG_LEVEL="warning")  # fmt: skip
+    return env
+
+
+@contextmanager
+def launched(tmp_path, processes: int) -> Iterator[Listening]:
     command = [sys.executable, "-m", "carebell", "hl7", "listen", "--port", "0",
                "--processes", str(processes), "--workers", "2"]  # fmt: skip
-    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True)
+    process = subprocess.Popen(command, env=environment(tmp_path), stdout=subprocess.PIPE,
+                               text=True)  # fmt: skip
     try:
         line = process.stdout.readline()
         assert "listening on 127.0.0.1:" in line, line
@@ -197,3 +203,17 @@ def test_one_process_listens_without_children_and_sigterm_stops_it(clinic, tmp_p
         listening.process.send_signal(signal.SIGTERM)
         assert listening.process.wait(30) == 0
     assert Hl7Message.objects.count() == 1
+
+
+def test_a_port_taken_by_another_program_is_a_clear_error(clinic, tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        command = [sys.executable, "-m", "carebell", "hl7", "listen", "--port", str(port),
+                   "--processes", "2"]  # fmt: skip
+        done = subprocess.run(command, env=environment(tmp_path), capture_output=True,
+                              text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
