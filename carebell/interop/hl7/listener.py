@@ -15,18 +15,20 @@ over the machine's cores.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import collections
 import ctypes
 import logging
 import multiprocessing
 import os
+import queue
 import random
 import signal
 import socket
 import sys
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import Executor, Future
 from multiprocessing.connection import wait as wait_for_any
 
 from django.db import (
@@ -53,7 +55,7 @@ class Listener:
         self.max_bytes = max_bytes
         self.idle_timeout = idle_timeout
         self.default_site = default_site
-        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hl7")
+        self.pool = Workers(workers, name="hl7", on_exit=_close_connection)
         self.server: asyncio.base_events.Server | None = None
         self.connections = 0
 
@@ -67,26 +69,8 @@ class Listener:
         await stop.wait()
         self.server.close()
         await self.server.wait_closed()
-        await asyncio.get_running_loop().run_in_executor(None, self._close_pool)
-
-    def _close_pool(self) -> None:
-        """Each worker thread closes its own database connection (Django's are per
-        thread): one task per thread, held at a barrier so no thread takes two."""
-        count = len(self.pool._threads)
-        barrier = threading.Barrier(count + 1) if count else None
-
-        def close() -> None:
-            connection.close()
-            with contextlib.suppress(threading.BrokenBarrierError):
-                barrier.wait(timeout=10)
-
-        futures = [self.pool.submit(close) for _ in range(count)]
-        if barrier is not None:
-            with contextlib.suppress(threading.BrokenBarrierError):
-                barrier.wait(timeout=10)
-        for future in futures:
-            future.result()
-        self.pool.shutdown(wait=True)
+        # Each worker thread closes its own database connection as it ends.
+        await asyncio.get_running_loop().run_in_executor(None, self.pool.shutdown)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
         host, port = writer.get_extra_info("peername")[:2]
@@ -153,6 +137,82 @@ class Listener:
             ack=ACK_JOIN.join(acks),
         )  # fmt: skip
         return acks
+
+
+def _close_connection() -> None:
+    connection.close()  # the calling thread's (Django's connections are per thread)
+
+
+class Workers(Executor):
+    """Threads for the database work, each with its own connection; the thread idle
+    for the shortest time takes the next task (last in, first out), where
+    ThreadPoolExecutor hands tasks to its idle threads in turn. With one message at a
+    time per connection, taking turns ran each message on another thread, with
+    another connection and colder caches: 1 ms more CPU per message than on one
+    thread (measured through the socket, in one process). Threads are started as
+    tasks need them, up to `size`; `on_exit` runs in each as it ends."""
+
+    def __init__(self, size: int, *, name: str, on_exit: Callable[[], None]) -> None:
+        self.size, self.name, self.on_exit = size, name, on_exit
+        self._lock = threading.Lock()
+        self._idle: list[queue.SimpleQueue] = []  # the idle threads' inboxes, latest last
+        self._backlog: collections.deque = collections.deque()
+        self._threads: list[threading.Thread] = []
+        self._closed = False
+
+    def submit(self, fn, /, *args, **kwargs) -> Future:
+        future: Future = Future()
+        task = (future, fn, args, kwargs)
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("cannot schedule new tasks after shutdown")
+            if self._idle:
+                self._idle.pop().put(task)
+            elif len(self._threads) < self.size:
+                inbox: queue.SimpleQueue = queue.SimpleQueue()
+                inbox.put(task)
+                thread = threading.Thread(target=self._work, args=(inbox,), daemon=True,
+                                          name=f"{self.name}_{len(self._threads)}")  # fmt: skip
+                self._threads.append(thread)
+                thread.start()
+            else:
+                self._backlog.append(task)
+        return future
+
+    def _work(self, inbox: queue.SimpleQueue) -> None:
+        try:
+            while (task := inbox.get()) is not None:
+                future, fn, args, kwargs = task
+                if future.set_running_or_notify_cancel():
+                    try:
+                        future.set_result(fn(*args, **kwargs))
+                    except BaseException as error:  # the caller's to see, as the stdlib's pool
+                        future.set_exception(error)
+                del task, future  # not kept alive while idle
+                with self._lock:
+                    if self._backlog:
+                        inbox.put(self._backlog.popleft())
+                    elif self._closed:
+                        return
+                    else:
+                        self._idle.append(inbox)
+        finally:
+            self.on_exit()
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """No new tasks; those submitted are still run. With `wait`, until every
+        thread has ended."""
+        with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+            if cancel_futures:
+                for future, *_ in self._backlog:
+                    future.cancel()
+        for inbox in idle:
+            inbox.put(None)
+        if wait:
+            for thread in list(self._threads):
+                thread.join()
 
 
 def run(host: str, port: int, *, max_bytes: int, idle_timeout: float, workers: int = 8,
