@@ -40,7 +40,7 @@ from pathlib import Path
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchdb import ensure_database, vacuum_analyze
+from benchdb import backend_pids, ensure_database, vacuum_analyze
 from procstat import CpuMeter, children, peak_rss_mb
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -194,19 +194,11 @@ def measured(server, args: argparse.Namespace, action):
     worker, backends = CpuMeter(), CpuMeter()
     workers = children(server.pid)
     with psycopg.connect(f"{args.server}/{args.database}", autocommit=True) as monitor:
-
-        def backend_pids() -> list[int]:
-            rows = monitor.execute(
-                "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
-                [args.database],
-            )
-            return [pid for (pid,) in rows]
-
         worker.sample(workers)
-        backends.sample(backend_pids())
+        backends.sample(backend_pids(monitor.cursor()))
         result = action()
         worker.sample(workers)
-        backends.sample(backend_pids())
+        backends.sample(backend_pids(monitor.cursor()))
     return result, worker.total(), backends.total()
 
 

@@ -31,6 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchdb import backend_pids
 from procstat import CpuMeter, children
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -213,14 +214,12 @@ def send_all(port: int, messages: list[list[bytes]]) -> tuple[float, list[float]
     return time.perf_counter() - started, latencies, codes
 
 
-def backend_pids() -> list[int]:
+def backends() -> list[int]:
     """The PostgreSQL backends of this database but this process's own."""
     from django.db import connection
 
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
-                       "AND pid <> pg_backend_pid()")  # fmt: skip
-        return [pid for (pid,) in cursor.fetchall()]
+        return backend_pids(cursor)
 
 
 def main() -> None:
@@ -266,10 +265,10 @@ def main() -> None:
                         for k in range(per)] for c in range(connections)]  # fmt: skip
             listening, database = CpuMeter(), CpuMeter()
             listening.sample(pids)
-            database.sample(backend_pids())
+            database.sample(backends())
             seconds, latencies, codes = send_all(port, batches)
             listening.sample(pids)
-            database.sample(backend_pids())
+            database.sample(backends())
         finally:
             listener.terminate()
             listener.wait(20)

@@ -41,6 +41,7 @@ from zoneinfo import ZoneInfo
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchdb import backend_pids
 from procstat import cpu_seconds
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -298,8 +299,8 @@ class BackendCpu:
     """CPU of every PostgreSQL backend connected to the database (the planner's
     write-behind opens its own), sampled from /proc while a phase runs."""
 
-    def __init__(self, url: str, database: str) -> None:
-        self.url, self.database = url, database
+    def __init__(self, url: str) -> None:
+        self.url = url
         self.first: dict[int, float] = {}
         self.last: dict[int, float] = {}
         self.stop = threading.Event()
@@ -322,11 +323,7 @@ class BackendCpu:
             self.sample()
 
     def sample(self, first: bool = False) -> None:
-        pids = self.conn.execute(
-            "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
-            [self.database],
-        ).fetchall()
-        for (pid,) in pids:
+        for pid in backend_pids(self.conn.cursor()):
             seconds = cpu_seconds(pid)
             if first:
                 self.first[pid] = seconds
@@ -337,10 +334,10 @@ class BackendCpu:
         return sum(seconds - self.first.get(pid, 0.0) for pid, seconds in self.last.items())
 
 
-def timed(label: str, run, url: str, database: str) -> tuple[float, tuple]:
+def timed(label: str, run, url: str) -> tuple[float, tuple]:
     checkpoint()
     own0 = time.process_time()
-    with BackendCpu(url, database) as backends:
+    with BackendCpu(url) as backends:
         seconds, *extra = run()
     own = time.process_time() - own0
     rows, digest = fingerprint()
@@ -380,11 +377,11 @@ def main() -> None:
     print(f"M = {args.appointments:,} appointments, {size:.0f} MB of COPY text")
     best = [0.0, 0.0]
     for _ in range(args.repeat):
-        copy_rate, copied = timed("COPY", lambda: (run_copy(blocks),), url, args.database)
+        copy_rate, copied = timed("COPY", lambda: (run_copy(blocks),), url)
         with connection.cursor() as cursor:
             cursor.execute(EMPTIED)
         gc.collect()
-        plan_rate, planned = timed("planner", lambda: run_planner(site, now), url, args.database)
+        plan_rate, planned = timed("planner", lambda: run_planner(site, now), url)
         print(f"planner / COPY = {plan_rate / copy_rate:.2f} (goal >= 0.50)")
         same = copied[:2] == planned[:2]
         print(f"same rows: {'yes' if same else 'NO'}; planned {dict(planned[2].planned)}")

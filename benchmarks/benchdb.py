@@ -23,3 +23,17 @@ def vacuum_analyze(url: str) -> None:
 
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE")
+
+
+#: The PostgreSQL backends serving this database, but the asking connection's own.
+_BACKENDS = (
+    "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+    "AND pid <> pg_backend_pid()"
+)
+
+
+def backend_pids(cursor) -> list[int]:
+    """The process ids of the PostgreSQL backends of the cursor's database, but its
+    own (a psycopg or Django cursor): whose CPU a benchmark counts."""
+    cursor.execute(_BACKENDS)
+    return [pid for (pid,) in cursor.fetchall()]
