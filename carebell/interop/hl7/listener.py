@@ -289,6 +289,8 @@ def run_processes(host: str, port: int, *, processes: int, ready=None, **options
                                    child.pid, child.exitcode)  # fmt: skip
                     if time.monotonic() - child.started_at < RESTART_PAUSE:
                         stopping.wait(RESTART_PAUSE)
+                    child.ready.close()
+                    child.close()  # its pipe and process handle, not one per restart
                     children[index] = start()
     except EOFError:
         raise OSError(f"a listener process could not listen on port {port}") from None
