@@ -183,19 +183,28 @@ class Workers(Executor):
         try:
             while (task := inbox.get()) is not None:
                 future, fn, args, kwargs = task
-                if future.set_running_or_notify_cancel():
+                result = error = None
+                ran = future.set_running_or_notify_cancel()
+                if ran:
                     try:
-                        future.set_result(fn(*args, **kwargs))
-                    except BaseException as error:  # the caller's to see, as the stdlib's pool
-                        future.set_exception(error)
-                del task, future, fn, args, kwargs  # nothing kept alive while idle
+                        result = fn(*args, **kwargs)
+                    except BaseException as caught:  # the caller's to see, as the stdlib's pool
+                        error = caught
+                del task, fn, args, kwargs  # nothing kept alive while idle
+                # Back among the idle before the caller hears of the result, so that the
+                # caller's next task (the connection's next message) comes to this thread.
                 with self._lock:
                     if self._backlog:
                         inbox.put(self._backlog.popleft())
                     elif self._closed:
-                        return
+                        inbox.put(None)
                     else:
                         self._idle.append(inbox)
+                if ran and error is None:
+                    future.set_result(result)
+                elif ran:
+                    future.set_exception(error)
+                del future, result, error
         finally:
             self.on_exit()
 
