@@ -61,7 +61,7 @@ class Listener:
 
     async def start(self, host: str, port: int, *, reuse_port: bool = False) -> int:
         self.server = await asyncio.start_server(
-            self._serve, host, port, limit=65536, reuse_port=reuse_port or None
+            self._serve, host, port, limit=65536, reuse_port=reuse_port
         )
         return self.server.sockets[0].getsockname()[1]
 

@@ -16,9 +16,9 @@ def thread_name() -> str:
 
 
 @pytest.fixture
-def ended():
-    names: list[str] = []
-    return names
+def ended() -> list[str]:
+    """The names of the threads that ran `on_exit`, in order."""
+    return []
 
 
 @pytest.fixture
