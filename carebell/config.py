@@ -140,7 +140,9 @@ def database_config(default_sqlite: Path) -> dict:
             "transaction_mode": "IMMEDIATE",
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         }
-    elif "postgresql" not in engine:
+    elif engine == "django.db.backends.postgresql":
+        config["ENGINE"] = "carebell.postgresql"  # Django's, with a cheaper health check
+    else:
         raise ConfigError(f"{PREFIX}DATABASE_URL must be sqlite:// or postgres://, not {engine}")
     return config
 

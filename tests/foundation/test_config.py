@@ -48,6 +48,16 @@ def test_an_unsupported_database_scheme_is_refused(tmp_path):
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize("scheme", ["postgres", "postgresql", "pgsql"])
+def test_postgresql_takes_carebells_engine_with_health_checks(monkeypatch, tmp_path, scheme):
+    monkeypatch.setenv("CAREBELL_DATABASE_URL", f"{scheme}://carebell@db.internal:5433/carebell")
+    settings = config.database_config(tmp_path / "unused.sqlite3")
+    assert settings["ENGINE"] == "carebell.postgresql"
+    where = (settings["HOST"], settings["PORT"], settings["NAME"])
+    assert where == ("db.internal", 5433, "carebell")
+    assert settings["CONN_HEALTH_CHECKS"] is True
+
+
 def test_production_without_a_secret_key_refuses_to_start(tmp_path):
     result = run_carebell({"CAREBELL_DATA_DIR": str(tmp_path)}, "check")
     assert result.returncode == 2

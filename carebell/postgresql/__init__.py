@@ -1,0 +1,2 @@
+"""carebell's PostgreSQL database backend (ENGINE "carebell.postgresql"): Django's,
+with one change (see base)."""
