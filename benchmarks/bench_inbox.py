@@ -72,7 +72,6 @@ def text(site, sender: str, body: str, n: int, now) -> None:
 def seed(args):
     import datetime as dt
 
-    from django.db import connection
     from django.utils import timezone
 
     from carebell.core.vocab import ContactPointKind
@@ -105,8 +104,6 @@ def seed(args):
         busy = Conversation.objects.get(site=site, address=BUSY)
         replies.send_reply(busy, body=f"Answer {n}, #PATIENTFIRSTNAME#", by=writer,
                            now=at + dt.timedelta(seconds=30))  # fmt: skip
-    with connection.cursor() as cursor:
-        cursor.execute("ANALYZE")
     print(f"seeded {args.conversations + 1} conversations in {time.monotonic() - started:.0f} s")
     return site
 
@@ -139,6 +136,9 @@ def main() -> None:
     args = options()
     setup(args)
     site = seed(args)
+    from benchdb import vacuum_analyze
+
+    vacuum_analyze(os.environ["CAREBELL_DATABASE_URL"])  # the seed's and earlier runs' rows
     from django.test import Client
 
     from carebell.inbox import conversations, thread

@@ -53,7 +53,6 @@ def setup(args: argparse.Namespace) -> None:
 
 
 def seed(args: argparse.Namespace):
-    from django.db import connection
     from django.utils import timezone
 
     from carebell.demo.seeding import seed_demo
@@ -71,8 +70,6 @@ def seed(args: argparse.Namespace):
         started = time.monotonic()
         write_messages(site, have, args.messages)
         print(f"wrote {args.messages - have} outbox rows in {time.monotonic() - started:.0f} s")
-        with connection.cursor() as cursor:
-            cursor.execute("ANALYZE")
     return site
 
 
@@ -148,6 +145,9 @@ def main() -> None:
     args = options()
     setup(args)
     site = seed(args)
+    from benchdb import vacuum_analyze
+
+    vacuum_analyze(os.environ["CAREBELL_DATABASE_URL"])  # the seed's and earlier runs' rows
     from django.test import Client
 
     from carebell.messaging.models import OutboxMessage
