@@ -18,8 +18,8 @@ leaves psycopg's automatic preparing off (for connection poolers in transaction
 mode, which carebell does not use); the statements run here are prepared
 explicitly and nothing else is, through Django's cursor wrapper, so they are
 logged, counted and their errors translated as any query's. `execute_prepared`
-runs a raw statement the same way, and `insert` writes new rows of a model with
-one.
+runs a raw statement the same way, `execute_together` several writes in one round
+trip, and `insert` writes new rows of a model with one.
 """
 
 from __future__ import annotations
@@ -237,25 +237,45 @@ def insert(
     connection = connections[using]
     if not connection.features.can_return_rows_from_bulk_insert:  # pragma: no cover
         raise TypeError("This database cannot return the ids of the rows it inserts.")
-    together = bool(ahead) and connection.vendor == "postgresql"
-    for statement, values in () if together else ahead:
-        with execute_prepared(statement, values, using=using):
-            pass
+    sql, params = insert_statement(objs, unless_taken=unless_taken, using=using)
+    with execute_together([*ahead, (sql, params)], using=using) as cursor:
+        ids = [row[0] for row in cursor.fetchall()]
+    for obj, new_id in zip(objs, ids, strict=False):  # none back: the key was taken
+        setattr(obj, model._meta.pk.attname, new_id)
+        obj._state.adding, obj._state.db = False, using
+    return len(ids)
+
+
+def insert_statement(
+    objs: list, *, unless_taken: tuple[str, ...] = (), using: str = DEFAULT_DB_ALIAS
+) -> tuple[str, list]:
+    """`insert`'s statement and parameters for `objs`, not run: for a caller that
+    sends it with other statements (`execute_together`, `trail.alongside`), where no
+    id comes back to the objects."""
+    model, connection = type(objs[0]), connections[using]
     place = (model, connection.vendor, len(objs), unless_taken)
     sql = _INSERTS.get(place) or _INSERTS.setdefault(
         place, _insert_sql(model, connection, len(objs), unless_taken)
     )
     fields = _insert_fields(model)
     params = [f.get_db_prep_save(f.pre_save(obj, True), connection) for obj in objs for f in fields]
-    if together:
+    return sql, params
+
+
+def execute_together(statements: Sequence[tuple[str, Sequence]], *, using=DEFAULT_DB_ALIAS):
+    """Run data-modifying statements (SQL, parameters) in one round trip on
+    PostgreSQL: all but the last as its leading WITH clauses (each runs once, whether
+    or not the last reads it). Elsewhere one by one, in order. Returns the last one's
+    cursor, as `execute_prepared` does."""
+    *ahead, (sql, params) = statements
+    if ahead and connections[using].vendor == "postgresql":
         clauses = ", ".join(f"w{n} AS ({statement})" for n, (statement, _) in enumerate(ahead))
-        sql, params = f"WITH {clauses} {sql}", [p for _, ps in ahead for p in ps] + params
-    with execute_prepared(sql, params, using=using) as cursor:
-        ids = [row[0] for row in cursor.fetchall()]
-    for obj, new_id in zip(objs, ids, strict=False):  # none back: the key was taken
-        setattr(obj, model._meta.pk.attname, new_id)
-        obj._state.adding, obj._state.db = False, using
-    return len(ids)
+        sql, params = f"WITH {clauses} {sql}", [p for _, ps in ahead for p in ps] + list(params)
+        ahead = []
+    for statement, values in ahead:
+        with execute_prepared(statement, values, using=using):
+            pass
+    return execute_prepared(sql, params, using=using)
 
 
 #: The INSERT of each (model, vendor, row count, conflict key).

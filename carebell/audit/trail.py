@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from django.utils import timezone
 
 from carebell.audit.models import AuditEvent
-from carebell.prepared import execute_prepared, insert
+from carebell.prepared import execute_prepared, execute_together, insert
 from carebell.sql import insert_new
 
 # How to find the site of an object, for the models that do not hold it directly.
@@ -101,8 +101,8 @@ def _write(batch: _Batch) -> None:
         # A request's or a feed message's few: one prepared INSERT.
         insert(events, ahead=ahead)
         return
-    for statement, params in ahead:
-        with execute_prepared(statement, params):
+    if ahead:
+        with execute_together(ahead):
             pass
     if events:
         insert_new(AuditEvent, events)  # an import's batch: by COPY on PostgreSQL

@@ -28,13 +28,14 @@ from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import F, Q, Subquery
 from django.utils import timezone
 
+from carebell.audit import trail
 from carebell.interop.hl7 import ingest
 from carebell.interop.hl7.acks import Result, acks_for
 from carebell.interop.hl7.mapping import Mapping, read
 from carebell.interop.hl7.models import Hl7Message, Hl7Sender, Outcome
 from carebell.interop.hl7.parse import Header, Hl7Error, parse_message, split_segments
 from carebell.planning import replan
-from carebell.prepared import Prepared, execute_prepared, insert
+from carebell.prepared import Prepared, execute_prepared, insert_statement
 
 logger = logging.getLogger(__name__)
 ACK_JOIN = b"\x1c"  # FS never appears inside a message: it separates stored ACKs
@@ -125,10 +126,11 @@ def _apply_once_more_on_conflict(raw, digest, header, feed, content, via, peer, 
 
 
 def _apply(raw, digest, header, feed, content, via, peer, now, first_time=False) -> Received:
-    with transaction.atomic():
-        with replan.once_at_end():  # a message's patient, contacts and visit: one replan
-            replan.read_for_block(feed.site)  # read with its delivery settings by _feed
-            applied = ingest.apply(feed, content, now)
+    # A message's patient, contacts and visit: one replan. The message's row is
+    # written with the change's audit entries, at the block's end (see _insert).
+    with transaction.atomic(), replan.once_at_end():
+        replan.read_for_block(feed.site)  # read with its delivery settings by _feed
+        applied = ingest.apply(feed, content, now)
         outcome = Outcome.STALE if applied.stale else Outcome.APPLIED
         acks = acks_for(header, Result("AA", applied.summary if applied.stale else ""), now)
         _store(
@@ -216,9 +218,12 @@ def _store(now, *, sender: str, control_id: str, digest: str, first_time=False, 
 
 
 def _insert(with_it, **fields) -> None:
-    """The message's new row, as Hl7Message.objects.create would write it, by one
-    prepared statement (on PostgreSQL with `with_it` as its leading WITH clauses)."""
-    insert([Hl7Message(**fields)], ahead=with_it)
+    """The message's new row, as Hl7Message.objects.create would write it, by a
+    prepared statement. With `with_it`, it goes alongside the change's audit entries
+    (trail.alongside): on PostgreSQL one statement at the end of the message's block,
+    which nothing before then reads; outside a change (a refused message), at once."""
+    for sql, params in (*with_it, insert_statement([Hl7Message(**fields)])):
+        trail.alongside(sql, params)
 
 
 def _run(statements) -> None:

@@ -281,8 +281,15 @@ def test_the_sender_the_resend_check_and_the_stored_message_take_three_statement
     assert ack_code(ack) == "AA" and not got.duplicate
     feed_statements = [q["sql"] for q in captured.captured_queries if "interop_hl7" in q["sql"]]
     # The senders with the id of this message's earlier row; the watermarks, locked;
-    # the message's row, with the new watermark in the same statement on PostgreSQL.
-    assert len(feed_statements) == (3 if connection.vendor == "postgresql" else 4)
+    # the message's row, with the new watermark and the change's audit entries in the
+    # same statement on PostgreSQL.
+    if connection.vendor == "postgresql":
+        assert len(feed_statements) == 3
+        assert 'INSERT INTO "audit_auditevent"' in feed_statements[-1]
+        audits = [q for q in captured.captured_queries if "audit_auditevent" in q["sql"]]
+        assert len(audits) == 1
+    else:
+        assert len(feed_statements) == 4
     mark = Hl7Applied.objects.get(entity="appointment", external_id="A2")
     assert mark.sent_at == dt.datetime(2026, 11, 25, 14, 0, tzinfo=dt.UTC)
     stored = Hl7Message.objects.get(control_id="N2")
