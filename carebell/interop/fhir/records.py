@@ -14,7 +14,7 @@ from django.db.models import Q
 
 from carebell.interop.fhir.models import FhirIdentifier, FhirRecord
 from carebell.interop.fhir.outcomes import FhirError
-from carebell.prepared import insert
+from carebell.prepared import execute_prepared, insert, insert_statement
 
 HELD_PREFIX = "h"
 
@@ -75,6 +75,10 @@ def stamp(resource_type: str, site, row, identifiers, now, *, version: int, reco
         record.held = {k: v for k, v in held.items() if k != "_patient_id"}
     if not record.fhir_id and row is not None:
         record.fhir_id = str(row.pk)
+    ordered = list(dict.fromkeys(identifiers))
+    if new and ordered and record.fhir_id and connection.vendor == "postgresql":
+        _insert_with_identifiers(record, ordered)  # one round trip for both
+        return record
     if new:  # save()'s INSERT, prepared: no signal listens (tests/records/test_entry_points.py)
         insert([record])
     else:
@@ -82,8 +86,31 @@ def stamp(resource_type: str, site, row, identifiers, now, *, version: int, reco
     if not record.fhir_id:
         record.fhir_id = f"{HELD_PREFIX}{record.pk}"
         record.save(update_fields=["fhir_id"])
-    _replace_identifiers(record, identifiers, new=new)
+    _replace_identifiers(record, ordered, new=new)
     return record
+
+
+def _insert_with_identifiers(record: FhirRecord, ordered: list[tuple[str, str]]) -> None:
+    """A new record and its identifiers in one statement: the record's INSERT (as
+    `insert` writes it) as a WITH clause whose id the identifiers' rows take. An
+    identifier another resource holds fails the statement, and so neither row is
+    written: 409, as `_replace_identifiers` answers."""
+    sql, params = insert_statement([record])
+    rows = ", ".join(["(%s, %s)"] * len(ordered))
+    sql = (
+        f"WITH r AS ({sql}) INSERT INTO {FhirIdentifier._meta.db_table} "
+        "(record_id, site_id, resource_type, system, value) "
+        "SELECT r.id, %s::bigint, %s, v.system, v.value "
+        f"FROM r, (VALUES {rows}) AS v(system, value) RETURNING record_id"
+    )
+    params += [record.site_id, record.resource_type, *(x for pair in ordered for x in pair)]
+    try:
+        with execute_prepared(sql, params) as cursor:
+            record.pk = cursor.fetchone()[0]
+    except IntegrityError:
+        raise _conflict(record.resource_type) from None
+    record._state.adding, record._state.db = False, connection.alias
+    record.known_identifiers = ordered  # what render reads back, without a query
 
 
 def _conflict(resource_type: str) -> FhirError:
@@ -94,8 +121,7 @@ def _conflict(resource_type: str) -> FhirError:
     )
 
 
-def _replace_identifiers(record: FhirRecord, identifiers, *, new: bool) -> None:
-    ordered = list(dict.fromkeys(identifiers))
+def _replace_identifiers(record: FhirRecord, ordered: list, *, new: bool) -> None:
     wanted = set(ordered)
     if new:
         record.known_identifiers = ordered  # what render reads back, without a query

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from carebell.api import tokens
 from carebell.audit.models import AuditEvent
+from carebell.interop.fhir.models import FhirIdentifier, FhirRecord
 from carebell.people import actions as people_actions
 from carebell.people.models import Contact, Patient
 from carebell.sites.models import StaffMembership
@@ -100,6 +103,37 @@ def test_a_plain_create_with_an_identifier_already_used_is_a_conflict(fhir):
     response = fhir.post("Patient", _patient())
     assert response.status_code == 409
     assert Patient.objects.count() == 1
+
+
+def test_a_new_resource_and_its_identifiers_are_written_together(fhir):
+    body = _patient()
+    body["identifier"].append({"system": "urn:test:chart", "value": "C-7"})
+    with CaptureQueriesContext(connection) as captured:
+        response = fhir.post("Patient", body)
+    statements = [q["sql"].lstrip() for q in captured.captured_queries]  # before the next request
+    assert response.status_code == 201
+    record = FhirRecord.objects.get(resource_type="Patient", fhir_id=response.json_body["id"])
+    assert record.object_id == int(response.json_body["id"]) and record.version == 1
+    stored = record.identifiers.values_list("site_id", "resource_type", "system", "value")
+    assert sorted(stored) == [(record.site_id, "Patient", "urn:test:chart", "C-7"),
+                              (record.site_id, "Patient", "urn:test:mrn", "MRN-1")]  # fmt: skip
+    read = fhir.get(f"Patient/{record.fhir_id}")
+    assert read.json_body["identifier"] == response.json_body["identifier"]
+    writes = [s for s in statements if s.startswith(("INSERT", "WITH")) and "interop_fhir_" in s]
+    # On PostgreSQL the record's INSERT is a WITH clause of its identifiers' INSERT.
+    assert len(writes) == (1 if connection.vendor == "postgresql" else 2)
+
+
+def test_a_new_resource_whose_second_identifier_is_taken_writes_nothing(fhir):
+    patient_in(fhir)  # holds urn:test:mrn|MRN-1
+    body = _patient(mrn="MRN-2")
+    body["identifier"].append({"system": "urn:test:mrn", "value": "MRN-1"})
+    records = FhirRecord.objects.count()
+    response = fhir.post("Patient", body)
+    assert response.status_code == 409
+    assert response.json_body["resourceType"] == "OperationOutcome"
+    assert Patient.objects.count() == 1 and FhirRecord.objects.count() == records
+    assert not FhirIdentifier.objects.filter(value="MRN-2").exists()
 
 
 def test_conditional_update_creates_then_updates_by_identifier(fhir):
