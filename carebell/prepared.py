@@ -19,7 +19,8 @@ mode, which carebell does not use); the statements run here are prepared
 explicitly and nothing else is, through Django's cursor wrapper, so they are
 logged, counted and their errors translated as any query's. `execute_prepared`
 runs a raw statement the same way, `execute_together` several writes in one round
-trip, and `insert` writes new rows of a model with one.
+trip and `read_together` several reads, and `insert` writes new rows of a model
+with one.
 """
 
 from __future__ import annotations
@@ -276,6 +277,31 @@ def execute_together(statements: Sequence[tuple[str, Sequence]], *, using=DEFAUL
         with execute_prepared(statement, values, using=using):
             pass
     return execute_prepared(sql, params, using=using)
+
+
+def read_together(statements: Sequence[tuple[str, Sequence]], *, using=DEFAULT_DB_ALIAS):
+    """The rows of reads (SQL, parameters) that do not depend on each other, each
+    prepared as `execute_prepared` prepares it, in one round trip on PostgreSQL
+    (psycopg's pipeline mode: every statement sent, then one sync); elsewhere one
+    after another. A list of row lists, in the statements' order."""
+    connection = connections[using]
+    if connection.vendor != "postgresql" or ServerBindingCursor is None or len(statements) < 2:
+        found = []
+        for sql, params in statements:
+            with execute_prepared(sql, params, using=using) as cursor:
+                found.append(cursor.fetchall())
+        return found
+    connection.close_if_health_check_failed()
+    connection.ensure_connection()
+    cursors = [_cursor(connection) for _ in statements]
+    try:
+        with connection.wrap_database_errors, connection.connection.pipeline():
+            for cursor, (sql, params) in zip(cursors, statements, strict=True):
+                cursor.execute(sql, params)
+        return [cursor.fetchall() for cursor in cursors]
+    finally:
+        for cursor in cursors:
+            cursor.close()
 
 
 #: The INSERT of each (model, vendor, row count, conflict key).

@@ -349,3 +349,37 @@ def test_insert_runs_the_statements_ahead_with_its_rows_in_one_round_trip_on_pos
     assert Patient.objects.get(pk=made.pk).external_id == "W-1"
     statements = [q["sql"] for q in queries if "people_patient" in q["sql"]]
     assert len(statements) == (1 if connection.vendor == "postgresql" else 2), statements
+
+
+def test_reads_together_answer_as_each_alone_in_one_sync_on_postgresql(site, monkeypatch):
+    from carebell.prepared import read_together
+
+    first, second = factories.make_patient(site), factories.make_patient(site)
+    names = f"SELECT first_name FROM {Patient._meta.db_table} WHERE id = %s"
+    count = f"SELECT count(*) FROM {Patient._meta.db_table} WHERE site_id = %s"
+    reads = [(names, [first.pk]), (count, [site.pk]), (names, [second.pk])]
+    alone = []
+    for sql, params in reads:
+        with execute_prepared(sql, params) as cursor:
+            alone.append(cursor.fetchall())
+    pipelines = []
+    if connection.vendor == "postgresql":
+        raw = connection.connection
+        opened = type(raw).pipeline
+        monkeypatch.setattr(type(raw), "pipeline", lambda self: pipelines.append(1) or opened(self))
+    with transaction.atomic():
+        together = read_together(reads)
+    assert together == alone == [[(first.first_name,)], [(2,)], [(second.first_name,)]]
+    assert len(pipelines) == (1 if connection.vendor == "postgresql" else 0)
+
+
+def test_reads_together_that_fail_raise_djangos_error_and_leave_no_pipeline_open(site):
+    from carebell.prepared import read_together
+
+    bad = f"SELECT no_such_column FROM {Hl7Sender._meta.db_table}"
+    with pytest.raises(DatabaseError), transaction.atomic():
+        read_together([("SELECT 1", []), (bad, [])])
+    with execute_prepared("SELECT 2") as cursor:  # the connection goes on as before
+        assert cursor.fetchall() == [(2,)]
+    if connection.vendor == "postgresql":
+        assert connection.connection._pipeline is None

@@ -58,13 +58,34 @@ class SmsCaps:
         with None, of every patient of the site: a sweep's one query for the pass."""
         if self.loaded_all:
             return
-        params = utc_params([self.site_id, _SMS, self.now - LOOKBACK])
+        params = self._params()
         if patient_ids is None:
             rows, self.loaded_all = _site_rows(params), True
         else:
             ids = sorted(set(patient_ids) - self.loaded)
             rows = _history_rows(params, ids)
             self.loaded.update(ids)
+        self._take(rows)
+
+    def read_for(self, patient_ids: list[int]) -> tuple[str, list] | None:
+        """On PostgreSQL, the one prepared statement `load` would run for these few
+        patients (at most PG_CHUNK), for a caller that sends it with its own reads
+        (`prepared.read_together`) and gives its rows to `loaded_from`: None when
+        `load` would read nothing, or not by one such statement."""
+        ids = sorted(set(patient_ids) - self.loaded)
+        if self.loaded_all or not ids or len(ids) > PG_CHUNK or connection.vendor != "postgresql":
+            return None
+        return _PG_HISTORY_SQL, [ints(ids), *self._params()]
+
+    def loaded_from(self, patient_ids: list[int], rows: list[tuple]) -> None:
+        """What `load` does with the rows `read_for(patient_ids)`'s statement read."""
+        self.loaded.update(patient_ids)
+        self._take(rows)
+
+    def _params(self) -> list:
+        return utc_params([self.site_id, _SMS, self.now - LOOKBACK])
+
+    def _take(self, rows) -> None:
         for pid, to, planned, sent, kind, key, etype, eid in rows:
             self._remember((pid, to), (as_datetime(sent or planned), kind, key, False, etype, eid))
 

@@ -62,3 +62,34 @@ def test_the_text_history_of_a_few_patients_is_read_by_one_prepared_statement(si
         caps.load(ids[:n])
         assert sorted(caps.history) == list(zip(ids[:n], numbers[:n], strict=True))
     assert prepared("%FROM messaging_outboxmessage%") == 1
+
+
+def test_a_few_patients_appointments_and_texts_are_read_in_one_round_trip(site, monkeypatch):
+    from carebell import prepared
+    from carebell.messaging.models import AutomatedMessage
+    from carebell.planning.appointments import plan_site_appointments
+    from carebell.planning.policies import PolicyCache
+
+    enable(site, Kind.APPT_REMINDER, [{"days": 1}, {"days": 3}])
+    kids = family(site, children=2, mobile="+12025550170")
+    plan(site)  # texts already queued count against the caps
+    ids = [child.id for child, _, _ in kids]
+    rules = list(AutomatedMessage.objects.filter(site=site, enabled=True))
+    policy = PolicyCache().for_site(site)
+
+    def decisions():
+        found = plan_site_appointments(site, rules, policy, NOW, patient_ids=ids)
+        return sorted((d.dedupe_key, d.status, d.planned_at, d.reasons) for d in found)
+
+    sent_together = []
+
+    def read_together(reads):
+        sent_together.append(len(reads))
+        return prepared.read_together(reads)
+
+    monkeypatch.setattr(appointments, "read_together", read_together)
+    joined = decisions()
+    assert sent_together == [2]
+    monkeypatch.setattr(SmsCaps, "read_for", lambda self, ids: None)  # each read on its own
+    assert decisions() == joined and joined
+    assert any(status == "planned" for _, status, _, _ in joined)

@@ -222,17 +222,25 @@ def test_the_sms_caps_ledger_reads_each_patient_on_their_first_day_once(
 
 
 def _noted_reads(monkeypatch) -> list[list[int]]:
-    """The patient ids of each read of the outbox's texts for the SMS caps ledger."""
+    """The patient ids of each read of the outbox's texts for the SMS caps ledger: by
+    the ledger itself, or by the statement it gives a replan to send with its own."""
     from carebell.planning import sms_caps
 
-    reads, read = [], sms_caps._history_rows
+    reads, read, read_for = [], sms_caps._history_rows, sms_caps.SmsCaps.read_for
 
     def noted(params, ids):
         if ids:
             reads.append(list(ids))
         return read(params, ids)
 
+    def noted_statement(caps, patient_ids):
+        statement = read_for(caps, patient_ids)
+        if statement is not None:  # its ids, as the array text the statement binds
+            reads.append([int(i) for i in statement[1][0].strip("{}").split(",")])
+        return statement
+
     monkeypatch.setattr(sms_caps, "_history_rows", noted)
+    monkeypatch.setattr(sms_caps.SmsCaps, "read_for", noted_statement)
     return reads
 
 
