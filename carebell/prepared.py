@@ -104,9 +104,7 @@ class Prepared:
         return found[0] if found else None
 
     def _run(self, values) -> tuple[_Compiled, list]:
-        connection = connections[self._using]
-        connection.close_if_health_check_failed()  # as Django's own cursor() does
-        connection.ensure_connection()
+        connection = _connected(self._using)
         compiled = self._for(connection)
         if compiled.for_update and connection.get_autocommit():  # as Django refuses it
             raise TransactionManagementError(
@@ -197,10 +195,7 @@ def execute_prepared(sql: str, params=(), *, using: str = DEFAULT_DB_ALIAS):
     For a statement run again and again whose planning is a real part of its cost;
     its SQL must be the same text each time (psycopg keeps one prepared statement
     per text and parameter types)."""
-    connection = connections[using]
-    connection.close_if_health_check_failed()
-    connection.ensure_connection()
-    cursor = _cursor(connection)
+    cursor = _cursor(_connected(using))
     try:
         cursor.execute(sql, params)
     except BaseException:
@@ -232,7 +227,6 @@ def insert(
     whether or not `unless_taken` leaves a row out."""
     if not objs:
         return 0
-    model = type(objs[0])
     if unless_taken and len(objs) != 1:
         raise ValueError("A key clash names one object: insert one at a time.")
     connection = connections[using]
@@ -242,9 +236,15 @@ def insert(
     with execute_together([*ahead, (sql, params)], using=using) as cursor:
         ids = [row[0] for row in cursor.fetchall()]
     for obj, new_id in zip(objs, ids, strict=False):  # none back: the key was taken
-        setattr(obj, model._meta.pk.attname, new_id)
-        obj._state.adding, obj._state.db = False, using
+        inserted(obj, new_id, using=using)
     return len(ids)
+
+
+def inserted(obj, pk: int, *, using: str = DEFAULT_DB_ALIAS) -> None:
+    """`obj` as `insert` leaves it once its row is written with id `pk`: saved, as
+    after `save()` (for a caller that wrote the row by a statement of its own)."""
+    setattr(obj, type(obj)._meta.pk.attname, pk)
+    obj._state.adding, obj._state.db = False, using
 
 
 def insert_statement(
@@ -291,8 +291,7 @@ def read_together(statements: Sequence[tuple[str, Sequence]], *, using=DEFAULT_D
             with execute_prepared(sql, params, using=using) as cursor:
                 found.append(cursor.fetchall())
         return found
-    connection.close_if_health_check_failed()
-    connection.ensure_connection()
+    _connected(using)
     cursors = [_cursor(connection) for _ in statements]
     try:
         with connection.wrap_database_errors, connection.connection.pipeline():
@@ -360,6 +359,14 @@ _BINARY_SAFE = frozenset({
     "PositiveSmallIntegerField", "ForeignKey", "OneToOneField", "CharField", "TextField",
     "SlugField", "BooleanField", "DateField", "DateTimeField",
 })  # fmt: skip
+
+
+def _connected(using: str):
+    """The connection, checked and opened as Django's own cursor() does first."""
+    connection = connections[using]
+    connection.close_if_health_check_failed()
+    connection.ensure_connection()
+    return connection
 
 
 def _cursor(connection, binary: bool = False):

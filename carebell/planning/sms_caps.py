@@ -75,7 +75,7 @@ class SmsCaps:
         ids = sorted(set(patient_ids) - self.loaded)
         if self.loaded_all or not ids or len(ids) > PG_CHUNK or connection.vendor != "postgresql":
             return None
-        return _PG_HISTORY_SQL, [ints(ids), *self._params()]
+        return _pg_history(self._params(), ids)
 
     def loaded_from(self, patient_ids: list[int], rows: list[tuple]) -> None:
         """What `load` does with the rows `read_for(patient_ids)`'s statement read."""
@@ -188,10 +188,15 @@ def _history_rows(params: list, ids: list[int]) -> Iterator[tuple]:
                 yield from cursor.fetchall()
         return
     for chunk in chunks(ids, PG_CHUNK):
-        # Prepared: a change's replan reads a patient or two, and planning this cost
-        # PostgreSQL more than running it.
-        with execute_prepared(_PG_HISTORY_SQL, [ints(chunk), *params]) as cursor:
+        with execute_prepared(*_pg_history(params, chunk)) as cursor:
             yield from cursor.fetchall()
+
+
+def _pg_history(params: list, ids: list[int]) -> tuple[str, list]:
+    """The prepared statement of these patients' capped texts on PostgreSQL (at most
+    PG_CHUNK of them). Prepared: a change's replan reads a patient or two, and
+    planning this cost PostgreSQL more than running it."""
+    return _PG_HISTORY_SQL, [ints(ids), *params]
 
 
 # The ids travel as one array (server-side binding: a filter over an array with = ANY

@@ -14,7 +14,7 @@ from django.db.models import Q
 
 from carebell.interop.fhir.models import FhirIdentifier, FhirRecord
 from carebell.interop.fhir.outcomes import FhirError
-from carebell.prepared import execute_prepared, insert, insert_statement
+from carebell.prepared import execute_prepared, insert, insert_statement, inserted
 
 HELD_PREFIX = "h"
 
@@ -106,10 +106,9 @@ def _insert_with_identifiers(record: FhirRecord, ordered: list[tuple[str, str]])
     params += [record.site_id, record.resource_type, *(x for pair in ordered for x in pair)]
     try:
         with execute_prepared(sql, params) as cursor:
-            record.pk = cursor.fetchone()[0]
+            inserted(record, cursor.fetchone()[0])
     except IntegrityError:
         raise _conflict(record.resource_type) from None
-    record._state.adding, record._state.db = False, connection.alias
     record.known_identifiers = ordered  # what render reads back, without a query
 
 

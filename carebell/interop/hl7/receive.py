@@ -219,8 +219,8 @@ def _store(now, *, sender: str, control_id: str, digest: str, first_time=False, 
 
 def _insert(with_it, **fields) -> None:
     """The message's new row, as Hl7Message.objects.create would write it, by a
-    prepared statement. With `with_it`, it goes alongside the change's audit entries
-    (trail.alongside): on PostgreSQL one statement at the end of the message's block,
+    prepared statement, with `with_it`: alongside the change's audit entries
+    (trail.alongside), on PostgreSQL one statement at the end of the message's block,
     which nothing before then reads; outside a change (a refused message), at once."""
     for sql, params in (*with_it, insert_statement([Hl7Message(**fields)])):
         trail.alongside(sql, params)
